@@ -1,0 +1,631 @@
+//! `coworker.toml`: the configuration schema, its defaults, environment overrides and the
+//! errors people see when they get it wrong.
+//!
+//! Loading is pure: the caller reads the file and the environment and passes them in, so
+//! every error path is unit-tested without touching the disk. Precedence, lowest first:
+//! built-in defaults, `COWORKER_HOME` (default data dir only), the file, environment
+//! variables. Command-line flags are applied by the CLI on top.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::text::{closest, line_column};
+
+/// Prefix of every environment variable the configuration reads.
+pub const ENV_PREFIX: &str = "COWORKER_";
+
+/// Separator between path segments in `COWORKER_SECTION__KEY` variables.
+pub const ENV_PATH_SEPARATOR: &str = "__";
+
+/// Short environment names for the most common overrides, with the key each one sets.
+pub const ENV_SHORTCUTS: &[(&str, &str)] = &[
+    ("COWORKER_DATABASE_URL", "storage.database_url"),
+    ("COWORKER_DATA_DIR", "storage.data_dir"),
+    ("COWORKER_LISTEN", "server.listen"),
+];
+
+/// Environment variable naming the default data directory (used when neither the file nor
+/// `COWORKER_DATA_DIR` sets one).
+pub const ENV_HOME: &str = "COWORKER_HOME";
+
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = ".coworker";
+
+/// Default listen address: loopback only, so a fresh install is not exposed to the network.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The whole configuration. Every key is optional; see [`Config::default`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Database and data directory.
+    pub storage: StorageConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// URL people use to reach this node; used in links sent to chat and email. Empty means
+    /// `http://{listen}`.
+    pub public_url: String,
+    /// Largest request body accepted, in bytes; larger requests get 413.
+    pub max_request_bytes: u64,
+    /// How long graceful shutdown waits for in-flight requests, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.to_owned(),
+            public_url: String::new(),
+            max_request_bytes: 2 * 1024 * 1024,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Directory for the SQLite database, blobs, key file and credentials.
+    pub data_dir: String,
+    /// Empty: SQLite in the data dir. `postgres://…`: PostgreSQL (scale-out).
+    pub database_url: String,
+    /// Largest number of pooled database connections.
+    pub max_connections: u32,
+    /// How long a query waits for a locked SQLite database or a pooled connection, in ms.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: DEFAULT_DATA_DIR.to_owned(),
+            database_url: String::new(),
+            max_connections: 16,
+            busy_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` or `json`.
+    pub format: LogFormat,
+    /// Filter in `RUST_LOG` syntax; `RUST_LOG` itself wins when set.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Human, filter: "info".to_owned() }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Which database a configuration points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// SQLite file inside the data dir.
+    Sqlite,
+    /// PostgreSQL at the given URL.
+    Postgres,
+}
+
+impl Config {
+    /// Parses `file_text` (if any) and applies `env` overrides, then validates.
+    ///
+    /// `file_name` is only used in error messages. `env` is the process environment (or a
+    /// test's stand-in); variables not starting with `COWORKER_` are ignored.
+    pub fn load<I, K, V>(file_name: &str, file_text: Option<&str>, env: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.as_ref().starts_with(ENV_PREFIX))
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+            .collect();
+
+        let (mut config, file_sets_data_dir) = match file_text {
+            Some(text) => (parse_file(file_name, text)?, file_sets_data_dir(text)),
+            None => (Config::default(), false),
+        };
+        if !file_sets_data_dir
+            && let Some((_, home)) = env.iter().find(|(k, v)| k == ENV_HOME && !v.is_empty())
+        {
+            config.storage.data_dir = home.clone();
+        }
+        config = apply_env(config, &env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if self.storage.data_dir.trim().is_empty() {
+            return Err(ConfigError::invalid("storage.data_dir", "must not be empty", "set it to a directory path, e.g. \".coworker\""));
+        }
+        self.database_kind()?;
+        if self.storage.max_connections == 0 {
+            return Err(ConfigError::invalid("storage.max_connections", "must be at least 1", "the default is 16"));
+        }
+        if self.server.max_request_bytes < 1024 {
+            return Err(ConfigError::invalid("server.max_request_bytes", "must be at least 1024", "the default is 2097152 (2 MiB)"));
+        }
+        if !self.server.public_url.is_empty()
+            && !(self.server.public_url.starts_with("http://") || self.server.public_url.starts_with("https://"))
+        {
+            return Err(ConfigError::invalid(
+                "server.public_url",
+                format!("{:?} is not an http(s) URL", self.server.public_url),
+                "use a full URL such as \"https://coworker.example.com\", or leave it empty",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The parsed listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.listen.trim().parse().map_err(|_| {
+            ConfigError::invalid(
+                "server.listen",
+                format!("{:?} is not an address and port", self.server.listen),
+                "use IP:PORT, e.g. \"127.0.0.1:8080\" or \"0.0.0.0:8080\"",
+            )
+        })
+    }
+
+    /// Which database `storage.database_url` selects.
+    pub fn database_kind(&self) -> Result<DatabaseKind, ConfigError> {
+        let url = self.storage.database_url.trim();
+        if url.is_empty() {
+            Ok(DatabaseKind::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseKind::Postgres)
+        } else {
+            Err(ConfigError::invalid(
+                "storage.database_url",
+                "must be empty (SQLite in the data dir) or a postgres:// URL",
+                "e.g. \"postgres://coworker@db.internal/coworker\"",
+            ))
+        }
+    }
+
+    /// The URL people use to reach this node.
+    pub fn public_url(&self) -> String {
+        if self.server.public_url.is_empty() {
+            format!("http://{}", self.server.listen.trim())
+        } else {
+            self.server.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+}
+
+fn file_sets_data_dir(text: &str) -> bool {
+    text.parse::<toml::Table>()
+        .ok()
+        .and_then(|t| t.get("storage").and_then(|s| s.as_table()).map(|s| s.contains_key("data_dir")))
+        .unwrap_or(false)
+}
+
+fn parse_file(file_name: &str, text: &str) -> Result<Config, ConfigError> {
+    let position = |span: Option<std::ops::Range<usize>>| span.map_or((0, 0), |s| line_column(text, s.start));
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| {
+        let (line, column) = position(e.span());
+        ConfigError::Syntax { file: file_name.to_owned(), line, column, message: e.message().to_owned() }
+    })?;
+    serde_path_to_error::deserialize::<_, Config>(deserializer).map_err(|e| {
+        let (line, column) = position(e.inner().span());
+        let key_path = e.path().to_string();
+        let message = e.inner().message().to_owned();
+        classify_serde_error(file_name, line, column, key_path, message)
+    })
+}
+
+fn classify_serde_error(file: &str, line: usize, column: usize, key_path: String, message: String) -> ConfigError {
+    if message.starts_with("unknown field") {
+        // serde's message: unknown field `x`, expected one of `a`, `b` (or `a` or `b`).
+        let quoted: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+        let valid: Vec<String> = quoted.iter().skip(1).map(|s| (*s).to_owned()).collect();
+        let unknown = quoted.first().copied().unwrap_or_default();
+        let parent = key_path.rsplit_once('.').map(|(p, _)| p.to_owned());
+        let suggestion = closest(unknown, valid.iter().map(String::as_str))
+            .map(|s| parent.as_ref().map_or_else(|| s.to_owned(), |p| format!("{p}.{s}")));
+        return ConfigError::UnknownKey { file: file.to_owned(), line, column, key_path, suggestion, valid };
+    }
+    ConfigError::InvalidValue { file: file.to_owned(), line, column, key_path, message }
+}
+
+/// The key path an environment variable sets, or `None` if it is not a config variable.
+pub fn env_key_path(var: &str) -> Option<String> {
+    if let Some((_, path)) = ENV_SHORTCUTS.iter().find(|(name, _)| *name == var) {
+        return Some((*path).to_owned());
+    }
+    let rest = var.strip_prefix(ENV_PREFIX)?;
+    if !rest.contains(ENV_PATH_SEPARATOR) {
+        return None;
+    }
+    Some(rest.split(ENV_PATH_SEPARATOR).map(|s| s.to_ascii_lowercase()).collect::<Vec<_>>().join("."))
+}
+
+fn apply_env(config: Config, env: &[(String, String)]) -> Result<Config, ConfigError> {
+    let mut overrides: Vec<(&str, String, &str)> = env
+        .iter()
+        .filter_map(|(var, value)| env_key_path(var).map(|path| (var.as_str(), path, value.as_str())))
+        .collect();
+    if overrides.is_empty() {
+        return Ok(config);
+    }
+    // Shortcuts first, so an explicit COWORKER_SECTION__KEY wins over its shortcut.
+    overrides.sort_by_key(|(var, _, _)| !ENV_SHORTCUTS.iter().any(|(name, _)| name == var));
+
+    let mut table = toml::Table::try_from(&config).map_err(|e| ConfigError::invalid("(environment)", e.to_string(), ""))?;
+    let schema = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::invalid("(environment)", e.to_string(), ""))?;
+    for (var, path, raw) in overrides {
+        let segments: Vec<&str> = path.split('.').collect();
+        let Some(expected) = lookup(&schema, &segments) else {
+            let all = all_key_paths(&schema, "");
+            return Err(ConfigError::UnknownEnvKey {
+                var: var.to_owned(),
+                key_path: path.clone(),
+                suggestion: closest(&path, all.iter().map(String::as_str)).map(str::to_owned),
+            });
+        };
+        let value = typed_env_value(expected, raw).map_err(|message| ConfigError::InvalidEnvValue {
+            var: var.to_owned(),
+            key_path: path.clone(),
+            message,
+        })?;
+        set(&mut table, &segments, value);
+    }
+    let text = toml::to_string(&table).map_err(|e| ConfigError::invalid("(environment)", e.to_string(), ""))?;
+    toml::from_str::<Config>(&text).map_err(|e| ConfigError::InvalidEnvValue {
+        var: "(environment)".to_owned(),
+        key_path: String::new(),
+        message: e.message().to_owned(),
+    })
+}
+
+fn lookup<'a>(table: &'a toml::Table, segments: &[&str]) -> Option<&'a toml::Value> {
+    let (first, rest) = segments.split_first()?;
+    let value = table.get(*first)?;
+    if rest.is_empty() {
+        Some(value)
+    } else {
+        lookup(value.as_table()?, rest)
+    }
+}
+
+fn set(table: &mut toml::Table, segments: &[&str], value: toml::Value) {
+    let Some((first, rest)) = segments.split_first() else { return };
+    if rest.is_empty() {
+        table.insert((*first).to_owned(), value);
+        return;
+    }
+    let entry = table.entry((*first).to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(inner) = entry {
+        set(inner, rest, value);
+    }
+}
+
+fn all_key_paths(table: &toml::Table, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        match value {
+            toml::Value::Table(inner) => out.extend(all_key_paths(inner, &path)),
+            _ => out.push(path),
+        }
+    }
+    out
+}
+
+/// Converts an environment string to the TOML type the key expects.
+fn typed_env_value(expected: &toml::Value, raw: &str) -> Result<toml::Value, String> {
+    match expected {
+        toml::Value::String(_) => Ok(toml::Value::String(raw.to_owned())),
+        toml::Value::Integer(_) => raw
+            .trim()
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("{raw:?} is not a whole number")),
+        toml::Value::Float(_) => raw.trim().parse::<f64>().map(toml::Value::Float).map_err(|_| format!("{raw:?} is not a number")),
+        toml::Value::Boolean(_) => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
+            "false" | "0" | "no" | "off" => Ok(toml::Value::Boolean(false)),
+            _ => Err(format!("{raw:?} is not true or false")),
+        },
+        _ => {
+            let parsed: toml::Table = format!("v = {raw}").parse().map_err(|_| format!("{raw:?} is not a TOML value (arrays are written [\"a\", \"b\"])"))?;
+            parsed.get("v").cloned().ok_or_else(|| format!("{raw:?} is not a TOML value"))
+        }
+    }
+}
+
+/// A configuration problem, written for the person who has to fix it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is not valid TOML.
+    #[error("{file}:{line}:{column}: invalid TOML: {message}")]
+    Syntax {
+        /// File name as given.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// A key that Coworker does not know.
+    #[error("{file}:{line}:{column}: unknown key `{key_path}`{}", suggestion_text(suggestion.as_deref(), valid))]
+    UnknownKey {
+        /// File name as given.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// Full dotted path of the unknown key.
+        key_path: String,
+        /// The closest valid key path, if any is close.
+        suggestion: Option<String>,
+        /// Valid keys at that level.
+        valid: Vec<String>,
+    },
+    /// A known key with a value of the wrong type or shape.
+    #[error("{file}:{line}:{column}: `{key_path}`: {message}")]
+    InvalidValue {
+        /// File name as given.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// Full dotted path of the key.
+        key_path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A `COWORKER_SECTION__KEY` variable naming no known key.
+    #[error("environment variable {var} sets unknown key `{key_path}`{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}` ({})?", env_var_for(s))).unwrap_or_default())]
+    UnknownEnvKey {
+        /// The variable name.
+        var: String,
+        /// The key path it maps to.
+        key_path: String,
+        /// The closest valid key path.
+        suggestion: Option<String>,
+    },
+    /// An environment variable whose value does not fit its key.
+    #[error("environment variable {var} (`{key_path}`): {message}")]
+    InvalidEnvValue {
+        /// The variable name.
+        var: String,
+        /// The key path it maps to.
+        key_path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value that parses but is not acceptable.
+    #[error("`{key_path}` {message}{}", if hint.is_empty() { String::new() } else { format!(" ({hint})") })]
+    Invalid {
+        /// Full dotted path of the key.
+        key_path: String,
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key_path: &str, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        ConfigError::Invalid { key_path: key_path.to_owned(), message: message.into(), hint: hint.into() }
+    }
+}
+
+fn suggestion_text(suggestion: Option<&str>, valid: &[String]) -> String {
+    match (suggestion, valid.is_empty()) {
+        (Some(s), _) => format!("; did you mean `{s}`?"),
+        (None, false) => format!("; valid keys here: {}", valid.join(", ")),
+        (None, true) => String::new(),
+    }
+}
+
+/// The environment variable that sets `key_path` by the general rule.
+pub fn env_var_for(key_path: &str) -> String {
+    format!("{ENV_PREFIX}{}", key_path.split('.').map(str::to_ascii_uppercase).collect::<Vec<_>>().join(ENV_PATH_SEPARATOR))
+}
+
+/// The commented `coworker.toml` that `coworker init` writes: every key, its default and a
+/// one-line explanation. Uncommenting any line yields a valid file (a test checks that the
+/// fully uncommented file parses to exactly [`Config::default`]).
+pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; the values shown are the defaults.
+# Environment variables override the file: COWORKER_SECTION__KEY (e.g. COWORKER_SERVER__LISTEN),
+# plus the shortcuts COWORKER_LISTEN, COWORKER_DATA_DIR and COWORKER_DATABASE_URL.
+
+# [server]
+# Address and port to listen on. Use "0.0.0.0:8080" to accept connections from other machines.
+# listen = "127.0.0.1:8080"
+# URL people use to reach this node (links in chat and email). Empty: http://{listen}.
+# public_url = ""
+# Largest request body accepted, in bytes (larger requests get 413).
+# max_request_bytes = 2097152
+# Seconds graceful shutdown waits for in-flight requests on SIGINT/SIGTERM.
+# shutdown_grace_secs = 30
+
+# [storage]
+# Directory for the SQLite database, files, key file and the owner credential.
+# Default: $COWORKER_HOME if set, else ".coworker" in the working directory.
+# data_dir = ".coworker"
+# Empty: SQLite in the data dir. "postgres://user@host/db": PostgreSQL, to run several nodes.
+# database_url = ""
+# Largest number of pooled database connections.
+# max_connections = 16
+# Milliseconds a query waits for a busy database or a free pooled connection.
+# busy_timeout_ms = 5000
+
+# [log]
+# "human" for terminals, "json" for log shippers (also: --log-format).
+# format = "human"
+# Which messages to log, in RUST_LOG syntax; RUST_LOG itself wins when set.
+# filter = "info"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::load("coworker.toml", Some(text), no_env())
+    }
+
+    #[test]
+    fn empty_and_missing_files_give_defaults() {
+        assert_eq!(load("").unwrap(), Config::default());
+        assert_eq!(Config::load("x", None, no_env()).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn template_uncommented_is_exactly_the_defaults() {
+        let uncommented: String = CONFIG_TEMPLATE
+            .lines()
+            .map(|line| {
+                let body = line.strip_prefix("# ").unwrap_or(line);
+                let is_setting = body.starts_with('[') || body.split_once(" = ").is_some_and(|(k, _)| !k.contains(' '));
+                if is_setting { body.to_owned() } else { String::new() }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let parsed = load(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        assert_eq!(parsed, Config::default());
+        // And the template as written (all commented) is valid too.
+        assert_eq!(load(CONFIG_TEMPLATE).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn malformed_toml_reports_line_and_column() {
+        let err = load("[server]\nlisten = \"127.0.0.1:1\"\nmax_request_bytes = = 3\n").unwrap_err();
+        match &err {
+            ConfigError::Syntax { line, column, .. } => assert_eq!((*line, *column), (3, 21)),
+            other => panic!("expected a syntax error, got {other:?}"),
+        }
+        assert!(err.to_string().starts_with("coworker.toml:3:21: invalid TOML"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_names_path_position_and_closest_key() {
+        let err = load("[server]\nlisen = \"127.0.0.1:9\"\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "coworker.toml:2:1: unknown key `server.lisen`; did you mean `server.listen`?"
+        );
+        let err = load("[storag]\n").unwrap_err();
+        assert!(err.to_string().contains("unknown key `storag`; did you mean `storage`?"), "{err}");
+        let err = load("[server]\nzzzzzzzzzz = 1\n").unwrap_err();
+        assert!(err.to_string().contains("valid keys here: listen, public_url"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = load("[storage]\nmax_connections = \"many\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("coworker.toml:2:19: `storage.max_connections`"), "{text}");
+    }
+
+    #[test]
+    fn invalid_listen_address_is_explained() {
+        let err = load("[server]\nlisten = \"localhost\"\n").unwrap_err();
+        assert!(err.to_string().contains("`server.listen` \"localhost\" is not an address and port"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_win_over_the_file_and_are_typed() {
+        let env = vec![
+            ("COWORKER_LISTEN".to_owned(), "0.0.0.0:9000".to_owned()),
+            ("COWORKER_STORAGE__MAX_CONNECTIONS".to_owned(), "4".to_owned()),
+            ("COWORKER_DATABASE_URL".to_owned(), "postgres://u@h/db".to_owned()),
+            ("COWORKER_TOKEN".to_owned(), "ignored: not a config key".to_owned()),
+            ("PATH".to_owned(), "/bin".to_owned()),
+        ];
+        let config = Config::load("c.toml", Some("[server]\nlisten = \"127.0.0.1:1\"\n"), env).unwrap();
+        assert_eq!(config.server.listen, "0.0.0.0:9000");
+        assert_eq!(config.storage.max_connections, 4);
+        assert_eq!(config.database_kind().unwrap(), DatabaseKind::Postgres);
+    }
+
+    #[test]
+    fn explicit_env_key_wins_over_shortcut() {
+        let env = vec![
+            ("COWORKER_SERVER__LISTEN".to_owned(), "127.0.0.1:2".to_owned()),
+            ("COWORKER_LISTEN".to_owned(), "127.0.0.1:1".to_owned()),
+        ];
+        assert_eq!(Config::load("c", None, env).unwrap().server.listen, "127.0.0.1:2");
+    }
+
+    #[test]
+    fn unknown_or_mistyped_env_keys_are_errors() {
+        let err = Config::load("c", None, vec![("COWORKER_SERVER__LISTN", "x")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable COWORKER_SERVER__LISTN sets unknown key `server.listn`; did you mean `server.listen` (COWORKER_SERVER__LISTEN)?"
+        );
+        let err = Config::load("c", None, vec![("COWORKER_STORAGE__MAX_CONNECTIONS", "lots")]).unwrap_err();
+        assert!(err.to_string().contains("\"lots\" is not a whole number"), "{err}");
+    }
+
+    #[test]
+    fn coworker_home_sets_default_data_dir_only() {
+        let env = vec![("COWORKER_HOME", "/srv/cw")];
+        assert_eq!(Config::load("c", None, env.clone()).unwrap().storage.data_dir, "/srv/cw");
+        let from_file = Config::load("c", Some("[storage]\ndata_dir = \"/data\"\n"), env).unwrap();
+        assert_eq!(from_file.storage.data_dir, "/data");
+    }
+
+    #[test]
+    fn database_url_must_be_postgres_or_empty() {
+        let err = load("[storage]\ndatabase_url = \"mysql://x\"\n").unwrap_err();
+        assert!(err.to_string().contains("postgres://"), "{err}");
+    }
+}

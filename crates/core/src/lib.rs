@@ -1,0 +1,14 @@
+//! Coworker's domain vocabulary: typed ids, the enums every layer shares, configuration
+//! parsing and validation, and small pure helpers.
+//!
+//! Architecture invariant: this crate performs no I/O. It never opens a file, a socket or a
+//! database, and never reads the environment or the clock on its own: callers pass those in.
+//! Everything here is deterministic and unit-testable.
+
+pub mod config;
+pub mod doctor;
+pub mod domain;
+pub mod ids;
+pub mod text;
+
+pub use ids::*;

@@ -1,0 +1,1 @@
+//! Scripted model servers (OpenAI and Anthropic wire formats); see issue 3.
