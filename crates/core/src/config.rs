@@ -45,6 +45,10 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Model providers (`[[providers]]`); empty means zero-config detection.
+    pub providers: Vec<ProviderConfig>,
+    /// Model choice, call limits and catalog overrides.
+    pub models: ModelsConfig,
 }
 
 impl Default for Config {
@@ -53,6 +57,8 @@ impl Default for Config {
             server: ServerConfig::default(),
             storage: StorageConfig::default(),
             log: LogConfig::default(),
+            providers: Vec::new(),
+            models: ModelsConfig::default(),
         }
     }
 }
@@ -135,6 +141,195 @@ pub enum LogFormat {
     Json,
 }
 
+/// Wire format of a model provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenAI chat completions, and every server speaking it (Ollama, vLLM, llama.cpp server,
+    /// OpenRouter, Groq, …).
+    Openai,
+    /// The Anthropic Messages API.
+    Anthropic,
+}
+
+impl ProviderKind {
+    /// The lowercase name used in config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+        }
+    }
+
+    /// The vendor's own API, used when `base_url` is empty.
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "https://api.openai.com/v1",
+            ProviderKind::Anthropic => "https://api.anthropic.com",
+        }
+    }
+
+    /// The environment variable holding the vendor's API key by convention.
+    pub fn default_api_key_env(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "OPENAI_API_KEY",
+            ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
+        }
+    }
+}
+
+/// One `[[providers]]` entry. Holds the *name* of the variable with the key, never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Name used in model references: `{name}/{model}`.
+    pub name: String,
+    /// Wire format.
+    pub kind: ProviderKind,
+    /// API base URL. Empty: the vendor's own API for `kind`.
+    #[serde(default)]
+    pub base_url: String,
+    /// Environment variable holding the API key. Empty: `OPENAI_API_KEY` /
+    /// `ANTHROPIC_API_KEY` when `base_url` is the vendor's API, else no key (local servers).
+    #[serde(default)]
+    pub api_key_env: String,
+}
+
+impl ProviderConfig {
+    /// The base URL to call.
+    pub fn effective_base_url(&self) -> &str {
+        let url = self.base_url.trim();
+        if url.is_empty() { self.kind.default_base_url() } else { url }
+    }
+
+    /// The variable to read the key from, or `None` when no key is sent.
+    pub fn effective_api_key_env(&self) -> Option<&str> {
+        let var = self.api_key_env.trim();
+        if !var.is_empty() {
+            Some(var)
+        } else if self.base_url.trim().is_empty() || self.base_url.trim_end_matches('/') == self.kind.default_base_url() {
+            Some(self.kind.default_api_key_env())
+        } else {
+            None
+        }
+    }
+}
+
+/// `[models]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Model for every purpose not set in `purposes`, as `provider/model`. Empty: chosen from
+    /// the connected providers.
+    pub default: String,
+    /// Model tried when the chosen one's provider still fails after its retries. Empty: none.
+    pub fallback: String,
+    /// Model per purpose; empty entries use `default`.
+    pub purposes: PurposeModels,
+    /// Stream responses (server-sent events) rather than wait for one JSON body.
+    pub stream: bool,
+    /// Most attempts per model call, the first included.
+    pub max_attempts: u32,
+    /// Backoff before the first retry, in ms; doubles per retry, with jitter.
+    pub retry_base_delay_ms: u64,
+    /// Longest backoff between two attempts, in ms (a provider's Retry-After may ask longer).
+    pub retry_max_delay_ms: u64,
+    /// Total time for one model call across all its attempts and waits, in ms.
+    pub retry_deadline_ms: u64,
+    /// Limit on opening a connection to a provider, in ms.
+    pub connect_timeout_ms: u64,
+    /// Limit on waiting for the first byte of a response (and between streamed chunks), in ms.
+    pub first_byte_timeout_ms: u64,
+    /// Limit on one attempt, whole response included, in ms.
+    pub call_timeout_ms: u64,
+    /// With no `[[providers]]`, look for an Ollama server on 127.0.0.1:11434 at start-up.
+    pub detect_ollama: bool,
+    /// Catalog additions and overrides (`[[models.catalog]]`).
+    pub catalog: Vec<CatalogEntryConfig>,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self {
+            default: String::new(),
+            fallback: String::new(),
+            purposes: PurposeModels::default(),
+            stream: true,
+            max_attempts: 4,
+            retry_base_delay_ms: 500,
+            retry_max_delay_ms: 20_000,
+            retry_deadline_ms: 600_000,
+            connect_timeout_ms: 10_000,
+            first_byte_timeout_ms: 120_000,
+            call_timeout_ms: 300_000,
+            detect_ollama: true,
+            catalog: Vec::new(),
+        }
+    }
+}
+
+/// `[models.purposes]`: model per call purpose; empty uses `models.default`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PurposeModels {
+    /// Proposing a plan.
+    pub plan: String,
+    /// The main tool-calling loop.
+    pub act: String,
+    /// Cheap triage decisions.
+    pub classify: String,
+    /// Compressing history and documents.
+    pub summarize: String,
+    /// Checking deliverables.
+    pub validate: String,
+}
+
+impl PurposeModels {
+    /// `(purpose name, model)` pairs, in a fixed order.
+    pub fn entries(&self) -> [(&'static str, &str); 5] {
+        [
+            ("plan", self.plan.as_str()),
+            ("act", self.act.as_str()),
+            ("classify", self.classify.as_str()),
+            ("summarize", self.summarize.as_str()),
+            ("validate", self.validate.as_str()),
+        ]
+    }
+}
+
+/// One `[[models.catalog]]` entry: adds a model or overrides the fields it sets. Prices are
+/// dollars per million tokens as written on price pages; Coworker converts them once to
+/// integer micro-dollars.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogEntryConfig {
+    /// `provider/model`, e.g. `openrouter/meta-llama/llama-3.3-70b-instruct`.
+    pub id: String,
+    /// Context window in tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<u32>,
+    /// Dollars per million uncached input tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_usd_per_mtok: Option<f64>,
+    /// Dollars per million output tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_usd_per_mtok: Option<f64>,
+    /// Dollars per million input tokens read from the prompt cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_usd_per_mtok: Option<f64>,
+    /// Dollars per million input tokens written to the prompt cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_usd_per_mtok: Option<f64>,
+}
+
+/// Highest price per million tokens accepted in `[[models.catalog]]`, in dollars: anything
+/// above is surely a unit mistake (per token instead of per million is the other way round,
+/// but per billion or cents would land here).
+pub const MAX_USD_PER_MTOK: f64 = 10_000.0;
+
+/// Most attempts a model call may be configured to make.
+pub const MAX_MODEL_ATTEMPTS: u32 = 10;
+
 /// Which database a configuration points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseKind {
@@ -197,6 +392,98 @@ impl Config {
                 "use a full URL such as \"https://coworker.example.com\", or leave it empty",
             ));
         }
+        self.validate_models()?;
+        Ok(())
+    }
+
+    fn validate_models(&self) -> Result<(), ConfigError> {
+        let mut names: Vec<&str> = Vec::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            let at = |key: &str| format!("providers[{i}].{key}");
+            let name = p.name.trim();
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
+                return Err(ConfigError::invalid(
+                    &at("name"),
+                    format!("{:?} is not a provider name", p.name),
+                    "use letters, digits, '-', '_' or '.', e.g. \"openai\" (models are addressed as \"name/model\")",
+                ));
+            }
+            if names.contains(&name) {
+                return Err(ConfigError::invalid(&at("name"), format!("{name:?} is used by two providers"), "give each [[providers]] entry its own name"));
+            }
+            names.push(name);
+            let url = p.base_url.trim();
+            if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::invalid(
+                    &at("base_url"),
+                    format!("{url:?} is not an http(s) URL"),
+                    "e.g. \"https://api.openai.com/v1\" or \"http://127.0.0.1:11434/v1\"; empty uses the vendor's API",
+                ));
+            }
+            let var = p.api_key_env.trim();
+            if !var.is_empty() && !(var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !var.as_bytes()[0].is_ascii_digit()) {
+                return Err(ConfigError::invalid(
+                    &at("api_key_env"),
+                    format!("{var:?} is not an environment variable name"),
+                    "name the variable that holds the key, e.g. \"OPENAI_API_KEY\" (never the key itself)",
+                ));
+            }
+        }
+        let models = &self.models;
+        let mut refs = vec![("models.default".to_owned(), models.default.as_str()), ("models.fallback".to_owned(), models.fallback.as_str())];
+        refs.extend(models.purposes.entries().into_iter().map(|(purpose, model)| (format!("models.purposes.{purpose}"), model)));
+        for (key, model) in refs {
+            if !model.trim().is_empty() && !is_model_ref(model) {
+                return Err(ConfigError::invalid(
+                    &key,
+                    format!("{model:?} is not a model reference"),
+                    "write \"provider/model\", e.g. \"openai/gpt-4.1-mini\", or leave it empty",
+                ));
+            }
+        }
+        if models.max_attempts == 0 || models.max_attempts > MAX_MODEL_ATTEMPTS {
+            return Err(ConfigError::invalid("models.max_attempts", format!("must be between 1 and {MAX_MODEL_ATTEMPTS}"), "the default is 4"));
+        }
+        for (key, value) in [
+            ("models.retry_deadline_ms", models.retry_deadline_ms),
+            ("models.connect_timeout_ms", models.connect_timeout_ms),
+            ("models.first_byte_timeout_ms", models.first_byte_timeout_ms),
+            ("models.call_timeout_ms", models.call_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1", "it is a time limit in milliseconds"));
+            }
+        }
+        let mut ids: Vec<&str> = Vec::new();
+        for (i, entry) in models.catalog.iter().enumerate() {
+            if !is_model_ref(&entry.id) {
+                return Err(ConfigError::invalid(
+                    &format!("models.catalog[{i}].id"),
+                    format!("{:?} is not a model reference", entry.id),
+                    "write \"provider/model\", e.g. \"openrouter/meta-llama/llama-3.3-70b-instruct\"",
+                ));
+            }
+            if ids.contains(&entry.id.as_str()) {
+                return Err(ConfigError::invalid(&format!("models.catalog[{i}].id"), format!("{:?} is listed twice", entry.id), "keep one entry per model"));
+            }
+            ids.push(&entry.id);
+            for (key, price) in [
+                ("input_usd_per_mtok", entry.input_usd_per_mtok),
+                ("output_usd_per_mtok", entry.output_usd_per_mtok),
+                ("cache_read_usd_per_mtok", entry.cache_read_usd_per_mtok),
+                ("cache_write_usd_per_mtok", entry.cache_write_usd_per_mtok),
+            ] {
+                if let Some(price) = price
+                    && !(price.is_finite() && (0.0..=MAX_USD_PER_MTOK).contains(&price))
+                {
+                    return Err(ConfigError::invalid(
+                        &format!("models.catalog[{i}].{key}"),
+                        format!("{price} is not a price between 0 and {MAX_USD_PER_MTOK}"),
+                        "prices are dollars per million tokens, e.g. 2.5 for $2.50/M",
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -235,6 +522,10 @@ impl Config {
             self.server.public_url.trim_end_matches('/').to_owned()
         }
     }
+}
+
+fn is_model_ref(text: &str) -> bool {
+    text.trim().split_once('/').is_some_and(|(provider, model)| !provider.is_empty() && !model.is_empty())
 }
 
 fn file_sets_data_dir(text: &str) -> bool {
@@ -507,6 +798,59 @@ pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; 
 # format = "human"
 # Which messages to log, in RUST_LOG syntax; RUST_LOG itself wins when set.
 # filter = "info"
+
+# Model providers. With none configured, Coworker uses OPENAI_API_KEY or ANTHROPIC_API_KEY
+# from the environment, or an Ollama server on 127.0.0.1:11434, and says so at start-up.
+# Add one [[providers]] section per provider (models are addressed as "name/model"):
+#   [[providers]]
+#   name = "openai"                     # the "openai" in "openai/gpt-4.1-mini"
+#   kind = "openai"                     # "openai" (any OpenAI-compatible server) | "anthropic"
+#   base_url = "https://api.openai.com/v1"   # empty: the vendor's API
+#   api_key_env = "OPENAI_API_KEY"      # the variable holding the key, never the key itself
+#
+#   [[providers]]
+#   name = "ollama"
+#   kind = "openai"
+#   base_url = "http://127.0.0.1:11434/v1"
+
+# [models]
+# Model for every purpose not set below, as "provider/model". Empty: picked from the
+# connected providers.
+# default = ""
+# Model tried when the chosen one's provider still fails after its retries. Empty: none.
+# fallback = ""
+# Stream responses as server-sent events (false: wait for one JSON body).
+# stream = true
+# Most attempts per model call, the first included (429, 5xx and broken connections are retried).
+# max_attempts = 4
+# Backoff before the first retry, in ms; doubles each retry, with jitter.
+# retry_base_delay_ms = 500
+# Longest backoff between attempts, in ms (a provider's Retry-After may ask for longer).
+# retry_max_delay_ms = 20000
+# Total time for one model call across all attempts and waits, in ms.
+# retry_deadline_ms = 600000
+# Limits on connecting, on waiting for the first byte, and on one whole attempt, in ms.
+# connect_timeout_ms = 10000
+# first_byte_timeout_ms = 120000
+# call_timeout_ms = 300000
+# With no [[providers]], look for an Ollama server on 127.0.0.1:11434 at start-up.
+# detect_ollama = true
+# Add models to the catalog or override prices (dollars per million tokens):
+#   [[models.catalog]]
+#   id = "openrouter/meta-llama/llama-3.3-70b-instruct"
+#   context_window = 131072
+#   input_usd_per_mtok = 0.13
+#   output_usd_per_mtok = 0.40
+#   cache_read_usd_per_mtok = 0.0
+#   cache_write_usd_per_mtok = 0.0
+
+# [models.purposes]
+# Model per purpose, as "provider/model"; empty uses models.default.
+# plan = ""
+# act = ""
+# classify = ""
+# summarize = ""
+# validate = ""
 "#;
 
 #[cfg(test)]
@@ -627,5 +971,48 @@ mod tests {
     fn database_url_must_be_postgres_or_empty() {
         let err = load("[storage]\ndatabase_url = \"mysql://x\"\n").unwrap_err();
         assert!(err.to_string().contains("postgres://"), "{err}");
+    }
+
+    #[test]
+    fn providers_and_models_parse_with_defaults() {
+        let config = load(
+            "[[providers]]\nname = \"openai\"\nkind = \"openai\"\n\n[[providers]]\nname = \"ollama\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:11434/v1\"\n\n[models]\ndefault = \"openai/gpt-4.1-mini\"\n[models.purposes]\nplan = \"ollama/llama3.2\"\n[[models.catalog]]\nid = \"ollama/llama3.2\"\ncontext_window = 131072\n",
+        )
+        .unwrap();
+        assert_eq!(config.providers.len(), 2);
+        let openai = &config.providers[0];
+        assert_eq!(openai.effective_base_url(), "https://api.openai.com/v1");
+        assert_eq!(openai.effective_api_key_env(), Some("OPENAI_API_KEY"));
+        let ollama = &config.providers[1];
+        assert_eq!(ollama.effective_api_key_env(), None, "a local server gets no key unless asked");
+        assert_eq!(config.models.purposes.plan, "ollama/llama3.2");
+        assert_eq!(config.models.max_attempts, 4);
+        assert_eq!(config.models.catalog[0].context_window, Some(131072));
+    }
+
+    #[test]
+    fn bad_provider_and_model_settings_name_the_key() {
+        let err = load("[[providers]]\nname = \"a/b\"\nkind = \"openai\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("`providers[0].name` \"a/b\" is not a provider name"), "{err}");
+        let err = load("[[providers]]\nname = \"x\"\nkind = \"openai\"\n[[providers]]\nname = \"x\"\nkind = \"anthropic\"\n").unwrap_err();
+        assert!(err.to_string().contains("`providers[1].name` \"x\" is used by two providers"), "{err}");
+        let err = load("[[providers]]\nname = \"x\"\nkind = \"openai\"\napi_key_env = \"sk-123\"\n").unwrap_err();
+        assert!(err.to_string().contains("never the key itself"), "{err}");
+        let err = load("[[providers]]\nname = \"x\"\nkind = \"gemini\"\n").unwrap_err();
+        assert!(err.to_string().contains("providers[0].kind"), "{err}");
+        let err = load("[models.purposes]\nplan = \"gpt-4\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("`models.purposes.plan` \"gpt-4\" is not a model reference"), "{err}");
+        let err = load("[models]\nmax_attempts = 0\n").unwrap_err();
+        assert!(err.to_string().contains("models.max_attempts"), "{err}");
+        let err = load("[[models.catalog]]\nid = \"a/b\"\ninput_usd_per_mtok = -1.0\n").unwrap_err();
+        assert!(err.to_string().contains("`models.catalog[0].input_usd_per_mtok`"), "{err}");
+    }
+
+    #[test]
+    fn model_settings_can_come_from_the_environment() {
+        let env = vec![("COWORKER_MODELS__DEFAULT", "anthropic/claude-sonnet-4-5"), ("COWORKER_MODELS__MAX_ATTEMPTS", "2")];
+        let config = Config::load("c", None, env).unwrap();
+        assert_eq!(config.models.default, "anthropic/claude-sonnet-4-5");
+        assert_eq!(config.models.max_attempts, 2);
     }
 }
