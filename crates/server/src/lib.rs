@@ -1,1 +1,23 @@
-//! placeholder
+//! A Coworker node: opens the store, performs first-run bootstrap, and serves the HTTP API
+//! plus `/healthz`, `/readyz` and `/metrics` until told to stop.
+//!
+//! Architecture invariants:
+//! - Everything a node does at start-up lives in [`node::Node::start`], so `coworker serve`
+//!   and the test kit boot exactly the same thing.
+//! - Every `/api/v1` route requires a bearer token; the only unauthenticated routes are the
+//!   health, readiness and metrics endpoints.
+//! - Secrets (tokens) are never logged; only their SHA-256 hashes are stored.
+
+pub mod api;
+pub mod auth;
+pub mod bootstrap;
+pub mod datadir;
+pub mod doctor;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod node;
+pub mod shutdown;
+
+pub use error::{ApiError, NodeError};
+pub use node::{Node, NodeOptions, RunningNode};

@@ -1,1 +1,191 @@
-//! placeholder
+//! Coworker's persistence: one [`Store`] over two typed pools, SQLite (the default, one
+//! machine) and PostgreSQL (scale-out), with migrations embedded in the binary.
+//!
+//! Architecture invariants:
+//! - Callers never see which backend they talk to; every method behaves identically on both
+//!   (one behavioural test suite runs against each).
+//! - SQL lives here, next to the code that runs it; the same SQL text serves both backends
+//!   wherever the dialects agree (`$1` placeholders work on both).
+//! - Nothing here knows about HTTP, models or tools.
+
+mod error;
+mod migrate;
+mod records;
+mod runs;
+mod tasks;
+mod users;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use coworker_core::config::{DatabaseKind, StorageConfig};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+pub use error::{StoreError, redact_url};
+pub use migrate::{SchemaStatus, binary_schema_version};
+pub use records::*;
+pub use users::NewUser;
+
+/// File name of the SQLite database inside the data dir.
+pub const SQLITE_FILE_NAME: &str = "coworker.db";
+
+/// Current time as Unix epoch milliseconds (the unit of every `*_at_ms` column).
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// Handle to the database. Cheap to clone (pools are shared).
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    /// Human description of where the data lives, with any password redacted.
+    location: String,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to whichever typed pool the store holds. The body is
+/// compiled once per backend, so the same SQL text and row mapping serve both.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::Backend::Sqlite($pool) => $body,
+            $crate::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Connection tuning shared by both backends.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Largest number of pooled connections.
+    pub max_connections: u32,
+    /// How long to wait for a busy SQLite database or a free connection.
+    pub busy_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        let defaults = StorageConfig::default();
+        Self::from(&defaults)
+    }
+}
+
+impl From<&StorageConfig> for PoolSettings {
+    fn from(config: &StorageConfig) -> Self {
+        Self {
+            max_connections: config.max_connections.max(1),
+            busy_timeout: Duration::from_millis(config.busy_timeout_ms),
+        }
+    }
+}
+
+impl Store {
+    /// Opens the database a configuration selects: SQLite in `data_dir`, or PostgreSQL.
+    /// Does not migrate; call [`Store::migrate`] or [`Store::check_schema`] next.
+    pub async fn open(config: &StorageConfig, data_dir: &Path) -> Result<Store, StoreError> {
+        let settings = PoolSettings::from(config);
+        match config_kind(config) {
+            DatabaseKind::Sqlite => Store::open_sqlite(&data_dir.join(SQLITE_FILE_NAME), &settings).await,
+            DatabaseKind::Postgres => Store::open_postgres(&config.database_url, &settings).await,
+        }
+    }
+
+    /// Opens (creating if missing) an SQLite database file in WAL mode.
+    pub async fn open_sqlite(path: &Path, settings: &PoolSettings) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(settings.busy_timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.busy_timeout)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::sqlite_open(path, &e))?;
+        Ok(Store { backend: Backend::Sqlite(pool), location: format!("sqlite:{}", path.display()) })
+    }
+
+    /// Connects to PostgreSQL at `url`.
+    pub async fn open_postgres(url: &str, settings: &PoolSettings) -> Result<Store, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Connect {
+            target: redact_url(url),
+            message: e.to_string(),
+            hint: "check storage.database_url (or COWORKER_DATABASE_URL): expected postgres://user[:password]@host[:port]/database".into(),
+        })?;
+        Store::open_postgres_with(options, url, settings).await
+    }
+
+    /// Connects to PostgreSQL with prepared options (tests use this to pin a schema).
+    pub async fn open_postgres_with(
+        options: PgConnectOptions,
+        url_for_messages: &str,
+        settings: &PoolSettings,
+    ) -> Result<Store, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.busy_timeout)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Connect {
+                target: redact_url(url_for_messages),
+                message: e.to_string(),
+                hint: "is PostgreSQL running and reachable, and do the user, password and database exist? \
+                       Check storage.database_url (or COWORKER_DATABASE_URL)"
+                    .into(),
+            })?;
+        Ok(Store { backend: Backend::Postgres(pool), location: redact_url(url_for_messages) })
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Where the data lives, safe to print (passwords redacted).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Round-trips a trivial query: is the database reachable right now?
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()).map_err(StoreError::from))
+    }
+
+    /// Closes every pooled connection, waiting for in-flight queries.
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    /// The underlying PostgreSQL pool, for crates that need backend-specific features
+    /// (LISTEN/NOTIFY). `None` on SQLite.
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.backend {
+            Backend::Postgres(pool) => Some(pool),
+            Backend::Sqlite(_) => None,
+        }
+    }
+}
+
+fn config_kind(config: &StorageConfig) -> DatabaseKind {
+    if config.database_url.trim().is_empty() { DatabaseKind::Sqlite } else { DatabaseKind::Postgres }
+}
+
+/// Path of the SQLite database for a data dir.
+pub fn sqlite_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SQLITE_FILE_NAME)
+}
