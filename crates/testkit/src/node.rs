@@ -1,0 +1,72 @@
+//! Boot a whole node in-process on an ephemeral port, against a temp data dir (SQLite) or
+//! a fresh PostgreSQL schema, exactly as `coworker serve` does.
+
+use coworker_core::config::Config;
+use coworker_server::{Node, NodeOptions, RunningNode};
+
+use crate::db::{Backend, TestDb};
+
+/// A running node and an HTTP client already holding the owner's token.
+pub struct TestNode {
+    /// The node.
+    pub node: RunningNode,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub base_url: String,
+    /// The owner credential the node wrote into its data dir.
+    pub owner_token: String,
+    /// The database it runs on (kept alive with the node).
+    pub db: TestDb,
+}
+
+impl TestNode {
+    /// Boots a node on `backend`; `None` for PostgreSQL when no test database is configured.
+    ///
+    /// # Panics
+    /// If the node fails to start.
+    pub async fn start(backend: Backend) -> Option<TestNode> {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Like [`TestNode::start`], letting the test adjust the configuration first.
+    ///
+    /// # Panics
+    /// If the node fails to start.
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestNode> {
+        let db = TestDb::unmigrated(backend).await?;
+        let mut config = Config::default();
+        config.server.listen = "127.0.0.1:0".into();
+        config.storage.data_dir = db.subdir("data").display().to_string();
+        config.storage.database_url = db.database_url.clone();
+        adjust(&mut config);
+        let node = Node::start(config, NodeOptions::default()).await.expect("node starts");
+        let base_url = format!("http://{}", node.local_addr);
+        let owner_token = coworker_server::bootstrap::read_owner_credential(&node.data_dir).expect("owner credential written");
+        Some(TestNode { node, base_url, owner_token, db })
+    }
+
+    /// An HTTP client (no default auth header).
+    pub fn client(&self) -> reqwest::Client {
+        http_client()
+    }
+
+    /// `base_url` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Stops the node gracefully and waits for it.
+    ///
+    /// # Panics
+    /// If the server reports an error while stopping.
+    pub async fn stop(self) -> TestDb {
+        self.node.shutdown();
+        self.node.wait().await.expect("node stops cleanly");
+        self.db
+    }
+}
+
+/// A plain HTTP client for tests (installs the process's TLS crypto provider once).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().build().expect("reqwest client")
+}
