@@ -35,7 +35,8 @@ impl TestNode {
         let db = TestDb::unmigrated(backend).await?;
         let mut config = Config::default();
         config.server.listen = "127.0.0.1:0".into();
-        config.storage.data_dir = db.subdir("data").display().to_string();
+        // Not created here: the node creates its own data dir, as on a fresh machine.
+        config.storage.data_dir = db.dir().join("data").display().to_string();
         config.storage.database_url = db.database_url.clone();
         adjust(&mut config);
         let node = Node::start(config, NodeOptions::default()).await.expect("node starts");
