@@ -18,12 +18,17 @@ const DEFAULT_CONFIG_FILE: &str = "coworker.toml";
 pub fn config(explicit: Option<&Path>, data_dir: Option<&Path>, listen: Option<&str>) -> anyhow::Result<Loaded> {
     let (name, text) = match explicit {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config file {} (run `coworker init` to create one)", path.display()))?;
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "cannot read config file {} (run `coworker init` to create one)",
+                    path.display()
+                )
+            })?;
             (path.display().to_string(), Some(text))
         }
         None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
-            let text = std::fs::read_to_string(DEFAULT_CONFIG_FILE).with_context(|| format!("cannot read {DEFAULT_CONFIG_FILE}"))?;
+            let text = std::fs::read_to_string(DEFAULT_CONFIG_FILE)
+                .with_context(|| format!("cannot read {DEFAULT_CONFIG_FILE}"))?;
             (DEFAULT_CONFIG_FILE.to_owned(), Some(text))
         }
         None => ("(no config file; defaults and environment)".to_owned(), None),

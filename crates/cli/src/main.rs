@@ -124,7 +124,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Version(args) => {
             let version = env!("CARGO_PKG_VERSION");
             if args.json {
-                println!("{}", serde_json::json!({"version": version, "schema_version": binary_schema_version()}));
+                println!(
+                    "{}",
+                    serde_json::json!({"version": version, "schema_version": binary_schema_version()})
+                );
             } else {
                 println!("coworker {version} (database schema {})", binary_schema_version());
             }
@@ -146,7 +149,11 @@ fn log_format(global: &GlobalArgs, configured: LogFormat) -> LogFormat {
 }
 
 async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load::config(global.config.as_deref(), args.data_dir.data_dir.as_deref(), args.listen.as_deref())?;
+    let loaded = load::config(
+        global.config.as_deref(),
+        args.data_dir.data_dir.as_deref(),
+        args.listen.as_deref(),
+    )?;
     logging::init(log_format(global, loaded.config.log.format), &loaded.config.log.filter);
     let node = Node::start(loaded.config, NodeOptions { handle_signals: true }).await?;
     print_banner(&node);
@@ -157,7 +164,11 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode>
 
 fn print_banner(node: &coworker_server::RunningNode) {
     let bootstrap = &node.bootstrap;
-    println!("Coworker {} is running at {}", env!("CARGO_PKG_VERSION"), node.public_url);
+    println!(
+        "Coworker {} is running at {}",
+        env!("CARGO_PKG_VERSION"),
+        node.public_url
+    );
     println!("  database:         {}", node.store.location());
     println!("  data dir:         {}", node.data_dir.display());
     println!(
@@ -165,7 +176,10 @@ fn print_banner(node: &coworker_server::RunningNode) {
         bootstrap.owner_credential_path.display()
     );
     if let Some(token) = &bootstrap.signin_token {
-        println!("  sign in:          open {} and enter this one-time token (valid 24 h):", node.public_url);
+        println!(
+            "  sign in:          open {} and enter this one-time token (valid 24 h):",
+            node.public_url
+        );
         println!("                    {token}");
     }
     println!("Press Ctrl-C to stop.");
@@ -183,7 +197,11 @@ async fn migrate(global: &GlobalArgs, args: DataDirArg) -> anyhow::Result<ExitCo
     let status = store.schema_status().await?;
     store.close().await;
     if applied.is_empty() {
-        println!("{}: schema already at version {}; nothing to do", store.location(), status.database_version);
+        println!(
+            "{}: schema already at version {}; nothing to do",
+            store.location(),
+            status.database_version
+        );
     } else {
         println!(
             "{}: applied migration(s) {:?}; schema now at version {}",
@@ -202,10 +220,20 @@ async fn doctor(global: &GlobalArgs, args: DoctorArgs) -> anyhow::Result<ExitCod
             let failed = checks.iter().any(|c| c.status == CheckStatus::Fail);
             (checks, failed)
         }
-        Err(e) => (vec![coworker_core::doctor::Check::fail("config", format!("{e:#}"), "fix the configuration and run doctor again")], true),
+        Err(e) => (
+            vec![coworker_core::doctor::Check::fail(
+                "config",
+                format!("{e:#}"),
+                "fix the configuration and run doctor again",
+            )],
+            true,
+        ),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ok": !failed, "checks": checks}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"ok": !failed, "checks": checks}))?
+        );
     } else {
         for check in &checks {
             let status = match check.status {
@@ -248,10 +276,14 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
     let coworker_path = args.dir.join("coworkers").join("assistant.toml");
     for path in [&config_path, &coworker_path] {
         if path.exists() {
-            anyhow::bail!("{} already exists; not overwriting it (move it away first if you want a fresh one)", path.display());
+            anyhow::bail!(
+                "{} already exists; not overwriting it (move it away first if you want a fresh one)",
+                path.display()
+            );
         }
     }
-    std::fs::create_dir_all(args.dir.join("coworkers")).with_context(|| format!("creating {}", args.dir.join("coworkers").display()))?;
+    std::fs::create_dir_all(args.dir.join("coworkers"))
+        .with_context(|| format!("creating {}", args.dir.join("coworkers").display()))?;
     std::fs::write(&config_path, CONFIG_TEMPLATE).with_context(|| format!("writing {}", config_path.display()))?;
     std::fs::write(&coworker_path, EXAMPLE_COWORKER).with_context(|| format!("writing {}", coworker_path.display()))?;
     println!("Wrote {} and {}.", config_path.display(), coworker_path.display());

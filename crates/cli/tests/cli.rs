@@ -6,7 +6,10 @@ use std::process::{Child, Command, Output, Stdio};
 
 fn coworker(cwd: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_coworker"));
-    command.current_dir(cwd).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     command
 }
 
@@ -14,7 +17,11 @@ fn run(command: &mut Command) -> (i32, String, String) {
     let Output { status, stdout, stderr } = command.output().expect("run coworker");
     let stderr = String::from_utf8_lossy(&stderr).into_owned();
     assert!(!stderr.contains("panicked"), "the binary panicked:\n{stderr}");
-    (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into_owned(), stderr)
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        stderr,
+    )
 }
 
 /// A `coworker serve` child that has printed its banner.
@@ -26,7 +33,11 @@ struct Serving {
 
 impl Serving {
     fn start(command: &mut Command) -> Serving {
-        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn serve");
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let mut banner = Vec::new();
@@ -53,7 +64,11 @@ impl Serving {
     }
 
     fn terminate(mut self) -> i32 {
-        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(status.success());
         self.child.wait().unwrap().code().unwrap_or(-1)
     }
@@ -69,14 +84,23 @@ impl Drop for Serving {
 fn get(url: &str) -> (u16, String) {
     // A blocking HTTP GET over a raw socket keeps this test free of an HTTP client runtime.
     let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
     let mut stream = std::net::TcpStream::connect(host).unwrap();
     use std::io::Write;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -89,7 +113,10 @@ fn version_prints_binary_and_schema_versions() {
     let dir = temp();
     let (code, stdout, _) = run(coworker(dir.path()).arg("version"));
     assert_eq!(code, 0);
-    assert!(stdout.starts_with(&format!("coworker {}", env!("CARGO_PKG_VERSION"))), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("coworker {}", env!("CARGO_PKG_VERSION"))),
+        "{stdout}"
+    );
     let (_, json, _) = run(coworker(dir.path()).args(["version", "--json"]));
     let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(parsed["schema_version"], coworker_store::binary_schema_version());
@@ -100,10 +127,16 @@ fn serve_with_no_config_starts_migrates_and_stops_cleanly_on_sigterm() {
     let dir = temp();
     let serving = Serving::start(coworker(dir.path()).args(["serve", "--listen", "127.0.0.1:0"]));
     let banner = serving.banner.join("\n");
-    assert!(banner.contains("sign in:"), "first run prints a sign-in token:\n{banner}");
+    assert!(
+        banner.contains("sign in:"),
+        "first run prints a sign-in token:\n{banner}"
+    );
     assert!(banner.contains("cwk_"), "{banner}");
     let data_dir = dir.path().join(".coworker");
-    assert!(data_dir.join("coworker.db").is_file(), "SQLite database created in ./.coworker");
+    assert!(
+        data_dir.join("coworker.db").is_file(),
+        "SQLite database created in ./.coworker"
+    );
     assert!(data_dir.join("owner.token").is_file());
     let (status, body) = get(&format!("{}/readyz", serving.url));
     assert_eq!(status, 200, "{body}");
@@ -115,7 +148,12 @@ fn serve_with_no_config_starts_migrates_and_stops_cleanly_on_sigterm() {
 fn coworker_home_and_env_overrides_are_honoured() {
     let dir = temp();
     let home = dir.path().join("home");
-    let serving = Serving::start(coworker(dir.path()).args(["serve"]).env("COWORKER_HOME", &home).env("COWORKER_LISTEN", "127.0.0.1:0"));
+    let serving = Serving::start(
+        coworker(dir.path())
+            .args(["serve"])
+            .env("COWORKER_HOME", &home)
+            .env("COWORKER_LISTEN", "127.0.0.1:0"),
+    );
     assert!(home.join("coworker.db").is_file(), "data dir from COWORKER_HOME");
     assert!(!dir.path().join(".coworker").exists());
     assert_eq!(get(&format!("{}/healthz", serving.url)).0, 200);
@@ -157,7 +195,10 @@ fn unknown_key_names_the_closest_valid_key() {
     std::fs::write(&config, "[server]\nlisen = \"127.0.0.1:0\"\n").unwrap();
     let (code, _, stderr) = run(coworker(dir.path()).args(["serve", "--config"]).arg(&config));
     assert_eq!(code, 1);
-    assert!(stderr.contains("custom.toml:2:1: unknown key `server.lisen`; did you mean `server.listen`?"), "{stderr}");
+    assert!(
+        stderr.contains("custom.toml:2:1: unknown key `server.lisen`; did you mean `server.listen`?"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -173,7 +214,10 @@ fn invalid_listen_address_is_explained() {
     let dir = temp();
     let (code, _, stderr) = run(coworker(dir.path()).args(["serve", "--listen", "localhost"]));
     assert_eq!(code, 1);
-    assert!(stderr.contains("`server.listen` \"localhost\" is not an address and port"), "{stderr}");
+    assert!(
+        stderr.contains("`server.listen` \"localhost\" is not an address and port"),
+        "{stderr}"
+    );
     assert!(!dir.path().join(".coworker").exists());
 }
 
@@ -193,13 +237,15 @@ fn port_in_use_fails_before_anything_is_written() {
 fn unreachable_postgres_is_a_clear_error_with_no_partial_state() {
     let dir = temp();
     // Port 1 on loopback: nothing listens there.
-    let (code, _, stderr) = run(
-        coworker(dir.path())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("COWORKER_DATABASE_URL", "postgres://coworker:hunter2@127.0.0.1:1/coworker"),
-    );
+    let (code, _, stderr) = run(coworker(dir.path()).args(["serve", "--listen", "127.0.0.1:0"]).env(
+        "COWORKER_DATABASE_URL",
+        "postgres://coworker:hunter2@127.0.0.1:1/coworker",
+    ));
     assert_eq!(code, 1);
-    assert!(stderr.contains("cannot connect to postgres://coworker:***@127.0.0.1:1/coworker"), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to postgres://coworker:***@127.0.0.1:1/coworker"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("hunter2"), "password never printed:\n{stderr}");
     assert!(stderr.contains("fix:"), "{stderr}");
     assert!(!dir.path().join(".coworker").exists(), "no partial state");
@@ -210,8 +256,9 @@ fn unwritable_data_dir_is_explained() {
     let dir = temp();
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
-    let (code, _, stderr) =
-        run(coworker(dir.path()).args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(file.join("data")));
+    let (code, _, stderr) = run(coworker(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(file.join("data")));
     assert_eq!(code, 1);
     assert!(stderr.contains("data dir"), "{stderr}");
     assert!(stderr.contains("choose a writable directory"), "{stderr}");
@@ -223,8 +270,15 @@ fn second_serve_on_the_same_data_dir_is_refused() {
     let first = Serving::start(coworker(dir.path()).args(["serve", "--listen", "127.0.0.1:0"]));
     let (code, _, stderr) = run(coworker(dir.path()).args(["serve", "--listen", "127.0.0.1:0"]));
     assert_eq!(code, 1);
-    assert!(stderr.contains("is already in use by another coworker process (pid "), "{stderr}");
-    assert_eq!(get(&format!("{}/readyz", first.url)).0, 200, "the first node keeps serving");
+    assert!(
+        stderr.contains("is already in use by another coworker process (pid "),
+        "{stderr}"
+    );
+    assert_eq!(
+        get(&format!("{}/readyz", first.url)).0,
+        200,
+        "the first node keeps serving"
+    );
     assert_eq!(first.terminate(), 0);
 }
 
@@ -239,7 +293,11 @@ fn init_writes_a_valid_commented_config_and_refuses_to_overwrite() {
     let (code, _, stderr) = run(coworker(dir.path()).arg("init"));
     assert_eq!(code, 1);
     assert!(stderr.contains("already exists; not overwriting"), "{stderr}");
-    assert_eq!(std::fs::read_to_string(dir.path().join("coworker.toml")).unwrap(), written, "untouched");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("coworker.toml")).unwrap(),
+        written,
+        "untouched"
+    );
     // The written config is accepted as is.
     let (code, stdout, stderr) = run(coworker(dir.path()).arg("doctor"));
     assert_eq!(code, 0, "{stdout}{stderr}");
@@ -264,10 +322,17 @@ fn doctor_reports_each_check_and_fails_on_an_unreachable_database() {
     assert_eq!(code, 0, "{stdout}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["ok"], true);
-    let schema = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "schema").unwrap();
+    let schema = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "schema")
+        .unwrap();
     assert_eq!(schema["status"], "ok");
 
-    let (code, stdout, _) = run(coworker(dir.path()).arg("doctor").env("COWORKER_DATABASE_URL", "postgres://u@127.0.0.1:1/x"));
+    let (code, stdout, _) = run(coworker(dir.path())
+        .arg("doctor")
+        .env("COWORKER_DATABASE_URL", "postgres://u@127.0.0.1:1/x"));
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("FAIL  database"), "{stdout}");
     assert!(stdout.contains("fix:"), "{stdout}");
@@ -279,22 +344,36 @@ fn doctor_reports_each_check_and_fails_on_an_unreachable_database() {
 
 #[test]
 fn serve_runs_on_postgres_when_configured() {
-    let Some(base) = std::env::var("COWORKER_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty()) else {
+    let Some(base) = std::env::var("COWORKER_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
         eprintln!("skipped: set COWORKER_TEST_DATABASE_URL to run the PostgreSQL variant");
         return;
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let db = runtime.block_on(coworker_testkit::TestDb::unmigrated(coworker_testkit::Backend::Postgres)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = runtime
+        .block_on(coworker_testkit::TestDb::unmigrated(
+            coworker_testkit::Backend::Postgres,
+        ))
+        .unwrap();
     assert!(db.database_url.starts_with(&base));
     let dir = temp();
     let serving = Serving::start(
-        coworker(dir.path()).args(["serve", "--listen", "127.0.0.1:0"]).env("COWORKER_DATABASE_URL", &db.database_url),
+        coworker(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("COWORKER_DATABASE_URL", &db.database_url),
     );
     let (status, body) = get(&format!("{}/readyz", serving.url));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"postgres\""), "{body}");
-    assert!(!dir.path().join(".coworker/coworker.db").exists(), "no SQLite file when on PostgreSQL");
+    assert!(
+        !dir.path().join(".coworker/coworker.db").exists(),
+        "no SQLite file when on PostgreSQL"
+    );
     assert_eq!(serving.terminate(), 0);
     drop(db);
 }
-

@@ -36,7 +36,7 @@ pub const DEFAULT_DATA_DIR: &str = ".coworker";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// The whole configuration. Every key is optional; see [`Config::default`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// HTTP server.
@@ -49,18 +49,6 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// Model choice, call limits and catalog overrides.
     pub models: ModelsConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            storage: StorageConfig::default(),
-            log: LogConfig::default(),
-            providers: Vec::new(),
-            models: ModelsConfig::default(),
-        }
-    }
 }
 
 /// `[server]`
@@ -126,7 +114,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Human, filter: "info".to_owned() }
+        Self {
+            format: LogFormat::Human,
+            filter: "info".to_owned(),
+        }
     }
 }
 
@@ -199,7 +190,11 @@ impl ProviderConfig {
     /// The base URL to call.
     pub fn effective_base_url(&self) -> &str {
         let url = self.base_url.trim();
-        if url.is_empty() { self.kind.default_base_url() } else { url }
+        if url.is_empty() {
+            self.kind.default_base_url()
+        } else {
+            url
+        }
     }
 
     /// The variable to read the key from, or `None` when no key is sent.
@@ -207,7 +202,8 @@ impl ProviderConfig {
         let var = self.api_key_env.trim();
         if !var.is_empty() {
             Some(var)
-        } else if self.base_url.trim().is_empty() || self.base_url.trim_end_matches('/') == self.kind.default_base_url() {
+        } else if self.base_url.trim().is_empty() || self.base_url.trim_end_matches('/') == self.kind.default_base_url()
+        {
             Some(self.kind.default_api_key_env())
         } else {
             None
@@ -360,9 +356,7 @@ impl Config {
             Some(text) => (parse_file(file_name, text)?, file_sets_data_dir(text)),
             None => (Config::default(), false),
         };
-        if !file_sets_data_dir
-            && let Some((_, home)) = env.iter().find(|(k, v)| k == ENV_HOME && !v.is_empty())
-        {
+        if !file_sets_data_dir && let Some((_, home)) = env.iter().find(|(k, v)| k == ENV_HOME && !v.is_empty()) {
             config.storage.data_dir = home.clone();
         }
         config = apply_env(config, &env)?;
@@ -374,18 +368,28 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         if self.storage.data_dir.trim().is_empty() {
-            return Err(ConfigError::invalid("storage.data_dir", "must not be empty", "set it to a directory path, e.g. \".coworker\""));
+            return Err(ConfigError::invalid(
+                "storage.data_dir",
+                "must not be empty",
+                "set it to a directory path, e.g. \".coworker\"",
+            ));
         }
         self.database_kind()?;
         if self.storage.max_connections == 0 {
-            return Err(ConfigError::invalid("storage.max_connections", "must be at least 1", "the default is 16"));
+            return Err(ConfigError::invalid(
+                "storage.max_connections",
+                "must be at least 1",
+                "the default is 16",
+            ));
         }
         if self.server.max_request_bytes < 1024 {
-            return Err(ConfigError::invalid("server.max_request_bytes", "must be at least 1024", "the default is 2097152 (2 MiB)"));
+            return Err(ConfigError::invalid(
+                "server.max_request_bytes",
+                "must be at least 1024",
+                "the default is 2097152 (2 MiB)",
+            ));
         }
-        if !self.server.public_url.is_empty()
-            && !(self.server.public_url.starts_with("http://") || self.server.public_url.starts_with("https://"))
-        {
+        if !is_empty_or_http_url(&self.server.public_url) {
             return Err(ConfigError::invalid(
                 "server.public_url",
                 format!("{:?} is not an http(s) URL", self.server.public_url),
@@ -401,7 +405,11 @@ impl Config {
         for (i, p) in self.providers.iter().enumerate() {
             let at = |key: &str| format!("providers[{i}].{key}");
             let name = p.name.trim();
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            {
                 return Err(ConfigError::invalid(
                     &at("name"),
                     format!("{:?} is not a provider name", p.name),
@@ -409,11 +417,15 @@ impl Config {
                 ));
             }
             if names.contains(&name) {
-                return Err(ConfigError::invalid(&at("name"), format!("{name:?} is used by two providers"), "give each [[providers]] entry its own name"));
+                return Err(ConfigError::invalid(
+                    &at("name"),
+                    format!("{name:?} is used by two providers"),
+                    "give each [[providers]] entry its own name",
+                ));
             }
             names.push(name);
             let url = p.base_url.trim();
-            if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+            if !is_empty_or_http_url(url) {
                 return Err(ConfigError::invalid(
                     &at("base_url"),
                     format!("{url:?} is not an http(s) URL"),
@@ -421,7 +433,7 @@ impl Config {
                 ));
             }
             let var = p.api_key_env.trim();
-            if !var.is_empty() && !(var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !var.as_bytes()[0].is_ascii_digit()) {
+            if !var.is_empty() && !is_env_var_name(var) {
                 return Err(ConfigError::invalid(
                     &at("api_key_env"),
                     format!("{var:?} is not an environment variable name"),
@@ -430,8 +442,17 @@ impl Config {
             }
         }
         let models = &self.models;
-        let mut refs = vec![("models.default".to_owned(), models.default.as_str()), ("models.fallback".to_owned(), models.fallback.as_str())];
-        refs.extend(models.purposes.entries().into_iter().map(|(purpose, model)| (format!("models.purposes.{purpose}"), model)));
+        let mut refs = vec![
+            ("models.default".to_owned(), models.default.as_str()),
+            ("models.fallback".to_owned(), models.fallback.as_str()),
+        ];
+        refs.extend(
+            models
+                .purposes
+                .entries()
+                .into_iter()
+                .map(|(purpose, model)| (format!("models.purposes.{purpose}"), model)),
+        );
         for (key, model) in refs {
             if !model.trim().is_empty() && !is_model_ref(model) {
                 return Err(ConfigError::invalid(
@@ -442,7 +463,11 @@ impl Config {
             }
         }
         if models.max_attempts == 0 || models.max_attempts > MAX_MODEL_ATTEMPTS {
-            return Err(ConfigError::invalid("models.max_attempts", format!("must be between 1 and {MAX_MODEL_ATTEMPTS}"), "the default is 4"));
+            return Err(ConfigError::invalid(
+                "models.max_attempts",
+                format!("must be between 1 and {MAX_MODEL_ATTEMPTS}"),
+                "the default is 4",
+            ));
         }
         for (key, value) in [
             ("models.retry_deadline_ms", models.retry_deadline_ms),
@@ -451,7 +476,11 @@ impl Config {
             ("models.call_timeout_ms", models.call_timeout_ms),
         ] {
             if value == 0 {
-                return Err(ConfigError::invalid(key, "must be at least 1", "it is a time limit in milliseconds"));
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be at least 1",
+                    "it is a time limit in milliseconds",
+                ));
             }
         }
         let mut ids: Vec<&str> = Vec::new();
@@ -464,7 +493,11 @@ impl Config {
                 ));
             }
             if ids.contains(&entry.id.as_str()) {
-                return Err(ConfigError::invalid(&format!("models.catalog[{i}].id"), format!("{:?} is listed twice", entry.id), "keep one entry per model"));
+                return Err(ConfigError::invalid(
+                    &format!("models.catalog[{i}].id"),
+                    format!("{:?} is listed twice", entry.id),
+                    "keep one entry per model",
+                ));
             }
             ids.push(&entry.id);
             for (key, price) in [
@@ -525,13 +558,27 @@ impl Config {
 }
 
 fn is_model_ref(text: &str) -> bool {
-    text.trim().split_once('/').is_some_and(|(provider, model)| !provider.is_empty() && !model.is_empty())
+    text.trim()
+        .split_once('/')
+        .is_some_and(|(provider, model)| !provider.is_empty() && !model.is_empty())
+}
+
+fn is_empty_or_http_url(url: &str) -> bool {
+    url.is_empty() || url.starts_with("http://") || url.starts_with("https://")
+}
+
+fn is_env_var_name(name: &str) -> bool {
+    name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !name.starts_with(|c: char| c.is_ascii_digit())
 }
 
 fn file_sets_data_dir(text: &str) -> bool {
     text.parse::<toml::Table>()
         .ok()
-        .and_then(|t| t.get("storage").and_then(|s| s.as_table()).map(|s| s.contains_key("data_dir")))
+        .and_then(|t| {
+            t.get("storage")
+                .and_then(|s| s.as_table())
+                .map(|s| s.contains_key("data_dir"))
+        })
         .unwrap_or(false)
 }
 
@@ -539,7 +586,12 @@ fn parse_file(file_name: &str, text: &str) -> Result<Config, ConfigError> {
     let position = |span: Option<std::ops::Range<usize>>| span.map_or((0, 0), |s| line_column(text, s.start));
     let deserializer = toml::Deserializer::parse(text).map_err(|e| {
         let (line, column) = position(e.span());
-        ConfigError::Syntax { file: file_name.to_owned(), line, column, message: e.message().to_owned() }
+        ConfigError::Syntax {
+            file: file_name.to_owned(),
+            line,
+            column,
+            message: e.message().to_owned(),
+        }
     })?;
     serde_path_to_error::deserialize::<_, Config>(deserializer).map_err(|e| {
         let (line, column) = position(e.inner().span());
@@ -558,9 +610,22 @@ fn classify_serde_error(file: &str, line: usize, column: usize, key_path: String
         let parent = key_path.rsplit_once('.').map(|(p, _)| p.to_owned());
         let suggestion = closest(unknown, valid.iter().map(String::as_str))
             .map(|s| parent.as_ref().map_or_else(|| s.to_owned(), |p| format!("{p}.{s}")));
-        return ConfigError::UnknownKey { file: file.to_owned(), line, column, key_path, suggestion, valid };
+        return ConfigError::UnknownKey {
+            file: file.to_owned(),
+            line,
+            column,
+            key_path,
+            suggestion,
+            valid,
+        };
     }
-    ConfigError::InvalidValue { file: file.to_owned(), line, column, key_path, message }
+    ConfigError::InvalidValue {
+        file: file.to_owned(),
+        line,
+        column,
+        key_path,
+        message,
+    }
 }
 
 /// The key path an environment variable sets, or `None` if it is not a config variable.
@@ -572,7 +637,12 @@ pub fn env_key_path(var: &str) -> Option<String> {
     if !rest.contains(ENV_PATH_SEPARATOR) {
         return None;
     }
-    Some(rest.split(ENV_PATH_SEPARATOR).map(|s| s.to_ascii_lowercase()).collect::<Vec<_>>().join("."))
+    Some(
+        rest.split(ENV_PATH_SEPARATOR)
+            .map(|s| s.to_ascii_lowercase())
+            .collect::<Vec<_>>()
+            .join("."),
+    )
 }
 
 fn apply_env(config: Config, env: &[(String, String)]) -> Result<Config, ConfigError> {
@@ -586,8 +656,10 @@ fn apply_env(config: Config, env: &[(String, String)]) -> Result<Config, ConfigE
     // Shortcuts first, so an explicit COWORKER_SECTION__KEY wins over its shortcut.
     overrides.sort_by_key(|(var, _, _)| !ENV_SHORTCUTS.iter().any(|(name, _)| name == var));
 
-    let mut table = toml::Table::try_from(&config).map_err(|e| ConfigError::invalid("(environment)", e.to_string(), ""))?;
-    let schema = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::invalid("(environment)", e.to_string(), ""))?;
+    let mut table =
+        toml::Table::try_from(&config).map_err(|e| ConfigError::invalid("(environment)", e.to_string(), ""))?;
+    let schema = toml::Table::try_from(Config::default())
+        .map_err(|e| ConfigError::invalid("(environment)", e.to_string(), ""))?;
     for (var, path, raw) in overrides {
         let segments: Vec<&str> = path.split('.').collect();
         let Some(expected) = lookup(&schema, &segments) else {
@@ -624,12 +696,16 @@ fn lookup<'a>(table: &'a toml::Table, segments: &[&str]) -> Option<&'a toml::Val
 }
 
 fn set(table: &mut toml::Table, segments: &[&str], value: toml::Value) {
-    let Some((first, rest)) = segments.split_first() else { return };
+    let Some((first, rest)) = segments.split_first() else {
+        return;
+    };
     if rest.is_empty() {
         table.insert((*first).to_owned(), value);
         return;
     }
-    let entry = table.entry((*first).to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let entry = table
+        .entry((*first).to_owned())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     if let toml::Value::Table(inner) = entry {
         set(inner, rest, value);
     }
@@ -638,7 +714,11 @@ fn set(table: &mut toml::Table, segments: &[&str], value: toml::Value) {
 fn all_key_paths(table: &toml::Table, prefix: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (key, value) in table {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         match value {
             toml::Value::Table(inner) => out.extend(all_key_paths(inner, &path)),
             _ => out.push(path),
@@ -656,15 +736,24 @@ fn typed_env_value(expected: &toml::Value, raw: &str) -> Result<toml::Value, Str
             .parse::<i64>()
             .map(toml::Value::Integer)
             .map_err(|_| format!("{raw:?} is not a whole number")),
-        toml::Value::Float(_) => raw.trim().parse::<f64>().map(toml::Value::Float).map_err(|_| format!("{raw:?} is not a number")),
+        toml::Value::Float(_) => raw
+            .trim()
+            .parse::<f64>()
+            .map(toml::Value::Float)
+            .map_err(|_| format!("{raw:?} is not a number")),
         toml::Value::Boolean(_) => match raw.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
             "false" | "0" | "no" | "off" => Ok(toml::Value::Boolean(false)),
             _ => Err(format!("{raw:?} is not true or false")),
         },
         _ => {
-            let parsed: toml::Table = format!("v = {raw}").parse().map_err(|_| format!("{raw:?} is not a TOML value (arrays are written [\"a\", \"b\"])"))?;
-            parsed.get("v").cloned().ok_or_else(|| format!("{raw:?} is not a TOML value"))
+            let parsed: toml::Table = format!("v = {raw}")
+                .parse()
+                .map_err(|_| format!("{raw:?} is not a TOML value (arrays are written [\"a\", \"b\"])"))?;
+            parsed
+                .get("v")
+                .cloned()
+                .ok_or_else(|| format!("{raw:?} is not a TOML value"))
         }
     }
 }
@@ -748,7 +837,11 @@ pub enum ConfigError {
 
 impl ConfigError {
     fn invalid(key_path: &str, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        ConfigError::Invalid { key_path: key_path.to_owned(), message: message.into(), hint: hint.into() }
+        ConfigError::Invalid {
+            key_path: key_path.to_owned(),
+            message: message.into(),
+            hint: hint.into(),
+        }
     }
 }
 
@@ -762,7 +855,14 @@ fn suggestion_text(suggestion: Option<&str>, valid: &[String]) -> String {
 
 /// The environment variable that sets `key_path` by the general rule.
 pub fn env_var_for(key_path: &str) -> String {
-    format!("{ENV_PREFIX}{}", key_path.split('.').map(str::to_ascii_uppercase).collect::<Vec<_>>().join(ENV_PATH_SEPARATOR))
+    format!(
+        "{ENV_PREFIX}{}",
+        key_path
+            .split('.')
+            .map(str::to_ascii_uppercase)
+            .collect::<Vec<_>>()
+            .join(ENV_PATH_SEPARATOR)
+    )
 }
 
 /// The commented `coworker.toml` that `coworker init` writes: every key, its default and a
@@ -906,7 +1006,11 @@ mod tests {
             "coworker.toml:2:1: unknown key `server.lisen`; did you mean `server.listen`?"
         );
         let err = load("[storag]\n").unwrap_err();
-        assert!(err.to_string().contains("unknown key `storag`; did you mean `storage`?"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("unknown key `storag`; did you mean `storage`?"),
+            "{err}"
+        );
         let err = load("[server]\nzzzzzzzzzz = 1\n").unwrap_err();
         assert!(err.to_string().contains("valid keys here: listen, public_url"), "{err}");
     }
@@ -915,13 +1019,20 @@ mod tests {
     fn wrong_type_names_the_key() {
         let err = load("[storage]\nmax_connections = \"many\"\n").unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("coworker.toml:2:19: `storage.max_connections`"), "{text}");
+        assert!(
+            text.starts_with("coworker.toml:2:19: `storage.max_connections`"),
+            "{text}"
+        );
     }
 
     #[test]
     fn invalid_listen_address_is_explained() {
         let err = load("[server]\nlisten = \"localhost\"\n").unwrap_err();
-        assert!(err.to_string().contains("`server.listen` \"localhost\" is not an address and port"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("`server.listen` \"localhost\" is not an address and port"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -962,7 +1073,10 @@ mod tests {
     #[test]
     fn coworker_home_sets_default_data_dir_only() {
         let env = vec![("COWORKER_HOME", "/srv/cw")];
-        assert_eq!(Config::load("c", None, env.clone()).unwrap().storage.data_dir, "/srv/cw");
+        assert_eq!(
+            Config::load("c", None, env.clone()).unwrap().storage.data_dir,
+            "/srv/cw"
+        );
         let from_file = Config::load("c", Some("[storage]\ndata_dir = \"/data\"\n"), env).unwrap();
         assert_eq!(from_file.storage.data_dir, "/data");
     }
@@ -984,7 +1098,11 @@ mod tests {
         assert_eq!(openai.effective_base_url(), "https://api.openai.com/v1");
         assert_eq!(openai.effective_api_key_env(), Some("OPENAI_API_KEY"));
         let ollama = &config.providers[1];
-        assert_eq!(ollama.effective_api_key_env(), None, "a local server gets no key unless asked");
+        assert_eq!(
+            ollama.effective_api_key_env(),
+            None,
+            "a local server gets no key unless asked"
+        );
         assert_eq!(config.models.purposes.plan, "ollama/llama3.2");
         assert_eq!(config.models.max_attempts, 4);
         assert_eq!(config.models.catalog[0].context_window, Some(131072));
@@ -993,24 +1111,44 @@ mod tests {
     #[test]
     fn bad_provider_and_model_settings_name_the_key() {
         let err = load("[[providers]]\nname = \"a/b\"\nkind = \"openai\"\n").unwrap_err();
-        assert!(err.to_string().starts_with("`providers[0].name` \"a/b\" is not a provider name"), "{err}");
-        let err = load("[[providers]]\nname = \"x\"\nkind = \"openai\"\n[[providers]]\nname = \"x\"\nkind = \"anthropic\"\n").unwrap_err();
-        assert!(err.to_string().contains("`providers[1].name` \"x\" is used by two providers"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("`providers[0].name` \"a/b\" is not a provider name"),
+            "{err}"
+        );
+        let err =
+            load("[[providers]]\nname = \"x\"\nkind = \"openai\"\n[[providers]]\nname = \"x\"\nkind = \"anthropic\"\n")
+                .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`providers[1].name` \"x\" is used by two providers"),
+            "{err}"
+        );
         let err = load("[[providers]]\nname = \"x\"\nkind = \"openai\"\napi_key_env = \"sk-123\"\n").unwrap_err();
         assert!(err.to_string().contains("never the key itself"), "{err}");
         let err = load("[[providers]]\nname = \"x\"\nkind = \"gemini\"\n").unwrap_err();
         assert!(err.to_string().contains("providers[0].kind"), "{err}");
         let err = load("[models.purposes]\nplan = \"gpt-4\"\n").unwrap_err();
-        assert!(err.to_string().starts_with("`models.purposes.plan` \"gpt-4\" is not a model reference"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("`models.purposes.plan` \"gpt-4\" is not a model reference"),
+            "{err}"
+        );
         let err = load("[models]\nmax_attempts = 0\n").unwrap_err();
         assert!(err.to_string().contains("models.max_attempts"), "{err}");
         let err = load("[[models.catalog]]\nid = \"a/b\"\ninput_usd_per_mtok = -1.0\n").unwrap_err();
-        assert!(err.to_string().contains("`models.catalog[0].input_usd_per_mtok`"), "{err}");
+        assert!(
+            err.to_string().contains("`models.catalog[0].input_usd_per_mtok`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn model_settings_can_come_from_the_environment() {
-        let env = vec![("COWORKER_MODELS__DEFAULT", "anthropic/claude-sonnet-4-5"), ("COWORKER_MODELS__MAX_ATTEMPTS", "2")];
+        let env = vec![
+            ("COWORKER_MODELS__DEFAULT", "anthropic/claude-sonnet-4-5"),
+            ("COWORKER_MODELS__MAX_ATTEMPTS", "2"),
+        ];
         let config = Config::load("c", None, env).unwrap();
         assert_eq!(config.models.default, "anthropic/claude-sonnet-4-5");
         assert_eq!(config.models.max_attempts, 2);

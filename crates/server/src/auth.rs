@@ -53,7 +53,11 @@ impl Principal {
 
 /// Middleware: resolves `Authorization: Bearer …` to a [`Principal`] or answers 401.
 /// Sign-in tokens are not API credentials and are refused here.
-pub async fn require_bearer(State(store): State<Store>, mut request: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_bearer(
+    State(store): State<Store>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let header = request
         .headers()
         .get(AUTHORIZATION)

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use coworker_core::domain::Role;
 use coworker_store::{NewUser, Store, TokenKind, User, now_ms};
 
+use crate::NodeError;
 use crate::auth::{generate_token, hash_token};
 use crate::datadir::write_private;
-use crate::NodeError;
 
 /// Name of the owner credential file inside the data dir.
 pub const OWNER_CREDENTIAL_FILE: &str = "owner.token";
@@ -34,7 +34,13 @@ pub async fn run(store: &Store, data_dir: &Path) -> Result<Bootstrap, NodeError>
     let (owner, first_run) = match store.first_owner().await? {
         Some(owner) => (owner, false),
         None => {
-            let owner = store.create_user(NewUser { email: None, display_name: "Owner".into(), role: Role::Owner }).await?;
+            let owner = store
+                .create_user(NewUser {
+                    email: None,
+                    display_name: "Owner".into(),
+                    role: Role::Owner,
+                })
+                .await?;
             tracing::info!(user_id = %owner.id, "first run: created the owner account");
             (owner, true)
         }
@@ -53,24 +59,43 @@ pub async fn run(store: &Store, data_dir: &Path) -> Result<Bootstrap, NodeError>
         store.revoke_tokens(TokenKind::OwnerCredential, Some(owner.id)).await?;
         let secret = new_secret()?;
         store
-            .create_token(Some(owner.id), "owner credential (data dir)", TokenKind::OwnerCredential, &hash_token(&secret), None)
+            .create_token(
+                Some(owner.id),
+                "owner credential (data dir)",
+                TokenKind::OwnerCredential,
+                &hash_token(&secret),
+                None,
+            )
             .await?;
-        write_private(&credential_path, &secret)
-            .map_err(|source| NodeError::Io { context: format!("writing {}", credential_path.display()), source })?;
+        write_private(&credential_path, &secret).map_err(|source| NodeError::Io {
+            context: format!("writing {}", credential_path.display()),
+            source,
+        })?;
     }
 
     let signin_token = if owner.email.is_none() {
         store.revoke_tokens(TokenKind::Signin, None).await?;
         let secret = new_secret()?;
         store
-            .create_token(Some(owner.id), "first-run sign-in", TokenKind::Signin, &hash_token(&secret), Some(now_ms() + SIGNIN_TOKEN_TTL_MS))
+            .create_token(
+                Some(owner.id),
+                "first-run sign-in",
+                TokenKind::Signin,
+                &hash_token(&secret),
+                Some(now_ms() + SIGNIN_TOKEN_TTL_MS),
+            )
             .await?;
         Some(secret)
     } else {
         None
     };
 
-    Ok(Bootstrap { owner, owner_credential_path: credential_path, first_run, signin_token })
+    Ok(Bootstrap {
+        owner,
+        owner_credential_path: credential_path,
+        first_run,
+        signin_token,
+    })
 }
 
 fn new_secret() -> Result<String, NodeError> {
@@ -82,5 +107,8 @@ fn new_secret() -> Result<String, NodeError> {
 
 /// Reads the owner credential a node wrote into `data_dir`, if present.
 pub fn read_owner_credential(data_dir: &Path) -> Option<String> {
-    std::fs::read_to_string(data_dir.join(OWNER_CREDENTIAL_FILE)).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+    std::fs::read_to_string(data_dir.join(OWNER_CREDENTIAL_FILE))
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
 }

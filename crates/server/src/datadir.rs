@@ -43,7 +43,9 @@ pub fn prepare(path: &Path) -> Result<(), NodeError> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(path).map_err(|e| fail(format!("cannot create it: {e}")))?;
+    builder
+        .create(path)
+        .map_err(|e| fail(format!("cannot create it: {e}")))?;
     let probe = path.join(".write-probe");
     std::fs::write(&probe, b"ok").map_err(|e| fail(format!("is not writable: {e}")))?;
     let _ = std::fs::remove_file(&probe);
@@ -59,21 +61,41 @@ pub fn lock(path: &Path) -> Result<DataDirLock, NodeError> {
         .create(true)
         .truncate(false)
         .open(&lock_path)
-        .map_err(|source| NodeError::Io { context: format!("opening {}", lock_path.display()), source })?;
+        .map_err(|source| NodeError::Io {
+            context: format!("opening {}", lock_path.display()),
+            source,
+        })?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&lock_path).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-            return Err(NodeError::DataDirLocked { path: path.display().to_string(), holder });
+            let holder = std::fs::read_to_string(&lock_path)
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty());
+            return Err(NodeError::DataDirLocked {
+                path: path.display().to_string(),
+                holder,
+            });
         }
         Err(std::fs::TryLockError::Error(source)) => {
-            return Err(NodeError::Io { context: format!("locking {}", lock_path.display()), source });
+            return Err(NodeError::Io {
+                context: format!("locking {}", lock_path.display()),
+                source,
+            });
         }
     }
-    file.set_len(0).map_err(|source| NodeError::Io { context: "writing the lock file".into(), source })?;
-    writeln!(file, "pid {}", std::process::id())
-        .map_err(|source| NodeError::Io { context: "writing the lock file".into(), source })?;
-    Ok(DataDirLock { _file: file, path: path.to_owned() })
+    file.set_len(0).map_err(|source| NodeError::Io {
+        context: "writing the lock file".into(),
+        source,
+    })?;
+    writeln!(file, "pid {}", std::process::id()).map_err(|source| NodeError::Io {
+        context: "writing the lock file".into(),
+        source,
+    })?;
+    Ok(DataDirLock {
+        _file: file,
+        path: path.to_owned(),
+    })
 }
 
 /// Writes `contents` to `path` readable by the owner only (0600 on Unix), replacing it.
@@ -106,7 +128,10 @@ mod tests {
         let first = lock(&dir).unwrap();
         let err = lock(&dir).unwrap_err();
         assert!(matches!(err, NodeError::DataDirLocked { .. }), "{err}");
-        assert!(err.to_string().contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(
+            err.to_string().contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
         drop(first);
         lock(&dir).unwrap();
         let _ = std::fs::remove_dir_all(&dir);

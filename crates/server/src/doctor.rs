@@ -53,7 +53,11 @@ fn check_data_dir(data_dir: &Path) -> Check {
         {
             return Check::fail(
                 name,
-                format!("{} is readable by other users (mode {:o})", credential.display(), meta.permissions().mode() & 0o777),
+                format!(
+                    "{} is readable by other users (mode {:o})",
+                    credential.display(),
+                    meta.permissions().mode() & 0o777
+                ),
                 format!("chmod 600 {}", credential.display()),
             );
         }
@@ -62,7 +66,11 @@ fn check_data_dir(data_dir: &Path) -> Check {
         {
             return Check::warn(
                 name,
-                format!("{} is accessible to other users (mode {:o})", data_dir.display(), meta.permissions().mode() & 0o777),
+                format!(
+                    "{} is accessible to other users (mode {:o})",
+                    data_dir.display(),
+                    meta.permissions().mode() & 0o777
+                ),
                 format!("chmod 700 {}", data_dir.display()),
             );
         }
@@ -92,13 +100,19 @@ async fn check_database(config: &Config, data_dir: &Path) -> Vec<Check> {
     match store.ping().await {
         Ok(()) => checks.push(Check::ok("database", format!("{} is reachable", store.location()))),
         Err(e) => {
-            checks.push(Check::fail("database", format!("{}: {e}", store.location()), "check that the database is up"));
+            checks.push(Check::fail(
+                "database",
+                format!("{}: {e}", store.location()),
+                "check that the database is up",
+            ));
             store.close().await;
             return checks;
         }
     }
     checks.push(match store.schema_status().await {
-        Ok(status) if status.is_current() => Check::ok("schema", format!("version {} (current)", status.database_version)),
+        Ok(status) if status.is_current() => {
+            Check::ok("schema", format!("version {} (current)", status.database_version))
+        }
         Ok(status) if !status.unknown.is_empty() => Check::fail(
             "schema",
             format!(
@@ -109,7 +123,10 @@ async fn check_database(config: &Config, data_dir: &Path) -> Vec<Check> {
         ),
         Ok(status) => Check::warn(
             "schema",
-            format!("version {}, this binary needs {}", status.database_version, status.binary_version),
+            format!(
+                "version {}, this binary needs {}",
+                status.database_version, status.binary_version
+            ),
             "run `coworker migrate` (or `coworker serve`, which migrates on start)",
         ),
         Err(e) => Check::fail("schema", e.to_string(), "check database permissions"),

@@ -79,7 +79,14 @@ pub struct ApiError {
 impl ApiError {
     /// Builds an error.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody { code, message: message.into(), hint: hint.into() } }
+        Self {
+            status,
+            body: ErrorBody {
+                code,
+                message: message.into(),
+                hint: hint.into(),
+            },
+        }
     }
 
     /// 401: no or bad credentials.
@@ -94,7 +101,12 @@ impl ApiError {
 
     /// 404: no such route or object.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message, "check the id or path; the API is described at /api/v1/openapi.json")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            message,
+            "check the id or path; the API is described at /api/v1/openapi.json",
+        )
     }
 
     /// 500: something broke on our side (details are logged, not sent).

@@ -17,7 +17,10 @@ pub async fn healthz() -> &'static str {
 /// the reason.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if let Err(error) = state.store.ping().await {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": error.to_string()})));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": error.to_string()})),
+        );
     }
     match state.store.check_schema().await {
         Ok(schema) => (
@@ -29,6 +32,9 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
                 "version": env!("CARGO_PKG_VERSION"),
             })),
         ),
-        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": error.to_string()}))),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": error.to_string()})),
+        ),
     }
 }

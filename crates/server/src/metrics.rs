@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Histogram buckets for request latency, in seconds.
-const LATENCY_BUCKETS_SECONDS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -26,7 +28,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 .ok()?;
             match builder.install_recorder() {
                 Ok(handle) => {
-                    metrics::describe_counter!("http_requests_total", "HTTP requests served, by method, route and status");
+                    metrics::describe_counter!(
+                        "http_requests_total",
+                        "HTTP requests served, by method, route and status"
+                    );
                     metrics::describe_histogram!(
                         "http_request_duration_seconds",
                         metrics::Unit::Seconds,
@@ -78,16 +83,46 @@ fn process_metrics() -> String {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
     };
     if let Some(stat) = read_proc_stat() {
-        gauge("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", "counter", stat.cpu_seconds);
-        gauge("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", stat.rss_bytes);
-        gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge", stat.vsize_bytes);
-        gauge("process_threads", "Number of OS threads in the process.", "gauge", stat.threads);
+        gauge(
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            "counter",
+            stat.cpu_seconds,
+        );
+        gauge(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            "gauge",
+            stat.rss_bytes,
+        );
+        gauge(
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            "gauge",
+            stat.vsize_bytes,
+        );
+        gauge(
+            "process_threads",
+            "Number of OS threads in the process.",
+            "gauge",
+            stat.threads,
+        );
         if let Some(start) = stat.start_time_seconds {
-            gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", "gauge", start);
+            gauge(
+                "process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds.",
+                "gauge",
+                start,
+            );
         }
     }
     if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
-        gauge("process_open_fds", "Number of open file descriptors.", "gauge", entries.count() as f64);
+        gauge(
+            "process_open_fds",
+            "Number of open file descriptors.",
+            "gauge",
+            entries.count() as f64,
+        );
     }
     out
 }
@@ -113,13 +148,16 @@ fn read_proc_stat() -> Option<ProcStat> {
     let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
     let start_ticks = field(22);
     let boot_time = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
-        s.lines().find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<f64>().ok()))
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<f64>().ok()))
     });
     Some(ProcStat {
         cpu_seconds: (field(14)? + field(15)?) / CLOCK_TICKS_PER_SECOND,
         threads: field(20)?,
         vsize_bytes: field(23)?,
         rss_bytes: field(24)? * PAGE_SIZE_BYTES,
-        start_time_seconds: boot_time.zip(start_ticks).map(|(boot, ticks)| boot + ticks / CLOCK_TICKS_PER_SECOND),
+        start_time_seconds: boot_time
+            .zip(start_ticks)
+            .map(|(boot, ticks)| boot + ticks / CLOCK_TICKS_PER_SECOND),
     })
 }

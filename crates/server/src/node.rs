@@ -11,11 +11,11 @@ use coworker_store::Store;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::NodeError;
 use crate::api::{AppState, router};
 use crate::bootstrap::{self, Bootstrap};
 use crate::datadir::{self, DataDirLock};
 use crate::shutdown::Shutdown;
-use crate::NodeError;
 
 /// Options beyond the configuration file.
 #[derive(Debug, Clone, Default)]
@@ -75,7 +75,10 @@ impl Node {
         }
         let bootstrap = bootstrap::run(&store, &data_dir).await?;
 
-        let local_addr = listener.local_addr().map_err(|source| NodeError::Io { context: "reading the bound address".into(), source })?;
+        let local_addr = listener.local_addr().map_err(|source| NodeError::Io {
+            context: "reading the bound address".into(),
+            source,
+        })?;
         let public_url = if config.server.public_url.is_empty() {
             format!("http://{local_addr}")
         } else {
@@ -84,7 +87,13 @@ impl Node {
 
         crate::metrics::handle();
         let max_request_bytes = usize::try_from(config.server.max_request_bytes).unwrap_or(usize::MAX);
-        let app = router(AppState { store: store.clone(), public_url: public_url.clone() }, max_request_bytes);
+        let app = router(
+            AppState {
+                store: store.clone(),
+                public_url: public_url.clone(),
+            },
+            max_request_bytes,
+        );
 
         let shutdown = Shutdown::new();
         if options.handle_signals {
@@ -92,7 +101,9 @@ impl Node {
         }
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(async move { stop.wait().await }).await
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.wait().await })
+                .await
         });
         tracing::info!(%local_addr, database = store.backend_name(), data_dir = %data_dir.display(), "coworker node serving");
 
@@ -124,7 +135,13 @@ impl RunningNode {
     /// Waits until the server has stopped (after a signal or [`RunningNode::shutdown`]),
     /// giving in-flight requests up to the configured grace period, then closes the database.
     pub async fn wait(self) -> Result<(), NodeError> {
-        let RunningNode { server, shutdown, grace, store, .. } = self;
+        let RunningNode {
+            server,
+            shutdown,
+            grace,
+            store,
+            ..
+        } = self;
         let mut server = server;
         let result = tokio::select! {
             joined = &mut server => Some(joined),
@@ -132,10 +149,19 @@ impl RunningNode {
         };
         let outcome = match result {
             Some(Ok(Ok(()))) => Ok(()),
-            Some(Ok(Err(source))) => Err(NodeError::Io { context: "serving HTTP".into(), source }),
-            Some(Err(join)) => Err(NodeError::Io { context: "serving HTTP".into(), source: std::io::Error::other(join.to_string()) }),
+            Some(Ok(Err(source))) => Err(NodeError::Io {
+                context: "serving HTTP".into(),
+                source,
+            }),
+            Some(Err(join)) => Err(NodeError::Io {
+                context: "serving HTTP".into(),
+                source: std::io::Error::other(join.to_string()),
+            }),
             None => {
-                tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish within the grace period; stopping anyway");
+                tracing::warn!(
+                    grace_secs = grace.as_secs(),
+                    "in-flight requests did not finish within the grace period; stopping anyway"
+                );
                 server.abort();
                 Ok(())
             }
@@ -148,21 +174,30 @@ impl RunningNode {
 fn bind_error(addr: SocketAddr, error: &std::io::Error) -> NodeError {
     let hint = match error.kind() {
         std::io::ErrorKind::AddrInUse => {
-            "another process is using this port: stop it, or choose another address with --listen or COWORKER_LISTEN".to_owned()
+            "another process is using this port: stop it, or choose another address with --listen or COWORKER_LISTEN"
+                .to_owned()
         }
         std::io::ErrorKind::AddrNotAvailable => {
             "this machine has no such address: use 127.0.0.1 (local only) or 0.0.0.0 (all interfaces)".to_owned()
         }
-        std::io::ErrorKind::PermissionDenied => "ports below 1024 need privileges: choose a port such as 8080".to_owned(),
+        std::io::ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges: choose a port such as 8080".to_owned()
+        }
         _ => "check server.listen (or --listen / COWORKER_LISTEN)".to_owned(),
     };
-    NodeError::Bind { addr: addr.to_string(), message: error.to_string(), hint }
+    NodeError::Bind {
+        addr: addr.to_string(),
+        message: error.to_string(),
+        hint,
+    }
 }
 
 fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_owned()
     } else {
-        std::env::current_dir().map(|cwd| cwd.join(path)).unwrap_or_else(|_| path.to_owned())
+        std::env::current_dir()
+            .map(|cwd| cwd.join(path))
+            .unwrap_or_else(|_| path.to_owned())
     }
 }

@@ -27,22 +27,48 @@ async fn health_readiness_and_metrics(db: &TestDb) {
     let client = node.client();
     let health = client.get(node.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let ready: Value = client.get(node.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    let ready: Value = client
+        .get(node.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["status"], "ready");
-    assert_eq!(ready["database"], if db.backend == Backend::Sqlite { "sqlite" } else { "postgres" });
+    assert_eq!(
+        ready["database"],
+        if db.backend == Backend::Sqlite {
+            "sqlite"
+        } else {
+            "postgres"
+        }
+    );
     assert_eq!(ready["schema_version"], coworker_store::binary_schema_version());
 
     let metrics = client.get(node.url("/metrics")).send().await.unwrap();
-    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = metrics.text().await.unwrap();
-    for series in ["process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds"] {
+    for series in [
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+    ] {
         assert!(text.contains(series), "missing {series} in:\n{text}");
     }
     assert!(
         text.contains(r#"http_requests_total{method="GET",route="/readyz",status="200"}"#),
         "request counter labelled by route template:\n{text}"
     );
-    assert!(text.contains("http_request_duration_seconds_bucket"), "latency histogram:\n{text}");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket"),
+        "latency histogram:\n{text}"
+    );
     node.stop().await;
 }
 
@@ -57,13 +83,28 @@ async fn api_requires_a_valid_bearer_token(db: &TestDb) {
     assert_eq!(body["error"]["code"], "unauthorized");
     assert!(body["error"]["hint"].as_str().unwrap().contains("Bearer"));
 
-    let wrong = client.get(&me).bearer_auth("cwk_not-a-real-token").send().await.unwrap();
+    let wrong = client
+        .get(&me)
+        .bearer_auth("cwk_not-a-real-token")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
-    let basic = client.get(&me).header("authorization", "Basic Zm9vOmJhcg==").send().await.unwrap();
+    let basic = client
+        .get(&me)
+        .header("authorization", "Basic Zm9vOmJhcg==")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(basic.status(), 401);
 
     // The one-time sign-in token is for the web sign-in, not an API credential.
-    let signin = node.node.bootstrap.signin_token.clone().expect("first run prints a sign-in token");
+    let signin = node
+        .node
+        .bootstrap
+        .signin_token
+        .clone()
+        .expect("first run prints a sign-in token");
     assert_eq!(client.get(&me).bearer_auth(&signin).send().await.unwrap().status(), 401);
 
     let ok = client.get(&me).bearer_auth(&node.owner_token).send().await.unwrap();
@@ -75,7 +116,12 @@ async fn api_requires_a_valid_bearer_token(db: &TestDb) {
     // Unknown API routes are 404 with the same error shape, but only after authentication.
     let unknown = client.get(node.url("/api/v1/nope")).send().await.unwrap();
     assert_eq!(unknown.status(), 401);
-    let unknown = client.get(node.url("/api/v1/nope")).bearer_auth(&node.owner_token).send().await.unwrap();
+    let unknown = client
+        .get(node.url("/api/v1/nope"))
+        .bearer_auth(&node.owner_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unknown.status(), 404);
     let body: Value = unknown.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
@@ -92,7 +138,10 @@ async fn restart_keeps_the_owner_and_rotates_the_signin_token(db: &TestDb) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(data_dir.join(OWNER_CREDENTIAL_FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(data_dir.join(OWNER_CREDENTIAL_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "owner credential is private");
         let dir_mode = std::fs::metadata(&data_dir).unwrap().permissions().mode();
         assert_eq!(dir_mode & 0o777, 0o700, "data dir is private");
@@ -110,12 +159,20 @@ async fn restart_keeps_the_owner_and_rotates_the_signin_token(db: &TestDb) {
     let again = restart(data_dir.clone(), database_url.clone()).await;
     assert!(!again.bootstrap.first_run);
     assert_eq!(again.bootstrap.owner.id, owner, "same owner after restart");
-    assert_eq!(read_owner_credential(&data_dir).unwrap(), credential, "a valid credential file is kept");
+    assert_eq!(
+        read_owner_credential(&data_dir).unwrap(),
+        credential,
+        "a valid credential file is kept"
+    );
     let second_signin = again.bootstrap.signin_token.clone().unwrap();
     assert_ne!(second_signin, first_signin);
     let store = again.store.clone();
     assert!(
-        store.authenticate_token(&coworker_server::auth::hash_token(&first_signin)).await.unwrap().is_none(),
+        store
+            .authenticate_token(&coworker_server::auth::hash_token(&first_signin))
+            .await
+            .unwrap()
+            .is_none(),
         "the previous sign-in token is revoked"
     );
     again.shutdown();
@@ -128,8 +185,14 @@ async fn restart_keeps_the_owner_and_rotates_the_signin_token(db: &TestDb) {
     assert_ne!(replaced, credential);
     let client = coworker_testkit::node::http_client();
     let me = format!("http://{}/api/v1/me", third.local_addr);
-    assert_eq!(client.get(&me).bearer_auth(&credential).send().await.unwrap().status(), 401);
-    assert_eq!(client.get(&me).bearer_auth(&replaced).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client.get(&me).bearer_auth(&credential).send().await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        client.get(&me).bearer_auth(&replaced).send().await.unwrap().status(),
+        200
+    );
     third.shutdown();
     third.wait().await.unwrap();
     drop(db);
@@ -142,20 +205,32 @@ async fn readiness_fails_when_the_schema_is_newer(db: &TestDb) {
     match db.backend {
         Backend::Sqlite => {
             let path = node.node.data_dir.join("coworker.db");
-            let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display())).await.unwrap();
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display()))
+                .await
+                .unwrap();
             sqlx::query(insert).bind(vec![0u8; 48]).execute(&pool).await.unwrap();
             pool.close().await;
         }
         Backend::Postgres => {
-            sqlx::query(insert).bind(vec![0u8; 48]).execute(node.node.store.postgres_pool().unwrap()).await.unwrap();
+            sqlx::query(insert)
+                .bind(vec![0u8; 48])
+                .execute(node.node.store.postgres_pool().unwrap())
+                .await
+                .unwrap();
         }
     }
     let response = node.client().get(node.url("/readyz")).send().await.unwrap();
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
-    assert!(body["reason"].as_str().unwrap().contains("newer than this binary"), "{body}");
+    assert!(
+        body["reason"].as_str().unwrap().contains("newer than this binary"),
+        "{body}"
+    );
     // Liveness is unaffected.
-    assert_eq!(node.client().get(node.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        node.client().get(node.url("/healthz")).send().await.unwrap().status(),
+        200
+    );
 
     // And a node refuses to start on it.
     let data_dir = node.node.data_dir.clone();
@@ -165,12 +240,17 @@ async fn readiness_fails_when_the_schema_is_newer(db: &TestDb) {
     config.server.listen = "127.0.0.1:0".into();
     config.storage.data_dir = data_dir.display().to_string();
     config.storage.database_url = database_url;
-    let err = Node::start(config, NodeOptions::default()).await.err().expect("start refused");
+    let err = Node::start(config, NodeOptions::default())
+        .await
+        .err()
+        .expect("start refused");
     assert!(err.to_string().contains("newer than this binary"), "{err}");
 }
 
 async fn oversize_bodies_are_refused(db: &TestDb) {
-    let node = TestNode::start_with(db.backend, |c| c.server.max_request_bytes = 4096).await.unwrap();
+    let node = TestNode::start_with(db.backend, |c| c.server.max_request_bytes = 4096)
+        .await
+        .unwrap();
     let response = node
         .client()
         .post(node.url("/api/v1/me"))
@@ -188,10 +268,16 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_stops_accepting(db: &
     let addr = node.node.local_addr;
     // A request whose head is half-sent is in flight when shutdown starts.
     let mut in_flight = tokio::net::TcpStream::connect(addr).await.unwrap();
-    in_flight.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n").await.unwrap();
+    in_flight
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n")
+        .await
+        .unwrap();
     // Make sure the server has accepted the connection before shutting down.
     let mut probe = tokio::net::TcpStream::connect(addr).await.unwrap();
-    probe.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").await.unwrap();
+    probe
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     probe.read_to_end(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
@@ -211,9 +297,15 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_stops_accepting(db: &
     assert!(refused, "listener closed after shutdown");
     in_flight.write_all(b"Connection: close\r\n\r\n").await.unwrap();
     let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), in_flight.read_to_end(&mut response)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), in_flight.read_to_end(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
     let response = String::from_utf8_lossy(&response);
-    assert!(response.starts_with("HTTP/1.1 200"), "in-flight request completed: {response:?}");
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "in-flight request completed: {response:?}"
+    );
     stopper.await.unwrap();
 }
 
@@ -223,10 +315,19 @@ async fn second_node_on_the_same_data_dir_is_refused(db: &TestDb) {
     config.server.listen = "127.0.0.1:0".into();
     config.storage.data_dir = node.node.data_dir.display().to_string();
     config.storage.database_url = node.db.database_url.clone();
-    let err = Node::start(config, NodeOptions::default()).await.err().expect("second node refused");
+    let err = Node::start(config, NodeOptions::default())
+        .await
+        .err()
+        .expect("second node refused");
     assert!(matches!(err, NodeError::DataDirLocked { .. }), "{err}");
-    assert!(err.to_string().contains("already in use by another coworker process"), "{err}");
+    assert!(
+        err.to_string().contains("already in use by another coworker process"),
+        "{err}"
+    );
     // The first node is unaffected.
-    assert_eq!(node.client().get(node.url("/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        node.client().get(node.url("/readyz")).send().await.unwrap().status(),
+        200
+    );
     node.stop().await;
 }

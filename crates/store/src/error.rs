@@ -27,7 +27,9 @@ pub enum StoreError {
         binary_version: i64,
     },
     /// The database has not had this binary's migrations applied.
-    #[error("the database schema is at version {database_version}, this binary needs {binary_version}; run `coworker migrate`")]
+    #[error(
+        "the database schema is at version {database_version}, this binary needs {binary_version}; run `coworker migrate`"
+    )]
     SchemaBehind {
         /// Highest migration applied in the database (0 = none).
         database_version: i64,
@@ -94,8 +96,12 @@ impl StoreError {
 
 /// Replaces the password in a database URL with `***` so it can be printed and logged.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
     match userinfo.split_once(':') {
         Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),
@@ -108,7 +114,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("not a url"), "not a url");
     }

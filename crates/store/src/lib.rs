@@ -114,7 +114,10 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::sqlite_open(path, &e))?;
-        Ok(Store { backend: Backend::Sqlite(pool), location: format!("sqlite:{}", path.display()) })
+        Ok(Store {
+            backend: Backend::Sqlite(pool),
+            location: format!("sqlite:{}", path.display()),
+        })
     }
 
     /// Connects to PostgreSQL at `url`.
@@ -145,7 +148,10 @@ impl Store {
                        Check storage.database_url (or COWORKER_DATABASE_URL)"
                     .into(),
             })?;
-        Ok(Store { backend: Backend::Postgres(pool), location: redact_url(url_for_messages) })
+        Ok(Store {
+            backend: Backend::Postgres(pool),
+            location: redact_url(url_for_messages),
+        })
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -182,7 +188,11 @@ impl Store {
 }
 
 fn config_kind(config: &StorageConfig) -> DatabaseKind {
-    if config.database_url.trim().is_empty() { DatabaseKind::Sqlite } else { DatabaseKind::Postgres }
+    if config.database_url.trim().is_empty() {
+        DatabaseKind::Sqlite
+    } else {
+        DatabaseKind::Postgres
+    }
 }
 
 /// Path of the SQLite database for a data dir.

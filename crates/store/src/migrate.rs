@@ -51,9 +51,11 @@ impl Store {
             .fetch_one(pool)
             .await
             .map(|n| n > 0)?,
-            Backend::Postgres(pool) => sqlx::query_scalar::<_, bool>("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-                .fetch_one(pool)
-                .await?,
+            Backend::Postgres(pool) => {
+                sqlx::query_scalar::<_, bool>("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                    .fetch_one(pool)
+                    .await?
+            }
         };
         let applied: Vec<i64> = if table_exists {
             on_pool!(self, pool => sqlx::query_scalar::<_, i64>(

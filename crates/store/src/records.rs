@@ -428,7 +428,13 @@ pub(crate) struct RunEventRow {
 
 impl From<RunEventRow> for RunEvent {
     fn from(row: RunEventRow) -> Self {
-        RunEvent { run_id: row.run_id.into(), seq: row.seq, kind: row.kind, payload: row.payload.0, at_ms: row.at_ms }
+        RunEvent {
+            run_id: row.run_id.into(),
+            seq: row.seq,
+            kind: row.kind,
+            payload: row.payload.0,
+            at_ms: row.at_ms,
+        }
     }
 }
 

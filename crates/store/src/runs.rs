@@ -13,7 +13,8 @@ use sqlx::types::Json;
 use crate::records::{RunEventRow, RunRow};
 use crate::{Backend, ClaimedRun, Run, RunEvent, Store, StoreError, now_ms, on_pool};
 
-const RUN_COLUMNS: &str = "id, task_id, status, lease_owner, lease_expires_at_ms, lease_epoch, wake_at_ms, created_at_ms";
+const RUN_COLUMNS: &str =
+    "id, task_id, status, lease_owner, lease_expires_at_ms, lease_epoch, wake_at_ms, created_at_ms";
 
 /// Largest number of events [`Store::list_events`] returns at once.
 pub const MAX_EVENT_PAGE: i64 = 10_000;
@@ -28,16 +29,15 @@ impl Store {
     /// Looks a run up by id.
     pub async fn get_run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
-        let row: Option<RunRow> =
-            on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(id.as_uuid()).fetch_optional(pool).await?);
+        let row: Option<RunRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(id.as_uuid()).fetch_optional(pool).await?);
         row.map(Run::try_from).transpose()
     }
 
     /// The (latest) run of a task.
     pub async fn run_for_task(&self, task_id: TaskId) -> Result<Option<Run>, StoreError> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE task_id = $1 ORDER BY created_at_ms DESC, id DESC LIMIT 1");
-        let row: Option<RunRow> =
-            on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(task_id.as_uuid()).fetch_optional(pool).await?);
+        let sql =
+            format!("SELECT {RUN_COLUMNS} FROM runs WHERE task_id = $1 ORDER BY created_at_ms DESC, id DESC LIMIT 1");
+        let row: Option<RunRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(task_id.as_uuid()).fetch_optional(pool).await?);
         row.map(Run::try_from).transpose()
     }
 
@@ -62,7 +62,9 @@ impl Store {
             .bind(now)
             .fetch_optional(pool)
             .await?);
-        let Some(run) = row.map(Run::try_from).transpose()? else { return Ok(None) };
+        let Some(run) = row.map(Run::try_from).transpose()? else {
+            return Ok(None);
+        };
         let next_seq = self.last_seq(run.id).await? + 1;
         Ok(Some(ClaimedRun { run, next_seq }))
     }
@@ -145,7 +147,11 @@ impl Store {
              SELECT id, $2, $3, $4, $5 FROM runs WHERE id = $1 AND lease_epoch = $6 \
              AND $2 = 1 + COALESCE((SELECT MAX(seq) FROM run_events WHERE run_id = $1), 0){lock}"
         );
-        let fenced = || StoreError::Fenced { run_id: run_id.to_string(), epoch, seq };
+        let fenced = || StoreError::Fenced {
+            run_id: run_id.to_string(),
+            epoch,
+            seq,
+        };
         let inserted = on_pool!(self, pool => sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind(run_id.as_uuid())
             .bind(seq)
@@ -157,9 +163,13 @@ impl Store {
             .await
             .map(|done| done.rows_affected()));
         match inserted {
-            Ok(1) => {
-                Ok(RunEvent { run_id, seq, kind: kind.to_owned(), payload: payload.clone(), at_ms })
-            }
+            Ok(1) => Ok(RunEvent {
+                run_id,
+                seq,
+                kind: kind.to_owned(),
+                payload: payload.clone(),
+                at_ms,
+            }),
             Ok(_) => Err(fenced()),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(fenced()),
             Err(e) => Err(StoreError::Database(e)),

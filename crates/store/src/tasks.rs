@@ -70,24 +70,30 @@ impl Store {
                 {
                     return Ok(Created::Existing(existing));
                 }
-                return Err(StoreError::Conflict { what: "task", key: new.idempotency_key.clone().unwrap_or_default() });
+                return Err(StoreError::Conflict {
+                    what: "task",
+                    key: new.idempotency_key.clone().unwrap_or_default(),
+                });
             }
         }
-        let task = self.get_task(task_id).await?.ok_or(StoreError::NotFound { what: "task", key: task_id.to_string() })?;
+        let task = self.get_task(task_id).await?.ok_or(StoreError::NotFound {
+            what: "task",
+            key: task_id.to_string(),
+        })?;
         Ok(Created::New(task))
     }
 
     async fn task_by_idempotency_key(&self, key: &str) -> Result<Option<Task>, StoreError> {
         let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE idempotency_key = $1");
-        let row: Option<TaskRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(key).fetch_optional(pool).await?);
+        let row: Option<TaskRow> =
+            on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(key).fetch_optional(pool).await?);
         row.map(Task::try_from).transpose()
     }
 
     /// Looks a task up by id.
     pub async fn get_task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
         let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1");
-        let row: Option<TaskRow> =
-            on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(id.as_uuid()).fetch_optional(pool).await?);
+        let row: Option<TaskRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(id.as_uuid()).fetch_optional(pool).await?);
         row.map(Task::try_from).transpose()
     }
 
@@ -126,7 +132,10 @@ impl Store {
         .await?
         .rows_affected());
         if affected == 0 {
-            return Err(StoreError::NotFound { what: "task", key: id.to_string() });
+            return Err(StoreError::NotFound {
+                what: "task",
+                key: id.to_string(),
+            });
         }
         Ok(())
     }

@@ -42,28 +42,32 @@ impl Store {
         .await
         .map(|_| ())
         .map_err(|e| StoreError::unique_or(e, "user with email", email_key))?);
-        self.get_user(id).await?.ok_or(StoreError::NotFound { what: "user", key: id.to_string() })
+        self.get_user(id).await?.ok_or(StoreError::NotFound {
+            what: "user",
+            key: id.to_string(),
+        })
     }
 
     /// Looks a user up by id.
     pub async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        let row: Option<UserRow> =
-            on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(id.as_uuid()).fetch_optional(pool).await?);
+        let row: Option<UserRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(id.as_uuid()).fetch_optional(pool).await?);
         row.map(User::try_from).transpose()
     }
 
     /// The first owner created (the first-run owner), if any.
     pub async fn first_owner(&self) -> Result<Option<User>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE role = 'owner' ORDER BY created_at_ms, id LIMIT 1");
-        let row: Option<UserRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).fetch_optional(pool).await?);
+        let row: Option<UserRow> =
+            on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).fetch_optional(pool).await?);
         row.map(User::try_from).transpose()
     }
 
     /// All users, oldest first.
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at_ms, id");
-        let rows: Vec<UserRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).fetch_all(pool).await?);
+        let rows: Vec<UserRow> =
+            on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).fetch_all(pool).await?);
         rows.into_iter().map(User::try_from).collect()
     }
 
@@ -104,9 +108,10 @@ impl Store {
             "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_at_ms IS NULL \
              AND (expires_at_ms IS NULL OR expires_at_ms > $2)"
         );
-        let row: Option<TokenRow> =
-            on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(token_hash).bind(now).fetch_optional(pool).await?);
-        let Some(token) = row.map(ApiToken::try_from).transpose()? else { return Ok(None) };
+        let row: Option<TokenRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(token_hash).bind(now).fetch_optional(pool).await?);
+        let Some(token) = row.map(ApiToken::try_from).transpose()? else {
+            return Ok(None);
+        };
         let user = match token.user_id {
             Some(user_id) => match self.get_user(user_id).await? {
                 Some(user) if !user.disabled => Some(user),
@@ -174,29 +179,31 @@ impl Store {
         .map(|_| ())?);
         self.coworker_by_handle(&spec.handle)
             .await?
-            .ok_or_else(|| StoreError::NotFound { what: "coworker", key: spec.handle.clone() })
+            .ok_or_else(|| StoreError::NotFound {
+                what: "coworker",
+                key: spec.handle.clone(),
+            })
     }
 
     /// Looks a coworker up by handle (archived ones excluded).
     pub async fn coworker_by_handle(&self, handle: &str) -> Result<Option<Coworker>, StoreError> {
         let sql = format!("SELECT {COWORKER_COLUMNS} FROM coworkers WHERE handle = $1 AND archived_at_ms IS NULL");
-        let row: Option<CoworkerRow> =
-            on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(handle).fetch_optional(pool).await?);
+        let row: Option<CoworkerRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(handle).fetch_optional(pool).await?);
         Ok(row.map(Coworker::from))
     }
 
     /// Looks a coworker up by id (archived ones included: old tasks still refer to them).
     pub async fn get_coworker(&self, id: CoworkerId) -> Result<Option<Coworker>, StoreError> {
         let sql = format!("SELECT {COWORKER_COLUMNS} FROM coworkers WHERE id = $1");
-        let row: Option<CoworkerRow> =
-            on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(id.as_uuid()).fetch_optional(pool).await?);
+        let row: Option<CoworkerRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(id.as_uuid()).fetch_optional(pool).await?);
         Ok(row.map(Coworker::from))
     }
 
     /// Active coworkers, by handle.
     pub async fn list_coworkers(&self) -> Result<Vec<Coworker>, StoreError> {
         let sql = format!("SELECT {COWORKER_COLUMNS} FROM coworkers WHERE archived_at_ms IS NULL ORDER BY handle");
-        let rows: Vec<CoworkerRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).fetch_all(pool).await?);
+        let rows: Vec<CoworkerRow> =
+            on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).fetch_all(pool).await?);
         Ok(rows.into_iter().map(Coworker::from).collect())
     }
 }

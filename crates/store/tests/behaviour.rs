@@ -2,7 +2,7 @@
 
 use coworker_core::domain::{Priority, Role, RunStatus, TaskStatus};
 use coworker_core::{CoworkerId, TaskId};
-use coworker_store::{Created, CoworkerSpec, NewTask, NewUser, Store, StoreError, TokenKind, binary_schema_version};
+use coworker_store::{CoworkerSpec, Created, NewTask, NewUser, Store, StoreError, TokenKind, binary_schema_version};
 use coworker_testkit::{TestDb, backend_tests};
 use serde_json::json;
 
@@ -53,55 +53,122 @@ fn task(coworker_id: CoworkerId, brief: &str, key: Option<&str>) -> NewTask {
 async fn migrations_are_current_and_idempotent(db: &TestDb) {
     let status = db.store.check_schema().await.unwrap();
     assert_eq!(status.database_version, binary_schema_version());
-    assert!(db.store.migrate().await.unwrap().is_empty(), "second migrate applies nothing");
+    assert!(
+        db.store.migrate().await.unwrap().is_empty(),
+        "second migrate applies nothing"
+    );
     db.store.ping().await.unwrap();
 }
 
 async fn users_and_unique_emails(db: &TestDb) {
     let store = &db.store;
     assert!(store.first_owner().await.unwrap().is_none());
-    let owner = store.create_user(NewUser { email: None, display_name: "Owner".into(), role: Role::Owner }).await.unwrap();
+    let owner = store
+        .create_user(NewUser {
+            email: None,
+            display_name: "Owner".into(),
+            role: Role::Owner,
+        })
+        .await
+        .unwrap();
     let alice = store
-        .create_user(NewUser { email: Some("alice@example.com".into()), display_name: "Alice".into(), role: Role::Member })
+        .create_user(NewUser {
+            email: Some("alice@example.com".into()),
+            display_name: "Alice".into(),
+            role: Role::Member,
+        })
         .await
         .unwrap();
     assert_eq!(store.first_owner().await.unwrap().unwrap().id, owner.id);
     assert_eq!(store.get_user(alice.id).await.unwrap().unwrap().role, Role::Member);
     let dup = store
-        .create_user(NewUser { email: Some("alice@example.com".into()), display_name: "Other".into(), role: Role::Viewer })
+        .create_user(NewUser {
+            email: Some("alice@example.com".into()),
+            display_name: "Other".into(),
+            role: Role::Viewer,
+        })
         .await
         .unwrap_err();
     assert!(matches!(dup, StoreError::Conflict { .. }), "{dup}");
     // Several users without email are fine (NULLs are distinct).
-    store.create_user(NewUser { email: None, display_name: "Bot".into(), role: Role::Viewer }).await.unwrap();
+    store
+        .create_user(NewUser {
+            email: None,
+            display_name: "Bot".into(),
+            role: Role::Viewer,
+        })
+        .await
+        .unwrap();
     assert_eq!(store.list_users().await.unwrap().len(), 3);
 }
 
 async fn tokens_authenticate_until_revoked_or_expired(db: &TestDb) {
     let store = &db.store;
-    let user = store.create_user(NewUser { email: None, display_name: "U".into(), role: Role::Admin }).await.unwrap();
-    let live = store.create_token(Some(user.id), "ci", TokenKind::Api, b"hash-live", None).await.unwrap();
-    store.create_token(Some(user.id), "old", TokenKind::Api, b"hash-expired", Some(1)).await.unwrap();
+    let user = store
+        .create_user(NewUser {
+            email: None,
+            display_name: "U".into(),
+            role: Role::Admin,
+        })
+        .await
+        .unwrap();
+    let live = store
+        .create_token(Some(user.id), "ci", TokenKind::Api, b"hash-live", None)
+        .await
+        .unwrap();
+    store
+        .create_token(Some(user.id), "old", TokenKind::Api, b"hash-expired", Some(1))
+        .await
+        .unwrap();
 
-    let (token, found_user) = store.authenticate_token(b"hash-live").await.unwrap().expect("live token authenticates");
+    let (token, found_user) = store
+        .authenticate_token(b"hash-live")
+        .await
+        .unwrap()
+        .expect("live token authenticates");
     assert_eq!(token.id, live.id);
     assert_eq!(found_user.unwrap().id, user.id);
-    assert!(store.authenticate_token(b"hash-expired").await.unwrap().is_none(), "expired token refused");
+    assert!(
+        store.authenticate_token(b"hash-expired").await.unwrap().is_none(),
+        "expired token refused"
+    );
     assert!(store.authenticate_token(b"unknown").await.unwrap().is_none());
 
     // Use is recorded.
     let (token, _) = store.authenticate_token(b"hash-live").await.unwrap().unwrap();
-    assert!(token.last_used_at_ms.is_some() || store.authenticate_token(b"hash-live").await.unwrap().unwrap().0.last_used_at_ms.is_some());
+    assert!(
+        token.last_used_at_ms.is_some()
+            || store
+                .authenticate_token(b"hash-live")
+                .await
+                .unwrap()
+                .unwrap()
+                .0
+                .last_used_at_ms
+                .is_some()
+    );
 
     assert!(store.revoke_token(live.id).await.unwrap());
     assert!(!store.revoke_token(live.id).await.unwrap(), "second revoke is a no-op");
-    assert!(store.authenticate_token(b"hash-live").await.unwrap().is_none(), "revoked token refused");
+    assert!(
+        store.authenticate_token(b"hash-live").await.unwrap().is_none(),
+        "revoked token refused"
+    );
 
-    let dup = store.create_token(None, "dup", TokenKind::Signin, b"hash-expired", None).await.unwrap_err();
+    let dup = store
+        .create_token(None, "dup", TokenKind::Signin, b"hash-expired", None)
+        .await
+        .unwrap_err();
     assert!(matches!(dup, StoreError::Conflict { .. }));
 
-    store.create_token(Some(user.id), "s1", TokenKind::Signin, b"s1", None).await.unwrap();
-    store.create_token(Some(user.id), "s2", TokenKind::Signin, b"s2", None).await.unwrap();
+    store
+        .create_token(Some(user.id), "s1", TokenKind::Signin, b"s1", None)
+        .await
+        .unwrap();
+    store
+        .create_token(Some(user.id), "s2", TokenKind::Signin, b"s2", None)
+        .await
+        .unwrap();
     assert_eq!(store.revoke_tokens(TokenKind::Signin, None).await.unwrap(), 2);
     assert!(store.authenticate_token(b"s2").await.unwrap().is_none());
 }
@@ -124,7 +191,13 @@ async fn coworkers_upsert_by_handle(db: &TestDb) {
     assert_eq!(again.name, "Ada L.");
     assert_eq!(again.settings["tools"][0], "workspace.*");
     coworker(store, "bob").await;
-    let handles: Vec<String> = store.list_coworkers().await.unwrap().into_iter().map(|c| c.handle).collect();
+    let handles: Vec<String> = store
+        .list_coworkers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.handle)
+        .collect();
     assert_eq!(handles, ["ada", "bob"]);
     assert!(store.coworker_by_handle("nobody").await.unwrap().is_none());
     assert_eq!(store.get_coworker(id).await.unwrap().unwrap().timezone, "Europe/Paris");
@@ -133,21 +206,38 @@ async fn coworkers_upsert_by_handle(db: &TestDb) {
 async fn tasks_create_with_a_ready_run_and_honour_idempotency_keys(db: &TestDb) {
     let store = &db.store;
     let ada = coworker(store, "ada").await;
-    let created = store.create_task(&task(ada, "draft the brief", Some("schedule-1@2026-11-23T08:00"))).await.unwrap();
+    let created = store
+        .create_task(&task(ada, "draft the brief", Some("schedule-1@2026-11-23T08:00")))
+        .await
+        .unwrap();
     assert!(created.is_new());
     let task_row = created.into_inner();
     assert_eq!(task_row.status, TaskStatus::Queued);
     assert_eq!(task_row.priority, Priority::Normal);
-    let run = store.run_for_task(task_row.id).await.unwrap().expect("a run is created with the task");
+    let run = store
+        .run_for_task(task_row.id)
+        .await
+        .unwrap()
+        .expect("a run is created with the task");
     assert_eq!(run.status, RunStatus::Ready);
     assert_eq!(run.lease_epoch, 0);
 
-    let again = store.create_task(&task(ada, "draft the brief", Some("schedule-1@2026-11-23T08:00"))).await.unwrap();
+    let again = store
+        .create_task(&task(ada, "draft the brief", Some("schedule-1@2026-11-23T08:00")))
+        .await
+        .unwrap();
     assert_eq!(again, Created::Existing(task_row.clone()));
-    assert_eq!(store.list_tasks(None, 100).await.unwrap().len(), 1, "no second task for the same key");
+    assert_eq!(
+        store.list_tasks(None, 100).await.unwrap().len(),
+        1,
+        "no second task for the same key"
+    );
 
     // A task for an unknown coworker is refused and leaves nothing behind.
-    let err = store.create_task(&task(CoworkerId::new(), "orphan", None)).await.unwrap_err();
+    let err = store
+        .create_task(&task(CoworkerId::new(), "orphan", None))
+        .await
+        .unwrap_err();
     assert!(!matches!(err, StoreError::Fenced { .. }), "{err}");
     assert_eq!(store.list_tasks(None, 100).await.unwrap().len(), 1);
 }
@@ -158,7 +248,9 @@ async fn concurrent_idempotent_creates_make_one_task(db: &TestDb) {
     let mut handles = Vec::new();
     for _ in 0..8 {
         let store = store.clone();
-        handles.push(tokio::spawn(async move { store.create_task(&task(ada, "once", Some("fire-42"))).await }));
+        handles.push(tokio::spawn(async move {
+            store.create_task(&task(ada, "once", Some("fire-42"))).await
+        }));
     }
     let mut new = 0;
     let mut ids = std::collections::HashSet::new();
@@ -178,16 +270,26 @@ async fn task_status_and_listing(db: &TestDb) {
     let ada = coworker(store, "ada").await;
     let first = store.create_task(&task(ada, "one", None)).await.unwrap().into_inner();
     let second = store.create_task(&task(ada, "two", None)).await.unwrap().into_inner();
-    store.set_task_status(first.id, TaskStatus::Done, Some(&json!({"summary": "did it"}))).await.unwrap();
+    store
+        .set_task_status(first.id, TaskStatus::Done, Some(&json!({"summary": "did it"})))
+        .await
+        .unwrap();
     let done = store.get_task(first.id).await.unwrap().unwrap();
     assert_eq!(done.status, TaskStatus::Done);
     assert_eq!(done.result.unwrap()["summary"], "did it");
     assert!(done.finished_at_ms.is_some());
     let listed = store.list_tasks(None, 10).await.unwrap();
-    assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), [second.id, first.id], "newest first");
+    assert_eq!(
+        listed.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [second.id, first.id],
+        "newest first"
+    );
     let queued = store.list_tasks(Some(TaskStatus::Queued), 10).await.unwrap();
     assert_eq!(queued.len(), 1);
-    let missing = store.set_task_status(TaskId::new(), TaskStatus::Done, None).await.unwrap_err();
+    let missing = store
+        .set_task_status(TaskId::new(), TaskStatus::Done, None)
+        .await
+        .unwrap_err();
     assert!(matches!(missing, StoreError::NotFound { .. }));
 }
 
@@ -223,30 +325,67 @@ async fn claims_are_exclusive_and_bump_the_epoch(db: &TestDb) {
 async fn journal_appends_are_fenced_by_epoch_and_seq(db: &TestDb) {
     let store = &db.store;
     let ada = coworker(store, "ada").await;
-    let t = store.create_task(&task(ada, "fenced", None)).await.unwrap().into_inner();
+    let t = store
+        .create_task(&task(ada, "fenced", None))
+        .await
+        .unwrap()
+        .into_inner();
     // Lease TTL 0: the lease is immediately expired, so a second worker can take over.
     let first = store.claim_run("w1", -1).await.unwrap().unwrap();
     assert_eq!(first.run.task_id, t.id);
     let epoch1 = first.run.lease_epoch;
-    store.append_event(first.run.id, epoch1, 1, "started", &json!({"by": "w1"})).await.unwrap();
+    store
+        .append_event(first.run.id, epoch1, 1, "started", &json!({"by": "w1"}))
+        .await
+        .unwrap();
     // Wrong seq (a gap, or a repeat) is refused.
-    assert!(matches!(store.append_event(first.run.id, epoch1, 3, "x", &json!({})).await, Err(StoreError::Fenced { .. })));
-    assert!(matches!(store.append_event(first.run.id, epoch1, 1, "x", &json!({})).await, Err(StoreError::Fenced { .. })));
+    assert!(matches!(
+        store.append_event(first.run.id, epoch1, 3, "x", &json!({})).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    assert!(matches!(
+        store.append_event(first.run.id, epoch1, 1, "x", &json!({})).await,
+        Err(StoreError::Fenced { .. })
+    ));
 
-    let second = store.claim_run("w2", 60_000).await.unwrap().expect("expired lease is reclaimed");
+    let second = store
+        .claim_run("w2", 60_000)
+        .await
+        .unwrap()
+        .expect("expired lease is reclaimed");
     assert_eq!(second.run.id, first.run.id);
     assert_eq!(second.run.lease_epoch, epoch1 + 1);
     assert_eq!(second.next_seq, 2);
 
     // The stale worker can no longer write, renew or release.
-    let stale = store.append_event(first.run.id, epoch1, 2, "tool_started", &json!({})).await.unwrap_err();
+    let stale = store
+        .append_event(first.run.id, epoch1, 2, "tool_started", &json!({}))
+        .await
+        .unwrap_err();
     assert!(matches!(stale, StoreError::Fenced { .. }), "{stale}");
     assert!(!store.renew_lease(first.run.id, epoch1, 60_000).await.unwrap());
-    assert!(!store.release_run(first.run.id, epoch1, RunStatus::Ready, None).await.unwrap());
+    assert!(
+        !store
+            .release_run(first.run.id, epoch1, RunStatus::Ready, None)
+            .await
+            .unwrap()
+    );
 
-    store.append_event(second.run.id, second.run.lease_epoch, 2, "model_requested", &json!({"turn": 1})).await.unwrap();
+    store
+        .append_event(
+            second.run.id,
+            second.run.lease_epoch,
+            2,
+            "model_requested",
+            &json!({"turn": 1}),
+        )
+        .await
+        .unwrap();
     let events = store.list_events(first.run.id, 0, 100).await.unwrap();
-    assert_eq!(events.iter().map(|e| (e.seq, e.kind.as_str())).collect::<Vec<_>>(), [(1, "started"), (2, "model_requested")]);
+    assert_eq!(
+        events.iter().map(|e| (e.seq, e.kind.as_str())).collect::<Vec<_>>(),
+        [(1, "started"), (2, "model_requested")]
+    );
     assert_eq!(events[0].payload["by"], "w1");
     assert_eq!(store.list_events(first.run.id, 1, 100).await.unwrap().len(), 1);
     assert_eq!(store.last_seq(first.run.id).await.unwrap(), 2);
@@ -257,23 +396,56 @@ async fn expired_leases_are_reclaimed_and_waiting_runs_wake(db: &TestDb) {
     let ada = coworker(store, "ada").await;
     store.create_task(&task(ada, "wait", None)).await.unwrap();
     let claimed = store.claim_run("w1", 60_000).await.unwrap().unwrap();
-    assert!(store.claim_run("w2", 60_000).await.unwrap().is_none(), "a live lease is not stolen");
-    assert!(store.renew_lease(claimed.run.id, claimed.run.lease_epoch, 60_000).await.unwrap());
+    assert!(
+        store.claim_run("w2", 60_000).await.unwrap().is_none(),
+        "a live lease is not stolen"
+    );
+    assert!(
+        store
+            .renew_lease(claimed.run.id, claimed.run.lease_epoch, 60_000)
+            .await
+            .unwrap()
+    );
 
     // Waiting with no timer: never claimable until woken.
-    assert!(store.release_run(claimed.run.id, claimed.run.lease_epoch, RunStatus::Waiting, None).await.unwrap());
-    assert!(store.claim_run("w2", 60_000).await.unwrap().is_none(), "waiting costs nothing and is not claimed");
+    assert!(
+        store
+            .release_run(claimed.run.id, claimed.run.lease_epoch, RunStatus::Waiting, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store.claim_run("w2", 60_000).await.unwrap().is_none(),
+        "waiting costs nothing and is not claimed"
+    );
     assert!(store.wake_run(claimed.run.id).await.unwrap());
     assert!(!store.wake_run(claimed.run.id).await.unwrap(), "already ready");
     let again = store.claim_run("w2", 60_000).await.unwrap().unwrap();
     assert_eq!(again.run.lease_epoch, claimed.run.lease_epoch + 1);
 
     // Waiting with a timer in the past: claimable.
-    assert!(store.release_run(again.run.id, again.run.lease_epoch, RunStatus::Waiting, Some(1)).await.unwrap());
-    let timer = store.claim_run("w3", 60_000).await.unwrap().expect("due timer makes the run claimable");
+    assert!(
+        store
+            .release_run(again.run.id, again.run.lease_epoch, RunStatus::Waiting, Some(1))
+            .await
+            .unwrap()
+    );
+    let timer = store
+        .claim_run("w3", 60_000)
+        .await
+        .unwrap()
+        .expect("due timer makes the run claimable");
     assert_eq!(timer.run.lease_owner.as_deref(), Some("w3"));
-    assert!(store.release_run(timer.run.id, timer.run.lease_epoch, RunStatus::Finished, None).await.unwrap());
-    assert!(store.claim_run("w4", -1).await.unwrap().is_none(), "finished runs are never claimed");
+    assert!(
+        store
+            .release_run(timer.run.id, timer.run.lease_epoch, RunStatus::Finished, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store.claim_run("w4", -1).await.unwrap().is_none(),
+        "finished runs are never claimed"
+    );
 }
 
 async fn schema_newer_than_binary_is_refused(db: &TestDb) {
@@ -283,7 +455,9 @@ async fn schema_newer_than_binary_is_refused(db: &TestDb) {
                   VALUES (9999, 'from the future', CURRENT_TIMESTAMP, TRUE, $1, 0)";
     match db.backend {
         coworker_testkit::Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", db.dir().join("coworker.db").display())).await.unwrap();
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", db.dir().join("coworker.db").display()))
+                .await
+                .unwrap();
             sqlx::query(insert).bind(vec![0u8; 48]).execute(&pool).await.unwrap();
             pool.close().await;
         }
@@ -293,7 +467,19 @@ async fn schema_newer_than_binary_is_refused(db: &TestDb) {
         }
     }
     let err = store.migrate().await.unwrap_err();
-    assert!(matches!(err, StoreError::SchemaTooNew { database_version: 9999, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::SchemaTooNew {
+                database_version: 9999,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("newer than this binary"), "{err}");
-    assert!(matches!(store.check_schema().await, Err(StoreError::SchemaTooNew { .. })));
+    assert!(matches!(
+        store.check_schema().await,
+        Err(StoreError::SchemaTooNew { .. })
+    ));
 }

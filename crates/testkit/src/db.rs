@@ -20,7 +20,9 @@ pub enum Backend {
 
 /// The PostgreSQL URL tests may use, if configured.
 pub fn postgres_url() -> Option<String> {
-    std::env::var(TEST_DATABASE_URL_ENV).ok().filter(|s| !s.trim().is_empty())
+    std::env::var(TEST_DATABASE_URL_ENV)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
 }
 
 /// An isolated, migrated database plus a temp data dir. Cleaned up on drop.
@@ -55,22 +57,42 @@ impl TestDb {
                 let store = Store::open_sqlite(&dir.path().join("coworker.db"), &PoolSettings::default())
                     .await
                     .expect("open sqlite");
-                Some(TestDb { backend, store, database_url: String::new(), dir, schema: None })
+                Some(TestDb {
+                    backend,
+                    store,
+                    database_url: String::new(),
+                    dir,
+                    schema: None,
+                })
             }
             Backend::Postgres => {
                 let base = postgres_url()?;
                 let schema = format!("cw_test_{}", uuid::Uuid::now_v7().simple());
-                let mut conn = sqlx::PgConnection::connect(&base).await.expect("connect to COWORKER_TEST_DATABASE_URL");
+                let mut conn = sqlx::PgConnection::connect(&base)
+                    .await
+                    .expect("connect to COWORKER_TEST_DATABASE_URL");
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
                     .execute(&mut conn)
                     .await
                     .expect("create test schema");
                 let _ = conn.close().await;
                 let database_url = with_search_path(&base, &schema);
-                let store = Store::open_postgres(&database_url, &PoolSettings { max_connections: 8, ..PoolSettings::default() })
-                    .await
-                    .expect("open postgres test schema");
-                Some(TestDb { backend, store, database_url, dir, schema: Some((base, schema)) })
+                let store = Store::open_postgres(
+                    &database_url,
+                    &PoolSettings {
+                        max_connections: 8,
+                        ..PoolSettings::default()
+                    },
+                )
+                .await
+                .expect("open postgres test schema");
+                Some(TestDb {
+                    backend,
+                    store,
+                    database_url,
+                    dir,
+                    schema: Some((base, schema)),
+                })
             }
         }
     }
@@ -96,10 +118,14 @@ pub fn with_search_path(url: &str, schema: &str) -> String {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some((base, schema)) = self.schema.take() else { return };
+        let Some((base, schema)) = self.schema.take() else {
+            return;
+        };
         // Drop runs outside async context: use a private runtime on a plain thread.
         let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
             runtime.block_on(async move {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
                     let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))

@@ -41,8 +41,14 @@ impl TestNode {
         adjust(&mut config);
         let node = Node::start(config, NodeOptions::default()).await.expect("node starts");
         let base_url = format!("http://{}", node.local_addr);
-        let owner_token = coworker_server::bootstrap::read_owner_credential(&node.data_dir).expect("owner credential written");
-        Some(TestNode { node, base_url, owner_token, db })
+        let owner_token =
+            coworker_server::bootstrap::read_owner_credential(&node.data_dir).expect("owner credential written");
+        Some(TestNode {
+            node,
+            base_url,
+            owner_token,
+            db,
+        })
     }
 
     /// An HTTP client (no default auth header).
