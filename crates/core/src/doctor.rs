@@ -31,16 +31,31 @@ pub struct Check {
 impl Check {
     /// A passing check.
     pub fn ok(name: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { name: name.into(), status: CheckStatus::Ok, detail: detail.into(), fix: String::new() }
+        Self {
+            name: name.into(),
+            status: CheckStatus::Ok,
+            detail: detail.into(),
+            fix: String::new(),
+        }
     }
 
     /// A warning with its fix.
     pub fn warn(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { name: name.into(), status: CheckStatus::Warn, detail: detail.into(), fix: fix.into() }
+        Self {
+            name: name.into(),
+            status: CheckStatus::Warn,
+            detail: detail.into(),
+            fix: fix.into(),
+        }
     }
 
     /// A failure with its fix.
     pub fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { name: name.into(), status: CheckStatus::Fail, detail: detail.into(), fix: fix.into() }
+        Self {
+            name: name.into(),
+            status: CheckStatus::Fail,
+            detail: detail.into(),
+            fix: fix.into(),
+        }
     }
 }

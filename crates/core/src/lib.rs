@@ -6,6 +6,7 @@
 //! Everything here is deterministic and unit-testable.
 
 pub mod config;
+pub mod coworker;
 pub mod doctor;
 pub mod domain;
 pub mod ids;
