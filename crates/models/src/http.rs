@@ -160,19 +160,24 @@ pub(crate) fn transport_error(provider: &str, url: &str, e: &reqwest::Error) -> 
     }
 }
 
-/// An error and its sources on one line ("error sending request: connection refused").
+/// An error and its sources on one line. reqwest's own outer message repeats the URL
+/// ("error sending request for url (…)"), which callers already name, so when there are
+/// sources only they are shown: "client error (Connect): tcp connect error: Connection
+/// refused (os error 111)".
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let part = inner.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = current {
+        let part = err.to_string();
+        if !parts.iter().any(|p| p.contains(&part)) {
+            parts.push(part);
         }
-        source = inner.source();
+        current = err.source();
     }
-    text
+    if parts.len() > 1 && parts[0].contains("for url (") {
+        parts.remove(0);
+    }
+    parts.join(": ")
 }
 
 /// Reads a whole body before `deadline`.

@@ -12,9 +12,10 @@
 //! use coworker_models::{Message, ModelRequest, Purpose};
 //! let resolved = coworker_models::detect_providers(config, env).await;
 //! println!("{}", resolved.summary());
-//! let router = resolved.router(config)?;
-//! let response = router.complete(&router.default_policy(), ModelRequest::new(Purpose::Act, vec![Message::user("hi")])).await?;
-//! println!("{} ({} µ$)", response.text, response.cost_micros_usd);
+//! let router = resolved.router()?;
+//! let request = ModelRequest::new(Purpose::Act, vec![Message::user("hi")]);
+//! let routed = router.complete(&router.default_policy(), request).await?;
+//! println!("{} ({} µ$)", routed.response.text, routed.response.cost_micros_usd);
 //! # Ok(()) }
 //! ```
 
@@ -48,6 +49,33 @@ pub use resolve::{
 pub use retry::RetryPolicy;
 pub use router::{ModelPolicy, Router};
 pub use types::*;
+
+/// The rows of `coworker models list`: every catalog entry (built in and from config), plus
+/// any model the policy names that the catalog lacks (shown as local = free, or unknown =
+/// costed at 0 until priced). Render with [`render_catalog_table`] or serialise for `--json`.
+pub fn models_list(resolved: &ResolvedProviders) -> Vec<CatalogRow> {
+    let mut rows = resolved.catalog.rows();
+    let policy = &resolved.policy;
+    let named = policy
+        .default
+        .iter()
+        .chain(policy.fallback.iter())
+        .chain(policy.purposes.values());
+    for model in named {
+        if rows.iter().any(|r| r.id == model.to_string()) {
+            continue;
+        }
+        if let Some(p) = resolved.providers.iter().find(|p| p.settings.name == model.provider) {
+            let identity =
+                catalog::ProviderIdentity::new(p.settings.name.clone(), p.settings.kind, &p.settings.base_url);
+            let info = resolved.catalog.lookup(&identity, &model.model);
+            if info.source != PriceSource::BuiltIn {
+                rows.push(CatalogRow::from(&info));
+            }
+        }
+    }
+    rows
+}
 
 /// Builds the client for one provider. `catalog` prices its calls.
 pub fn build_provider(settings: ProviderSettings, catalog: Arc<Catalog>) -> Result<Arc<dyn ModelProvider>, ModelError> {
