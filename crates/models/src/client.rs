@@ -160,9 +160,12 @@ impl<W: Wire> HttpProvider<W> {
             name,
             &url,
             builder,
-            options.first_byte_timeout,
+            (
+                options.connect_timeout,
+                options.first_byte_timeout,
+                options.call_timeout,
+            ),
             attempt_deadline,
-            options.call_timeout,
         )
         .await?;
         let status = response.status();

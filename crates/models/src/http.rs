@@ -116,15 +116,16 @@ pub fn build_client(connect_timeout: Duration) -> Result<reqwest::Client, String
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
-/// Sends `request`, waiting at most `first_byte` for the headers and never past `deadline`.
+/// Sends `request` under `limits` = (connect, first byte, whole call): waits at most the
+/// first-byte limit for the headers and never past `deadline`.
 pub(crate) async fn send(
     provider: &str,
     url: &str,
     request: reqwest::RequestBuilder,
-    first_byte: Duration,
+    limits: (Duration, Duration, Duration),
     deadline: Instant,
-    call_timeout: Duration,
 ) -> Result<reqwest::Response, ModelError> {
+    let (connect_timeout, first_byte, call_timeout) = limits;
     let headers_by = (Instant::now() + first_byte).min(deadline);
     match tokio::time::timeout_at(headers_by, request.send()).await {
         Err(_) => {
@@ -139,18 +140,18 @@ pub(crate) async fn send(
                 after_ms: millis(after),
             })
         }
-        Ok(Err(e)) => Err(transport_error(provider, url, &e)),
+        Ok(Err(e)) => Err(transport_error(provider, url, &e, connect_timeout)),
         Ok(Ok(response)) => Ok(response),
     }
 }
 
 /// Classifies a reqwest error raised before or while reading a response.
-pub(crate) fn transport_error(provider: &str, url: &str, e: &reqwest::Error) -> ModelError {
+pub(crate) fn transport_error(provider: &str, url: &str, e: &reqwest::Error, connect_timeout: Duration) -> ModelError {
     if e.is_timeout() && e.is_connect() {
         return ModelError::Timeout {
             provider: provider.to_owned(),
             phase: TimeoutPhase::Connect,
-            after_ms: 0,
+            after_ms: millis(connect_timeout),
         };
     }
     ModelError::Connection {

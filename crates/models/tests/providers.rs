@@ -400,7 +400,7 @@ async fn server_errors_are_retried_then_reported(kind: Kind) {
 
 async fn slow_first_byte_times_out_and_is_retried(kind: Kind) {
     let mut opts = options(kind.transport);
-    opts.first_byte_timeout = Duration::from_millis(300);
+    opts.first_byte_timeout = Duration::from_millis(1_000);
     // The slow response takes far longer than the limit, so the outcome does not depend on
     // scheduling: the first attempt must time out, the second is answered at once.
     let script =
@@ -420,7 +420,7 @@ async fn slow_first_byte_times_out_and_is_retried(kind: Kind) {
             err,
             ModelError::Timeout {
                 phase: TimeoutPhase::FirstByte,
-                after_ms: 300,
+                after_ms: 1_000,
                 ..
             }
         ),
@@ -428,7 +428,7 @@ async fn slow_first_byte_times_out_and_is_retried(kind: Kind) {
     );
     assert!(
         err.to_string()
-            .contains("timed out waiting for the first byte after 300 ms"),
+            .contains("timed out waiting for the first byte after 1000 ms"),
         "{err}"
     );
     assert_eq!(server.model_requests().len(), 2);
