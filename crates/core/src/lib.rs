@@ -9,6 +9,7 @@ pub mod config;
 pub mod coworker;
 pub mod doctor;
 pub mod domain;
+pub mod policy;
 pub mod ids;
 pub mod text;
 

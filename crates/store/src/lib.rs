@@ -9,6 +9,7 @@
 //! - Nothing here knows about HTTP, models or tools.
 
 mod error;
+mod inputs;
 mod migrate;
 mod records;
 mod runs;
@@ -28,6 +29,7 @@ pub use error::{StoreError, redact_url};
 pub use migrate::{SchemaStatus, binary_schema_version};
 pub use records::*;
 pub use users::NewUser;
+pub use inputs::{Decided, RUNNABLE_CHANNEL};
 
 /// File name of the SQLite database inside the data dir.
 pub const SQLITE_FILE_NAME: &str = "coworker.db";
@@ -43,6 +45,8 @@ pub struct Store {
     backend: Backend,
     /// Human description of where the data lives, with any password redacted.
     location: String,
+    /// In-process wake-up notifier for workers (see `inputs`).
+    wakeups: std::sync::Arc<tokio::sync::Notify>,
 }
 
 #[derive(Clone)]
@@ -117,6 +121,7 @@ impl Store {
         Ok(Store {
             backend: Backend::Sqlite(pool),
             location: format!("sqlite:{}", path.display()),
+            wakeups: Default::default(),
         })
     }
 
@@ -151,6 +156,7 @@ impl Store {
         Ok(Store {
             backend: Backend::Postgres(pool),
             location: redact_url(url_for_messages),
+            wakeups: Default::default(),
         })
     }
 

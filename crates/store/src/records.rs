@@ -446,3 +446,151 @@ pub struct ClaimedRun {
     /// Sequence number of the next journal append.
     pub next_seq: i64,
 }
+
+/// A pending or decided human decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    /// Id.
+    pub id: coworker_core::ApprovalId,
+    /// The run waiting on it.
+    pub run_id: RunId,
+    /// The run's task.
+    pub task_id: TaskId,
+    /// `plan`, `tool_call`, `budget`, `outcome_unknown`, `escalation`…
+    pub kind: String,
+    /// One line for people.
+    pub title: String,
+    /// What is being decided, rendered for people (arguments, plan steps, diff…).
+    pub preview: serde_json::Value,
+    /// State.
+    pub status: coworker_core::domain::ApprovalStatus,
+    /// Who decided.
+    pub decided_by_user_id: Option<UserId>,
+    /// The decision word (`approve`, `reject`, `retry`, `skip`, `mark_done`, `expired`).
+    pub decision: Option<String>,
+    /// The decider's note.
+    pub decision_note: Option<String>,
+    /// Deadline, epoch ms.
+    pub expires_at_ms: i64,
+    /// When it was escalated to the manager, epoch ms.
+    pub escalated_at_ms: Option<i64>,
+    /// Creation time, epoch ms.
+    pub created_at_ms: i64,
+    /// Decision time, epoch ms.
+    pub decided_at_ms: Option<i64>,
+    /// The tool call (or plan) this gates.
+    pub call_id: Option<String>,
+    /// Who delegated the task (may decide).
+    pub requested_by_user_id: Option<UserId>,
+    /// Escalation target (the coworker's manager).
+    pub escalate_to_user_id: Option<UserId>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApprovalRow {
+    pub id: Uuid,
+    pub run_id: Uuid,
+    pub task_id: Uuid,
+    pub kind: String,
+    pub title: String,
+    pub preview: Json<serde_json::Value>,
+    pub status: String,
+    pub decided_by_user_id: Option<Uuid>,
+    pub decision: Option<String>,
+    pub decision_note: Option<String>,
+    pub expires_at_ms: i64,
+    pub escalated_at_ms: Option<i64>,
+    pub created_at_ms: i64,
+    pub decided_at_ms: Option<i64>,
+    pub call_id: Option<String>,
+    pub requested_by_user_id: Option<Uuid>,
+    pub escalate_to_user_id: Option<Uuid>,
+}
+
+impl TryFrom<ApprovalRow> for Approval {
+    type Error = StoreError;
+    fn try_from(row: ApprovalRow) -> Result<Self, Self::Error> {
+        Ok(Approval {
+            id: row.id.into(),
+            run_id: row.run_id.into(),
+            task_id: row.task_id.into(),
+            kind: row.kind,
+            title: row.title,
+            preview: row.preview.0,
+            status: parse_enum("approvals.status", &row.status)?,
+            decided_by_user_id: row.decided_by_user_id.map(Into::into),
+            decision: row.decision,
+            decision_note: row.decision_note,
+            expires_at_ms: row.expires_at_ms,
+            escalated_at_ms: row.escalated_at_ms,
+            created_at_ms: row.created_at_ms,
+            decided_at_ms: row.decided_at_ms,
+            call_id: row.call_id,
+            requested_by_user_id: row.requested_by_user_id.map(Into::into),
+            escalate_to_user_id: row.escalate_to_user_id.map(Into::into),
+        })
+    }
+}
+
+/// An approval to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewApproval {
+    /// The waiting run.
+    pub run_id: RunId,
+    /// Its task.
+    pub task_id: TaskId,
+    /// Kind (see [`Approval::kind`]).
+    pub kind: String,
+    /// One line for people.
+    pub title: String,
+    /// Rendered detail.
+    pub preview: serde_json::Value,
+    /// Deadline, epoch ms.
+    pub expires_at_ms: i64,
+    /// The gated call or plan id.
+    pub call_id: Option<String>,
+    /// The delegator.
+    pub requested_by_user_id: Option<UserId>,
+    /// The escalation target.
+    pub escalate_to_user_id: Option<UserId>,
+}
+
+/// An input waiting to be journaled by a run's worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInput {
+    /// Input id.
+    pub id: Uuid,
+    /// The run.
+    pub run_id: RunId,
+    /// `answer`, `human_message`.
+    pub kind: String,
+    /// Data.
+    pub payload: serde_json::Value,
+    /// Who sent it.
+    pub from_user_id: Option<UserId>,
+    /// When, epoch ms.
+    pub created_at_ms: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RunInputRow {
+    pub id: Uuid,
+    pub run_id: Uuid,
+    pub kind: String,
+    pub payload: Json<serde_json::Value>,
+    pub from_user_id: Option<Uuid>,
+    pub created_at_ms: i64,
+}
+
+impl From<RunInputRow> for RunInput {
+    fn from(row: RunInputRow) -> Self {
+        RunInput {
+            id: row.id,
+            run_id: row.run_id.into(),
+            kind: row.kind,
+            payload: row.payload.0,
+            from_user_id: row.from_user_id.map(Into::into),
+            created_at_ms: row.created_at_ms,
+        }
+    }
+}

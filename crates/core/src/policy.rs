@@ -1,0 +1,84 @@
+//! The policy gate's decision (design §3): which tier a tool call gets, and the rule that
+//! made it. Pure code, not prompt: nothing a model or a tool result says can change it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::coworker::glob_matches;
+use crate::domain::{RiskClass, Tier};
+
+/// Organisation defaults: the tier for each risk class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierDefaults {
+    /// Tier for `read` tools.
+    pub read: Tier,
+    /// Tier for `write` tools.
+    pub write: Tier,
+    /// Tier for `external` tools.
+    pub external: Tier,
+    /// Tier for `destructive` tools.
+    pub destructive: Tier,
+}
+
+impl Default for TierDefaults {
+    fn default() -> Self {
+        Self { read: Tier::Auto, write: Tier::Notify, external: Tier::Approve, destructive: Tier::Approve }
+    }
+}
+
+impl TierDefaults {
+    /// The default tier for a risk class.
+    pub fn for_risk(&self, risk: RiskClass) -> Tier {
+        match risk {
+            RiskClass::Read => self.read,
+            RiskClass::Write => self.write,
+            RiskClass::External => self.external,
+            RiskClass::Destructive => self.destructive,
+        }
+    }
+}
+
+/// A gate decision with its reason, journaled with every tool call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateDecision {
+    /// What happens to the call.
+    pub tier: Tier,
+    /// Which rule decided, in words.
+    pub rule: String,
+}
+
+/// Decides the tier of a call to `tool` with risk class `risk`: the most specific matching
+/// coworker override (longest glob without its wildcards), else the org default.
+pub fn decide(tool: &str, risk: RiskClass, defaults: &TierDefaults, overrides: &BTreeMap<String, Tier>) -> GateDecision {
+    let best = overrides
+        .iter()
+        .filter(|(glob, _)| glob_matches(glob, tool))
+        .max_by_key(|(glob, _)| (glob.replace('*', "").len(), !glob.contains('*')));
+    match best {
+        Some((glob, tier)) => GateDecision { tier: *tier, rule: format!("coworker policy \"{glob}\" = {tier}") },
+        None => {
+            let tier = defaults.for_risk(risk);
+            GateDecision { tier, rule: format!("org default for {risk} tools = {tier}") }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_by_risk_and_most_specific_override_wins() {
+        let defaults = TierDefaults::default();
+        let mut overrides = BTreeMap::new();
+        assert_eq!(decide("mail.send", RiskClass::External, &defaults, &overrides).tier, Tier::Approve);
+        assert_eq!(decide("fs.read", RiskClass::Read, &defaults, &overrides).tier, Tier::Auto);
+        overrides.insert("github.*".to_owned(), Tier::Notify);
+        overrides.insert("github.delete_repo".to_owned(), Tier::Approve);
+        let decision = decide("github.create_issue", RiskClass::External, &defaults, &overrides);
+        assert_eq!(decision.tier, Tier::Notify);
+        assert_eq!(decision.rule, "coworker policy \"github.*\" = notify");
+        assert_eq!(decide("github.delete_repo", RiskClass::Destructive, &defaults, &overrides).tier, Tier::Approve);
+    }
+}

@@ -1,0 +1,43 @@
+//! Engine settings with their defaults (`[engine]` in `coworker.toml`).
+
+use coworker_core::policy::TierDefaults;
+
+/// Tuning and limits for the worker pool and the agent loop.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Concurrent runs per process.
+    pub workers: usize,
+    /// Lease length, in ms: a crashed worker's runs are taken over after this.
+    pub lease_ttl_ms: i64,
+    /// Heartbeat period, in ms (well under the lease).
+    pub heartbeat_ms: u64,
+    /// Fallback poll period when no wake-up arrives, in ms.
+    pub poll_interval_ms: u64,
+    /// Largest tool result put into the model's context, in bytes; the rest is cut with a
+    /// note.
+    pub max_tool_result_bytes: usize,
+    /// Most output tokens asked of one model call.
+    pub max_output_tokens: u32,
+    /// Spend share of the task budget, in percent, at which the model is told to wrap up.
+    pub wrap_up_percent: i64,
+    /// Tiers by risk class.
+    pub tiers: TierDefaults,
+    /// Events read per page when rebuilding a run.
+    pub journal_page: i64,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            lease_ttl_ms: 30_000,
+            heartbeat_ms: 10_000,
+            poll_interval_ms: 5_000,
+            max_tool_result_bytes: 16 * 1024,
+            max_output_tokens: 4_096,
+            wrap_up_percent: 80,
+            tiers: TierDefaults::default(),
+            journal_page: 5_000,
+        }
+    }
+}

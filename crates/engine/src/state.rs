@@ -1,0 +1,359 @@
+//! A run's state as a fold over its journal. Nothing about a run lives only in memory: the
+//! worker that resumes a run rebuilds exactly this from the events, so a crash at any
+//! instant loses nothing and a recorded result is never re-requested.
+
+use std::collections::HashMap;
+
+use coworker_core::ApprovalId;
+use coworker_core::domain::Tier;
+use coworker_models::{Message, ModelResponse, ToolCall};
+use coworker_store::RunEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Journal event kinds (design §2), as stored in `run_events.kind`.
+pub mod kind {
+    /// The run began: task, coworker, brief.
+    pub const STARTED: &str = "started";
+    /// Working memory was assembled: what went into the context.
+    pub const CONTEXT_BUILT: &str = "context_built";
+    /// A model call is about to be made.
+    pub const MODEL_REQUESTED: &str = "model_requested";
+    /// A model call's full response, usage and cost.
+    pub const MODEL_RESPONDED: &str = "model_responded";
+    /// A model call failed after retries and fallback.
+    pub const MODEL_FAILED: &str = "model_failed";
+    /// The model proposed a plan.
+    pub const PLAN_PROPOSED: &str = "plan_proposed";
+    /// A human approved or rejected the plan.
+    pub const PLAN_DECIDED: &str = "plan_decided";
+    /// The model asked for a tool call; the gate's tier and rule.
+    pub const TOOL_REQUESTED: &str = "tool_requested";
+    /// A human decision was requested.
+    pub const APPROVAL_REQUESTED: &str = "approval_requested";
+    /// A human decided.
+    pub const APPROVAL_DECIDED: &str = "approval_decided";
+    /// An approval reached its deadline (escalated first, then expired).
+    pub const APPROVAL_EXPIRED: &str = "approval_expired";
+    /// A tool call is about to run (intent).
+    pub const TOOL_STARTED: &str = "tool_started";
+    /// A tool call's result (or why it did not run).
+    pub const TOOL_FINISHED: &str = "tool_finished";
+    /// The coworker asked the delegator a question.
+    pub const QUESTION_ASKED: &str = "question_asked";
+    /// The delegator answered.
+    pub const ANSWER_RECEIVED: &str = "answer_received";
+    /// A person wrote in the task's thread.
+    pub const HUMAN_MESSAGE: &str = "human_message";
+    /// Spending neared the budget: the model is told to wrap up.
+    pub const BUDGET_WARNING: &str = "budget_warning";
+    /// A limit or budget was hit.
+    pub const BUDGET_EXCEEDED: &str = "budget_exceeded";
+    /// The task cannot proceed without a human.
+    pub const BLOCKED: &str = "blocked";
+    /// The task finished with a result.
+    pub const COMPLETED: &str = "completed";
+    /// The task failed.
+    pub const FAILED: &str = "failed";
+    /// A human cancelled the task.
+    pub const CANCELLED: &str = "cancelled";
+}
+
+/// `started` payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Started {
+    /// The brief.
+    pub brief: String,
+    /// The coworker's handle.
+    pub coworker: String,
+}
+
+/// One model turn as journaled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    /// Turn number, from 1.
+    pub turn: u32,
+    /// The response.
+    pub response: ModelResponse,
+}
+
+/// Everything known about one tool call of the model.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CallRecord {
+    /// The call as the model made it.
+    pub call: Option<ToolCall>,
+    /// Namespaced tool name.
+    pub tool: String,
+    /// Gate tier, once requested.
+    pub tier: Option<Tier>,
+    /// Whether the tool is idempotent (from `tool_started`).
+    pub idempotent: bool,
+    /// The approval raised for it, if any, and its kind.
+    pub approval: Option<(ApprovalId, String)>,
+    /// The decision on that approval (`approve`, `reject`, `retry`, `skip`, `mark_done`).
+    pub decision: Option<(String, Option<String>)>,
+    /// Whether `tool_started` was journaled.
+    pub started: bool,
+    /// How many times it was started.
+    pub starts: u32,
+    /// The result that answers it: (content, is_error).
+    pub result: Option<(String, bool)>,
+    /// The question asked, for `tasks.ask`.
+    pub question: Option<String>,
+    /// Whether the approval was escalated once already.
+    pub escalated: bool,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Terminal {
+    /// Done, with the result text.
+    Completed(String),
+    /// Failed, with the reason.
+    Failed(String),
+    /// Cancelled by a human.
+    Cancelled,
+}
+
+/// The folded state of a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunState {
+    /// `started` payload, once journaled.
+    pub started: Option<Started>,
+    /// Whether context was built.
+    pub context_built: bool,
+    /// Model turns, in order.
+    pub turns: Vec<Turn>,
+    /// Tool calls by id.
+    pub calls: HashMap<String, CallRecord>,
+    /// Notes for the model (human messages, wrap-up instructions), each placed after the
+    /// given number of turns.
+    pub notes: Vec<(usize, String)>,
+    /// `model_requested` events so far.
+    pub model_calls: u32,
+    /// Consecutive model failures at the end of the journal.
+    pub model_failures: u32,
+    /// Tokens used (input + output).
+    pub tokens: u64,
+    /// Cost so far, micro-dollars.
+    pub cost_micros_usd: i64,
+    /// Failures per identical call (tool + arguments).
+    pub failures: HashMap<String, u32>,
+    /// Whether the wrap-up instruction was given.
+    pub wrap_up_sent: bool,
+    /// Budget extensions granted by humans.
+    pub budget_extensions: u32,
+    /// Pending budget approval, if any.
+    pub budget_approval: Option<(ApprovalId, Option<String>)>,
+    /// The run's end, once journaled.
+    pub terminal: Option<Terminal>,
+    /// Why the task is blocked, if it is.
+    pub blocked: Option<String>,
+    /// Highest seq folded.
+    pub last_seq: i64,
+}
+
+/// What the run should do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Journal `started` and build the context.
+    Start,
+    /// Ask the model for the next turn.
+    ModelTurn,
+    /// Resolve this tool call (gate, wait, execute or recover).
+    Call(String),
+    /// The last turn had no tool calls: deliver its text.
+    Complete(String),
+    /// Nothing: the run has ended.
+    Ended,
+}
+
+/// The identity of a call for repeated-failure counting: tool plus canonical arguments.
+pub fn failure_key(tool: &str, arguments: &Value) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{tool}\u{0}{arguments}").as_bytes());
+    hex::encode(&digest[..16])
+}
+
+impl RunState {
+    /// Folds a journal (events in seq order).
+    pub fn fold(events: &[RunEvent]) -> RunState {
+        let mut state = RunState::default();
+        for event in events {
+            state.apply(event);
+        }
+        state
+    }
+
+    /// Applies one event.
+    pub fn apply(&mut self, event: &RunEvent) {
+        self.last_seq = event.seq;
+        let p = &event.payload;
+        let call_id = || p.get("call_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let text = |key: &str| p.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+        match event.kind.as_str() {
+            kind::STARTED => self.started = serde_json::from_value(p.clone()).ok(),
+            kind::CONTEXT_BUILT => self.context_built = true,
+            kind::MODEL_REQUESTED => self.model_calls += 1,
+            kind::MODEL_RESPONDED => {
+                if let Ok(turn) = serde_json::from_value::<Turn>(p.clone()) {
+                    self.model_failures = 0;
+                    self.tokens += turn.response.usage.input_tokens + turn.response.usage.output_tokens;
+                    self.cost_micros_usd += turn.response.cost_micros_usd;
+                    for call in &turn.response.tool_calls {
+                        let record = self.calls.entry(call.id.clone()).or_default();
+                        record.call = Some(call.clone());
+                        record.tool = crate::tools::from_wire_name(&call.name);
+                    }
+                    self.turns.push(turn);
+                }
+            }
+            kind::MODEL_FAILED => self.model_failures += 1,
+            kind::TOOL_REQUESTED => {
+                let record = self.calls.entry(call_id()).or_default();
+                record.tier = p.get("tier").and_then(|t| serde_json::from_value(t.clone()).ok());
+            }
+            kind::PLAN_PROPOSED => {}
+            kind::APPROVAL_REQUESTED => {
+                let id = p.get("approval_id").and_then(|v| serde_json::from_value::<ApprovalId>(v.clone()).ok());
+                let approval_kind = text("kind");
+                if let Some(id) = id {
+                    if approval_kind == "budget" {
+                        self.budget_approval = Some((id, None));
+                    } else {
+                        let record = self.calls.entry(call_id()).or_default();
+                        record.approval = Some((id, approval_kind));
+                        record.decision = None;
+                        record.escalated = false;
+                    }
+                }
+            }
+            kind::APPROVAL_DECIDED | kind::PLAN_DECIDED => {
+                let decision = text("decision");
+                let note = p.get("note").and_then(Value::as_str).map(str::to_owned);
+                if text("kind") == "budget" {
+                    if decision == "approve" {
+                        self.budget_extensions += 1;
+                    }
+                    self.budget_approval = None;
+                } else {
+                    let record = self.calls.entry(call_id()).or_default();
+                    record.decision = Some((decision, note));
+                }
+            }
+            kind::APPROVAL_EXPIRED => {
+                if p.get("escalated").and_then(Value::as_bool) == Some(true)
+                    && let Some(record) = self.calls.get_mut(&call_id())
+                {
+                    record.escalated = true;
+                }
+            }
+            kind::TOOL_STARTED => {
+                let record = self.calls.entry(call_id()).or_default();
+                record.started = true;
+                record.starts += 1;
+                record.idempotent = p.get("idempotent").and_then(Value::as_bool).unwrap_or(false);
+            }
+            kind::TOOL_FINISHED => {
+                let is_error = p.get("is_error").and_then(Value::as_bool).unwrap_or(false);
+                let content = text("content");
+                let id = call_id();
+                if is_error
+                    && p.get("executed").and_then(Value::as_bool) == Some(true)
+                    && let Some(key) = p.get("failure_key").and_then(Value::as_str)
+                {
+                    *self.failures.entry(key.to_owned()).or_default() += 1;
+                }
+                let record = self.calls.entry(id).or_default();
+                record.result = Some((content, is_error));
+                record.started = false;
+            }
+            kind::QUESTION_ASKED => {
+                let record = self.calls.entry(call_id()).or_default();
+                record.question = Some(text("question"));
+            }
+            kind::ANSWER_RECEIVED => {
+                let record = self.calls.entry(call_id()).or_default();
+                record.result = Some((format!("The delegator answered: {}", text("answer")), false));
+            }
+            kind::HUMAN_MESSAGE => self.notes.push((self.turns.len(), format!("Message from {}: {}", text("from"), text("text")))),
+            kind::BUDGET_WARNING => {
+                self.wrap_up_sent = true;
+                self.notes.push((self.turns.len(), text("instruction")));
+            }
+            kind::BLOCKED => self.blocked = Some(text("reason")),
+            kind::COMPLETED => self.terminal = Some(Terminal::Completed(text("result"))),
+            kind::FAILED => self.terminal = Some(Terminal::Failed(text("error"))),
+            kind::CANCELLED => self.terminal = Some(Terminal::Cancelled),
+            _ => {}
+        }
+        if event.kind != kind::BLOCKED && event.kind != kind::APPROVAL_EXPIRED && self.blocked.is_some() {
+            // Any progress after a block (a late decision, a human message) unblocks.
+            if matches!(event.kind.as_str(), kind::APPROVAL_DECIDED | kind::HUMAN_MESSAGE | kind::ANSWER_RECEIVED) {
+                self.blocked = None;
+            }
+        }
+    }
+
+    /// What to do next.
+    pub fn next(&self) -> Next {
+        if self.terminal.is_some() {
+            return Next::Ended;
+        }
+        if self.started.is_none() || !self.context_built {
+            return Next::Start;
+        }
+        let Some(last) = self.turns.last() else { return Next::ModelTurn };
+        for call in &last.response.tool_calls {
+            let resolved = self.calls.get(&call.id).is_some_and(|r| r.result.is_some());
+            if !resolved {
+                return Next::Call(call.id.clone());
+            }
+        }
+        if last.response.tool_calls.is_empty() {
+            return Next::Complete(last.response.text.clone());
+        }
+        Next::ModelTurn
+    }
+
+    /// The conversation to send on the next model turn: the brief, then each turn with its
+    /// tool results, with notes placed where they were journaled.
+    pub fn messages(&self, brief_message: String) -> Vec<Message> {
+        let mut messages = vec![Message::user(brief_message)];
+        let push_notes = |messages: &mut Vec<Message>, after: usize| {
+            for (_, note) in self.notes.iter().filter(|(at, _)| *at == after) {
+                messages.push(Message::user(note.clone()));
+            }
+        };
+        push_notes(&mut messages, 0);
+        for (index, turn) in self.turns.iter().enumerate() {
+            messages.push(Message::Assistant {
+                text: turn.response.text.clone(),
+                tool_calls: turn.response.tool_calls.clone(),
+            });
+            for call in &turn.response.tool_calls {
+                let (content, is_error) =
+                    self.calls.get(&call.id).and_then(|r| r.result.clone()).unwrap_or_else(|| ("(no result)".into(), true));
+                messages.push(Message::ToolResult { call_id: call.id.clone(), content, is_error });
+            }
+            push_notes(&mut messages, index + 1);
+        }
+        merge_consecutive_user_messages(messages)
+    }
+}
+
+/// Providers want user and tool-result messages to alternate sensibly with assistant turns;
+/// adjacent user notes are merged into one message.
+fn merge_consecutive_user_messages(messages: Vec<Message>) -> Vec<Message> {
+    let mut out: Vec<Message> = Vec::with_capacity(messages.len());
+    for message in messages {
+        match (out.last_mut(), message) {
+            (Some(Message::User { text: previous }), Message::User { text }) => {
+                previous.push_str("\n\n");
+                previous.push_str(&text);
+            }
+            (_, message) => out.push(message),
+        }
+    }
+    out
+}

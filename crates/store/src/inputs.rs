@@ -1,0 +1,320 @@
+//! What reaches a run from outside its lease holder: answers, human messages, cancellation
+//! requests and approval decisions, plus wake-up notification of workers.
+//!
+//! Only the worker holding a run's lease writes its journal. Everything else records its
+//! input here (or decides an approval row) and wakes the run; the worker journals the input
+//! when it resumes. Wake-ups are pushed: an in-process notifier always, and PostgreSQL
+//! `NOTIFY` so workers on other nodes hear it too.
+
+use coworker_core::domain::ApprovalStatus;
+use coworker_core::{ApprovalId, CoworkerId, RunId, TaskId, UserId};
+use sqlx::AssertSqlSafe;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::records::{ApprovalRow, RunInputRow};
+use crate::{Approval, Backend, NewApproval, RunInput, Store, StoreError, now_ms, on_pool};
+
+/// PostgreSQL channel on which runnable-run wake-ups are announced.
+pub const RUNNABLE_CHANNEL: &str = "coworker_runnable";
+
+const APPROVAL_COLUMNS: &str = "id, run_id, task_id, kind, title, preview, status, decided_by_user_id, decision, decision_note, \
+    expires_at_ms, escalated_at_ms, created_at_ms, decided_at_ms, call_id, requested_by_user_id, escalate_to_user_id";
+
+/// Largest page of approvals returned at once.
+pub const MAX_APPROVAL_PAGE: i64 = 1_000;
+
+/// Result of trying to decide an approval.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decided {
+    /// This decision was the first and applies.
+    Applied(Approval),
+    /// Someone decided first (or it expired); nothing changed.
+    AlreadyDecided(Approval),
+}
+
+impl Store {
+    /// Announces that runs may be claimable now (in this process and, on PostgreSQL, to
+    /// every listening node).
+    pub async fn notify_runnable(&self) -> Result<(), StoreError> {
+        self.wakeups.notify_waiters();
+        if let Backend::Postgres(pool) = &self.backend {
+            sqlx::query("SELECT pg_notify($1, '')").bind(RUNNABLE_CHANNEL).execute(pool).await?;
+        }
+        Ok(())
+    }
+
+    /// The in-process notifier workers wait on. On PostgreSQL, call
+    /// [`Store::listen_for_wakeups`] once so notifications from other nodes reach it.
+    pub fn wakeups(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.wakeups.clone()
+    }
+
+    /// On PostgreSQL, spawns a task that `LISTEN`s for wake-ups from any node and forwards
+    /// them to [`Store::wakeups`], reconnecting if the connection drops. No-op on SQLite.
+    pub async fn listen_for_wakeups(&self) -> Result<(), StoreError> {
+        let Backend::Postgres(pool) = &self.backend else { return Ok(()) };
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(RUNNABLE_CHANNEL).await?;
+        let wakeups = self.wakeups.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(_) => wakeups.notify_waiters(),
+                    Err(error) => {
+                        // PgListener reconnects on the next recv; wake workers so they poll
+                        // once in case a notification was lost meanwhile.
+                        tracing::warn!(%error, "wake-up listener interrupted; reconnecting");
+                        wakeups.notify_waiters();
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Records an input for a run and wakes it if it was waiting.
+    pub async fn push_run_input(
+        &self,
+        run_id: RunId,
+        kind: &str,
+        payload: &serde_json::Value,
+        from_user_id: Option<UserId>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO run_inputs (id, run_id, kind, payload, from_user_id, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(run_id.as_uuid())
+        .bind(kind)
+        .bind(Json(payload))
+        .bind(from_user_id.map(|u| u.as_uuid()))
+        .bind(now_ms())
+        .execute(pool)
+        .await
+        .map(|_| ())?);
+        if self.wake_run(run_id).await? {
+            self.notify_runnable().await?;
+        }
+        Ok(())
+    }
+
+    /// Unconsumed inputs of a run, oldest first.
+    pub async fn pending_run_inputs(&self, run_id: RunId) -> Result<Vec<RunInput>, StoreError> {
+        let rows: Vec<RunInputRow> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT id, run_id, kind, payload, from_user_id, created_at_ms FROM run_inputs \
+             WHERE run_id = $1 AND consumed_at_ms IS NULL ORDER BY created_at_ms, id",
+        )
+        .bind(run_id.as_uuid())
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(RunInput::from).collect())
+    }
+
+    /// Marks an input as moved into the journal.
+    pub async fn consume_run_input(&self, input_id: Uuid) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query("UPDATE run_inputs SET consumed_at_ms = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(input_id)
+            .execute(pool)
+            .await
+            .map(|_| ())?);
+        Ok(())
+    }
+
+    /// Asks a task's run to stop. A waiting run is woken so its worker can wind it down; a
+    /// running one notices at its next heartbeat. Returns whether a live run was found.
+    pub async fn request_cancel(&self, task_id: TaskId) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let affected = on_pool!(self, pool => sqlx::query(
+            "UPDATE runs SET cancel_requested_at_ms = COALESCE(cancel_requested_at_ms, $1), \
+             status = CASE WHEN status = 'waiting' THEN 'ready' ELSE status END, \
+             wake_at_ms = CASE WHEN status = 'waiting' THEN NULL ELSE wake_at_ms END, updated_at_ms = $1 \
+             WHERE task_id = $2 AND status <> 'finished'",
+        )
+        .bind(now)
+        .bind(task_id.as_uuid())
+        .execute(pool)
+        .await?
+        .rows_affected());
+        if affected > 0 {
+            self.notify_runnable().await?;
+        }
+        Ok(affected > 0)
+    }
+
+    /// Whether cancellation was requested for a run.
+    pub async fn cancel_requested(&self, run_id: RunId) -> Result<bool, StoreError> {
+        let at: Option<i64> = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT cancel_requested_at_ms FROM runs WHERE id = $1",
+        )
+        .bind(run_id.as_uuid())
+        .fetch_optional(pool)
+        .await?
+        .flatten());
+        Ok(at.is_some())
+    }
+
+    /// Adds one model call's usage to its task and to the coworker's spend for `day`
+    /// (`YYYY-MM-DD` in the coworker's timezone).
+    pub async fn add_task_usage(
+        &self,
+        task_id: TaskId,
+        coworker_id: CoworkerId,
+        day: &str,
+        cost_micros_usd: i64,
+        input_tokens: i64,
+        output_tokens: i64,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        on_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE tasks SET cost_micros_usd = cost_micros_usd + $1, input_tokens = input_tokens + $2, \
+                 output_tokens = output_tokens + $3, updated_at_ms = $4 WHERE id = $5",
+            )
+            .bind(cost_micros_usd)
+            .bind(input_tokens)
+            .bind(output_tokens)
+            .bind(now)
+            .bind(task_id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO coworker_spend (coworker_id, day, cost_micros_usd) VALUES ($1, $2, $3) \
+                 ON CONFLICT (coworker_id, day) DO UPDATE SET cost_micros_usd = coworker_spend.cost_micros_usd + excluded.cost_micros_usd",
+            )
+            .bind(coworker_id.as_uuid())
+            .bind(day)
+            .bind(cost_micros_usd)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await
+        }
+        .await?);
+        Ok(())
+    }
+
+    /// What a coworker has spent on `day`, in micro-dollars.
+    pub async fn coworker_spend(&self, coworker_id: CoworkerId, day: &str) -> Result<i64, StoreError> {
+        let spent: Option<i64> = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT cost_micros_usd FROM coworker_spend WHERE coworker_id = $1 AND day = $2",
+        )
+        .bind(coworker_id.as_uuid())
+        .bind(day)
+        .fetch_optional(pool)
+        .await?);
+        Ok(spent.unwrap_or(0))
+    }
+
+    /// Creates a pending approval.
+    pub async fn create_approval(&self, new: &NewApproval) -> Result<Approval, StoreError> {
+        let id = ApprovalId::new();
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO approvals (id, run_id, task_id, kind, title, preview, status, expires_at_ms, created_at_ms, call_id, \
+             requested_by_user_id, escalate_to_user_id) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11)",
+        )
+        .bind(id.as_uuid())
+        .bind(new.run_id.as_uuid())
+        .bind(new.task_id.as_uuid())
+        .bind(&new.kind)
+        .bind(&new.title)
+        .bind(Json(&new.preview))
+        .bind(new.expires_at_ms)
+        .bind(now_ms())
+        .bind(&new.call_id)
+        .bind(new.requested_by_user_id.map(|u| u.as_uuid()))
+        .bind(new.escalate_to_user_id.map(|u| u.as_uuid()))
+        .execute(pool)
+        .await
+        .map(|_| ())?);
+        self.get_approval(id).await?.ok_or(StoreError::NotFound { what: "approval", key: id.to_string() })
+    }
+
+    /// Looks an approval up by id.
+    pub async fn get_approval(&self, id: ApprovalId) -> Result<Option<Approval>, StoreError> {
+        let sql = format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = $1");
+        let row: Option<ApprovalRow> =
+            on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(id.as_uuid()).fetch_optional(pool).await?);
+        row.map(Approval::try_from).transpose()
+    }
+
+    /// The approval a run raised for `call_id` (or for the plan, with `call_id` = plan id),
+    /// newest first.
+    pub async fn approval_for_call(&self, run_id: RunId, call_id: &str) -> Result<Option<Approval>, StoreError> {
+        let sql = format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE run_id = $1 AND call_id = $2 ORDER BY created_at_ms DESC, id DESC LIMIT 1"
+        );
+        let row: Option<ApprovalRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(run_id.as_uuid())
+            .bind(call_id)
+            .fetch_optional(pool)
+            .await?);
+        row.map(Approval::try_from).transpose()
+    }
+
+    /// Approvals, optionally of one status: pending ones soonest-expiring first, others newest
+    /// first; at most `limit` (capped at [`MAX_APPROVAL_PAGE`]).
+    pub async fn list_approvals(&self, status: Option<ApprovalStatus>, limit: i64) -> Result<Vec<Approval>, StoreError> {
+        let order = if status == Some(ApprovalStatus::Pending) { "expires_at_ms, id" } else { "created_at_ms DESC, id DESC" };
+        let sql = format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE ($1 IS NULL OR status = $1) ORDER BY {order} LIMIT $2"
+        );
+        let rows: Vec<ApprovalRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(status.map(|s| s.as_str()))
+            .bind(limit.clamp(1, MAX_APPROVAL_PAGE))
+            .fetch_all(pool)
+            .await?);
+        rows.into_iter().map(Approval::try_from).collect()
+    }
+
+    /// Decides a pending approval: compare-and-set on its status, so of two concurrent
+    /// decisions exactly one applies. The run is woken when this decision applies.
+    pub async fn decide_approval(
+        &self,
+        id: ApprovalId,
+        status: ApprovalStatus,
+        decision: &str,
+        note: Option<&str>,
+        by: Option<UserId>,
+    ) -> Result<Decided, StoreError> {
+        let now = now_ms();
+        let affected = on_pool!(self, pool => sqlx::query(
+            "UPDATE approvals SET status = $1, decision = $2, decision_note = $3, decided_by_user_id = $4, decided_at_ms = $5 \
+             WHERE id = $6 AND status = 'pending'",
+        )
+        .bind(status.as_str())
+        .bind(decision)
+        .bind(note)
+        .bind(by.map(|u| u.as_uuid()))
+        .bind(now)
+        .bind(id.as_uuid())
+        .execute(pool)
+        .await?
+        .rows_affected());
+        let approval = self.get_approval(id).await?.ok_or(StoreError::NotFound { what: "approval", key: id.to_string() })?;
+        if affected == 1 {
+            if self.wake_run(approval.run_id).await? {
+                self.notify_runnable().await?;
+            }
+            Ok(Decided::Applied(approval))
+        } else {
+            Ok(Decided::AlreadyDecided(approval))
+        }
+    }
+
+    /// Records that an approval was escalated (first expiry) with a new deadline.
+    pub async fn escalate_approval(&self, id: ApprovalId, new_expires_at_ms: i64) -> Result<bool, StoreError> {
+        let affected = on_pool!(self, pool => sqlx::query(
+            "UPDATE approvals SET escalated_at_ms = $1, expires_at_ms = $2 WHERE id = $3 AND status = 'pending' AND escalated_at_ms IS NULL",
+        )
+        .bind(now_ms())
+        .bind(new_expires_at_ms)
+        .bind(id.as_uuid())
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(affected == 1)
+    }
+}
