@@ -314,7 +314,9 @@ fn doctor_reports_each_check_and_fails_on_an_unreachable_database() {
 
     let (code, stdout, _) = run(coworker(dir.path()).arg("migrate"));
     assert_eq!(code, 0);
-    assert!(stdout.contains("applied migration(s) [1]"), "{stdout}");
+    assert!(stdout.contains("applied migration(s) [1, "), "{stdout}");
+    let version = coworker_store::binary_schema_version();
+    assert!(stdout.contains(&format!("schema now at version {version}")), "{stdout}");
     let (_, stdout, _) = run(coworker(dir.path()).arg("migrate"));
     assert!(stdout.contains("nothing to do"), "{stdout}");
 

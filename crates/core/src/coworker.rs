@@ -75,7 +75,15 @@ pub enum ModelPolicy {
 }
 
 /// Purposes a per-purpose model table may name.
-pub const MODEL_POLICY_KEYS: &[&str] = &["default", "plan", "act", "classify", "summarize", "validate", "fallback"];
+pub const MODEL_POLICY_KEYS: &[&str] = &[
+    "default",
+    "plan",
+    "act",
+    "classify",
+    "summarize",
+    "validate",
+    "fallback",
+];
 
 /// Spending limits, in US dollars as written (converted to micro-dollars on use).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -152,9 +160,18 @@ pub struct CoworkerDefError {
 impl CoworkerDef {
     /// Parses and validates one definition file.
     pub fn parse(file: &str, text: &str) -> Result<CoworkerDef, CoworkerDefError> {
-        let error = |position, message: String, fix: String| CoworkerDefError { file: file.to_owned(), position, message, fix };
+        let error = |position, message: String, fix: String| CoworkerDefError {
+            file: file.to_owned(),
+            position,
+            message,
+            fix,
+        };
         let deserializer = toml::Deserializer::parse(text).map_err(|e| {
-            error(e.span().map(|s| line_column(text, s.start)), format!("invalid TOML: {}", e.message()), String::new())
+            error(
+                e.span().map(|s| line_column(text, s.start)),
+                format!("invalid TOML: {}", e.message()),
+                String::new(),
+            )
         })?;
         let def: CoworkerDef = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let position = e.inner().span().map(|s| line_column(text, s.start));
@@ -167,10 +184,16 @@ impl CoworkerDef {
                 error(
                     position,
                     format!("unknown key `{path}`"),
-                    suggestion.map(|s| format!("did you mean `{s}`?")).unwrap_or_else(|| format!("valid keys: {}", quoted[1..].join(", "))),
+                    suggestion
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .unwrap_or_else(|| format!("valid keys: {}", quoted[1..].join(", "))),
                 )
             } else if message.starts_with("missing field") {
-                error(position, message.replace("missing field", "missing required key"), "add it to the file".into())
+                error(
+                    position,
+                    message.replace("missing field", "missing required key"),
+                    "add it to the file".into(),
+                )
             } else {
                 error(position, format!("`{path}`: {message}"), String::new())
             }
@@ -188,7 +211,10 @@ impl CoworkerDef {
         }
         let handle_ok = !self.handle.is_empty()
             && self.handle.chars().count() <= MAX_HANDLE_CHARS
-            && self.handle.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            && self
+                .handle
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if !handle_ok {
             return Err((
                 "handle",
@@ -202,11 +228,15 @@ impl CoworkerDef {
             return Err((
                 "timezone",
                 format!("{:?} is not a known IANA timezone", self.timezone),
-                suggestion.map_or_else(|| "e.g. \"Europe/Paris\" or \"UTC\"".to_owned(), |s| format!("did you mean {s:?}?")),
+                suggestion.map_or_else(
+                    || "e.g. \"Europe/Paris\" or \"UTC\"".to_owned(),
+                    |s| format!("did you mean {s:?}?"),
+                ),
             ));
         }
         if !self.working_hours.trim().is_empty() {
-            WorkingHours::parse(&self.working_hours).map_err(|e| ("working_hours", e, "e.g. \"Mon-Fri 08:00-19:00\"".into()))?;
+            WorkingHours::parse(&self.working_hours)
+                .map_err(|e| ("working_hours", e, "e.g. \"Mon-Fri 08:00-19:00\"".into()))?;
         }
         if let ModelPolicy::PerPurpose(table) = &self.model {
             for key in table.keys() {
@@ -215,35 +245,66 @@ impl CoworkerDef {
                     return Err((
                         "model",
                         format!("names unknown purpose {key:?}"),
-                        suggestion.map_or_else(|| format!("purposes: {}", MODEL_POLICY_KEYS.join(", ")), |s| format!("did you mean {s:?}?")),
+                        suggestion.map_or_else(
+                            || format!("purposes: {}", MODEL_POLICY_KEYS.join(", ")),
+                            |s| format!("did you mean {s:?}?"),
+                        ),
                     ));
                 }
             }
         }
         for model in self.model_names() {
             if !model.contains('/') {
-                return Err(("model", format!("{model:?} is not provider/model"), "e.g. \"openai/gpt-4.1-mini\"".into()));
+                return Err((
+                    "model",
+                    format!("{model:?} is not provider/model"),
+                    "e.g. \"openai/gpt-4.1-mini\"".into(),
+                ));
             }
         }
         for glob in self.tools.iter().chain(self.policy.keys()) {
             if glob.trim().is_empty() || glob.contains(char::is_whitespace) {
-                return Err(("tools", format!("{glob:?} is not a tool name or glob"), "e.g. \"workspace.*\"".into()));
+                return Err((
+                    "tools",
+                    format!("{glob:?} is not a tool name or glob"),
+                    "e.g. \"workspace.*\"".into(),
+                ));
             }
         }
-        if self.budget.task_usd < 0.0 || self.budget.daily_usd < 0.0 || !self.budget.task_usd.is_finite() || !self.budget.daily_usd.is_finite() {
+        if self.budget.task_usd < 0.0
+            || self.budget.daily_usd < 0.0
+            || !self.budget.task_usd.is_finite()
+            || !self.budget.daily_usd.is_finite()
+        {
             return Err(("budget", "must not be negative".into(), "use 0 for no limit".into()));
         }
         if self.limits.max_model_calls == 0 {
-            return Err(("max_model_calls", "must be at least 1".into(), "the default is 50".into()));
+            return Err((
+                "max_model_calls",
+                "must be at least 1".into(),
+                "the default is 50".into(),
+            ));
         }
         if self.limits.max_same_tool_failures == 0 {
-            return Err(("max_same_tool_failures", "must be at least 1".into(), "the default is 3".into()));
+            return Err((
+                "max_same_tool_failures",
+                "must be at least 1".into(),
+                "the default is 3".into(),
+            ));
         }
         if self.limits.tool_timeout_secs == 0 {
-            return Err(("tool_timeout_secs", "must be at least 1".into(), "the default is 120".into()));
+            return Err((
+                "tool_timeout_secs",
+                "must be at least 1".into(),
+                "the default is 120".into(),
+            ));
         }
         if self.limits.approval_ttl_secs == 0 {
-            return Err(("approval_ttl_secs", "must be at least 1".into(), "the default is 14400 (4 h)".into()));
+            return Err((
+                "approval_ttl_secs",
+                "must be at least 1".into(),
+                "the default is 14400 (4 h)".into(),
+            ));
         }
         Ok(())
     }
@@ -316,8 +377,10 @@ const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 impl WorkingHours {
     /// Parses `Mon-Fri 08:00-19:00` or `Mon,Wed,Fri 09:00-17:30`.
     pub fn parse(text: &str) -> Result<WorkingHours, String> {
-        let (days_text, hours_text) =
-            text.trim().split_once(char::is_whitespace).ok_or_else(|| format!("{text:?} is not \"DAYS HH:MM-HH:MM\""))?;
+        let (days_text, hours_text) = text
+            .trim()
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("{text:?} is not \"DAYS HH:MM-HH:MM\""))?;
         let day = |name: &str| {
             DAY_NAMES
                 .iter()
@@ -339,21 +402,34 @@ impl WorkingHours {
             }
         }
         let minute = |hhmm: &str| -> Result<u16, String> {
-            let (h, m) = hhmm.trim().split_once(':').ok_or_else(|| format!("{hhmm:?} is not HH:MM"))?;
-            let (h, m): (u16, u16) = (h.parse().map_err(|_| format!("{hhmm:?} is not HH:MM"))?, m.parse().map_err(|_| format!("{hhmm:?} is not HH:MM"))?);
+            let (h, m) = hhmm
+                .trim()
+                .split_once(':')
+                .ok_or_else(|| format!("{hhmm:?} is not HH:MM"))?;
+            let (h, m): (u16, u16) = (
+                h.parse().map_err(|_| format!("{hhmm:?} is not HH:MM"))?,
+                m.parse().map_err(|_| format!("{hhmm:?} is not HH:MM"))?,
+            );
             if h > 24 || m > 59 || (h == 24 && m != 0) {
                 return Err(format!("{hhmm:?} is not a time of day"));
             }
             Ok(h * 60 + m)
         };
-        let (start, end) = hours_text.trim().split_once('-').ok_or_else(|| format!("{hours_text:?} is not HH:MM-HH:MM"))?;
+        let (start, end) = hours_text
+            .trim()
+            .split_once('-')
+            .ok_or_else(|| format!("{hours_text:?} is not HH:MM-HH:MM"))?;
         let (start_minute, end_minute) = (minute(start)?, minute(end)?);
         if start_minute >= end_minute {
             return Err(format!("{hours_text:?} ends before it starts"));
         }
         days.sort_unstable();
         days.dedup();
-        Ok(WorkingHours { days, start_minute, end_minute })
+        Ok(WorkingHours {
+            days,
+            start_minute,
+            end_minute,
+        })
     }
 }
 
@@ -394,13 +470,18 @@ daily_usd = 20.00
     fn unknown_timezone_suggests_the_closest() {
         let err = CoworkerDef::parse("coworkers/ada.toml", &ADA.replace("Europe/Paris", "Europe/Pariss")).unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("coworkers/ada.toml:8:1: `timezone` \"Europe/Pariss\" is not a known IANA timezone"), "{text}");
+        assert!(
+            text.starts_with("coworkers/ada.toml:8:1: `timezone` \"Europe/Pariss\" is not a known IANA timezone"),
+            "{text}"
+        );
         assert!(text.contains("did you mean \"Europe/Paris\"?"), "{text}");
     }
 
     #[test]
     fn unknown_key_and_missing_key_are_named() {
-        let err = CoworkerDef::parse("c.toml", &ADA.replace("role =", "rol =")).unwrap_err().to_string();
+        let err = CoworkerDef::parse("c.toml", &ADA.replace("role =", "rol ="))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown key `rol`"), "{err}");
         assert!(err.contains("did you mean `role`?"), "{err}");
         let err = CoworkerDef::parse("c.toml", "name = \"X\"\n").unwrap_err().to_string();
@@ -415,16 +496,25 @@ daily_usd = 20.00
             ("Mon-Fri 08:00-19:00", "Mon-Fri 19:00-08:00", "ends before it starts"),
             ("\"openai/gpt-4.1-mini\"", "\"gpt-4.1-mini\"", "is not provider/model"),
             ("task_usd = 2.00", "task_usd = -1.0", "must not be negative"),
-            ("\"fs.write_file\" = \"approve\"", "\"fs.write_file\" = \"sometimes\"", "policy"),
+            (
+                "\"fs.write_file\" = \"approve\"",
+                "\"fs.write_file\" = \"sometimes\"",
+                "policy",
+            ),
         ] {
-            let err = CoworkerDef::parse("c.toml", &ADA.replace(from, to)).unwrap_err().to_string();
+            let err = CoworkerDef::parse("c.toml", &ADA.replace(from, to))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(expect), "{from} -> {to}: {err}");
         }
     }
 
     #[test]
     fn per_purpose_models() {
-        let text = ADA.replace("model = \"openai/gpt-4.1-mini\"", "model = { plan = \"anthropic/claude-sonnet-4-5\", act = \"openai/gpt-4.1-mini\" }");
+        let text = ADA.replace(
+            "model = \"openai/gpt-4.1-mini\"",
+            "model = { plan = \"anthropic/claude-sonnet-4-5\", act = \"openai/gpt-4.1-mini\" }",
+        );
         let def = CoworkerDef::parse("c.toml", &text).unwrap();
         assert_eq!(def.model_names().len(), 2);
         let bad = ADA.replace("model = \"openai/gpt-4.1-mini\"", "model = { plann = \"a/b\" }");

@@ -9,8 +9,8 @@ pub mod config;
 pub mod coworker;
 pub mod doctor;
 pub mod domain;
-pub mod policy;
 pub mod ids;
+pub mod policy;
 pub mod text;
 
 pub use ids::*;

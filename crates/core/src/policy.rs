@@ -23,7 +23,12 @@ pub struct TierDefaults {
 
 impl Default for TierDefaults {
     fn default() -> Self {
-        Self { read: Tier::Auto, write: Tier::Notify, external: Tier::Approve, destructive: Tier::Approve }
+        Self {
+            read: Tier::Auto,
+            write: Tier::Notify,
+            external: Tier::Approve,
+            destructive: Tier::Approve,
+        }
     }
 }
 
@@ -50,16 +55,27 @@ pub struct GateDecision {
 
 /// Decides the tier of a call to `tool` with risk class `risk`: the most specific matching
 /// coworker override (longest glob without its wildcards), else the org default.
-pub fn decide(tool: &str, risk: RiskClass, defaults: &TierDefaults, overrides: &BTreeMap<String, Tier>) -> GateDecision {
+pub fn decide(
+    tool: &str,
+    risk: RiskClass,
+    defaults: &TierDefaults,
+    overrides: &BTreeMap<String, Tier>,
+) -> GateDecision {
     let best = overrides
         .iter()
         .filter(|(glob, _)| glob_matches(glob, tool))
         .max_by_key(|(glob, _)| (glob.replace('*', "").len(), !glob.contains('*')));
     match best {
-        Some((glob, tier)) => GateDecision { tier: *tier, rule: format!("coworker policy \"{glob}\" = {tier}") },
+        Some((glob, tier)) => GateDecision {
+            tier: *tier,
+            rule: format!("coworker policy \"{glob}\" = {tier}"),
+        },
         None => {
             let tier = defaults.for_risk(risk);
-            GateDecision { tier, rule: format!("org default for {risk} tools = {tier}") }
+            GateDecision {
+                tier,
+                rule: format!("org default for {risk} tools = {tier}"),
+            }
         }
     }
 }
@@ -72,13 +88,22 @@ mod tests {
     fn defaults_by_risk_and_most_specific_override_wins() {
         let defaults = TierDefaults::default();
         let mut overrides = BTreeMap::new();
-        assert_eq!(decide("mail.send", RiskClass::External, &defaults, &overrides).tier, Tier::Approve);
-        assert_eq!(decide("fs.read", RiskClass::Read, &defaults, &overrides).tier, Tier::Auto);
+        assert_eq!(
+            decide("mail.send", RiskClass::External, &defaults, &overrides).tier,
+            Tier::Approve
+        );
+        assert_eq!(
+            decide("fs.read", RiskClass::Read, &defaults, &overrides).tier,
+            Tier::Auto
+        );
         overrides.insert("github.*".to_owned(), Tier::Notify);
         overrides.insert("github.delete_repo".to_owned(), Tier::Approve);
         let decision = decide("github.create_issue", RiskClass::External, &defaults, &overrides);
         assert_eq!(decision.tier, Tier::Notify);
         assert_eq!(decision.rule, "coworker policy \"github.*\" = notify");
-        assert_eq!(decide("github.delete_repo", RiskClass::Destructive, &defaults, &overrides).tier, Tier::Approve);
+        assert_eq!(
+            decide("github.delete_repo", RiskClass::Destructive, &defaults, &overrides).tier,
+            Tier::Approve
+        );
     }
 }

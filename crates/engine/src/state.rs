@@ -215,7 +215,9 @@ impl RunState {
             }
             kind::PLAN_PROPOSED => {}
             kind::APPROVAL_REQUESTED => {
-                let id = p.get("approval_id").and_then(|v| serde_json::from_value::<ApprovalId>(v.clone()).ok());
+                let id = p
+                    .get("approval_id")
+                    .and_then(|v| serde_json::from_value::<ApprovalId>(v.clone()).ok());
                 let approval_kind = text("kind");
                 if let Some(id) = id {
                     if approval_kind == "budget" {
@@ -276,7 +278,10 @@ impl RunState {
                 let record = self.calls.entry(call_id()).or_default();
                 record.result = Some((format!("The delegator answered: {}", text("answer")), false));
             }
-            kind::HUMAN_MESSAGE => self.notes.push((self.turns.len(), format!("Message from {}: {}", text("from"), text("text")))),
+            kind::HUMAN_MESSAGE => self.notes.push((
+                self.turns.len(),
+                format!("Message from {}: {}", text("from"), text("text")),
+            )),
             kind::BUDGET_WARNING => {
                 self.wrap_up_sent = true;
                 self.notes.push((self.turns.len(), text("instruction")));
@@ -289,7 +294,10 @@ impl RunState {
         }
         if event.kind != kind::BLOCKED && event.kind != kind::APPROVAL_EXPIRED && self.blocked.is_some() {
             // Any progress after a block (a late decision, a human message) unblocks.
-            if matches!(event.kind.as_str(), kind::APPROVAL_DECIDED | kind::HUMAN_MESSAGE | kind::ANSWER_RECEIVED) {
+            if matches!(
+                event.kind.as_str(),
+                kind::APPROVAL_DECIDED | kind::HUMAN_MESSAGE | kind::ANSWER_RECEIVED
+            ) {
                 self.blocked = None;
             }
         }
@@ -303,7 +311,9 @@ impl RunState {
         if self.started.is_none() || !self.context_built {
             return Next::Start;
         }
-        let Some(last) = self.turns.last() else { return Next::ModelTurn };
+        let Some(last) = self.turns.last() else {
+            return Next::ModelTurn;
+        };
         for call in &last.response.tool_calls {
             let resolved = self.calls.get(&call.id).is_some_and(|r| r.result.is_some());
             if !resolved {
@@ -332,9 +342,16 @@ impl RunState {
                 tool_calls: turn.response.tool_calls.clone(),
             });
             for call in &turn.response.tool_calls {
-                let (content, is_error) =
-                    self.calls.get(&call.id).and_then(|r| r.result.clone()).unwrap_or_else(|| ("(no result)".into(), true));
-                messages.push(Message::ToolResult { call_id: call.id.clone(), content, is_error });
+                let (content, is_error) = self
+                    .calls
+                    .get(&call.id)
+                    .and_then(|r| r.result.clone())
+                    .unwrap_or_else(|| ("(no result)".into(), true));
+                messages.push(Message::ToolResult {
+                    call_id: call.id.clone(),
+                    content,
+                    is_error,
+                });
             }
             push_notes(&mut messages, index + 1);
         }

@@ -106,7 +106,11 @@ pub fn check_arguments(schema: &serde_json::Value, arguments: &serde_json::Value
         return Err(format!("arguments must be a JSON object, got {arguments}"));
     };
     if let Some(required) = schema.get("required").and_then(|r| r.as_array()) {
-        let missing: Vec<&str> = required.iter().filter_map(|r| r.as_str()).filter(|r| !object.contains_key(*r)).collect();
+        let missing: Vec<&str> = required
+            .iter()
+            .filter_map(|r| r.as_str())
+            .filter(|r| !object.contains_key(*r))
+            .collect();
         if !missing.is_empty() {
             return Err(format!("missing required argument(s): {}", missing.join(", ")));
         }
@@ -138,9 +142,10 @@ pub fn engine_tool_specs() -> Vec<ToolSpec> {
         },
         ToolSpec {
             name: PLAN_TOOL.into(),
-            description: "Propose your plan before acting: the steps, and for each the tool you intend to use. Call it \
+            description:
+                "Propose your plan before acting: the steps, and for each the tool you intend to use. Call it \
                           once at the start of any task that needs tools."
-                .into(),
+                    .into(),
             input_schema: serde_json::json!({
                 "type": "object",
                 "properties": {
@@ -172,7 +177,10 @@ mod tests {
     fn argument_basics() {
         let schema = serde_json::json!({"type": "object", "required": ["path"]});
         assert!(check_arguments(&schema, &serde_json::json!({"path": "a"})).is_ok());
-        assert_eq!(check_arguments(&schema, &serde_json::json!({})).unwrap_err(), "missing required argument(s): path");
+        assert_eq!(
+            check_arguments(&schema, &serde_json::json!({})).unwrap_err(),
+            "missing required argument(s): path"
+        );
         assert!(check_arguments(&schema, &serde_json::json!([1])).is_err());
     }
 }

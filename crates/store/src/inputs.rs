@@ -39,7 +39,10 @@ impl Store {
     pub async fn notify_runnable(&self) -> Result<(), StoreError> {
         self.wakeups.notify_waiters();
         if let Backend::Postgres(pool) = &self.backend {
-            sqlx::query("SELECT pg_notify($1, '')").bind(RUNNABLE_CHANNEL).execute(pool).await?;
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(RUNNABLE_CHANNEL)
+                .execute(pool)
+                .await?;
         }
         Ok(())
     }
@@ -53,7 +56,9 @@ impl Store {
     /// On PostgreSQL, spawns a task that `LISTEN`s for wake-ups from any node and forwards
     /// them to [`Store::wakeups`], reconnecting if the connection drops. No-op on SQLite.
     pub async fn listen_for_wakeups(&self) -> Result<(), StoreError> {
-        let Backend::Postgres(pool) = &self.backend else { return Ok(()) };
+        let Backend::Postgres(pool) = &self.backend else {
+            return Ok(());
+        };
         let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
         listener.listen(RUNNABLE_CHANNEL).await?;
         let wakeups = self.wakeups.clone();
@@ -229,14 +234,16 @@ impl Store {
         .execute(pool)
         .await
         .map(|_| ())?);
-        self.get_approval(id).await?.ok_or(StoreError::NotFound { what: "approval", key: id.to_string() })
+        self.get_approval(id).await?.ok_or(StoreError::NotFound {
+            what: "approval",
+            key: id.to_string(),
+        })
     }
 
     /// Looks an approval up by id.
     pub async fn get_approval(&self, id: ApprovalId) -> Result<Option<Approval>, StoreError> {
         let sql = format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = $1");
-        let row: Option<ApprovalRow> =
-            on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(id.as_uuid()).fetch_optional(pool).await?);
+        let row: Option<ApprovalRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(id.as_uuid()).fetch_optional(pool).await?);
         row.map(Approval::try_from).transpose()
     }
 
@@ -256,8 +263,16 @@ impl Store {
 
     /// Approvals, optionally of one status: pending ones soonest-expiring first, others newest
     /// first; at most `limit` (capped at [`MAX_APPROVAL_PAGE`]).
-    pub async fn list_approvals(&self, status: Option<ApprovalStatus>, limit: i64) -> Result<Vec<Approval>, StoreError> {
-        let order = if status == Some(ApprovalStatus::Pending) { "expires_at_ms, id" } else { "created_at_ms DESC, id DESC" };
+    pub async fn list_approvals(
+        &self,
+        status: Option<ApprovalStatus>,
+        limit: i64,
+    ) -> Result<Vec<Approval>, StoreError> {
+        let order = if status == Some(ApprovalStatus::Pending) {
+            "expires_at_ms, id"
+        } else {
+            "created_at_ms DESC, id DESC"
+        };
         let sql = format!(
             "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE ($1 IS NULL OR status = $1) ORDER BY {order} LIMIT $2"
         );
@@ -293,7 +308,10 @@ impl Store {
         .execute(pool)
         .await?
         .rows_affected());
-        let approval = self.get_approval(id).await?.ok_or(StoreError::NotFound { what: "approval", key: id.to_string() })?;
+        let approval = self.get_approval(id).await?.ok_or(StoreError::NotFound {
+            what: "approval",
+            key: id.to_string(),
+        })?;
         if affected == 1 {
             if self.wake_run(approval.run_id).await? {
                 self.notify_runnable().await?;

@@ -26,10 +26,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use error::{StoreError, redact_url};
+pub use inputs::{Decided, RUNNABLE_CHANNEL};
 pub use migrate::{SchemaStatus, binary_schema_version};
 pub use records::*;
 pub use users::NewUser;
-pub use inputs::{Decided, RUNNABLE_CHANNEL};
 
 /// File name of the SQLite database inside the data dir.
 pub const SQLITE_FILE_NAME: &str = "coworker.db";
