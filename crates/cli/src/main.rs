@@ -1,8 +1,10 @@
 //! The `coworker` binary: parses arguments, loads configuration and hands off to the library
 //! crates. It holds no logic of its own beyond rendering results for the terminal.
 
+mod client;
 mod load;
 mod logging;
+mod work;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +37,9 @@ struct GlobalArgs {
     /// Log line format (overrides log.format)
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]
     log_format: Option<LogFormatArg>,
+    /// URL of the node work commands talk to [default: from the config's listen address]
+    #[arg(long, global = true, env = "COWORKER_SERVER", value_name = "URL")]
+    server: Option<String>,
 }
 
 #[derive(Copy, Clone, ValueEnum)]
@@ -58,8 +63,136 @@ enum Command {
     Doctor(DoctorArgs),
     /// Apply database migrations and exit
     Migrate(DataDirArg),
+    /// Run only the engine (no HTTP): claim and drive runs from the shared database
+    Worker(DataDirArg),
+    /// Delegate and follow tasks (talks to a running node)
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Decide what coworkers are waiting on (talks to a running node)
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+    /// List coworkers, or show one (talks to a running node)
+    Coworkers(CoworkersArgs),
+    /// Model catalog
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Print the version and the database schema version this binary expects
     Version(JsonArg),
+}
+
+#[derive(Subcommand)]
+enum TaskCommand {
+    /// Delegate a task to a coworker
+    New {
+        /// Coworker handle (e.g. assistant)
+        #[arg(long, value_name = "HANDLE")]
+        to: String,
+        /// What you want done, in plain language
+        brief: String,
+        /// low | normal | high | urgent
+        #[arg(long)]
+        priority: Option<String>,
+        /// Follow progress until the task ends; exit 0 on done, 1 on failed/cancelled/blocked
+        #[arg(long)]
+        wait: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a task: status, plan, timeline, cost and result
+    Show {
+        /// Task id
+        id: String,
+        /// Follow progress until the task ends
+        #[arg(long)]
+        wait: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List recent tasks
+    List {
+        /// Only this status (queued, running, waiting, blocked, done, failed, cancelled)
+        #[arg(long)]
+        status: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a task
+    Cancel {
+        /// Task id
+        id: String,
+    },
+    /// Answer the question a coworker asked on a task
+    Answer {
+        /// Task id
+        id: String,
+        /// Your answer
+        text: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// Pending approvals (or all with --all)
+    List {
+        /// Include decided and expired ones
+        #[arg(long)]
+        all: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one approval with its preview
+    Show {
+        /// Approval id
+        id: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve
+    Approve(DecideArgs),
+    /// Reject (the coworker is told, with your note)
+    Reject(DecideArgs),
+    /// "Outcome unknown": run the tool again
+    Retry(DecideArgs),
+    /// "Outcome unknown": do not run it again
+    Skip(DecideArgs),
+    /// "Outcome unknown": it did run; carry on
+    MarkDone(DecideArgs),
+}
+
+#[derive(Args)]
+struct DecideArgs {
+    /// Approval id
+    id: String,
+    /// A note for the coworker
+    #[arg(long)]
+    note: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct CoworkersArgs {
+    /// Show this coworker in detail
+    handle: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Models with context windows and prices per million tokens
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -137,7 +270,102 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(&cli.global, args).await,
         Command::Doctor(args) => doctor(&cli.global, args).await,
         Command::Migrate(args) => migrate(&cli.global, args).await,
+        Command::Worker(args) => worker(&cli.global, args).await,
+        Command::Models(ModelsCommand::List { json }) => models_list(&cli.global, json).await,
+        Command::Task(command) => {
+            let client = work_client(&cli.global)?;
+            match command {
+                TaskCommand::New {
+                    to,
+                    brief,
+                    priority,
+                    wait,
+                    json,
+                } => work::task_new(&client, &to, &brief, priority.as_deref(), wait, json).await,
+                TaskCommand::Show { id, wait, json } => work::task_show(&client, &id, wait, json).await,
+                TaskCommand::List { status, json } => work::task_list(&client, status.as_deref(), json).await,
+                TaskCommand::Cancel { id } => {
+                    client
+                        .post(&format!("/tasks/{id}/cancel"), &serde_json::json!({}))
+                        .await?;
+                    println!("Cancellation requested for task {id}.");
+                    Ok(ExitCode::SUCCESS)
+                }
+                TaskCommand::Answer { id, text } => {
+                    client
+                        .post(&format!("/tasks/{id}/answer"), &serde_json::json!({"text": text}))
+                        .await?;
+                    println!("Answer sent; task {id} resumes.");
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+        Command::Approvals(command) => {
+            let client = work_client(&cli.global)?;
+            match command {
+                ApprovalsCommand::List { all, json } => work::approvals_list(&client, all, json).await,
+                ApprovalsCommand::Show { id, json } => work::approvals_show(&client, &id, json).await,
+                ApprovalsCommand::Approve(a) => decide(&client, a, "approve").await,
+                ApprovalsCommand::Reject(a) => decide(&client, a, "reject").await,
+                ApprovalsCommand::Retry(a) => decide(&client, a, "retry").await,
+                ApprovalsCommand::Skip(a) => decide(&client, a, "skip").await,
+                ApprovalsCommand::MarkDone(a) => decide(&client, a, "mark_done").await,
+            }
+        }
+        Command::Coworkers(args) => {
+            let client = work_client(&cli.global)?;
+            work::coworkers(&client, args.handle.as_deref(), args.json).await
+        }
     }
+}
+
+async fn decide(client: &client::Client, args: DecideArgs, decision: &str) -> anyhow::Result<ExitCode> {
+    work::approvals_decide(client, &args.id, decision, args.note.as_deref(), args.json).await
+}
+
+fn work_client(global: &GlobalArgs) -> anyhow::Result<client::Client> {
+    let loaded = load::config(global.config.as_deref(), None, None)?;
+    client::Client::new(global.server.as_deref(), &loaded.config)
+}
+
+async fn models_list(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let loaded = load::config(global.config.as_deref(), None, None)?;
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let resolved = coworker_models::resolve_providers(&loaded.config, &env);
+    let rows = coworker_models::models_list(&resolved);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!("{}", coworker_models::render_catalog_table(&rows));
+        println!("{}", resolved.summary());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn worker(global: &GlobalArgs, args: DataDirArg) -> anyhow::Result<ExitCode> {
+    let mut loaded = load::config(global.config.as_deref(), args.data_dir.as_deref(), None)?;
+    logging::init(log_format(global, loaded.config.log.format), &loaded.config.log.filter);
+    // The engine needs no port; bind an ephemeral loopback one so several workers coexist.
+    loaded.config.server.listen = "127.0.0.1:0".into();
+    let node = Node::start(
+        loaded.config,
+        NodeOptions {
+            handle_signals: true,
+            engine_only: true,
+            ..NodeOptions::default()
+        },
+    )
+    .await?;
+    println!(
+        "Coworker worker running ({} engine workers).",
+        node.engine.settings().workers
+    );
+    println!("  database: {}", node.store.location());
+    println!("  {}", node.models_summary);
+    println!("Press Ctrl-C to stop.");
+    node.wait().await?;
+    println!("Coworker worker stopped.");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn log_format(global: &GlobalArgs, configured: LogFormat) -> LogFormat {
@@ -155,7 +383,14 @@ async fn serve(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode>
         args.listen.as_deref(),
     )?;
     logging::init(log_format(global, loaded.config.log.format), &loaded.config.log.filter);
-    let node = Node::start(loaded.config, NodeOptions { handle_signals: true }).await?;
+    let node = Node::start(
+        loaded.config,
+        NodeOptions {
+            handle_signals: true,
+            ..NodeOptions::default()
+        },
+    )
+    .await?;
     print_banner(&node);
     node.wait().await?;
     println!("Coworker stopped.");
@@ -170,6 +405,7 @@ fn print_banner(node: &coworker_server::RunningNode) {
         node.public_url
     );
     println!("  database:         {}", node.store.location());
+    println!("  {}", node.models_summary);
     println!("  data dir:         {}", node.data_dir.display());
     println!(
         "  owner credential: {} (lets `coworker` commands on this machine call the API)",

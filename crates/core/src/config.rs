@@ -49,6 +49,39 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// Model choice, call limits and catalog overrides.
     pub models: ModelsConfig,
+    /// The run engine: workers, leases, limits.
+    pub engine: EngineConfig,
+}
+
+/// `[engine]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Runs driven concurrently by this node (0 = this node runs no engine: API only).
+    pub workers: u32,
+    /// Lease length in ms: a crashed node's runs are taken over after this.
+    pub lease_ttl_ms: u64,
+    /// Lease renewal period in ms; must be well under `lease_ttl_ms`.
+    pub heartbeat_ms: u64,
+    /// Fallback poll period in ms when no wake-up notification arrives.
+    pub poll_interval_ms: u64,
+    /// Largest tool result put into a model's context, in bytes.
+    pub max_tool_result_bytes: u64,
+    /// Directory of coworker definitions (`<handle>.toml`), relative to the working directory.
+    pub coworkers_dir: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            lease_ttl_ms: 30_000,
+            heartbeat_ms: 10_000,
+            poll_interval_ms: 5_000,
+            max_tool_result_bytes: 16_384,
+            coworkers_dir: "coworkers".to_owned(),
+        }
+    }
 }
 
 /// `[server]`
@@ -375,6 +408,16 @@ impl Config {
             ));
         }
         self.database_kind()?;
+        if self.engine.heartbeat_ms == 0 || self.engine.heartbeat_ms * 2 > self.engine.lease_ttl_ms {
+            return Err(ConfigError::invalid(
+                "engine.heartbeat_ms",
+                format!(
+                    "({}) must be at least 1 and at most half of engine.lease_ttl_ms ({})",
+                    self.engine.heartbeat_ms, self.engine.lease_ttl_ms
+                ),
+                "the defaults are 10000 and 30000",
+            ));
+        }
         if self.storage.max_connections == 0 {
             return Err(ConfigError::invalid(
                 "storage.max_connections",
@@ -898,6 +941,20 @@ pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; 
 # format = "human"
 # Which messages to log, in RUST_LOG syntax; RUST_LOG itself wins when set.
 # filter = "info"
+
+# [engine]
+# Runs this node drives at once (0: serve the API only and leave runs to other nodes).
+# workers = 4
+# Lease length in ms: if a node dies, another takes its runs over after this.
+# lease_ttl_ms = 30000
+# Lease renewal period in ms (well under lease_ttl_ms).
+# heartbeat_ms = 10000
+# Fallback poll period in ms when no wake-up notification arrives.
+# poll_interval_ms = 5000
+# Largest tool result put into a model's context, in bytes (the rest is cut, with a note).
+# max_tool_result_bytes = 16384
+# Directory of coworker definitions, one <handle>.toml each.
+# coworkers_dir = "coworkers"
 
 # Model providers. With none configured, Coworker uses OPENAI_API_KEY or ANTHROPIC_API_KEY
 # from the environment, or an Ollama server on 127.0.0.1:11434, and says so at start-up.

@@ -30,9 +30,10 @@ pub struct CoworkerDef {
     /// The manager's email: approvals escalate to them.
     #[serde(default)]
     pub manager: String,
-    /// Model policy: one model for everything, or one per purpose.
-    #[serde(default)]
-    pub model: ModelPolicy,
+    /// Model policy: one model for everything, or one per purpose; `None` uses the node's
+    /// defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelPolicy>,
     /// Tool grants: globs over namespaced tool names (`workspace.*`, `http.fetch`).
     #[serde(default)]
     pub tools: Vec<String>,
@@ -61,13 +62,9 @@ fn default_timezone() -> String {
 }
 
 /// Which model serves which purpose.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ModelPolicy {
-    /// The node's default model for everything.
-    #[default]
-    #[serde(skip)]
-    Default,
     /// One `provider/model` for every purpose.
     Single(String),
     /// Per purpose (`plan`, `act`, `classify`, `summarize`, `validate`, `default`, `fallback`).
@@ -238,7 +235,7 @@ impl CoworkerDef {
             WorkingHours::parse(&self.working_hours)
                 .map_err(|e| ("working_hours", e, "e.g. \"Mon-Fri 08:00-19:00\"".into()))?;
         }
-        if let ModelPolicy::PerPurpose(table) = &self.model {
+        if let Some(ModelPolicy::PerPurpose(table)) = &self.model {
             for key in table.keys() {
                 if !MODEL_POLICY_KEYS.contains(&key.as_str()) {
                     let suggestion = closest(key, MODEL_POLICY_KEYS.iter().copied());
@@ -312,9 +309,9 @@ impl CoworkerDef {
     /// Every model the policy names.
     pub fn model_names(&self) -> Vec<&str> {
         match &self.model {
-            ModelPolicy::Default => Vec::new(),
-            ModelPolicy::Single(model) => vec![model.as_str()],
-            ModelPolicy::PerPurpose(table) => table.values().map(String::as_str).collect(),
+            None => Vec::new(),
+            Some(ModelPolicy::Single(model)) => vec![model.as_str()],
+            Some(ModelPolicy::PerPurpose(table)) => table.values().map(String::as_str).collect(),
         }
     }
 
@@ -520,6 +517,16 @@ daily_usd = 20.00
         let bad = ADA.replace("model = \"openai/gpt-4.1-mini\"", "model = { plann = \"a/b\" }");
         let err = CoworkerDef::parse("c.toml", &bad).unwrap_err().to_string();
         assert!(err.contains("did you mean \"plan\"?"), "{err}");
+    }
+
+    #[test]
+    fn definitions_round_trip_through_json() {
+        let def = CoworkerDef::parse("c.toml", ADA).unwrap();
+        let value = serde_json::to_value(&def).unwrap();
+        assert_eq!(serde_json::from_value::<CoworkerDef>(value).unwrap(), def);
+        let minimal = CoworkerDef::parse("c.toml", "name = \"X\"\nhandle = \"x\"\n").unwrap();
+        let value = serde_json::to_value(&minimal).unwrap();
+        assert_eq!(serde_json::from_value::<CoworkerDef>(value).unwrap(), minimal);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //!   `tool_finished` is re-run only for idempotent tools, otherwise a human decides.
 //! - Every limit is a named setting with a specific message when hit.
 
+pub mod coworkers;
 pub mod runner;
 pub mod settings;
 pub mod state;

@@ -55,6 +55,15 @@ enum Step {
     Stop,
 }
 
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Signals the heartbeat raises while a run is driven.
 #[derive(Clone)]
 struct Signals {
@@ -120,7 +129,7 @@ pub fn coworker_def(coworker: &Coworker) -> CoworkerDef {
         handle: coworker.handle.clone(),
         role: coworker.job_description.clone(),
         manager: String::new(),
-        model: Default::default(),
+        model: None,
         tools: Vec::new(),
         timezone: coworker.timezone.clone(),
         working_hours: String::new(),
@@ -136,9 +145,9 @@ pub fn model_policy(router: &Router, def: &CoworkerDef) -> ModelPolicy {
     use coworker_core::coworker::ModelPolicy as Def;
     let mut overrides = ModelPolicy::default();
     match &def.model {
-        Def::Default => {}
-        Def::Single(model) => overrides.default = model.parse().ok(),
-        Def::PerPurpose(table) => {
+        None => {}
+        Some(Def::Single(model)) => overrides.default = model.parse().ok(),
+        Some(Def::PerPurpose(table)) => {
             for (key, model) in table {
                 let Ok(model) = model.parse() else { continue };
                 match key.as_str() {
@@ -265,7 +274,8 @@ impl Engine {
 
         let (lost_tx, lost_rx) = watch::channel(false);
         let (cancel_tx, cancel_rx) = watch::channel(false);
-        let heartbeat = self.spawn_heartbeat(run.id, run.lease_epoch, lost_tx, cancel_tx);
+        // Aborted when this future is dropped too, so an abandoned drive stops renewing.
+        let _heartbeat = AbortOnDrop(self.spawn_heartbeat(run.id, run.lease_epoch, lost_tx, cancel_tx));
         let mut signals = Signals {
             lost: lost_rx,
             cancel: cancel_rx,
@@ -281,7 +291,7 @@ impl Engine {
                 .await?;
         }
         let outcome = self.step_loop(&context, &mut state, &mut journal, &mut signals).await;
-        heartbeat.abort();
+        drop(_heartbeat);
         match outcome {
             Ok(()) => Ok(()),
             Err(EngineError::Store(StoreError::Fenced { .. })) => {

@@ -168,6 +168,12 @@ pub enum Next {
     Ended,
 }
 
+/// The engine's key for a tool call: the model's id qualified by its turn, because some
+/// models and servers reuse ids (`call_0`) across turns.
+pub fn call_key(turn: u32, model_call_id: &str) -> String {
+    format!("t{turn}:{model_call_id}")
+}
+
 /// The identity of a call for repeated-failure counting: tool plus canonical arguments.
 pub fn failure_key(tool: &str, arguments: &Value) -> String {
     use sha2::Digest;
@@ -201,7 +207,7 @@ impl RunState {
                     self.tokens += turn.response.usage.input_tokens + turn.response.usage.output_tokens;
                     self.cost_micros_usd += turn.response.cost_micros_usd;
                     for call in &turn.response.tool_calls {
-                        let record = self.calls.entry(call.id.clone()).or_default();
+                        let record = self.calls.entry(call_key(turn.turn, &call.id)).or_default();
                         record.call = Some(call.clone());
                         record.tool = crate::tools::from_wire_name(&call.name);
                     }
@@ -315,9 +321,10 @@ impl RunState {
             return Next::ModelTurn;
         };
         for call in &last.response.tool_calls {
-            let resolved = self.calls.get(&call.id).is_some_and(|r| r.result.is_some());
+            let key = call_key(last.turn, &call.id);
+            let resolved = self.calls.get(&key).is_some_and(|r| r.result.is_some());
             if !resolved {
-                return Next::Call(call.id.clone());
+                return Next::Call(key);
             }
         }
         if last.response.tool_calls.is_empty() {
@@ -344,7 +351,7 @@ impl RunState {
             for call in &turn.response.tool_calls {
                 let (content, is_error) = self
                     .calls
-                    .get(&call.id)
+                    .get(&call_key(turn.turn, &call.id))
                     .and_then(|r| r.result.clone())
                     .unwrap_or_else(|| ("(no result)".into(), true));
                 messages.push(Message::ToolResult {

@@ -2,7 +2,7 @@
 //! far. Later issues add their routes here, behind the same bearer-token layer.
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router, middleware};
 use coworker_store::Store;
 use serde_json::{Value, json};
@@ -10,7 +10,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{Principal, require_bearer};
-use crate::{ApiError, health, metrics};
+use crate::{ApiError, health, metrics, work};
 
 /// State shared by every handler.
 #[derive(Clone)]
@@ -19,12 +19,25 @@ pub struct AppState {
     pub store: Store,
     /// This node's public URL.
     pub public_url: String,
+    /// The run engine.
+    pub engine: coworker_engine::Engine,
 }
 
 /// Builds the whole router.
 pub fn router(state: AppState, max_request_bytes: usize) -> Router {
     let api = Router::new()
         .route("/me", get(me))
+        .route("/coworkers", get(work::list_coworkers))
+        .route("/coworkers/{handle}", get(work::get_coworker))
+        .route("/tasks", post(work::create_task).get(work::list_tasks))
+        .route("/tasks/{id}", get(work::get_task))
+        .route("/tasks/{id}/events", get(work::task_events))
+        .route("/tasks/{id}/cancel", post(work::cancel_task))
+        .route("/tasks/{id}/answer", post(work::answer_task))
+        .route("/tasks/{id}/messages", post(work::message_task))
+        .route("/approvals", get(work::list_approvals))
+        .route("/approvals/{id}", get(work::get_approval))
+        .route("/approvals/{id}/decision", post(work::decide_approval))
         .fallback(api_not_found)
         .layer(middleware::from_fn_with_state(state.store.clone(), require_bearer));
 

@@ -36,6 +36,12 @@ pub enum NodeError {
     /// The database could not be opened, reached or migrated.
     #[error("{0}")]
     Store(#[from] coworker_store::StoreError),
+    /// A coworker definition is invalid.
+    #[error("{0}")]
+    Coworkers(String),
+    /// Model provider configuration is unusable.
+    #[error("{0}")]
+    Models(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {message}\n  fix: {hint}")]
     Bind {

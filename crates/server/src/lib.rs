@@ -18,6 +18,7 @@ pub mod health;
 pub mod metrics;
 pub mod node;
 pub mod shutdown;
+pub mod work;
 
 pub use error::{ApiError, NodeError};
 pub use node::{Node, NodeOptions, RunningNode};

@@ -12,6 +12,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::NodeError;
+use coworker_engine::tools::ToolRegistry;
+use coworker_engine::{Engine, EngineSettings};
+
 use crate::api::{AppState, router};
 use crate::bootstrap::{self, Bootstrap};
 use crate::datadir::{self, DataDirLock};
@@ -23,6 +26,13 @@ pub struct NodeOptions {
     /// Install SIGINT/SIGTERM handlers that trigger graceful shutdown (the CLI does; tests
     /// trigger shutdown themselves).
     pub handle_signals: bool,
+    /// The environment model providers are detected from (API keys). `None` reads the
+    /// process environment.
+    pub env: Option<Vec<(String, String)>>,
+    /// Tools offered to coworkers, beyond the engine's own.
+    pub tools: ToolRegistry,
+    /// Serve HTTP (`coworker serve`) or only run the engine (`coworker worker`).
+    pub engine_only: bool,
 }
 
 /// Entry point for booting a node.
@@ -41,8 +51,13 @@ pub struct RunningNode {
     pub bootstrap: Bootstrap,
     /// The database.
     pub store: Store,
+    /// The run engine.
+    pub engine: Engine,
+    /// One line saying which model providers are connected (or how to connect one).
+    pub models_summary: String,
     shutdown: Shutdown,
     server: JoinHandle<std::io::Result<()>>,
+    workers: Vec<JoinHandle<()>>,
     grace: Duration,
     _lock: DataDirLock,
 }
@@ -74,6 +89,24 @@ impl Node {
             tracing::info!(versions = ?applied, database = store.location(), "applied database migrations");
         }
         let bootstrap = bootstrap::run(&store, &data_dir).await?;
+        coworker_engine::coworkers::sync_from_dir(&store, Path::new(&config.engine.coworkers_dir))
+            .await
+            .map_err(|e| NodeError::Coworkers(e.to_string()))?;
+
+        let env: Vec<(String, String)> = options.env.clone().unwrap_or_else(|| std::env::vars().collect());
+        let providers = coworker_models::detect_providers(&config, &env).await;
+        let models_summary = providers.summary();
+        let model_router = providers.router().map_err(|e| NodeError::Models(e.to_string()))?;
+        let settings = EngineSettings {
+            workers: config.engine.workers as usize,
+            lease_ttl_ms: i64::try_from(config.engine.lease_ttl_ms).unwrap_or(i64::MAX),
+            heartbeat_ms: config.engine.heartbeat_ms,
+            poll_interval_ms: config.engine.poll_interval_ms,
+            max_tool_result_bytes: usize::try_from(config.engine.max_tool_result_bytes).unwrap_or(usize::MAX),
+            ..EngineSettings::default()
+        };
+        let engine = Engine::new(store.clone(), model_router, options.tools.clone(), settings);
+        store.listen_for_wakeups().await?;
 
         let local_addr = listener.local_addr().map_err(|source| NodeError::Io {
             context: "reading the bound address".into(),
@@ -91,6 +124,7 @@ impl Node {
             AppState {
                 store: store.clone(),
                 public_url: public_url.clone(),
+                engine: engine.clone(),
             },
             max_request_bytes,
         );
@@ -99,8 +133,21 @@ impl Node {
         if options.handle_signals {
             shutdown.on_signals();
         }
+        let node_name = format!("{}-{}", local_addr, std::process::id());
+        let workers = if config.engine.workers > 0 {
+            engine.spawn_workers(&node_name, shutdown.subscribe())
+        } else {
+            Vec::new()
+        };
         let stop = shutdown.clone();
+        let engine_only = options.engine_only;
         let server = tokio::spawn(async move {
+            if engine_only {
+                // `coworker worker`: no HTTP; just wait for the stop signal.
+                drop(listener);
+                stop.wait().await;
+                return Ok(());
+            }
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stop.wait().await })
                 .await
@@ -113,8 +160,11 @@ impl Node {
             data_dir,
             bootstrap,
             store,
+            engine,
+            models_summary,
             shutdown,
             server,
+            workers,
             grace: Duration::from_secs(config.server.shutdown_grace_secs),
             _lock: lock,
         })
@@ -140,6 +190,7 @@ impl RunningNode {
             shutdown,
             grace,
             store,
+            workers,
             ..
         } = self;
         let mut server = server;
@@ -166,6 +217,11 @@ impl RunningNode {
                 Ok(())
             }
         };
+        // Workers hand their runs back at the next safe point; bounded by the same grace.
+        let drain = futures::future::join_all(workers);
+        if tokio::time::timeout(grace, drain).await.is_err() {
+            tracing::warn!("engine workers did not stop within the grace period");
+        }
         store.close().await;
         outcome
     }

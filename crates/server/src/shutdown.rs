@@ -26,6 +26,12 @@ impl Shutdown {
         self.sender.send_replace(true);
     }
 
+    /// A receiver that turns `true` when the trigger fires (for components that take a
+    /// plain watch channel, like the engine's workers).
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.sender.subscribe()
+    }
+
     /// Whether the trigger has fired.
     pub fn is_triggered(&self) -> bool {
         *self.sender.borrow()

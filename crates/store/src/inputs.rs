@@ -62,10 +62,12 @@ impl Store {
         let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
         listener.listen(RUNNABLE_CHANNEL).await?;
         let wakeups = self.wakeups.clone();
-        tokio::spawn(async move {
+        let closed_pool = pool.clone();
+        let task = tokio::spawn(async move {
             loop {
                 match listener.recv().await {
                     Ok(_) => wakeups.notify_waiters(),
+                    Err(_) if closed_pool.is_closed() => return,
                     Err(error) => {
                         // PgListener reconnects on the next recv; wake workers so they poll
                         // once in case a notification was lost meanwhile.
@@ -76,6 +78,13 @@ impl Store {
                 }
             }
         });
+        // Held so `close` can stop it: the listener keeps a pooled connection checked out,
+        // and closing the pool waits for every connection to come back.
+        if let Ok(mut slot) = self.listener.lock()
+            && let Some(previous) = slot.replace(task)
+        {
+            previous.abort();
+        }
         Ok(())
     }
 

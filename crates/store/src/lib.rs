@@ -29,6 +29,9 @@ pub use error::{StoreError, redact_url};
 pub use inputs::{Decided, RUNNABLE_CHANNEL};
 pub use migrate::{SchemaStatus, binary_schema_version};
 pub use records::*;
+pub use runs::runs_max_event_page;
+/// The database driver's error type, for callers that must wrap one.
+pub use sqlx::Error as SqlxError;
 pub use users::NewUser;
 
 /// File name of the SQLite database inside the data dir.
@@ -47,6 +50,8 @@ pub struct Store {
     location: String,
     /// In-process wake-up notifier for workers (see `inputs`).
     wakeups: std::sync::Arc<tokio::sync::Notify>,
+    /// The PostgreSQL wake-up listener task, if started.
+    listener: std::sync::Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 #[derive(Clone)]
@@ -122,6 +127,7 @@ impl Store {
             backend: Backend::Sqlite(pool),
             location: format!("sqlite:{}", path.display()),
             wakeups: Default::default(),
+            listener: Default::default(),
         })
     }
 
@@ -157,6 +163,7 @@ impl Store {
             backend: Backend::Postgres(pool),
             location: redact_url(url_for_messages),
             wakeups: Default::default(),
+            listener: Default::default(),
         })
     }
 
@@ -180,6 +187,11 @@ impl Store {
 
     /// Closes every pooled connection, waiting for in-flight queries.
     pub async fn close(&self) {
+        if let Ok(mut slot) = self.listener.lock()
+            && let Some(task) = slot.take()
+        {
+            task.abort();
+        }
         on_pool!(self, pool => pool.close().await)
     }
 

@@ -19,6 +19,11 @@ const RUN_COLUMNS: &str =
 /// Largest number of events [`Store::list_events`] returns at once.
 pub const MAX_EVENT_PAGE: i64 = 10_000;
 
+/// [`MAX_EVENT_PAGE`], for callers outside the crate.
+pub fn runs_max_event_page() -> i64 {
+    MAX_EVENT_PAGE
+}
+
 /// Which runs a claim may take: ready ones whose wake time has come, waiting ones whose
 /// timer fired, and running ones whose lease expired (their worker died).
 const CLAIMABLE: &str = "(status = 'ready' AND (wake_at_ms IS NULL OR wake_at_ms <= $3)) \

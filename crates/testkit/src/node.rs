@@ -38,8 +38,14 @@ impl TestNode {
         // Not created here: the node creates its own data dir, as on a fresh machine.
         config.storage.data_dir = db.dir().join("data").display().to_string();
         config.storage.database_url = db.database_url.clone();
+        // Deterministic model set-up: no keys from the developer's environment, no probing.
+        config.models.detect_ollama = false;
         adjust(&mut config);
-        let node = Node::start(config, NodeOptions::default()).await.expect("node starts");
+        let options = NodeOptions {
+            env: Some(Vec::new()),
+            ..NodeOptions::default()
+        };
+        let node = Node::start(config, options).await.expect("node starts");
         let base_url = format!("http://{}", node.local_addr);
         let owner_token =
             coworker_server::bootstrap::read_owner_credential(&node.data_dir).expect("owner credential written");

@@ -1,0 +1,451 @@
+//! `/api/v1` routes for delegated work: coworkers, tasks (create, list, show, events,
+//! cancel, answer, message) and approvals (list, show, decide). The CLI's work commands and
+//! the web app are clients of these.
+
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use coworker_core::domain::{ApprovalStatus, Priority, Role, TaskStatus};
+use coworker_core::{ApprovalId, TaskId};
+use coworker_store::{Decided, NewTask};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::ApiError;
+use crate::api::AppState;
+use crate::auth::Principal;
+
+/// Largest brief accepted, in bytes.
+pub const MAX_BRIEF_BYTES: usize = 64 * 1024;
+
+fn bad_request(message: impl Into<String>, hint: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message, hint)
+}
+
+fn parse_task_id(id: &str) -> Result<TaskId, ApiError> {
+    id.parse()
+        .map_err(|e: coworker_core::IdParseError| bad_request(e.to_string(), "task ids look like 0192f0c4-…"))
+}
+
+/// `GET /api/v1/coworkers`
+pub async fn list_coworkers(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let coworkers = state.store.list_coworkers().await?;
+    Ok(Json(
+        json!({"coworkers": coworkers.iter().map(coworker_json).collect::<Vec<_>>()}),
+    ))
+}
+
+/// `GET /api/v1/coworkers/{handle}`
+pub async fn get_coworker(State(state): State<AppState>, Path(handle): Path<String>) -> Result<Json<Value>, ApiError> {
+    let coworker = state
+        .store
+        .coworker_by_handle(&handle)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no coworker @{handle}")))?;
+    Ok(Json(coworker_json(&coworker)))
+}
+
+fn coworker_json(coworker: &coworker_store::Coworker) -> Value {
+    let def = coworker_engine::runner::coworker_def(coworker);
+    json!({
+        "id": coworker.id,
+        "handle": coworker.handle,
+        "name": coworker.name,
+        "role": coworker.job_description,
+        "timezone": coworker.timezone,
+        "tools": def.tools,
+        "policy": def.policy,
+        "budget": def.budget,
+        "limits": def.limits,
+        "plan_review": def.plan_review,
+    })
+}
+
+/// Body of `POST /api/v1/tasks`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTask {
+    /// Handle of the coworker to delegate to.
+    pub to: String,
+    /// What to do.
+    pub brief: String,
+    /// Urgency (`low`, `normal`, `high`, `urgent`).
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// A key that makes retries of this request create one task.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+/// `POST /api/v1/tasks`
+pub async fn create_task(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<CreateTask>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    principal.require(Role::Member)?;
+    let brief = body.brief.trim();
+    if brief.is_empty() {
+        return Err(bad_request("the brief is empty", "say what you want done"));
+    }
+    if brief.len() > MAX_BRIEF_BYTES {
+        return Err(bad_request(
+            format!("the brief is {} bytes; the limit is {MAX_BRIEF_BYTES}", brief.len()),
+            "attach long material as a file instead",
+        ));
+    }
+    let handle = body.to.trim().trim_start_matches('@');
+    let coworker = state.store.coworker_by_handle(handle).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_coworker",
+            format!("no coworker @{handle}"),
+            "list them with GET /api/v1/coworkers",
+        )
+    })?;
+    let priority = match body.priority.as_deref() {
+        None => Priority::Normal,
+        Some(p) => p
+            .parse()
+            .map_err(|e: coworker_core::domain::EnumParseError| bad_request(e.to_string(), ""))?,
+    };
+    let created = state
+        .store
+        .create_task(&NewTask {
+            coworker_id: coworker.id,
+            delegator_user_id: Some(principal.user.id),
+            project_id: None,
+            parent_task_id: None,
+            brief: brief.to_owned(),
+            priority,
+            due_at_ms: None,
+            origin_kind: "api".into(),
+            origin_ref: None,
+            idempotency_key: body.idempotency_key.clone(),
+        })
+        .await?;
+    let status = if created.is_new() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    state.store.notify_runnable().await?;
+    Ok((
+        status,
+        Json(json!({"task": created.into_inner(), "coworker": coworker.handle})),
+    ))
+}
+
+/// Query of `GET /api/v1/tasks`.
+#[derive(Debug, Deserialize)]
+pub struct ListTasks {
+    /// Only tasks in this status.
+    pub status: Option<String>,
+    /// At most this many (default 50).
+    pub limit: Option<i64>,
+}
+
+/// `GET /api/v1/tasks`
+pub async fn list_tasks(
+    State(state): State<AppState>,
+    Query(query): Query<ListTasks>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(s.parse::<TaskStatus>().map_err(|e| bad_request(e.to_string(), ""))?),
+    };
+    let tasks = state.store.list_tasks(status, query.limit.unwrap_or(50)).await?;
+    Ok(Json(json!({"tasks": tasks})))
+}
+
+/// `GET /api/v1/tasks/{id}`: the task, its run, open approvals and question, and the
+/// journal (the timeline).
+pub async fn get_task(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = parse_task_id(&id)?;
+    let task = state
+        .store
+        .get_task(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
+    let run = state.store.run_for_task(id).await?;
+    let events = match &run {
+        Some(run) => {
+            state
+                .store
+                .list_events(run.id, 0, coworker_store::runs_max_event_page())
+                .await?
+        }
+        None => Vec::new(),
+    };
+    let approvals: Vec<_> = state
+        .store
+        .list_approvals(None, 1000)
+        .await?
+        .into_iter()
+        .filter(|a| a.task_id == id)
+        .collect();
+    let folded = coworker_engine::state::RunState::fold(&events);
+    let question = folded
+        .calls
+        .values()
+        .find(|c| c.question.is_some() && c.result.is_none())
+        .and_then(|c| c.question.clone());
+    let coworker = state.store.get_coworker(task.coworker_id).await?.map(|c| c.handle);
+    Ok(Json(json!({
+        "task": task,
+        "coworker": coworker,
+        "run": run,
+        "question": question,
+        "blocked_reason": folded.blocked,
+        "approvals": approvals,
+        "events": events,
+    })))
+}
+
+/// Query of `GET /api/v1/tasks/{id}/events`.
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    /// Only events with a larger seq.
+    pub after: Option<i64>,
+}
+
+/// `GET /api/v1/tasks/{id}/events?after=N`
+pub async fn task_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<EventsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_task_id(&id)?;
+    let task = state
+        .store
+        .get_task(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
+    let run = state
+        .store
+        .run_for_task(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("task {id} has no run")))?;
+    let events = state.store.list_events(run.id, query.after.unwrap_or(0), 1000).await?;
+    Ok(Json(json!({"status": task.status, "events": events})))
+}
+
+/// `POST /api/v1/tasks/{id}/cancel`
+pub async fn cancel_task(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Member)?;
+    let id = parse_task_id(&id)?;
+    let task = state
+        .store
+        .get_task(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
+    if task.status.is_terminal() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_finished",
+            format!("task {id} is already {}", task.status),
+            "",
+        ));
+    }
+    state.store.request_cancel(id).await?;
+    Ok(Json(json!({"task_id": id, "cancel_requested": true})))
+}
+
+/// Body of answer and message requests.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextBody {
+    /// The text.
+    pub text: String,
+}
+
+/// `POST /api/v1/tasks/{id}/answer`: answers the coworker's open question.
+pub async fn answer_task(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    Json(body): Json<TextBody>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Member)?;
+    post_input(state, principal, id, "answer", body.text).await
+}
+
+/// `POST /api/v1/tasks/{id}/messages`: a message in the task's thread.
+pub async fn message_task(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    Json(body): Json<TextBody>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Member)?;
+    post_input(state, principal, id, "human_message", body.text).await
+}
+
+async fn post_input(
+    state: AppState,
+    principal: Principal,
+    id: String,
+    kind: &str,
+    text: String,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_task_id(&id)?;
+    if text.trim().is_empty() {
+        return Err(bad_request("the text is empty", ""));
+    }
+    let task = state
+        .store
+        .get_task(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
+    if task.status.is_terminal() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_finished",
+            format!("task {id} is already {}", task.status),
+            "",
+        ));
+    }
+    let run = state
+        .store
+        .run_for_task(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("task {id} has no run")))?;
+    if kind == "answer" {
+        let events = state
+            .store
+            .list_events(run.id, 0, coworker_store::runs_max_event_page())
+            .await?;
+        let folded = coworker_engine::state::RunState::fold(&events);
+        if !folded
+            .calls
+            .values()
+            .any(|c| c.question.is_some() && c.result.is_none())
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "no_open_question",
+                format!("task {id} has no open question"),
+                "send it as a message instead (POST /api/v1/tasks/{id}/messages)",
+            ));
+        }
+    }
+    state
+        .store
+        .push_run_input(run.id, kind, &json!({"text": text.trim()}), Some(principal.user.id))
+        .await?;
+    Ok(Json(json!({"task_id": id, "accepted": kind})))
+}
+
+/// Query of `GET /api/v1/approvals`.
+#[derive(Debug, Deserialize)]
+pub struct ListApprovals {
+    /// `pending` (default), `approved`, `rejected`, `expired` or `all`.
+    pub status: Option<String>,
+    /// At most this many (default 100).
+    pub limit: Option<i64>,
+}
+
+/// `GET /api/v1/approvals`
+pub async fn list_approvals(
+    State(state): State<AppState>,
+    Query(query): Query<ListApprovals>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match query.status.as_deref() {
+        None | Some("") | Some("pending") => Some(ApprovalStatus::Pending),
+        Some("all") => None,
+        Some(s) => Some(
+            s.parse::<ApprovalStatus>()
+                .map_err(|e| bad_request(e.to_string(), "or `all`"))?,
+        ),
+    };
+    let approvals = state.store.list_approvals(status, query.limit.unwrap_or(100)).await?;
+    Ok(Json(json!({"approvals": approvals})))
+}
+
+fn parse_approval_id(id: &str) -> Result<ApprovalId, ApiError> {
+    id.parse()
+        .map_err(|e: coworker_core::IdParseError| bad_request(e.to_string(), ""))
+}
+
+/// `GET /api/v1/approvals/{id}`
+pub async fn get_approval(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = parse_approval_id(&id)?;
+    let approval = state
+        .store
+        .get_approval(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no approval {id}")))?;
+    Ok(Json(json!({"approval": approval})))
+}
+
+/// Body of `POST /api/v1/approvals/{id}/decision`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// `approve` or `reject`; for "outcome unknown" also `retry`, `skip`, `mark_done`.
+    pub decision: String,
+    /// Optional note passed to the coworker.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// `POST /api/v1/approvals/{id}/decision`: the first decision wins; a later one gets 409
+/// naming who decided and when.
+pub async fn decide_approval(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    Json(body): Json<Decision>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Member)?;
+    let id = parse_approval_id(&id)?;
+    let approval = state
+        .store
+        .get_approval(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no approval {id}")))?;
+    let allowed: &[&str] = if approval.kind == "outcome_unknown" {
+        &["retry", "skip", "mark_done", "reject"]
+    } else {
+        &["approve", "reject"]
+    };
+    let decision = body.decision.trim().to_ascii_lowercase().replace('-', "_");
+    if !allowed.contains(&decision.as_str()) {
+        return Err(bad_request(
+            format!("{:?} is not a decision for a {} approval", body.decision, approval.kind),
+            format!("use one of: {}", allowed.join(", ")),
+        ));
+    }
+    let status = if decision == "reject" {
+        ApprovalStatus::Rejected
+    } else {
+        ApprovalStatus::Approved
+    };
+    let note = body.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    match state
+        .store
+        .decide_approval(id, status, &decision, note, Some(principal.user.id))
+        .await?
+    {
+        Decided::Applied(approval) => Ok(Json(json!({"approval": approval}))),
+        Decided::AlreadyDecided(approval) => {
+            let by = approval
+                .decided_by_user_id
+                .map_or_else(|| "the system".to_owned(), |u| format!("user {u}"));
+            let at = approval
+                .decided_at_ms
+                .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+                .map_or_else(String::new, |t| format!(" at {t}"));
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "already_decided",
+                format!("approval {id} was already {} by {by}{at}", approval.status),
+                "nothing changed; reload to see the current state",
+            ))
+        }
+    }
+}
