@@ -10,7 +10,7 @@ use coworker_core::{CoworkerId, TaskId};
 use coworker_engine::tools::{Tool, ToolCallContext, ToolError, ToolRegistry, ToolSpec};
 use coworker_engine::{Engine, EngineSettings};
 use coworker_store::{NewTask, Store};
-use coworker_testkit::scripted_model::{Format, Match, Reply, Script, ScriptedModelServer, Turn};
+use coworker_testkit::scripted_model::{Fault, Format, Match, Reply, Script, ScriptedModelServer, Turn};
 use coworker_testkit::{TestDb, backend_tests};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
@@ -31,6 +31,7 @@ backend_tests!(
     crash_inside_a_non_idempotent_tool_raises_outcome_unknown,
     crash_inside_an_idempotent_tool_reruns_it,
     cancel_during_a_wait,
+    cancel_during_a_model_call,
     no_model_connected_fails_fast,
 );
 
@@ -757,6 +758,28 @@ async fn cancel_during_a_wait(db: &TestDb) {
     assert_eq!(h.kinds(task).await.last().unwrap(), "cancelled");
     let run = h.store.run_for_task(task).await.unwrap().unwrap();
     assert_eq!(run.status, coworker_core::domain::RunStatus::Finished);
+}
+
+async fn cancel_during_a_model_call(db: &TestDb) {
+    let script = Script::new()
+        .turn(Turn::reply(Reply::text("too late")).fault(Fault::SlowFirstByte(std::time::Duration::from_secs(3600))));
+    let settings = EngineSettings {
+        heartbeat_ms: 20,
+        ..EngineSettings::default()
+    };
+    let h = harness_with(db, script, def("ada"), vec![], settings, true).await;
+    let task = h.task("slow").await;
+    let engine = h.engine.clone();
+    let driver = tokio::spawn(async move { engine.run_once("w").await });
+    while h.server.model_requests().is_empty() {
+        tokio::task::yield_now().await;
+    }
+    assert!(h.store.request_cancel(task).await.unwrap());
+    driver.await.unwrap().unwrap();
+    assert_eq!(h.status(task).await, TaskStatus::Cancelled);
+    let kinds = h.kinds(task).await;
+    assert_eq!(kinds.last().unwrap(), "cancelled");
+    assert!(!kinds.contains(&"model_responded".to_owned()));
 }
 
 async fn no_model_connected_fails_fast(db: &TestDb) {

@@ -1,0 +1,388 @@
+//! The engine across real processes: a `coworker serve` killed with SIGKILL mid-task and
+//! restarted, and two `coworker worker` processes sharing one PostgreSQL database.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use coworker_core::domain::{Priority, TaskStatus};
+use coworker_store::{NewTask, Store};
+use coworker_testkit::scripted_model::{Fault, Format, Match, Reply, Script, ScriptedModelServer, Turn};
+use coworker_testkit::{Backend, TestDb};
+
+/// Upper bound on how long a condition may take to become true before the test fails.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+fn config_file(dir: &Path, model_url: &str, database_url: &str) -> std::path::PathBuf {
+    let path = dir.join("coworker.toml");
+    let text = format!(
+        r#"[storage]
+database_url = "{database_url}"
+
+[engine]
+workers = 4
+lease_ttl_ms = 1500
+heartbeat_ms = 300
+poll_interval_ms = 200
+
+[models]
+default = "scripted/test-model"
+detect_ollama = false
+max_attempts = 1
+first_byte_timeout_ms = 600000
+call_timeout_ms = 600000
+
+[[providers]]
+name = "scripted"
+kind = "openai"
+base_url = "{model_url}"
+"#
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn spawn(args: &[&str], config: &Path, data_dir: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_coworker"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn coworker")
+}
+
+/// Waits for the serve banner; returns the node URL.
+fn banner_url(child: &mut Child) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut url = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some((_, rest)) = line.split_once(" is running at ") {
+            url = Some(rest.trim().to_owned());
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    url.expect("serve printed its URL")
+}
+
+async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !condition().await {
+        assert!(started.elapsed() < PATIENCE, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn coworker(store: &Store) -> coworker_core::CoworkerId {
+    coworker_engine::coworkers::upsert(store, &coworker_engine::coworkers::default_assistant())
+        .await
+        .unwrap()
+        .id
+}
+
+fn new_task(coworker_id: coworker_core::CoworkerId, brief: String) -> NewTask {
+    NewTask {
+        coworker_id,
+        delegator_user_id: None,
+        project_id: None,
+        parent_task_id: None,
+        brief,
+        priority: Priority::Normal,
+        due_at_ms: None,
+        origin_kind: "test".into(),
+        origin_ref: None,
+        idempotency_key: None,
+    }
+}
+
+async fn kill_during_a_slow_model_response_then_restart(backend: Backend) {
+    let Some(db) = TestDb::unmigrated(backend).await else {
+        eprintln!("skipped: set COWORKER_TEST_DATABASE_URL to run the PostgreSQL variant");
+        return;
+    };
+    let script = Script::new()
+        .turn(Turn::reply(
+            Reply::tool_calls()
+                .tool_call("p1", "tasks__propose_plan", r#"{"steps":[{"description":"answer"}]}"#)
+                .usage(10, 5),
+        ))
+        .turn(
+            Turn::when(
+                Match::ToolResultContains("Plan recorded".into()),
+                Reply::text("The answer is 42.").usage(20, 5),
+            )
+            .fault(Fault::SlowFirstByte(Duration::from_secs(3600))),
+        );
+    let server = ScriptedModelServer::start(Format::OpenAi, script).await;
+    let config = config_file(db.dir(), &server.base_url(), &db.database_url);
+    // On SQLite the node's database file must be the one the test reads: same directory.
+    let data_dir = match backend {
+        Backend::Sqlite => db.dir().to_owned(),
+        Backend::Postgres => db.dir().join("data"),
+    };
+
+    let mut first = spawn(&["serve", "--listen", "127.0.0.1:0"], &config, &data_dir);
+    let url = banner_url(&mut first);
+    let token = coworker_server::bootstrap::read_owner_credential(&data_dir).unwrap();
+    let client = coworker_testkit::node::http_client();
+    let created: serde_json::Value = client
+        .post(format!("{url}/api/v1/tasks"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"to": "assistant", "brief": "what is the answer?"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let task_id: coworker_core::TaskId = created["task"]["id"].as_str().unwrap().parse().unwrap();
+
+    // The second model turn is in flight (its response is held back): kill the node.
+    wait_until("the second model turn is requested", || async {
+        server.model_requests().len() >= 2
+    })
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let mut second = spawn(&["serve", "--listen", "127.0.0.1:0"], &config, &data_dir);
+    let _ = banner_url(&mut second);
+    let store = db.store.clone();
+    wait_until("the task completes after the restart", || {
+        let store = store.clone();
+        async move {
+            store
+                .get_task(task_id)
+                .await
+                .unwrap()
+                .is_some_and(|t| t.status == TaskStatus::Done)
+        }
+    })
+    .await;
+    let _ = second.kill();
+    let _ = second.wait();
+
+    let requests = server.model_requests();
+    assert_eq!(requests.len(), 3, "turn 1 once, turn 2 asked again after the crash");
+    let first_turns = requests
+        .iter()
+        .filter(|r| r.body["messages"].as_array().unwrap().len() == 2)
+        .count();
+    assert_eq!(first_turns, 1, "the journaled first turn was never requested again");
+    let task = store.get_task(task_id).await.unwrap().unwrap();
+    assert_eq!(task.result.unwrap()["text"], "The answer is 42.");
+    let run = store.run_for_task(task_id).await.unwrap().unwrap();
+    let events = store.list_events(run.id, 0, 1000).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.kind == "completed").count(), 1);
+    assert_eq!(events.iter().filter(|e| e.kind == "model_responded").count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_model_call_sqlite() {
+    kill_during_a_slow_model_response_then_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_model_call_postgres() {
+    kill_during_a_slow_model_response_then_restart(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worker_processes_complete_200_tasks_exactly_once() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        eprintln!("skipped: set COWORKER_TEST_DATABASE_URL to run the PostgreSQL variant");
+        return;
+    };
+    const TASKS: usize = 200;
+    let server = ScriptedModelServer::start(
+        Format::OpenAi,
+        Script::new().turn(Turn::reply(Reply::text("done").usage(5, 1)).repeating()),
+    )
+    .await;
+    let config = config_file(db.dir(), &server.base_url(), &db.database_url);
+    let coworker_id = coworker(&db.store).await;
+    let mut ids = Vec::new();
+    for n in 0..TASKS {
+        ids.push(
+            db.store
+                .create_task(&new_task(coworker_id, format!("task {n}")))
+                .await
+                .unwrap()
+                .into_inner()
+                .id,
+        );
+    }
+    let mut workers: Vec<Child> = ["w1", "w2"]
+        .iter()
+        .map(|name| spawn(&["worker"], &config, &db.dir().join(name)))
+        .collect();
+    let store = db.store.clone();
+    wait_until("all tasks are done", || {
+        let store = store.clone();
+        async move { store.list_tasks(Some(TaskStatus::Done), 500).await.unwrap().len() == TASKS }
+    })
+    .await;
+    for worker in &mut workers {
+        let _ = worker.kill();
+        let _ = worker.wait();
+    }
+    assert_eq!(
+        server.model_requests().len(),
+        TASKS,
+        "each task's single model turn was asked exactly once"
+    );
+    for id in ids {
+        let run = store.run_for_task(id).await.unwrap().unwrap();
+        let events = store.list_events(run.id, 0, 100).await.unwrap();
+        assert_eq!(
+            events.iter().filter(|e| e.kind == "completed").count(),
+            1,
+            "task {id} completed exactly once"
+        );
+        assert_eq!(events.iter().filter(|e| e.kind == "started").count(), 1);
+    }
+}
+
+fn cli(cwd: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_coworker"))
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The work commands against a real node: delegate, see the plan wait for review, approve
+/// it from the CLI, follow the task to its result; a second decision is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_delegates_reviews_the_plan_and_follows_the_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Script::new()
+        .turn(Turn::reply(Reply::tool_calls().tool_call(
+            "p1",
+            "tasks__propose_plan",
+            r#"{"summary":"draft","steps":[{"description":"write the brief"}]}"#,
+        )))
+        .turn(Turn::when(
+            Match::ToolResultContains("Plan approved".into()),
+            Reply::text("Here is the brief.").usage(10, 3),
+        ));
+    let server = ScriptedModelServer::start(Format::OpenAi, script).await;
+    let config = config_file(dir.path(), &server.base_url(), "");
+    std::fs::create_dir_all(dir.path().join("coworkers")).unwrap();
+    std::fs::write(
+        dir.path().join("coworkers/ada.toml"),
+        "name = \"Ada\"\nhandle = \"ada\"\nrole = \"Marketing ops\"\nplan_review = true\n",
+    )
+    .unwrap();
+    std::fs::rename(&config, dir.path().join("coworker.toml")).unwrap();
+    let mut node = Command::new(env!("CARGO_BIN_EXE_coworker"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = banner_url(&mut node);
+    let server_arg = ["--server", url.as_str()];
+
+    let (code, stdout, stderr) = cli(dir.path(), &[&["coworkers"][..], &server_arg].concat());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("@ada  Ada"), "{stdout}");
+
+    let (code, stdout, stderr) = cli(
+        dir.path(),
+        &[
+            &["task", "new", "--to", "ada", "draft the brief", "--json"][..],
+            &server_arg,
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let created: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let task_id = created["task"]["id"].as_str().unwrap().to_owned();
+
+    let approval_id = {
+        let started = Instant::now();
+        loop {
+            let (_, stdout, _) = cli(
+                dir.path(),
+                &[&["approvals", "list", "--json"][..], &server_arg].concat(),
+            );
+            let list: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            if let Some(first) = list["approvals"].as_array().and_then(|a| a.first()) {
+                assert_eq!(first["kind"], "plan");
+                break first["id"].as_str().unwrap().to_owned();
+            }
+            assert!(started.elapsed() < PATIENCE, "the plan never reached review");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let (code, stdout, _) = cli(
+        dir.path(),
+        &[&["approvals", "show", &approval_id][..], &server_arg].concat(),
+    );
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("write the brief"),
+        "the preview shows the plan:\n{stdout}"
+    );
+
+    let (code, _, stderr) = cli(
+        dir.path(),
+        &[&["approvals", "approve", &approval_id, "--note", "go"][..], &server_arg].concat(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = cli(
+        dir.path(),
+        &[&["approvals", "reject", &approval_id][..], &server_arg].concat(),
+    );
+    assert_eq!(code, 1, "a second decision is refused");
+    assert!(stderr.contains("already approved"), "{stderr}");
+
+    let (code, stdout, stderr) = cli(
+        dir.path(),
+        &[&["task", "show", &task_id, "--wait"][..], &server_arg].concat(),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("Here is the brief."), "{stdout}");
+    assert!(stdout.contains(&format!("Task {task_id}: done")), "{stdout}");
+
+    let (code, stdout, _) = cli(dir.path(), &[&["task", "show", &task_id][..], &server_arg].concat());
+    assert_eq!(code, 0);
+    assert!(stdout.contains("plan proposed (needs review)"), "{stdout}");
+    assert!(stdout.contains("[done]"), "{stdout}");
+
+    // Answering a task with no open question is a clear error.
+    let (code, _, stderr) = cli(
+        dir.path(),
+        &[&["task", "answer", &task_id, "EMEA"][..], &server_arg].concat(),
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("already done"), "{stderr}");
+    let _ = node.kill();
+    let _ = node.wait();
+}
