@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use coworker_core::domain::{Priority, TaskStatus};
+use coworker_core::domain::TaskStatus;
 use coworker_store::{NewTask, Store};
 use coworker_testkit::scripted_model::{Fault, Format, Match, Reply, Script, ScriptedModelServer, Turn};
 use coworker_testkit::{Backend, TestDb};
@@ -96,18 +96,7 @@ async fn coworker(store: &Store) -> coworker_core::CoworkerId {
 }
 
 fn new_task(coworker_id: coworker_core::CoworkerId, brief: String) -> NewTask {
-    NewTask {
-        coworker_id,
-        delegator_user_id: None,
-        project_id: None,
-        parent_task_id: None,
-        brief,
-        priority: Priority::Normal,
-        due_at_ms: None,
-        origin_kind: "test".into(),
-        origin_ref: None,
-        idempotency_key: None,
-    }
+    NewTask::new(coworker_id, brief, "test")
 }
 
 async fn kill_during_a_slow_model_response_then_restart(backend: Backend) {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use coworker_core::config::{CatalogEntryConfig, Config, ProviderConfig, ProviderKind};
 use coworker_core::coworker::{CoworkerDef, Limits};
-use coworker_core::domain::{ApprovalStatus, Priority, RiskClass, TaskStatus};
+use coworker_core::domain::{ApprovalStatus, RiskClass, TaskStatus};
 use coworker_core::{CoworkerId, TaskId};
 use coworker_engine::tools::{Tool, ToolCallContext, ToolError, ToolRegistry, ToolSpec};
 use coworker_engine::{Engine, EngineSettings};
@@ -158,18 +158,7 @@ async fn harness_with(
 impl Harness {
     async fn task(&self, brief: &str) -> TaskId {
         self.store
-            .create_task(&NewTask {
-                coworker_id: self.coworker,
-                delegator_user_id: None,
-                project_id: None,
-                parent_task_id: None,
-                brief: brief.into(),
-                priority: Priority::Normal,
-                due_at_ms: None,
-                origin_kind: "test".into(),
-                origin_ref: None,
-                idempotency_key: None,
-            })
+            .create_task(&NewTask::new(self.coworker, brief, "test"))
             .await
             .unwrap()
             .into_inner()

@@ -330,6 +330,25 @@ pub struct NewTask {
     pub idempotency_key: Option<String>,
 }
 
+impl NewTask {
+    /// A normal-priority task for `coworker_id` with no delegator, project, parent, due
+    /// date or idempotency key; set those fields as needed.
+    pub fn new(coworker_id: CoworkerId, brief: impl Into<String>, origin_kind: impl Into<String>) -> Self {
+        NewTask {
+            coworker_id,
+            delegator_user_id: None,
+            project_id: None,
+            parent_task_id: None,
+            brief: brief.into(),
+            priority: Priority::Normal,
+            due_at_ms: None,
+            origin_kind: origin_kind.into(),
+            origin_ref: None,
+            idempotency_key: None,
+        }
+    }
+}
+
 /// Outcome of [`crate::Store::create_task`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created<T> {

@@ -37,16 +37,8 @@ async fn coworker(store: &Store, handle: &str) -> CoworkerId {
 
 fn task(coworker_id: CoworkerId, brief: &str, key: Option<&str>) -> NewTask {
     NewTask {
-        coworker_id,
-        delegator_user_id: None,
-        project_id: None,
-        parent_task_id: None,
-        brief: brief.into(),
-        priority: Priority::Normal,
-        due_at_ms: None,
-        origin_kind: "test".into(),
-        origin_ref: None,
         idempotency_key: key.map(str::to_owned),
+        ..NewTask::new(coworker_id, brief, "test")
     }
 }
 
