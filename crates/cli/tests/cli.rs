@@ -379,3 +379,34 @@ fn serve_runs_on_postgres_when_configured() {
     assert_eq!(serving.terminate(), 0);
     drop(db);
 }
+
+#[test]
+fn doctor_checks_each_configured_model_provider() {
+    let dir = temp();
+    std::fs::write(
+        dir.path().join("coworker.toml"),
+        "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n[models]\ndefault = \"local/llama\"\n",
+    )
+    .unwrap();
+    let (code, stdout, _) = run(coworker(dir.path()).arg("doctor"));
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("FAIL  provider local  cannot reach http://127.0.0.1:9/v1/models"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fix: check that base_url http://127.0.0.1:9/v1 is right"),
+        "{stdout}"
+    );
+
+    let (code, stdout, _) = run(coworker(dir.path()).args(["models", "list", "--json"]));
+    assert_eq!(code, 0);
+    let rows: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == "openai/gpt-4.1-mini"),
+        "catalog lists known models"
+    );
+}

@@ -16,6 +16,8 @@ pub async fn run_checks(config: &Config, config_source: &str) -> Vec<Check> {
     let data_dir = Path::new(&config.storage.data_dir);
     checks.push(check_data_dir(data_dir));
     checks.extend(check_database(config, data_dir).await);
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    checks.extend(coworker_models::doctor::check_providers(config, &env).await);
     checks
 }
 
