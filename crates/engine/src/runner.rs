@@ -479,12 +479,7 @@ impl Engine {
                 .from_user_id
                 .map(|u| u.to_string())
                 .unwrap_or_else(|| "someone".into());
-            let open_question = state
-                .calls
-                .iter()
-                .filter(|(_, r)| r.question.is_some() && r.result.is_none())
-                .map(|(id, _)| id.clone())
-                .next();
+            let open_question = state.open_question().map(|(call_id, _)| call_id.to_owned());
             match (input.kind.as_str(), open_question) {
                 ("answer", Some(call_id)) => {
                     journal

@@ -309,6 +309,15 @@ impl RunState {
         }
     }
 
+    /// The question the coworker is waiting on (`tasks.ask` asked, not yet answered): its
+    /// call key and text.
+    pub fn open_question(&self) -> Option<(&str, &str)> {
+        self.calls
+            .iter()
+            .filter(|(_, r)| r.result.is_none())
+            .find_map(|(key, r)| r.question.as_deref().map(|q| (key.as_str(), q)))
+    }
+
     /// What to do next.
     pub fn next(&self) -> Next {
         if self.terminal.is_some() {

@@ -344,6 +344,16 @@ async fn approve_tier_waits_and_runs_only_on_approval(db: &TestDb) {
     assert!(run.lease_owner.is_none(), "a waiting run holds no lease");
     let approval = h.pending_approval().await;
     assert_eq!(approval.kind, "tool_call");
+    let for_task: Vec<_> = h
+        .store
+        .approvals_for_task(task)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(for_task, [approval.id], "the task's approvals are found by task");
+    assert!(h.store.approvals_for_task(TaskId::new()).await.unwrap().is_empty());
     assert_eq!(approval.preview["arguments"]["to"], "client@example.com");
     assert!(
         !h.engine.run_once("w").await.unwrap(),

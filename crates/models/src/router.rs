@@ -164,15 +164,10 @@ impl Router {
             }
             Err(error) => error,
         };
-        let Some(fallback) = policy
-            .fallback
-            .as_ref()
-            .filter(|f| **f != primary && error.warrants_fallback())
-        else {
+        let Some(fallback) = Self::fallback_after(policy, &primary, &error) else {
             return Err(error);
         };
         let fallback_provider = self.provider_for(fallback)?;
-        tracing::warn!(primary = %primary, fallback = %fallback, "model call failed after retries; using the fallback model: {error}");
         let mut second = request;
         second.model = fallback.model.clone();
         let response = fallback_provider.complete(second).await?;
@@ -183,6 +178,17 @@ impl Router {
                 error: error.to_string(),
             }),
         })
+    }
+
+    /// The fallback model to try after `primary` failed with `error`, if the policy has a
+    /// different one and the error is one another provider might not have.
+    fn fallback_after<'p>(policy: &'p ModelPolicy, primary: &ModelRef, error: &ModelError) -> Option<&'p ModelRef> {
+        let fallback = policy
+            .fallback
+            .as_ref()
+            .filter(|f| *f != primary && error.warrants_fallback())?;
+        tracing::warn!(primary = %primary, fallback = %fallback, "model call failed after retries; using the fallback model: {error}");
+        Some(fallback)
     }
 
     /// Starts a streamed call, falling back like [`Router::complete`] if the primary fails
@@ -200,14 +206,9 @@ impl Router {
             Ok(events) => return Ok((primary, events)),
             Err(error) => error,
         };
-        let Some(fallback) = policy
-            .fallback
-            .as_ref()
-            .filter(|f| **f != primary && error.warrants_fallback())
-        else {
+        let Some(fallback) = Self::fallback_after(policy, &primary, &error) else {
             return Err(error);
         };
-        tracing::warn!(primary = %primary, fallback = %fallback, "model call failed after retries; using the fallback model: {error}");
         let mut second = request;
         second.model = fallback.model.clone();
         let events = self.provider_for(fallback)?.stream(second).await?;

@@ -27,6 +27,38 @@ fn parse_task_id(id: &str) -> Result<TaskId, ApiError> {
         .map_err(|e: coworker_core::IdParseError| bad_request(e.to_string(), "task ids look like 0192f0c4-…"))
 }
 
+/// The task with this id, or 404.
+async fn load_task(state: &AppState, id: &str) -> Result<coworker_store::Task, ApiError> {
+    let id = parse_task_id(id)?;
+    state
+        .store
+        .get_task(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))
+}
+
+/// The run of a task, or 404.
+async fn load_run(state: &AppState, task: &coworker_store::Task) -> Result<coworker_store::Run, ApiError> {
+    state
+        .store
+        .run_for_task(task.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("task {} has no run", task.id)))
+}
+
+/// 409 unless the task can still take input.
+fn require_unfinished(task: &coworker_store::Task) -> Result<(), ApiError> {
+    if task.status.is_terminal() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_finished",
+            format!("task {} is already {}", task.id, task.status),
+            "",
+        ));
+    }
+    Ok(())
+}
+
 /// `GET /api/v1/coworkers`
 pub async fn list_coworkers(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let coworkers = state.store.list_coworkers().await?;
@@ -112,16 +144,10 @@ pub async fn create_task(
     let created = state
         .store
         .create_task(&NewTask {
-            coworker_id: coworker.id,
             delegator_user_id: Some(principal.user.id),
-            project_id: None,
-            parent_task_id: None,
-            brief: brief.to_owned(),
             priority,
-            due_at_ms: None,
-            origin_kind: "api".into(),
-            origin_ref: None,
             idempotency_key: body.idempotency_key.clone(),
+            ..NewTask::new(coworker.id, brief, "api")
         })
         .await?;
     let status = if created.is_new() {
@@ -161,12 +187,8 @@ pub async fn list_tasks(
 /// `GET /api/v1/tasks/{id}`: the task, its run, open approvals and question, and the
 /// journal (the timeline).
 pub async fn get_task(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let id = parse_task_id(&id)?;
-    let task = state
-        .store
-        .get_task(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
+    let task = load_task(&state, &id).await?;
+    let id = task.id;
     let run = state.store.run_for_task(id).await?;
     let events = match &run {
         Some(run) => {
@@ -177,19 +199,9 @@ pub async fn get_task(State(state): State<AppState>, Path(id): Path<String>) -> 
         }
         None => Vec::new(),
     };
-    let approvals: Vec<_> = state
-        .store
-        .list_approvals(None, 1000)
-        .await?
-        .into_iter()
-        .filter(|a| a.task_id == id)
-        .collect();
+    let approvals = state.store.approvals_for_task(id).await?;
     let folded = coworker_engine::state::RunState::fold(&events);
-    let question = folded
-        .calls
-        .values()
-        .find(|c| c.question.is_some() && c.result.is_none())
-        .and_then(|c| c.question.clone());
+    let question = folded.open_question().map(|(_, question)| question.to_owned());
     let coworker = state.store.get_coworker(task.coworker_id).await?.map(|c| c.handle);
     Ok(Json(json!({
         "task": task,
@@ -215,17 +227,8 @@ pub async fn task_events(
     Path(id): Path<String>,
     Query(query): Query<EventsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_task_id(&id)?;
-    let task = state
-        .store
-        .get_task(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
-    let run = state
-        .store
-        .run_for_task(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("task {id} has no run")))?;
+    let task = load_task(&state, &id).await?;
+    let run = load_run(&state, &task).await?;
     let events = state.store.list_events(run.id, query.after.unwrap_or(0), 1000).await?;
     Ok(Json(json!({"status": task.status, "events": events})))
 }
@@ -237,22 +240,10 @@ pub async fn cancel_task(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Role::Member)?;
-    let id = parse_task_id(&id)?;
-    let task = state
-        .store
-        .get_task(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
-    if task.status.is_terminal() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "already_finished",
-            format!("task {id} is already {}", task.status),
-            "",
-        ));
-    }
-    state.store.request_cancel(id).await?;
-    Ok(Json(json!({"task_id": id, "cancel_requested": true})))
+    let task = load_task(&state, &id).await?;
+    require_unfinished(&task)?;
+    state.store.request_cancel(task.id).await?;
+    Ok(Json(json!({"task_id": task.id, "cancel_requested": true})))
 }
 
 /// Body of answer and message requests.
@@ -292,38 +283,21 @@ async fn post_input(
     kind: &str,
     text: String,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_task_id(&id)?;
     if text.trim().is_empty() {
         return Err(bad_request("the text is empty", ""));
     }
-    let task = state
-        .store
-        .get_task(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))?;
-    if task.status.is_terminal() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "already_finished",
-            format!("task {id} is already {}", task.status),
-            "",
-        ));
-    }
-    let run = state
-        .store
-        .run_for_task(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("task {id} has no run")))?;
+    let task = load_task(&state, &id).await?;
+    require_unfinished(&task)?;
+    let run = load_run(&state, &task).await?;
+    let id = task.id;
     if kind == "answer" {
         let events = state
             .store
             .list_events(run.id, 0, coworker_store::runs_max_event_page())
             .await?;
-        let folded = coworker_engine::state::RunState::fold(&events);
-        if !folded
-            .calls
-            .values()
-            .any(|c| c.question.is_some() && c.result.is_none())
+        if coworker_engine::state::RunState::fold(&events)
+            .open_question()
+            .is_none()
         {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,

@@ -270,6 +270,16 @@ impl Store {
         row.map(Approval::try_from).transpose()
     }
 
+    /// Every approval a task raised, oldest first.
+    pub async fn approvals_for_task(&self, task_id: TaskId) -> Result<Vec<Approval>, StoreError> {
+        let sql = format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE task_id = $1 ORDER BY created_at_ms, id");
+        let rows: Vec<ApprovalRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(task_id.as_uuid())
+            .fetch_all(pool)
+            .await?);
+        rows.into_iter().map(Approval::try_from).collect()
+    }
+
     /// Approvals, optionally of one status: pending ones soonest-expiring first, others newest
     /// first; at most `limit` (capped at [`MAX_APPROVAL_PAGE`]).
     pub async fn list_approvals(
