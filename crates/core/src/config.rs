@@ -51,6 +51,202 @@ pub struct Config {
     pub models: ModelsConfig,
     /// The run engine: workers, leases, limits.
     pub engine: EngineConfig,
+    /// Policy gate defaults: tiers by risk class, approval lifetime.
+    pub policy: PolicyConfig,
+    /// MCP servers (`[[mcp]]`), in addition to those added with `coworker mcp add`.
+    pub mcp: Vec<McpServerConfig>,
+    /// Built-in toolsets.
+    pub tools: ToolsConfig,
+    /// Encryption of stored secrets.
+    pub secrets: SecretsConfig,
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Org default tier for each risk class.
+    pub tiers: crate::policy::TierDefaults,
+    /// Seconds an approval waits before it is escalated (then, after as long again, the task
+    /// is blocked). A coworker's `limits.approval_ttl_secs` overrides it.
+    pub approval_ttl_secs: u64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            tiers: crate::policy::TierDefaults::default(),
+            approval_ttl_secs: 4 * 3600,
+        }
+    }
+}
+
+/// Per-tool overrides of what an MCP server's annotations say.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpToolOverride {
+    /// Risk class to use instead of the one derived from annotations.
+    pub risk: Option<crate::domain::RiskClass>,
+    /// Idempotency to use instead of `idempotentHint`.
+    pub idempotent: Option<bool>,
+}
+
+/// One `[[mcp]]` server: a child process (`command`) or a streamable-HTTP endpoint (`url`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpServerConfig {
+    /// Namespace of its tools: `{name}.{tool}`.
+    pub name: String,
+    /// Program to start (stdio transport).
+    pub command: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Extra environment; a value `secret:NAME` is read from the secret store.
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Working directory of the child (empty: the node's).
+    pub cwd: String,
+    /// Streamable-HTTP endpoint (instead of `command`).
+    pub url: String,
+    /// HTTP headers; a value `secret:NAME` is read from the secret store.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Seconds one tool call may take before it is cancelled.
+    pub timeout_secs: u64,
+    /// Roles whose delegated tasks may use this server's tools (empty: every role that can
+    /// delegate).
+    pub roles: Vec<crate::domain::Role>,
+    /// Overrides by tool name (glob, without the server prefix).
+    pub tools: std::collections::BTreeMap<String, McpToolOverride>,
+}
+
+impl Default for McpServerConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            command: String::new(),
+            args: Vec::new(),
+            env: Default::default(),
+            cwd: String::new(),
+            url: String::new(),
+            headers: Default::default(),
+            timeout_secs: 60,
+            roles: Vec::new(),
+            tools: Default::default(),
+        }
+    }
+}
+
+impl McpServerConfig {
+    /// Checks one server entry; `at` names it in errors (e.g. `mcp[0]`).
+    pub fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("{at}.{k}");
+        if self.name.is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ConfigError::invalid(
+                &key("name"),
+                format!("{:?} is not a server name", self.name),
+                "use letters, digits, '-' or '_' (tools are named \"{name}.{tool}\"), e.g. \"fs\"",
+            ));
+        }
+        match (self.command.trim().is_empty(), self.url.trim().is_empty()) {
+            (true, true) => {
+                return Err(ConfigError::invalid(
+                    &key("command"),
+                    "neither command nor url is set",
+                    "set command (and args) to start a stdio server, or url for a streamable-HTTP one",
+                ));
+            }
+            (false, false) => {
+                return Err(ConfigError::invalid(
+                    &key("url"),
+                    "both command and url are set",
+                    "keep one: command for a stdio server, url for a streamable-HTTP one",
+                ));
+            }
+            (true, false) if !is_empty_or_http_url(&self.url) => {
+                return Err(ConfigError::invalid(
+                    &key("url"),
+                    format!("{:?} is not an http(s) URL", self.url),
+                    "use the server's full endpoint, e.g. \"https://mcp.example.com/mcp\"",
+                ));
+            }
+            _ => {}
+        }
+        if self.timeout_secs == 0 {
+            return Err(ConfigError::invalid(
+                &key("timeout_secs"),
+                "must be at least 1",
+                "the default is 60",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[tools]`
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolsConfig {
+    /// `http.fetch`.
+    pub http: HttpFetchConfig,
+    /// `workspace.*`.
+    pub workspace: WorkspaceConfig,
+}
+
+/// `[tools.http]`: the egress policy and limits of `http.fetch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpFetchConfig {
+    /// Host globs always allowed (even if they resolve to private addresses).
+    pub allow: Vec<String>,
+    /// Host globs always refused.
+    pub deny: Vec<String>,
+    /// Allow loopback, private and link-local addresses (never the metadata address).
+    pub allow_private: bool,
+    /// Largest response body read, in bytes.
+    pub max_bytes: u64,
+    /// Seconds for the whole fetch.
+    pub timeout_secs: u64,
+}
+
+impl Default for HttpFetchConfig {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            deny: Vec::new(),
+            allow_private: false,
+            max_bytes: 2 * 1024 * 1024,
+            timeout_secs: 20,
+        }
+    }
+}
+
+/// `[tools.workspace]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkspaceConfig {
+    /// Largest file a coworker may write, in bytes.
+    pub max_file_bytes: u64,
+}
+
+impl Default for WorkspaceConfig {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[secrets]`
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// File holding the master key (created 0600 on first run). Empty: `master.key` in the
+    /// data dir. `COWORKER_MASTER_KEY` (64 hex digits) wins over the file.
+    pub key_file: String,
 }
 
 /// `[engine]`
@@ -440,6 +636,32 @@ impl Config {
             ));
         }
         self.validate_models()?;
+        let mut mcp_names: Vec<&str> = Vec::new();
+        for (i, server) in self.mcp.iter().enumerate() {
+            server.validate(&format!("mcp[{i}]"))?;
+            if mcp_names.contains(&server.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    &format!("mcp[{i}].name"),
+                    format!("{:?} is used by two [[mcp]] servers", server.name),
+                    "give each server its own name",
+                ));
+            }
+            mcp_names.push(&server.name);
+        }
+        if self.policy.approval_ttl_secs < 60 {
+            return Err(ConfigError::invalid(
+                "policy.approval_ttl_secs",
+                "must be at least 60",
+                "the default is 14400 (4 hours)",
+            ));
+        }
+        if self.tools.http.timeout_secs == 0 || self.tools.http.max_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "tools.http",
+                "timeout_secs and max_bytes must be at least 1",
+                "the defaults are 20 and 2097152",
+            ));
+        }
         Ok(())
     }
 
@@ -1008,6 +1230,54 @@ pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; 
 # classify = ""
 # summarize = ""
 # validate = ""
+
+# [policy]
+# Seconds an approval waits before it goes to the coworker's manager; after as long again the
+# task is blocked and the delegator told. A coworker's limits.approval_ttl_secs overrides it.
+# approval_ttl_secs = 14400
+
+# [policy.tiers]
+# What happens to a tool call by its risk class: "auto" (do it), "notify" (do it and tell the
+# delegator) or "approve" (wait for a human). Coworkers override these per tool glob.
+# read = "auto"
+# write = "notify"
+# external = "approve"
+# destructive = "approve"
+
+# MCP servers; their tools are named "{name}.{tool}". Also: coworker mcp add NAME -- COMMAND ARGS
+#   [[mcp]]
+#   name = "fs"
+#   command = "npx"
+#   args = ["-y", "@modelcontextprotocol/server-filesystem", "./shared-drive"]
+#   env = { LOG_LEVEL = "warn" }        # a value "secret:NAME" comes from `coworker secrets`
+#   timeout_secs = 60                   # per tool call
+#   roles = ["owner", "admin", "member"]   # whose tasks may use it (empty: everyone)
+#   tools = { "write_*" = { risk = "write", idempotent = false } }   # override annotations
+#
+#   [[mcp]]
+#   name = "tickets"
+#   url = "https://mcp.example.com/mcp"
+#   headers = { Authorization = "secret:tickets-token" }
+
+# [tools.http]
+# http.fetch egress policy: host globs always allowed / always refused.
+# allow = []
+# deny = []
+# Allow loopback, private (10/8, 172.16/12, 192.168/16) and link-local addresses. The cloud
+# metadata address stays refused.
+# allow_private = false
+# Largest response body read, in bytes, and seconds for the whole fetch.
+# max_bytes = 2097152
+# timeout_secs = 20
+
+# [tools.workspace]
+# Largest file a coworker may write, in bytes.
+# max_file_bytes = 10485760
+
+# [secrets]
+# File holding the master key that encrypts stored secrets (created with mode 0600 on first
+# run). Empty: master.key in the data dir. COWORKER_MASTER_KEY (64 hex digits) wins over it.
+# key_file = ""
 "#;
 
 #[cfg(test)]

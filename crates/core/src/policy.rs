@@ -10,6 +10,7 @@ use crate::domain::{RiskClass, Tier};
 
 /// Organisation defaults: the tier for each risk class.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct TierDefaults {
     /// Tier for `read` tools.
     pub read: Tier,

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::settings::EngineSettings;
 use crate::state::{CallRecord, Next, RunState, kind};
-use crate::tools::{self, ASK_TOOL, PLAN_TOOL, ToolCallContext, ToolRegistry, ToolSpec};
+use crate::tools::{self, ASK_TOOL, Delegator, PLAN_TOOL, ToolCallContext, ToolRegistry, ToolSpec};
 
 /// Why driving a run stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +119,8 @@ struct RunContext {
     coworker: Coworker,
     def: CoworkerDef,
     policy: ModelPolicy,
+    /// Whom the task acts for: its tools are those this person may use.
+    delegator: Option<Delegator>,
 }
 
 /// Converts a stored coworker to its definition (the settings column holds the full
@@ -220,10 +222,17 @@ impl Engine {
         &self.inner.settings
     }
 
-    /// The tools offered to a coworker: the engine's own plus the registry's it is granted.
-    fn tool_specs_for(&self, def: &CoworkerDef) -> Vec<ToolSpec> {
+    /// The tools offered to a run: the engine's own plus the registry's that its coworker is
+    /// granted and its delegator may use.
+    fn tool_specs_for(&self, ctx: &RunContext) -> Vec<ToolSpec> {
         let mut specs = tools::engine_tool_specs();
-        specs.extend(self.inner.tools.specs().filter(|s| def.grants(&s.name)).cloned());
+        specs.extend(
+            self.inner
+                .tools
+                .specs_for(ctx.delegator.as_ref())
+                .into_iter()
+                .filter(|s| ctx.def.grants(&s.name)),
+        );
         specs
     }
 
@@ -242,11 +251,19 @@ impl Engine {
             .ok_or_else(|| EngineError::Inconsistent(run.id, "its coworker is missing".into()))?;
         let def = coworker_def(&coworker);
         let policy = model_policy(&self.inner.router, &def);
+        let delegator = match task.delegator_user_id {
+            Some(user_id) => store.get_user(user_id).await?.map(|user| Delegator {
+                user_id,
+                role: user.role,
+            }),
+            None => None,
+        };
         let context = RunContext {
             task,
             coworker,
             def,
             policy,
+            delegator,
         };
 
         let mut events = Vec::new();
@@ -643,7 +660,7 @@ impl Engine {
         } else {
             Purpose::Act
         };
-        let tool_specs = self.tool_specs_for(&ctx.def);
+        let tool_specs = self.tool_specs_for(ctx);
         let mut request = ModelRequest::new(purpose, state.messages(self.brief_message(ctx)));
         request.system = vec![SystemBlock {
             text: self.system_prompt(ctx),
@@ -1018,11 +1035,10 @@ impl Engine {
         let Some(tool) = self
             .inner
             .tools
-            .get(&tool_name)
+            .resolve(&tool_name, ctx.delegator.as_ref())
             .filter(|_| ctx.def.grants(&tool_name))
-            .cloned()
         else {
-            let available: Vec<String> = self.tool_specs_for(&ctx.def).iter().map(|s| s.name.clone()).collect();
+            let available: Vec<String> = self.tool_specs_for(ctx).iter().map(|s| s.name.clone()).collect();
             let content = format!(
                 "There is no tool named {tool_name} available to you. Available tools: {}.",
                 available.join(", ")
@@ -1158,7 +1174,7 @@ impl Engine {
             task_id: ctx.task.id,
             run_id: journal.run_id,
             call_id: call_id.to_owned(),
-            delegator: ctx.task.delegator_user_id,
+            delegator: ctx.delegator,
         };
         let timeout = Duration::from_secs(ctx.def.limits.tool_timeout_secs);
         let execution = tokio::time::timeout(timeout, tool.call(context, arguments.clone()));
@@ -1237,7 +1253,7 @@ impl Engine {
             .filter_map(|s| s.get("tool").and_then(Value::as_str))
             .map(tools::from_wire_name)
             .filter(|t| {
-                self.inner.tools.get(t).is_some_and(|tool| {
+                self.inner.tools.resolve(t, ctx.delegator.as_ref()).is_some_and(|tool| {
                     policy::decide(t, tool.spec().risk, &self.inner.settings.tiers, &ctx.def.policy).tier
                         == Tier::Approve
                 })

@@ -141,7 +141,7 @@ async fn harness_with(
     }
     config.models.detect_ollama = false;
     let router = coworker_models::resolve_providers(&config, &[]).router().unwrap();
-    let mut registry = ToolRegistry::new();
+    let registry = ToolRegistry::new();
     for tool in tools {
         registry.register(tool);
     }

@@ -1,0 +1,24 @@
+-- Tools: encrypted secrets, and notifications to people (notify-tier calls, approvals that
+-- expired or were escalated, blocked tasks).
+
+CREATE TABLE secrets (
+    name                TEXT PRIMARY KEY NOT NULL,
+    nonce               BYTEA NOT NULL,
+    ciphertext          BYTEA NOT NULL,
+    created_by          TEXT NOT NULL,
+    created_at_ms       BIGINT NOT NULL,
+    updated_at_ms       BIGINT NOT NULL,
+    last_used_at_ms     BIGINT
+);
+
+CREATE TABLE notifications (
+    id                  UUID PRIMARY KEY,
+    user_id             UUID NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    task_id             UUID REFERENCES tasks(id) ON DELETE CASCADE,
+    kind                TEXT NOT NULL,
+    title               TEXT NOT NULL,
+    body                JSONB NOT NULL DEFAULT '{}',
+    created_at_ms       BIGINT NOT NULL,
+    read_at_ms          BIGINT
+);
+CREATE INDEX notifications_user ON notifications(user_id, read_at_ms, created_at_ms);
