@@ -71,6 +71,12 @@ impl Client {
         self.send(self.http.get(format!("{}/api/v1{path}", self.base))).await
     }
 
+    /// `PUT path` with a JSON body.
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send(self.http.put(format!("{}/api/v1{path}", self.base)).json(body))
+            .await
+    }
+
     /// `POST path` with a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.send(self.http.post(format!("{}/api/v1{path}", self.base)).json(body))

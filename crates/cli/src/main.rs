@@ -1,9 +1,13 @@
 //! The `coworker` binary: parses arguments, loads configuration and hands off to the library
 //! crates. It holds no logic of its own beyond rendering results for the terminal.
 
+mod audit;
 mod client;
 mod load;
 mod logging;
+mod mcp;
+mod policy;
+mod secrets;
 mod work;
 
 use std::path::PathBuf;
@@ -76,6 +80,15 @@ enum Command {
     /// Model catalog
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// The policy gate: why a tool call gets its tier; a coworker's rules (talks to a running node)
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Encrypted secrets (tokens, API keys) referenced as secret:NAME: set, list, delete
+    Secrets(secrets::SecretsArgs),
+    /// MCP servers whose tools coworkers use: add, list, remove, test
+    Mcp(mcp::McpArgs),
+    /// The hash-chained audit log: verify the chain, export, tail
+    Audit(audit::AuditArgs),
     /// Print the version and the database schema version this binary expects
     Version(JsonArg),
 }
@@ -316,6 +329,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let client = work_client(&cli.global)?;
             work::coworkers(&client, args.handle.as_deref(), args.json).await
         }
+        Command::Policy(command) => policy::run(&work_client(&cli.global)?, command).await,
+        Command::Secrets(args) => secrets::run(&cli.global, args).await,
+        Command::Mcp(args) => mcp::run(&cli.global, args).await,
+        Command::Audit(args) => audit::run(&cli.global, args).await,
     }
 }
 

@@ -14,7 +14,7 @@ fn usd(micros: &Value) -> String {
     format!("${:.4}", micros.as_i64().unwrap_or(0) as f64 / 1e6)
 }
 
-fn print_json(value: &Value) {
+pub fn print_json(value: &Value) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
@@ -319,10 +319,19 @@ pub async fn approvals_show(client: &Client, id: &str, json_out: bool) -> anyhow
     {
         println!("Expires: {expires}");
     }
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&approval["preview"]).unwrap_or_default()
-    );
+    let preview = &approval["preview"];
+    if let Some(rule) = preview["rule"].as_str() {
+        println!("Why: {rule}");
+    }
+    match (preview["arguments_text"].as_str(), preview["diff"].as_str()) {
+        (Some(arguments), diff) => {
+            println!("Arguments:\n{arguments}");
+            if let Some(diff) = diff {
+                println!("Change to {}:\n{diff}", preview["path"].as_str().unwrap_or("the file"));
+            }
+        }
+        (None, _) => println!("{}", serde_json::to_string_pretty(preview).unwrap_or_default()),
+    }
     if approval["status"] == "pending" {
         let options = if approval["kind"] == "outcome_unknown" {
             "retry | skip | mark-done"

@@ -1,91 +1,22 @@
 //! The engine across real processes: a `coworker serve` killed with SIGKILL mid-task and
 //! restarted, and two `coworker worker` processes sharing one PostgreSQL database.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use coworker_core::domain::TaskStatus;
 use coworker_store::{NewTask, Store};
 use coworker_testkit::scripted_model::{Fault, Format, Match, Reply, Script, ScriptedModelServer, Turn};
+use coworker_testkit::process::{self, banner_url, wait_until};
 use coworker_testkit::{Backend, TestDb};
 
-/// Upper bound on how long a condition may take to become true before the test fails.
-const PATIENCE: Duration = Duration::from_secs(120);
-
-fn config_file(dir: &Path, model_url: &str, database_url: &str) -> std::path::PathBuf {
-    let path = dir.join("coworker.toml");
-    let text = format!(
-        r#"[storage]
-database_url = "{database_url}"
-
-[engine]
-workers = 4
-lease_ttl_ms = 1500
-heartbeat_ms = 300
-poll_interval_ms = 200
-
-[models]
-default = "scripted/test-model"
-detect_ollama = false
-max_attempts = 1
-first_byte_timeout_ms = 600000
-call_timeout_ms = 600000
-
-[[providers]]
-name = "scripted"
-kind = "openai"
-base_url = "{model_url}"
-"#
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+fn config_file(dir: &Path, model_url: &str, database_url: &str) -> PathBuf {
+    process::config_file(dir, model_url, database_url, "")
 }
 
 fn spawn(args: &[&str], config: &Path, data_dir: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_coworker"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn coworker")
-}
-
-/// Waits for the serve banner; returns the node URL.
-fn banner_url(child: &mut Child) -> String {
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let mut url = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some((_, rest)) = line.split_once(" is running at ") {
-            url = Some(rest.trim().to_owned());
-        }
-        if line.starts_with("Press Ctrl-C") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    url.expect("serve printed its URL")
-}
-
-async fn wait_until<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !condition().await {
-        assert!(started.elapsed() < PATIENCE, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    process::spawn(Path::new(env!("CARGO_BIN_EXE_coworker")), args, config, data_dir)
 }
 
 async fn coworker(store: &Store) -> coworker_core::CoworkerId {
@@ -326,7 +257,7 @@ async fn cli_delegates_reviews_the_plan_and_follows_the_task() {
                 assert_eq!(first["kind"], "plan");
                 break first["id"].as_str().unwrap().to_owned();
             }
-            assert!(started.elapsed() < PATIENCE, "the plan never reached review");
+            assert!(started.elapsed() < process::PATIENCE, "the plan never reached review");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };

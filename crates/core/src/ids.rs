@@ -94,6 +94,8 @@ typed_id!(/// A versioned workspace file.
     FileId, "file");
 typed_id!(/// A configured tool source (MCP server, OpenAPI spec, connector).
     ConnectionId, "connection");
+typed_id!(/// Something a person is told (a notify-tier call, an escalation, a blocked task).
+    NotificationId, "notification");
 
 #[cfg(test)]
 mod tests {

@@ -81,9 +81,75 @@ pub fn decide(
     }
 }
 
+/// How strict a tier is: `auto` < `notify` < `approve`.
+pub fn strictness(tier: Tier) -> u8 {
+    match tier {
+        Tier::Auto => 0,
+        Tier::Notify => 1,
+        Tier::Approve => 2,
+    }
+}
+
+/// The rules in a change from `old` to `new` coworker overrides that could let some call
+/// through with less oversight than before, in words; empty when the change only tightens.
+///
+/// Conservative, because globs cannot be enumerated: a changed glob loosens when its tier
+/// drops; a new glob loosens when its tier is below the strictest org default (it may cover
+/// tools that defaulted to that); a removed glob loosens when its tier was above the
+/// loosest org default.
+pub fn loosened_rules(
+    old: &BTreeMap<String, Tier>,
+    new: &BTreeMap<String, Tier>,
+    defaults: &TierDefaults,
+) -> Vec<String> {
+    let all = [defaults.read, defaults.write, defaults.external, defaults.destructive];
+    let strictest = all.iter().copied().max_by_key(|t| strictness(*t)).unwrap_or(Tier::Approve);
+    let loosest = all.iter().copied().min_by_key(|t| strictness(*t)).unwrap_or(Tier::Auto);
+    let mut loosened = Vec::new();
+    for (glob, tier) in new {
+        match old.get(glob) {
+            Some(before) if strictness(*tier) < strictness(*before) => {
+                loosened.push(format!("\"{glob}\" from {before} to {tier}"));
+            }
+            None if strictness(*tier) < strictness(strictest) => {
+                loosened.push(format!("new rule \"{glob}\" = {tier} (below the org default {strictest})"));
+            }
+            _ => {}
+        }
+    }
+    for (glob, before) in old {
+        if !new.contains_key(glob) && strictness(*before) > strictness(loosest) {
+            loosened.push(format!("removing \"{glob}\" = {before}"));
+        }
+    }
+    loosened
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loosening_is_detected_conservatively() {
+        let defaults = TierDefaults::default();
+        let rules = |pairs: &[(&str, Tier)]| -> BTreeMap<String, Tier> {
+            pairs.iter().map(|(g, t)| (g.to_string(), *t)).collect()
+        };
+        let old = rules(&[("github.*", Tier::Approve), ("mail.send", Tier::Notify)]);
+        // Tightening only.
+        let tighter = rules(&[("github.*", Tier::Approve), ("mail.send", Tier::Approve)]);
+        assert!(loosened_rules(&old, &tighter, &defaults).is_empty());
+        // Lowering a tier, adding a permissive rule, dropping a strict one.
+        let looser = rules(&[("mail.send", Tier::Auto), ("fs.*", Tier::Notify)]);
+        let found = loosened_rules(&old, &looser, &defaults);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found.iter().any(|f| f.contains("mail.send") && f.contains("auto")));
+        assert!(found.iter().any(|f| f.contains("fs.*")));
+        assert!(found.iter().any(|f| f.contains("removing \"github.*\"")));
+        // Adding an approve rule never loosens.
+        let stricter_new = rules(&[("github.*", Tier::Approve), ("mail.send", Tier::Notify), ("x.*", Tier::Approve)]);
+        assert!(loosened_rules(&old, &stricter_new, &defaults).is_empty());
+    }
 
     #[test]
     fn defaults_by_risk_and_most_specific_override_wins() {

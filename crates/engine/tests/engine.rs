@@ -7,9 +7,10 @@ use coworker_core::config::{CatalogEntryConfig, Config, ProviderConfig, Provider
 use coworker_core::coworker::{CoworkerDef, Limits};
 use coworker_core::domain::{ApprovalStatus, RiskClass, TaskStatus};
 use coworker_core::{CoworkerId, TaskId};
-use coworker_engine::tools::{Tool, ToolCallContext, ToolError, ToolRegistry, ToolSpec};
+use coworker_core::domain::Role;
+use coworker_engine::tools::{FileChange, Scope, Tool, ToolCallContext, ToolError, ToolRegistry, ToolSpec};
 use coworker_engine::{Engine, EngineSettings};
-use coworker_store::{NewTask, Store};
+use coworker_store::{NewTask, NewUser, Store};
 use coworker_testkit::scripted_model::{Fault, Format, Match, Reply, Script, ScriptedModelServer, Turn};
 use coworker_testkit::{TestDb, backend_tests};
 use futures::future::BoxFuture;
@@ -33,6 +34,11 @@ backend_tests!(
     cancel_during_a_wait,
     cancel_during_a_model_call,
     no_model_connected_fails_fast,
+    notify_tier_runs_and_tells_the_delegator_once,
+    approval_preview_shows_pretty_arguments_and_a_diff,
+    member_without_access_cannot_reach_org_connection_tools,
+    approvals_escalate_to_the_manager_then_block_and_tell_the_delegator,
+    concurrent_decisions_apply_exactly_once,
 );
 
 /// A tool that records its calls and answers from a closure.
@@ -156,6 +162,30 @@ async fn harness_with(
 }
 
 impl Harness {
+    async fn user(&self, email: &str, role: Role) -> coworker_core::UserId {
+        self.store
+            .create_user(NewUser {
+                email: Some(email.into()),
+                display_name: email.into(),
+                role,
+            })
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn task_from(&self, delegator: coworker_core::UserId, brief: &str) -> TaskId {
+        self.store
+            .create_task(&NewTask {
+                delegator_user_id: Some(delegator),
+                ..NewTask::new(self.coworker, brief, "test")
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .id
+    }
+
     async fn task(&self, brief: &str) -> TaskId {
         self.store
             .create_task(&NewTask::new(self.coworker, brief, "test"))
@@ -789,4 +819,221 @@ async fn no_model_connected_fails_fast(db: &TestDb) {
     assert_eq!(stored.status, TaskStatus::Failed);
     let error = stored.result.unwrap()["error"].as_str().unwrap().to_owned();
     assert_eq!(error, coworker_models::NO_MODEL_MESSAGE);
+}
+
+async fn notify_tier_runs_and_tells_the_delegator_once(db: &TestDb) {
+    let (note, note_calls) = tool("test.note", RiskClass::Write, false, Behaviour::Answer("noted".into()));
+    let script = Script::new()
+        .turn(Turn::reply(Reply::tool_calls().tool_call("c1", "test__note", r#"{"text":"hi"}"#)))
+        .turn(Turn::when(Match::ToolResultContains("noted".into()), Reply::text("Done.")));
+    let h = harness(db, script, def("ada"), vec![note]).await;
+    let alice = h.user("alice@example.com", Role::Member).await;
+    let task = h.task_from(alice, "leave a note").await;
+    h.settle().await;
+    assert_eq!(h.status(task).await, TaskStatus::Done);
+    assert_eq!(note_calls.lock().unwrap().len(), 1, "notify tier runs without waiting");
+    let told = h.store.list_notifications(alice, true, 10).await.unwrap();
+    let kinds: Vec<&str> = told.iter().map(|n| n.kind.as_str()).collect();
+    assert_eq!(kinds, ["tool_notify"], "the delegator is told exactly once");
+    assert_eq!(told[0].task_id, Some(task));
+    assert!(told[0].title.contains("test.note"), "{}", told[0].title);
+    assert_eq!(told[0].body["arguments"]["text"], "hi");
+}
+
+/// A write tool that reports the file change it would make.
+struct FileTool {
+    spec: ToolSpec,
+}
+
+impl Tool for FileTool {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+    fn call(&self, _context: ToolCallContext, _arguments: Value) -> BoxFuture<'_, Result<String, ToolError>> {
+        Box::pin(async { Ok("written".into()) })
+    }
+    fn preview_change(&self, arguments: &Value) -> BoxFuture<'_, Option<FileChange>> {
+        let after = arguments["content"].as_str().unwrap_or_default().to_owned();
+        Box::pin(async move {
+            Some(FileChange {
+                path: "notes/plan.md".into(),
+                before: "# Plan\nship on Monday\n".into(),
+                after,
+            })
+        })
+    }
+}
+
+async fn approval_preview_shows_pretty_arguments_and_a_diff(db: &TestDb) {
+    let script = Script::new().turn(Turn::reply(Reply::tool_calls().tool_call(
+        "c1",
+        "files__write",
+        r##"{"path":"notes/plan.md","content":"# Plan\nship on Friday\n"}"##,
+    )));
+    let mut coworker = def("ada");
+    coworker
+        .policy
+        .insert("files.*".into(), coworker_core::domain::Tier::Approve);
+    let h = harness(db, script, coworker, vec![]).await;
+    h.engine.tools().register(Arc::new(FileTool {
+        spec: ToolSpec {
+            name: "files.write".into(),
+            description: "write a file".into(),
+            input_schema: json!({"type": "object"}),
+            risk: RiskClass::Write,
+            idempotent: true,
+        },
+    }));
+    let task = h.task("move the launch").await;
+    h.settle().await;
+    assert_eq!(h.status(task).await, TaskStatus::Waiting);
+    let approval = h.pending_approval().await;
+    let preview = &approval.preview;
+    assert_eq!(preview["rule"], "coworker policy \"files.*\" = approve");
+    assert!(
+        preview["arguments_text"].as_str().unwrap().contains("\n  \"path\": \"notes/plan.md\""),
+        "arguments are pretty-printed: {preview}"
+    );
+    let diff = preview["diff"].as_str().unwrap();
+    assert!(diff.contains("--- a/notes/plan.md") && diff.contains("+++ b/notes/plan.md"), "{diff}");
+    assert!(diff.contains("-ship on Monday\n") && diff.contains("+ship on Friday\n"), "{diff}");
+}
+
+async fn member_without_access_cannot_reach_org_connection_tools(db: &TestDb) {
+    let (billing, billing_calls) = tool("billing.refund", RiskClass::Read, true, Behaviour::Answer("refunded".into()));
+    let script = Script::new()
+        .turn(Turn::reply(Reply::tool_calls().tool_call("c1", "billing__refund", "{}")))
+        .turn(Turn::when(
+            Match::ToolResultContains("no tool named billing.refund".into()),
+            Reply::text("I cannot reach billing."),
+        ))
+        .turn(Turn::when(
+            Match::UserSays("order 8".into()),
+            Reply::tool_calls().tool_call("c2", "billing__refund", "{}"),
+        ))
+        .turn(Turn::when(Match::ToolResultContains("refunded".into()), Reply::text("Refunded.")));
+    let h = harness(db, script, def("ada"), vec![]).await;
+    h.engine.tools().replace_source(
+        "billing",
+        Scope::Org {
+            roles: vec![Role::Admin, Role::Owner],
+        },
+        vec![billing],
+    );
+    let member = h.user("member@example.com", Role::Member).await;
+    let task = h.task_from(member, "refund order 7").await;
+    h.settle().await;
+    assert_eq!(h.status(task).await, TaskStatus::Done);
+    assert!(billing_calls.lock().unwrap().is_empty(), "the member's task never reached the tool");
+    let offered = h.server.model_requests()[0].body["tools"].to_string();
+    assert!(!offered.contains("billing__refund"), "not even offered: {offered}");
+
+    // An admin's task reaches it through the same coworker.
+    let admin = h.user("admin@example.com", Role::Admin).await;
+    let task = h.task_from(admin, "refund order 8").await;
+    h.settle().await;
+    assert_eq!(h.status(task).await, TaskStatus::Done);
+    assert_eq!(billing_calls.lock().unwrap().len(), 1);
+}
+
+async fn approvals_escalate_to_the_manager_then_block_and_tell_the_delegator(db: &TestDb) {
+    let (send, send_calls) = external_send();
+    let script = Script::new().turn(Turn::reply(Reply::tool_calls().tool_call(
+        "c1",
+        "mail__send",
+        r#"{"to":"client@example.com"}"#,
+    )));
+    let mut coworker = def("ada");
+    coworker.manager = "boss@example.com".into();
+    // Deadlines that have already passed when checked: expiry without waiting in the test.
+    coworker.limits.approval_ttl_secs = 0;
+    let server_db_store = db.store.clone();
+    let boss = server_db_store
+        .create_user(NewUser {
+            email: Some("boss@example.com".into()),
+            display_name: "Boss".into(),
+            role: Role::Member,
+        })
+        .await
+        .unwrap()
+        .id;
+    let h = harness(db, script, coworker, vec![send]).await;
+    let alice = h.user("alice@example.com", Role::Member).await;
+    let task = h.task_from(alice, "email the client").await;
+    h.settle().await;
+
+    assert_eq!(h.status(task).await, TaskStatus::Blocked);
+    assert!(send_calls.lock().unwrap().is_empty(), "nothing runs without a decision");
+    let approvals = h.store.approvals_for_task(task).await.unwrap();
+    assert_eq!(approvals.len(), 1);
+    assert_eq!(approvals[0].status, ApprovalStatus::Expired);
+    assert!(approvals[0].escalated_at_ms.is_some(), "escalated once before expiring");
+    assert_eq!(approvals[0].escalate_to_user_id, Some(boss));
+    let expiries: Vec<bool> = h
+        .events(task)
+        .await
+        .iter()
+        .filter(|e| e.kind == "approval_expired")
+        .map(|e| e.payload["escalated"].as_bool().unwrap())
+        .collect();
+    assert_eq!(expiries, [true, false], "escalate once, then expire");
+    let manager_told: Vec<String> = h
+        .store
+        .list_notifications(boss, false, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.kind)
+        .collect();
+    assert_eq!(manager_told, ["approval_escalated"]);
+    let mut delegator_told: Vec<String> = h
+        .store
+        .list_notifications(alice, false, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.kind)
+        .collect();
+    delegator_told.sort();
+    assert_eq!(delegator_told, ["approval_requested", "task_blocked"]);
+}
+
+async fn concurrent_decisions_apply_exactly_once(db: &TestDb) {
+    let (send, _) = external_send();
+    let script = Script::new().turn(Turn::reply(Reply::tool_calls().tool_call("c1", "mail__send", "{}")));
+    let h = harness(db, script, def("ada"), vec![send]).await;
+    h.task("email").await;
+    h.settle().await;
+    let approval = h.pending_approval().await;
+    let deciders: Vec<_> = (0..16)
+        .map(|i| {
+            let store = h.store.clone();
+            let (status, word) = if i % 2 == 0 {
+                (ApprovalStatus::Approved, "approve")
+            } else {
+                (ApprovalStatus::Rejected, "reject")
+            };
+            tokio::spawn(async move {
+                store
+                    .decide_approval(approval.id, status, word, Some(&format!("decider {i}")), None)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut applied = Vec::new();
+    let mut refused = 0;
+    for decider in deciders {
+        match decider.await.unwrap() {
+            coworker_store::Decided::Applied(a) => applied.push(a),
+            coworker_store::Decided::AlreadyDecided(a) => {
+                assert_ne!(a.status, ApprovalStatus::Pending);
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(applied.len(), 1, "exactly one decision applies");
+    assert_eq!(refused, 15);
+    let stored = h.store.get_approval(approval.id).await.unwrap().unwrap();
+    assert_eq!(stored.decision_note, applied[0].decision_note, "the stored decision is the winner's");
 }

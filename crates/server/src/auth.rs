@@ -36,6 +36,11 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// How this caller appears in the audit log.
+    pub fn actor(&self) -> String {
+        format!("user:{}", self.user.id)
+    }
+
     /// Fails with 403 unless the caller's role is at least `required`.
     pub fn require(&self, required: Role) -> Result<(), ApiError> {
         if self.user.role.at_least(required) {

@@ -42,6 +42,9 @@ pub enum NodeError {
     /// Model provider configuration is unusable.
     #[error("{0}")]
     Models(String),
+    /// A tool source (built-in toolset, secret store) could not be set up.
+    #[error("{0}")]
+    Tools(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {message}\n  fix: {hint}")]
     Bind {

@@ -17,6 +17,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod node;
+pub mod policy;
 pub mod shutdown;
 pub mod work;
 

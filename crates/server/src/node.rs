@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use coworker_core::config::{Config, DatabaseKind};
@@ -13,6 +14,10 @@ use tokio::task::JoinHandle;
 
 use crate::NodeError;
 use coworker_engine::tools::ToolRegistry;
+use coworker_tools::builtin::builtin_tools;
+use coworker_tools::mcp::{McpManager, all_servers};
+use coworker_tools::secrets::Secrets;
+use coworker_tools::workspace::Workspace;
 use coworker_engine::{Engine, EngineSettings};
 
 use crate::api::{AppState, router};
@@ -55,6 +60,8 @@ pub struct RunningNode {
     pub engine: Engine,
     /// One line saying which model providers are connected (or how to connect one).
     pub models_summary: String,
+    /// The MCP servers this node supervises.
+    pub mcp: McpManager,
     shutdown: Shutdown,
     server: JoinHandle<std::io::Result<()>>,
     workers: Vec<JoinHandle<()>>,
@@ -94,6 +101,8 @@ impl Node {
             .map_err(|e| NodeError::Coworkers(e.to_string()))?;
 
         let env: Vec<(String, String)> = options.env.clone().unwrap_or_else(|| std::env::vars().collect());
+        let tools = options.tools.clone();
+        let mcp = start_tools(&config, &store, &data_dir, &tools).await?;
         let providers = coworker_models::detect_providers(&config, &env).await;
         let models_summary = providers.summary();
         let model_router = providers.router().map_err(|e| NodeError::Models(e.to_string()))?;
@@ -103,9 +112,10 @@ impl Node {
             heartbeat_ms: config.engine.heartbeat_ms,
             poll_interval_ms: config.engine.poll_interval_ms,
             max_tool_result_bytes: usize::try_from(config.engine.max_tool_result_bytes).unwrap_or(usize::MAX),
+            tiers: config.policy.tiers.clone(),
             ..EngineSettings::default()
         };
-        let engine = Engine::new(store.clone(), model_router, options.tools.clone(), settings);
+        let engine = Engine::new(store.clone(), model_router, tools, settings);
         store.listen_for_wakeups().await?;
 
         let local_addr = listener.local_addr().map_err(|source| NodeError::Io {
@@ -162,6 +172,7 @@ impl Node {
             store,
             engine,
             models_summary,
+            mcp,
             shutdown,
             server,
             workers,
@@ -191,6 +202,7 @@ impl RunningNode {
             grace,
             store,
             workers,
+            mcp,
             ..
         } = self;
         let mut server = server;
@@ -222,9 +234,41 @@ impl RunningNode {
         if tokio::time::timeout(grace, drain).await.is_err() {
             tracing::warn!("engine workers did not stop within the grace period");
         }
+        mcp.shutdown().await;
         store.close().await;
         outcome
     }
+}
+
+/// Registers the built-in toolsets and starts the MCP servers (from `[[mcp]]` and
+/// `coworker mcp add`), whose tools join `tools` as they come up. A server that fails to
+/// start is reported and retried; it never stops the node.
+async fn start_tools(
+    config: &Config,
+    store: &Store,
+    data_dir: &Path,
+    tools: &ToolRegistry,
+) -> Result<McpManager, NodeError> {
+    let workspace = Arc::new(Workspace::new(store.clone(), data_dir, config.tools.workspace.clone()));
+    let builtins = builtin_tools(workspace.clone(), &config.tools.http).map_err(|e| NodeError::Tools(e.to_string()))?;
+    for tool in builtins {
+        tools.register(tool);
+    }
+    tools.set_result_sink(workspace);
+    let secrets = Secrets::open(store.clone(), config).map_err(|e| NodeError::Tools(e.to_string()))?;
+    let (servers, problems) = all_servers(config, store).await?;
+    for problem in problems {
+        tracing::warn!(%problem, "MCP server skipped");
+    }
+    let names: Vec<String> = servers.iter().map(|s| s.config.name.clone()).collect();
+    if !names.is_empty() {
+        tracing::info!(servers = ?names, "starting MCP servers");
+    }
+    Ok(McpManager::start(
+        servers.into_iter().map(|s| (s.config, s.scope)).collect(),
+        tools.clone(),
+        Arc::new(secrets),
+    ))
 }
 
 fn bind_error(addr: SocketAddr, error: &std::io::Error) -> NodeError {

@@ -7,7 +7,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use coworker_core::domain::{ApprovalStatus, Priority, Role, TaskStatus};
 use coworker_core::{ApprovalId, TaskId};
-use coworker_store::{Decided, NewTask};
+use coworker_store::{AuditEntry, Decided, NewTask, actions};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -17,6 +17,16 @@ use crate::auth::Principal;
 
 /// Largest brief accepted, in bytes.
 pub const MAX_BRIEF_BYTES: usize = 64 * 1024;
+
+/// Longest excerpt of free text (a brief) kept in an audit entry, in characters.
+const AUDIT_EXCERPT_CHARS: usize = 500;
+
+fn audit_excerpt(text: &str) -> String {
+    match text.char_indices().nth(AUDIT_EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
 
 fn bad_request(message: impl Into<String>, hint: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message, hint)
@@ -151,6 +161,15 @@ pub async fn create_task(
         })
         .await?;
     let status = if created.is_new() {
+        let task = created.row();
+        state
+            .store
+            .audit_append(
+                AuditEntry::new(principal.actor(), actions::TASK_CREATED, format!("task:{}", task.id)).with_details(
+                    json!({"coworker": coworker.handle, "brief": audit_excerpt(brief), "priority": priority, "origin": "api"}),
+                ),
+            )
+            .await?;
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -382,6 +401,18 @@ pub async fn decide_approval(
         .get_approval(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no approval {id}")))?;
+    let user = principal.user.id;
+    let may_decide = principal.user.role.at_least(Role::Admin)
+        || approval.requested_by_user_id == Some(user)
+        || approval.escalate_to_user_id == Some(user);
+    if !may_decide {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_a_decider",
+            format!("you may not decide approval {id}"),
+            "approvals are decided by the person who delegated the task, the coworker's manager, or an admin",
+        ));
+    }
     let allowed: &[&str] = if approval.kind == "outcome_unknown" {
         &["retry", "skip", "mark_done", "reject"]
     } else {
@@ -405,7 +436,25 @@ pub async fn decide_approval(
         .decide_approval(id, status, &decision, note, Some(principal.user.id))
         .await?
     {
-        Decided::Applied(approval) => Ok(Json(json!({"approval": approval}))),
+        Decided::Applied(approval) => {
+            let action = if approval.kind == "plan" {
+                actions::PLAN_DECIDED
+            } else {
+                actions::APPROVAL_DECIDED
+            };
+            state
+                .store
+                .audit_append(
+                    AuditEntry::new(principal.actor(), action, format!("approval:{id}")).with_details(json!({
+                        "task_id": approval.task_id,
+                        "kind": approval.kind,
+                        "decision": decision,
+                        "note": note,
+                    })),
+                )
+                .await?;
+            Ok(Json(json!({"approval": approval})))
+        }
         Decided::AlreadyDecided(approval) => {
             let by = approval
                 .decided_by_user_id

@@ -8,11 +8,16 @@
 //!   wherever the dialects agree (`$1` placeholders work on both).
 //! - Nothing here knows about HTTP, models or tools.
 
+mod audit;
+mod connections;
 mod error;
+mod files;
 mod inputs;
 mod migrate;
+mod notifications;
 mod records;
 mod runs;
+mod secrets;
 mod tasks;
 mod users;
 
@@ -25,11 +30,19 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use audit::{
+    AUDIT_ADVISORY_LOCK_KEY, AUDIT_MAX_PAGE_ROWS, AUDIT_VERIFY_PAGE_ROWS, AuditEntry, AuditFilter, AuditRecord,
+    AuditVerification, BrokenEntry, BrokenReason, GENESIS_PREV_HASH, actions, audit_entry_hash, canonical_entry_json,
+};
+pub use connections::{Connection, ConnectionScope, NewConnection};
 pub use error::{StoreError, redact_url};
+pub use files::{FilePage, FileVersion, MAX_FILE_PAGE, MAX_FILE_VERSION_ATTEMPTS, NewFileVersion};
 pub use inputs::{Decided, RUNNABLE_CHANNEL};
 pub use migrate::{SchemaStatus, binary_schema_version};
+pub use notifications::{MAX_NOTIFICATION_PAGE, NewNotification, Notification};
 pub use records::*;
 pub use runs::runs_max_event_page;
+pub use secrets::{SealedSecret, SecretMeta, SecretWrite};
 /// The database driver's error type, for callers that must wrap one.
 pub use sqlx::Error as SqlxError;
 pub use users::NewUser;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::StoreError;
 
-fn parse_enum<T: std::str::FromStr>(column: &'static str, value: &str) -> Result<T, StoreError>
+pub(crate) fn parse_enum<T: std::str::FromStr>(column: &'static str, value: &str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
 {
@@ -160,6 +160,8 @@ pub struct Coworker {
     pub timezone: String,
     /// Everything else from the coworker's definition (model policy, tools, budgets…).
     pub settings: serde_json::Value,
+    /// Policy rules (tool glob → tier) set through the API; they replace the definition's.
+    pub policy_overrides: Option<serde_json::Value>,
     /// Creation time, epoch ms.
     pub created_at_ms: i64,
     /// Last change, epoch ms.
@@ -175,6 +177,7 @@ pub(crate) struct CoworkerRow {
     pub manager_user_id: Option<Uuid>,
     pub timezone: String,
     pub settings: Json<serde_json::Value>,
+    pub policy_overrides: Option<Json<serde_json::Value>>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -189,6 +192,7 @@ impl From<CoworkerRow> for Coworker {
             manager_user_id: row.manager_user_id.map(Into::into),
             timezone: row.timezone,
             settings: row.settings.0,
+            policy_overrides: row.policy_overrides.map(|p| p.0),
             created_at_ms: row.created_at_ms,
             updated_at_ms: row.updated_at_ms,
         }
@@ -361,6 +365,13 @@ pub enum Created<T> {
 impl<T> Created<T> {
     /// The row, new or existing.
     pub fn into_inner(self) -> T {
+        match self {
+            Created::New(t) | Created::Existing(t) => t,
+        }
+    }
+
+    /// The row, new or existing, borrowed.
+    pub fn row(&self) -> &T {
         match self {
             Created::New(t) | Created::Existing(t) => t,
         }

@@ -97,6 +97,18 @@ impl Store {
         row.map(Task::try_from).transpose()
     }
 
+    /// How many tasks are in each status (statuses with none are left out).
+    pub async fn count_tasks_by_status(&self) -> Result<Vec<(TaskStatus, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT status, COUNT(*) FROM tasks GROUP BY status ORDER BY status",
+        )
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter()
+            .map(|(status, count)| Ok((crate::records::parse_enum("tasks.status", &status)?, count)))
+            .collect()
+    }
+
     /// Tasks newest first, optionally of one status; `limit` is capped at [`MAX_TASK_PAGE`].
     pub async fn list_tasks(&self, status: Option<TaskStatus>, limit: i64) -> Result<Vec<Task>, StoreError> {
         let sql = format!(

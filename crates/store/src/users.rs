@@ -11,7 +11,7 @@ use crate::{ApiToken, Coworker, CoworkerSpec, Store, StoreError, TokenKind, User
 const USER_COLUMNS: &str = "id, email, display_name, role, disabled, created_at_ms";
 const TOKEN_COLUMNS: &str = "id, user_id, name, kind, created_at_ms, last_used_at_ms, expires_at_ms, revoked_at_ms";
 const COWORKER_COLUMNS: &str =
-    "id, handle, name, job_description, manager_user_id, timezone, settings, created_at_ms, updated_at_ms";
+    "id, handle, name, job_description, manager_user_id, timezone, settings, policy_overrides, created_at_ms, updated_at_ms";
 
 /// A user to create.
 #[derive(Debug, Clone)]
@@ -183,6 +183,25 @@ impl Store {
                 what: "coworker",
                 key: spec.handle.clone(),
             })
+    }
+
+    /// Sets (or, with `None`, clears) the policy rules a coworker's definition is overridden
+    /// with. `false` if there is no such coworker.
+    pub async fn set_coworker_policy(
+        &self,
+        id: CoworkerId,
+        rules: Option<&serde_json::Value>,
+    ) -> Result<bool, StoreError> {
+        let affected = on_pool!(self, pool => sqlx::query(
+            "UPDATE coworkers SET policy_overrides = $1, updated_at_ms = $2 WHERE id = $3",
+        )
+        .bind(rules.map(Json))
+        .bind(now_ms())
+        .bind(id.as_uuid())
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(affected == 1)
     }
 
     /// Looks a coworker up by handle (archived ones excluded).

@@ -6,6 +6,8 @@
 
 pub mod db;
 pub mod node;
+pub mod npm;
+pub mod process;
 pub mod scripted_model;
 
 pub use db::{Backend, TestDb};

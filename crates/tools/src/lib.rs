@@ -2,8 +2,14 @@
 //! through, argument validation, and the tool sources — MCP servers and the built-in
 //! toolsets. The engine gates, journals and executes; this crate only knows how to call.
 
+pub mod builtin;
+pub mod egress;
+pub mod html;
+pub mod http;
 pub mod mcp;
 pub mod schema;
+pub mod secrets;
 pub mod tool;
+pub mod workspace;
 
 pub use tool::{Delegator, Scope, Tool, ToolCallContext, ToolError, ToolRegistry, ToolSpec, from_wire_name, wire_name};

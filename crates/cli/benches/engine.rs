@@ -1,0 +1,262 @@
+//! Engine benchmarks with real `coworker` processes and a zero-latency scripted model.
+//!
+//! `cargo bench -p coworker-cli --bench engine` prints:
+//! - throughput: tasks per second end to end (created over HTTP, 3 model turns and 2
+//!   `workspace.list_files` calls each), on SQLite with one process and, when
+//!   `COWORKER_TEST_DATABASE_URL` is set, on PostgreSQL with one and two processes;
+//! - waiting: RSS of a `serve` with no runs vs with `COWORKER_BENCH_WAITING` (default 10,000)
+//!   runs waiting on approvals, and decision-to-resumed latency (p50/p95) over
+//!   `COWORKER_BENCH_DECISIONS` (default 200) decisions made through the API.
+//!
+//! Sizes: `COWORKER_BENCH_TASKS` (default 500).
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use coworker_core::domain::TaskStatus;
+use coworker_store::Store;
+use coworker_testkit::process::{banner_url, config_file, rss_kib, spawn, wait_until};
+use coworker_testkit::scripted_model::{Format, Match, Reply, Script, ScriptedModelServer, Turn};
+use coworker_testkit::{Backend, TestDb};
+use futures::StreamExt;
+use serde_json::json;
+
+/// Requests in flight at once when creating tasks or deciding approvals over HTTP.
+const HTTP_CONCURRENCY: usize = 16;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_coworker"))
+}
+
+/// Three turns per task: list files, list files again, answer.
+fn three_turn_script() -> Script {
+    Script::new()
+        .turn(
+            Turn::when(
+                Match::UserSays("bench".into()),
+                Reply::tool_calls()
+                    .tool_call("c1", "workspace__list_files", "{}")
+                    .usage(100, 10),
+            )
+            .repeating(),
+        )
+        .turn(
+            Turn::when(
+                Match::ToolResultFor("c1".into()),
+                Reply::tool_calls()
+                    .tool_call("c2", "workspace__list_files", r#"{"prefix":"reports/"}"#)
+                    .usage(150, 10),
+            )
+            .repeating(),
+        )
+        .turn(Turn::when(Match::ToolResultFor("c2".into()), Reply::text("done").usage(200, 5)).repeating())
+}
+
+fn coworker_dir(root: &Path, approve_listing: bool) -> PathBuf {
+    let dir = root.join("coworkers");
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = if approve_listing {
+        "\n[policy]\n\"workspace.list_files\" = \"approve\"\n"
+    } else {
+        ""
+    };
+    std::fs::write(
+        dir.join("bench.toml"),
+        format!("name = \"Bench\"\nhandle = \"bench\"\nrole = \"Benchmarks\"\ntools = [\"workspace.*\"]\n{policy}"),
+    )
+    .unwrap();
+    dir
+}
+
+struct Cluster {
+    children: Vec<Child>,
+    url: String,
+    token: String,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// With one process, `serve` drives the runs; with more, an API-only `serve` plus
+/// `processes` `coworker worker`s, so every engine process is alike.
+fn start(db: &TestDb, model_url: &str, processes: usize, approve_listing: bool) -> Cluster {
+    let coworkers = coworker_dir(db.dir(), approve_listing);
+    let serve_workers = if processes == 1 { 8 } else { 0 };
+    let config = config_file(db.dir(), model_url, &db.database_url, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("workers = 4", &format!("workers = {serve_workers}\ncoworkers_dir = \"{}\"", coworkers.display()));
+    std::fs::write(&config, &text).unwrap();
+    let data_dir = match db.backend {
+        Backend::Sqlite => db.dir().to_owned(),
+        Backend::Postgres => db.dir().join("data"),
+    };
+    let mut serve = spawn(&bin(), &["serve", "--listen", "127.0.0.1:0"], &config, &data_dir);
+    let url = banner_url(&mut serve);
+    let token = coworker_server::bootstrap::read_owner_credential(&data_dir).unwrap();
+    let mut children = vec![serve];
+    if processes > 1 {
+        let worker_config = db.dir().join("worker.toml");
+        std::fs::write(&worker_config, text.replace("workers = 0", "workers = 8")).unwrap();
+        for n in 0..processes {
+            children.push(spawn(&bin(), &["worker"], &worker_config, &db.dir().join(format!("w{n}"))));
+        }
+    }
+    Cluster { children, url, token }
+}
+
+async fn create_tasks(cluster: &Cluster, count: usize, brief: &str) {
+    let client = coworker_testkit::node::http_client();
+    futures::stream::iter(0..count)
+        .map(|n| {
+            let client = client.clone();
+            async move {
+                let response = client
+                    .post(format!("{}/api/v1/tasks", cluster.url))
+                    .bearer_auth(&cluster.token)
+                    .json(&json!({"to": "bench", "brief": format!("{brief} {n}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+            }
+        })
+        .buffer_unordered(HTTP_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+}
+
+async fn count(store: &Store, status: TaskStatus) -> i64 {
+    store
+        .count_tasks_by_status()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(s, _)| *s == status)
+        .map_or(0, |(_, n)| n)
+}
+
+async fn throughput(backend: Backend, processes: usize, tasks: usize) -> Option<f64> {
+    let db = TestDb::new(backend).await?;
+    let model = ScriptedModelServer::start(Format::OpenAi, three_turn_script()).await;
+    let cluster = start(&db, &model.base_url(), processes, false);
+    // Warm up: one task end to end.
+    create_tasks(&cluster, 1, "bench warm-up").await;
+    wait_until("the warm-up task is done", || async { count(&db.store, TaskStatus::Done).await == 1 }).await;
+
+    let started = Instant::now();
+    create_tasks(&cluster, tasks, "bench").await;
+    let target = tasks as i64 + 1;
+    let patience = Duration::from_secs(600);
+    while count(&db.store, TaskStatus::Done).await < target {
+        assert!(started.elapsed() < patience, "tasks did not finish");
+        let failed = count(&db.store, TaskStatus::Failed).await;
+        assert_eq!(failed, 0, "a bench task failed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    drop(cluster);
+    Some(tasks as f64 / secs)
+}
+
+async fn waiting(waiting_runs: usize, decisions: usize) {
+    let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
+    let model = ScriptedModelServer::start(Format::OpenAi, three_turn_script()).await;
+    let cluster = start(&db, &model.base_url(), 1, true);
+    let pid = cluster.children[0].id();
+    // Settle the idle node (allocator warm after one task) before the baseline.
+    create_tasks(&cluster, 1, "bench warm-up").await;
+    wait_until("the warm-up task waits", || async { count(&db.store, TaskStatus::Waiting).await == 1 }).await;
+    let idle_kib = rss_kib(pid).unwrap_or(0);
+
+    let started = Instant::now();
+    create_tasks(&cluster, waiting_runs, "bench").await;
+    let target = waiting_runs as i64 + 1;
+    while count(&db.store, TaskStatus::Waiting).await < target {
+        assert!(started.elapsed() < Duration::from_secs(1800), "runs did not reach their approvals");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let the workers go idle, then measure.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let loaded_kib = rss_kib(pid).unwrap_or(0);
+    println!(
+        "waiting runs: RSS idle {:.1} MiB, with {waiting_runs} runs waiting on approvals {:.1} MiB ({:+.1} KiB per waiting run)",
+        idle_kib as f64 / 1024.0,
+        loaded_kib as f64 / 1024.0,
+        (loaded_kib as f64 - idle_kib as f64) / waiting_runs as f64
+    );
+
+    let pending = db
+        .store
+        .list_approvals(Some(coworker_core::domain::ApprovalStatus::Pending), decisions as i64)
+        .await
+        .unwrap();
+    let client = coworker_testkit::node::http_client();
+    let mut latencies = Vec::new();
+    for approval in pending.iter().take(decisions) {
+        let decided_at = Instant::now();
+        let response = client
+            .post(format!("{}/api/v1/approvals/{}/decision", cluster.url, approval.id))
+            .bearer_auth(&cluster.token)
+            .json(&json!({"decision": "reject"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        loop {
+            let events = db.store.list_events(approval.run_id, 0, 100).await.unwrap();
+            if events.iter().any(|e| e.kind == "approval_decided") {
+                break;
+            }
+            assert!(decided_at.elapsed() < Duration::from_secs(60), "the run never resumed");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        latencies.push(decided_at.elapsed());
+    }
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    println!(
+        "decision to resumed ({} decisions via POST /approvals/{{id}}/decision): p50 {:.1} ms, p95 {:.1} ms",
+        latencies.len(),
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.95).as_secs_f64() * 1e3
+    );
+    drop(cluster);
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        // `cargo test --benches` lists benches; nothing to list here.
+        return;
+    }
+    let tasks = env_usize("COWORKER_BENCH_TASKS", 500);
+    let waiting_runs = env_usize("COWORKER_BENCH_WAITING", 10_000);
+    let decisions = env_usize("COWORKER_BENCH_DECISIONS", 200);
+    let only = std::env::var("COWORKER_BENCH_ONLY").unwrap_or_default();
+
+    if only.is_empty() || only == "throughput" {
+        for (backend, processes) in [(Backend::Sqlite, 1), (Backend::Postgres, 1), (Backend::Postgres, 2)] {
+            match throughput(backend, processes, tasks).await {
+                Some(rate) => println!(
+                    "throughput {backend:?}, {processes} engine process(es): {rate:.1} tasks/s ({tasks} tasks, 3 model turns + 2 tool calls each)"
+                ),
+                None => println!("throughput {backend:?}: skipped (set COWORKER_TEST_DATABASE_URL)"),
+            }
+        }
+    }
+    if only.is_empty() || only == "waiting" {
+        waiting(waiting_runs, decisions).await;
+    }
+}
