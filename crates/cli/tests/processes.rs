@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use coworker_core::domain::TaskStatus;
 use coworker_store::{NewTask, Store};
 use coworker_testkit::scripted_model::{Fault, Format, Match, Reply, Script, ScriptedModelServer, Turn};
+use coworker_testkit::npm::npm_package_bin;
 use coworker_testkit::process::{self, banner_url, wait_until};
 use coworker_testkit::{Backend, TestDb};
 
@@ -120,6 +121,167 @@ async fn sigkill_during_a_model_call_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_model_call_postgres() {
     kill_during_a_slow_model_response_then_restart(Backend::Postgres).await;
+}
+
+/// Kills the node while a non-idempotent MCP tool call is in flight: after the restart the
+/// run raises `outcome_unknown` instead of calling the tool again (the MCP server's input log
+/// proves one `tools/call`), and a human's "skip" lets the task finish.
+async fn kill_inside_a_non_idempotent_tool_then_restart(backend: Backend) {
+    let Some(db) = TestDb::unmigrated(backend).await else {
+        eprintln!("skipped: set COWORKER_TEST_DATABASE_URL to run the PostgreSQL variant");
+        return;
+    };
+    let everything = npm_package_bin("@modelcontextprotocol/server-everything", "mcp-server-everything");
+    let script = Script::new()
+        .turn(Turn::when(
+            Match::UserSays("run the long operation".into()),
+            Reply::tool_calls()
+                .tool_call("op1", "ev__trigger-long-running-operation", r#"{"duration": 3600, "steps": 3600}"#)
+                .usage(10, 5),
+        ))
+        .turn(Turn::when(
+            Match::ToolResultContains("may not have run".into()),
+            Reply::text("Skipped the operation.").usage(10, 5),
+        ));
+    let server = ScriptedModelServer::start(Format::OpenAi, script).await;
+    // The MCP server behind `tee`, which appends every message the node sends it to a log.
+    let calls_log = db.dir().join("mcp-input.log");
+    let extra = format!(
+        r#"[[mcp]]
+name = "ev"
+command = "sh"
+args = ["-c", "tee -a \"$0\" | \"$1\"", "{log}", "{bin}"]
+
+# The long operation is read-only upstream; declaring it a non-idempotent write is exactly
+# what an operator does for a tool with side effects.
+[mcp.tools."trigger-long-running-operation"]
+risk = "write"
+idempotent = false
+"#,
+        log = calls_log.display(),
+        bin = everything.display()
+    );
+    let config = process::config_file(db.dir(), &server.base_url(), &db.database_url, &extra);
+    let data_dir = match backend {
+        Backend::Sqlite => db.dir().to_owned(),
+        Backend::Postgres => db.dir().join("data"),
+    };
+
+    let mut first = spawn(&["serve", "--listen", "127.0.0.1:0"], &config, &data_dir);
+    let url = banner_url(&mut first);
+    let token = coworker_server::bootstrap::read_owner_credential(&data_dir).unwrap();
+    let client = coworker_testkit::node::http_client();
+    let store = db.store.clone();
+    // The MCP server registers its tools shortly after start-up.
+    wait_until("the MCP tool is offered", || {
+        let client = client.clone();
+        let (url, token) = (url.clone(), token.clone());
+        async move {
+            let tools: serde_json::Value = client
+                .get(format!("{url}/api/v1/coworkers/assistant/tools"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            tools.to_string().contains("ev.trigger-long-running-operation")
+        }
+    })
+    .await;
+    let created: serde_json::Value = client
+        .post(format!("{url}/api/v1/tasks"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"to": "assistant", "brief": "run the long operation"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let task_id: coworker_core::TaskId = created["task"]["id"].as_str().unwrap().parse().unwrap();
+    let events = |store: Store| async move {
+        match store.run_for_task(task_id).await.unwrap() {
+            Some(run) => store.list_events(run.id, 0, 1000).await.unwrap(),
+            None => Vec::new(),
+        }
+    };
+    wait_until("the tool call is in flight", || {
+        let store = store.clone();
+        let calls_log = calls_log.clone();
+        async move {
+            events(store).await.iter().any(|e| e.kind == "tool_started")
+                && std::fs::read_to_string(&calls_log).unwrap_or_default().contains("tools/call")
+        }
+    })
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let mut second = spawn(&["serve", "--listen", "127.0.0.1:0"], &config, &data_dir);
+    let _ = banner_url(&mut second);
+    wait_until("the run asks whether the tool ran", || {
+        let store = store.clone();
+        async move {
+            store
+                .approvals_for_task(task_id)
+                .await
+                .unwrap()
+                .iter()
+                .any(|a| a.kind == "outcome_unknown")
+        }
+    })
+    .await;
+    let approval = store.approvals_for_task(task_id).await.unwrap().pop().unwrap();
+    assert_eq!(approval.kind, "outcome_unknown");
+    store
+        .decide_approval(approval.id, coworker_core::domain::ApprovalStatus::Approved, "skip", None, None)
+        .await
+        .unwrap();
+    store.wake_run(approval.run_id).await.unwrap();
+    store.notify_runnable().await.unwrap();
+    wait_until("the task completes after the skip", || {
+        let store = store.clone();
+        async move {
+            store
+                .get_task(task_id)
+                .await
+                .unwrap()
+                .is_some_and(|t| t.status == TaskStatus::Done)
+        }
+    })
+    .await;
+    let _ = second.kill();
+    let _ = second.wait();
+
+    let sent = std::fs::read_to_string(&calls_log).unwrap();
+    assert_eq!(
+        sent.matches("\"tools/call\"").count(),
+        1,
+        "the non-idempotent tool was called exactly once across both nodes:\n{sent}"
+    );
+    let journal = events(store.clone()).await;
+    assert_eq!(journal.iter().filter(|e| e.kind == "tool_started").count(), 1);
+    assert_eq!(journal.iter().filter(|e| e.kind == "completed").count(), 1);
+    let first_turns = server
+        .model_requests()
+        .iter()
+        .filter(|r| r.body["messages"].as_array().unwrap().len() == 2)
+        .count();
+    assert_eq!(first_turns, 1, "the journaled first turn was never requested again");
+    let task = store.get_task(task_id).await.unwrap().unwrap();
+    assert_eq!(task.result.unwrap()["text"], "Skipped the operation.");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_inside_a_non_idempotent_tool_sqlite() {
+    kill_inside_a_non_idempotent_tool_then_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_inside_a_non_idempotent_tool_postgres() {
+    kill_inside_a_non_idempotent_tool_then_restart(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,10 +3,13 @@
 //! to fix it; any failure makes the command exit 1.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use coworker_core::config::{Config, DatabaseKind};
 use coworker_core::doctor::Check;
 use coworker_store::{Store, sqlite_path};
+use coworker_tools::mcp::{NoSecrets, SecretSource};
+use coworker_tools::secrets::Secrets;
 
 use crate::bootstrap::OWNER_CREDENTIAL_FILE;
 
@@ -15,9 +18,51 @@ pub async fn run_checks(config: &Config, config_source: &str) -> Vec<Check> {
     let mut checks = vec![Check::ok("config", format!("loaded {config_source}"))];
     let data_dir = Path::new(&config.storage.data_dir);
     checks.push(check_data_dir(data_dir));
-    checks.extend(check_database(config, data_dir).await);
+    let (database_checks, store) = check_database(config, data_dir).await;
+    checks.extend(database_checks);
     let env: Vec<(String, String)> = std::env::vars().collect();
     checks.extend(coworker_models::doctor::check_providers(config, &env).await);
+    checks.extend(check_mcp(config, store.as_ref()).await);
+    if let Some(store) = store {
+        store.close().await;
+    }
+    checks
+}
+
+/// Connects to every MCP server (from the file and, when the database is usable, those added
+/// with `coworker mcp add`) and lists its tools. Secrets are read only when a master key
+/// already exists: doctor creates nothing.
+async fn check_mcp(config: &Config, store: Option<&Store>) -> Vec<Check> {
+    let mut servers = config.mcp.clone();
+    let mut checks = Vec::new();
+    if let Some(store) = store {
+        match coworker_tools::mcp::all_servers(config, store).await {
+            Ok((entries, problems)) => {
+                servers = entries.into_iter().map(|e| e.config).collect();
+                checks.extend(problems.into_iter().map(|p| {
+                    Check::warn(
+                        "mcp",
+                        p.to_string(),
+                        "fix or remove the entry (`coworker mcp list` shows them all)",
+                    )
+                }));
+            }
+            Err(e) => checks.push(Check::fail("mcp", e.to_string(), "check the database")),
+        }
+    }
+    let key_exists = std::env::var(coworker_tools::secrets::MASTER_KEY_ENV).is_ok()
+        || coworker_tools::secrets::key_file_path(config).exists();
+    let secrets: Arc<dyn SecretSource> = match (store, key_exists) {
+        (Some(store), true) => match Secrets::open(store.clone(), config) {
+            Ok(secrets) => Arc::new(secrets),
+            Err(e) => {
+                checks.push(Check::fail("secrets", e.to_string(), "see the fix above"));
+                Arc::new(NoSecrets)
+            }
+        },
+        _ => Arc::new(NoSecrets),
+    };
+    checks.extend(coworker_tools::mcp::check_servers(&servers, secrets, coworker_tools::mcp::DOCTOR_TIME_LIMIT).await);
     checks
 }
 
@@ -80,22 +125,26 @@ fn check_data_dir(data_dir: &Path) -> Check {
     Check::ok(name, format!("{} is writable", data_dir.display()))
 }
 
-async fn check_database(config: &Config, data_dir: &Path) -> Vec<Check> {
+/// Checks the database; returns the store when its schema is current, for later checks.
+async fn check_database(config: &Config, data_dir: &Path) -> (Vec<Check>, Option<Store>) {
     let kind = match config.database_kind() {
         Ok(kind) => kind,
-        Err(e) => return vec![Check::fail("database", e.to_string(), "fix storage.database_url")],
+        Err(e) => return (vec![Check::fail("database", e.to_string(), "fix storage.database_url")], None),
     };
     if kind == DatabaseKind::Sqlite && !sqlite_path(data_dir).exists() {
-        return vec![Check::warn(
-            "database",
-            format!("{} does not exist yet", sqlite_path(data_dir).display()),
-            "it is created on the first `coworker serve` (or `coworker migrate`)",
-        )];
+        return (
+            vec![Check::warn(
+                "database",
+                format!("{} does not exist yet", sqlite_path(data_dir).display()),
+                "it is created on the first `coworker serve` (or `coworker migrate`)",
+            )],
+            None,
+        );
     }
     let store = match Store::open(&config.storage, data_dir).await {
         Ok(store) => store,
         Err(e) => {
-            return vec![Check::fail("database", e.to_string(), "see the fix above")];
+            return (vec![Check::fail("database", e.to_string(), "see the fix above")], None);
         }
     };
     let mut checks = Vec::new();
@@ -108,11 +157,13 @@ async fn check_database(config: &Config, data_dir: &Path) -> Vec<Check> {
                 "check that the database is up",
             ));
             store.close().await;
-            return checks;
+            return (checks, None);
         }
     }
+    let mut current = false;
     checks.push(match store.schema_status().await {
         Ok(status) if status.is_current() => {
+            current = true;
             Check::ok("schema", format!("version {} (current)", status.database_version))
         }
         Ok(status) if !status.unknown.is_empty() => Check::fail(
@@ -133,6 +184,10 @@ async fn check_database(config: &Config, data_dir: &Path) -> Vec<Check> {
         ),
         Err(e) => Check::fail("schema", e.to_string(), "check database permissions"),
     });
-    store.close().await;
-    checks
+    if current {
+        (checks, Some(store))
+    } else {
+        store.close().await;
+        (checks, None)
+    }
 }

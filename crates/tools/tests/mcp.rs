@@ -325,7 +325,8 @@ async fn a_server_that_dies_mid_call_is_reported_and_restarted() {
     let error = slow.await.unwrap().unwrap_err();
     assert_eq!(
         error,
-        "MCP server everything stopped during the call; it is being restarted; the call may or may not have taken effect"
+        "MCP server everything stopped during the call; it is being restarted; \
+         the call may or may not have taken effect"
     );
 
     // While it is down, calls fail fast with a clear message.
@@ -568,17 +569,25 @@ const PAGED_SERVER: &str = r#"
 const rl = require('readline').createInterface({ input: process.stdin });
 let added = false;
 const send = (m) => process.stdout.write(JSON.stringify(m) + '\n');
-const tool = (name, annotations) => ({ name, description: 'the ' + name + ' tool', inputSchema: { type: 'object' }, annotations });
+const tool = (name, annotations) =>
+  ({ name, description: 'the ' + name + ' tool', inputSchema: { type: 'object' }, annotations });
 rl.on('line', (line) => {
   const m = JSON.parse(line);
   if (m.id === undefined) return;
   const reply = (result) => send({ jsonrpc: '2.0', id: m.id, result });
   switch (m.method) {
     case 'initialize':
-      return reply({ protocolVersion: m.params.protocolVersion, capabilities: { tools: { listChanged: true } }, serverInfo: { name: 'paged', version: '1.0.0' } });
+      return reply({
+        protocolVersion: m.params.protocolVersion,
+        capabilities: { tools: { listChanged: true } },
+        serverInfo: { name: 'paged', version: '1.0.0' },
+      });
     case 'tools/list':
-      if (!m.params || !m.params.cursor) return reply({ tools: [tool('first', { readOnlyHint: true }), tool('a.b')], nextCursor: 'page-2' });
-      return reply({ tools: [tool('add-tool', { destructiveHint: false, openWorldHint: false })].concat(added ? [tool('added', { readOnlyHint: true })] : []) });
+      if (!m.params || !m.params.cursor) {
+        return reply({ tools: [tool('first', { readOnlyHint: true }), tool('a.b')], nextCursor: 'page-2' });
+      }
+      const second = [tool('add-tool', { destructiveHint: false, openWorldHint: false })];
+      return reply({ tools: added ? second.concat([tool('added', { readOnlyHint: true })]) : second });
     case 'tools/call':
       if (m.params.name === 'add-tool') {
         added = true;
@@ -675,4 +684,45 @@ async fn an_http_server_that_goes_away_mid_call_is_reported_and_reconnected() {
     );
     manager.shutdown().await;
     server.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looping_server_stops_being_restarted_at_the_cap() {
+    let registry = ToolRegistry::new();
+    let manager = McpManager::start_with(
+        vec![(
+            stdio(
+                "flaky",
+                Path::new("sh"),
+                &["-c", "echo 'cannot open database' >&2; exit 1"],
+            ),
+            Scope::everyone(),
+        )],
+        registry.clone(),
+        Arc::new(NoSecrets),
+        RestartPolicy {
+            backoff_base: Duration::from_millis(10),
+            max_attempts: 3,
+            window: Duration::from_secs(3600),
+            ..RestartPolicy::default()
+        },
+    );
+    let capped = manager
+        .wait_for("flaky", PATIENCE, |s| {
+            s.last_error.as_deref().is_some_and(|e| e.contains("tried 3 times"))
+        })
+        .await
+        .unwrap_or_else(|| panic!("never capped: {:?}", manager.status()));
+    assert_eq!(capped.state, McpServerState::Failed);
+    assert_eq!(capped.restarts, 2, "three attempts: the first and two restarts");
+    let error = capped.last_error.unwrap();
+    assert!(error.contains("its last stderr lines: cannot open database"), "{error}");
+    let next = capped.next_attempt_at_ms.expect("a next attempt is scheduled");
+    let fifty_minutes_on = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 3_000_000;
+    assert!(next > fifty_minutes_on, "the next attempt waits for the window");
+    manager.shutdown().await;
 }

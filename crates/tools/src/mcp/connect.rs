@@ -17,7 +17,7 @@ use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
 use serde::Serialize;
 use tokio::io::AsyncBufReadExt;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use super::tool::build_tool_specs;
 use super::{McpError, SECRET_PREFIX, SecretSource};
@@ -105,22 +105,52 @@ impl ClientHandler for Handler {
     }
 }
 
+/// How long to wait for a dead child's last stderr lines before explaining its failure.
+const STDERR_SETTLE: Duration = Duration::from_millis(500);
+
 /// The last lines a child wrote to stderr.
-#[derive(Clone, Default)]
-pub(crate) struct StderrTail(Arc<Mutex<VecDeque<String>>>);
+#[derive(Clone)]
+pub(crate) struct StderrTail {
+    lines: Arc<Mutex<VecDeque<String>>>,
+    /// Closed when the reader reached the end of the child's stderr.
+    reading: watch::Receiver<()>,
+}
 
 impl StderrTail {
+    /// A tail and the sender its reader drops when done.
+    fn new() -> (Self, watch::Sender<()>) {
+        let (done, reading) = watch::channel(());
+        let tail = StderrTail {
+            lines: Arc::default(),
+            reading,
+        };
+        (tail, done)
+    }
+
+    /// A tail with nothing to read (HTTP servers).
+    fn none() -> Self {
+        Self::new().0
+    }
+
     fn push(&self, line: &str) {
-        let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
         if lines.len() == STDERR_TAIL_LINES {
             lines.pop_front();
         }
         lines.push_back(line.chars().take(STDERR_LINE_MAX_CHARS).collect());
     }
 
+    /// [`StderrTail::explain`] once the child's stderr is closed (bounded by
+    /// [`STDERR_SETTLE`]): a dying child's last words arrive just after its stdout closes.
+    pub(crate) async fn explain_settled(&self) -> String {
+        let mut reading = self.reading.clone();
+        let _ = tokio::time::timeout(STDERR_SETTLE, reading.wait_for(|_| false)).await;
+        self.explain()
+    }
+
     /// `; its last stderr lines: …` or nothing.
     pub(crate) fn explain(&self) -> String {
-        let lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
         if lines.is_empty() {
             String::new()
         } else {
@@ -185,7 +215,7 @@ async fn connect_stdio(
             message: e.to_string(),
         })?;
     let pid = transport.id();
-    let tail = StderrTail::default();
+    let (tail, done) = StderrTail::new();
     if let Some(stderr) = stderr {
         let (tail, server) = (tail.clone(), config.name.clone());
         tokio::spawn(async move {
@@ -194,12 +224,18 @@ async fn connect_stdio(
                 tracing::debug!(mcp_server = %server, "stderr: {line}");
                 tail.push(&line);
             }
+            drop(done);
         });
     }
-    let service = handler.serve(transport).await.map_err(|e| McpError::Connect {
-        server: config.name.clone(),
-        message: format!("{}{}", describe_init_error(&e), tail.explain()),
-    })?;
+    let service = match handler.serve(transport).await {
+        Ok(service) => service,
+        Err(e) => {
+            return Err(McpError::Connect {
+                server: config.name.clone(),
+                message: format!("{}{}", describe_init_error(&e), tail.explain_settled().await),
+            });
+        }
+    };
     Ok(Connection {
         service,
         pid,
@@ -246,7 +282,7 @@ async fn connect_http(
     Ok(Connection {
         service,
         pid: None,
-        stderr: StderrTail::default(),
+        stderr: StderrTail::none(),
     })
 }
 

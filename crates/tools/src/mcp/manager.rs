@@ -367,7 +367,7 @@ impl McpManager {
         };
         match removed {
             Some(supervised) => {
-                stop(supervised).await;
+                stop(supervised, &self.inner.registry).await;
                 true
             }
             None => false,
@@ -378,11 +378,12 @@ impl McpManager {
     /// tools.
     pub async fn shutdown(&self) {
         let all: Vec<Supervised> = std::mem::take(&mut *self.servers());
-        futures::future::join_all(all.into_iter().map(stop)).await;
+        let registry = &self.inner.registry;
+        futures::future::join_all(all.into_iter().map(|s| stop(s, registry))).await;
     }
 }
 
-async fn stop(supervised: Supervised) {
+async fn stop(supervised: Supervised, registry: &ToolRegistry) {
     let _ = supervised.stop.send(true);
     // The supervisor closes its connection within CLOSE_GRACE; past that it is aborted (the
     // child process is killed when its transport is dropped).
@@ -391,6 +392,8 @@ async fn stop(supervised: Supervised) {
         task.abort();
     }
     let shared = &supervised.shared;
+    // Done by the supervisor when it ends normally; again here in case it was aborted.
+    registry.replace_source(&shared.config.name, shared.scope.clone(), Vec::new());
     shared.set_live(None);
     shared.update(|s| {
         s.state = McpServerState::Stopped;
@@ -425,6 +428,7 @@ impl Supervisor {
         let mut attempts: VecDeque<Instant> = VecDeque::new();
         let mut consecutive_failures = 0u32;
         let mut generation = 0u64;
+        let mut attempted = false;
         loop {
             // The cap on attempts per window.
             let now = Instant::now();
@@ -454,9 +458,10 @@ impl Supervisor {
                 }
                 continue;
             }
-            if !attempts.is_empty() {
+            if attempted {
                 self.shared.update(|s| s.restarts += 1);
             }
+            attempted = true;
             attempts.push_back(now);
             self.shared.update(|s| {
                 s.state = McpServerState::Connecting;
@@ -480,7 +485,8 @@ impl Supervisor {
             };
             consecutive_failures += 1;
             let delay = self.policy.delay(consecutive_failures);
-            tracing::warn!(mcp_server = %self.name(), retry_in_ms = delay.as_millis() as u64, "MCP server down: {failure}");
+            let retry_in_ms = delay.as_millis() as u64;
+            tracing::warn!(mcp_server = %self.name(), retry_in_ms, "MCP server down: {failure}");
             self.shared.update(|s| {
                 s.state = McpServerState::Failed;
                 s.last_error = Some(failure);
@@ -540,7 +546,10 @@ impl Supervisor {
         // The first listing: a server that cannot list its tools is not usable.
         let first = tokio::select! {
             listed = tokio::time::timeout(limit, self.relist(&peer)) => listed,
-            _ = &mut ended => return Ended::Lost(format!("the server went away while being listed{}", stderr.explain())),
+            _ = &mut ended => {
+                let why = stderr.explain_settled().await;
+                return Ended::Lost(format!("the server went away while being listed{why}"));
+            }
             _ = stopped(&mut stop) => {
                 cancel.cancel();
                 let _ = tokio::time::timeout(CLOSE_GRACE, ended).await;
@@ -579,15 +588,12 @@ impl Supervisor {
         let outcome = loop {
             tokio::select! {
                 _ = &mut ended => {
-                    break Ended::Lost(format!("the server closed the connection (the process exited or the endpoint went away){}", stderr.explain()));
+                    let why = stderr.explain_settled().await;
+                    break Ended::Lost(format!(
+                        "the server closed the connection (the process exited or the endpoint went away){why}"
+                    ));
                 }
-                _ = changed.notified() => {
-                    match tokio::time::timeout(limit, self.relist(&peer)).await {
-                        Ok(Ok(())) => tracing::info!(mcp_server = %self.name(), "re-listed after list_changed"),
-                        Ok(Err(e)) => tracing::warn!(mcp_server = %self.name(), "re-listing after list_changed failed; keeping the previous tools: {e}"),
-                        Err(_) => tracing::warn!(mcp_server = %self.name(), "re-listing after list_changed timed out; keeping the previous tools"),
-                    }
-                }
+                _ = changed.notified() => self.relist_after_change(&peer, limit).await,
                 _ = self.shared.lost.notified() => {
                     if self.shared.lost_generation.load(Ordering::SeqCst) == generation {
                         cancel.cancel();
@@ -606,6 +612,16 @@ impl Supervisor {
         // the model is told the server is down rather than that the tool does not exist.
         self.shared.set_live(None);
         outcome
+    }
+
+    /// Re-lists after `list_changed`; on failure the previous tools stay.
+    async fn relist_after_change(&self, peer: &Peer<RoleClient>, limit: Duration) {
+        let server = self.name();
+        match tokio::time::timeout(limit, self.relist(peer)).await {
+            Ok(Ok(())) => tracing::info!(mcp_server = %server, "re-listed after list_changed"),
+            Ok(Err(e)) => tracing::warn!(mcp_server = %server, "re-listing failed, keeping the previous tools: {e}"),
+            Err(_) => tracing::warn!(mcp_server = %server, "re-listing timed out, keeping the previous tools"),
+        }
     }
 
     /// Lists tools, resources and prompts and (re)registers the tools.
