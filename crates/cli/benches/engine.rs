@@ -94,9 +94,10 @@ fn start(db: &TestDb, model_url: &str, processes: usize, approve_listing: bool) 
     let coworkers = coworker_dir(db.dir(), approve_listing);
     let serve_workers = if processes == 1 { 8 } else { 0 };
     let config = config_file(db.dir(), model_url, &db.database_url, "");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("workers = 4", &format!("workers = {serve_workers}\ncoworkers_dir = \"{}\"", coworkers.display()));
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "workers = 4",
+        &format!("workers = {serve_workers}\ncoworkers_dir = \"{}\"", coworkers.display()),
+    );
     std::fs::write(&config, &text).unwrap();
     let data_dir = match db.backend {
         Backend::Sqlite => db.dir().to_owned(),
@@ -110,7 +111,12 @@ fn start(db: &TestDb, model_url: &str, processes: usize, approve_listing: bool) 
         let worker_config = db.dir().join("worker.toml");
         std::fs::write(&worker_config, text.replace("workers = 0", "workers = 8")).unwrap();
         for n in 0..processes {
-            children.push(spawn(&bin(), &["worker"], &worker_config, &db.dir().join(format!("w{n}"))));
+            children.push(spawn(
+                &bin(),
+                &["worker"],
+                &worker_config,
+                &db.dir().join(format!("w{n}")),
+            ));
         }
     }
     Cluster { children, url, token }
@@ -153,7 +159,10 @@ async fn throughput(backend: Backend, processes: usize, tasks: usize) -> Option<
     let cluster = start(&db, &model.base_url(), processes, false);
     // Warm up: one task end to end.
     create_tasks(&cluster, 1, "bench warm-up").await;
-    wait_until("the warm-up task is done", || async { count(&db.store, TaskStatus::Done).await == 1 }).await;
+    wait_until("the warm-up task is done", || async {
+        count(&db.store, TaskStatus::Done).await == 1
+    })
+    .await;
 
     let started = Instant::now();
     create_tasks(&cluster, tasks, "bench").await;
@@ -171,20 +180,28 @@ async fn throughput(backend: Backend, processes: usize, tasks: usize) -> Option<
 }
 
 async fn waiting(waiting_runs: usize, decisions: usize) {
-    let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
     let model = ScriptedModelServer::start(Format::OpenAi, three_turn_script()).await;
     let cluster = start(&db, &model.base_url(), 1, true);
     let pid = cluster.children[0].id();
     // Settle the idle node (allocator warm after one task) before the baseline.
     create_tasks(&cluster, 1, "bench warm-up").await;
-    wait_until("the warm-up task waits", || async { count(&db.store, TaskStatus::Waiting).await == 1 }).await;
+    wait_until("the warm-up task waits", || async {
+        count(&db.store, TaskStatus::Waiting).await == 1
+    })
+    .await;
     let idle_kib = rss_kib(pid).unwrap_or(0);
 
     let started = Instant::now();
     create_tasks(&cluster, waiting_runs, "bench").await;
     let target = waiting_runs as i64 + 1;
     while count(&db.store, TaskStatus::Waiting).await < target {
-        assert!(started.elapsed() < Duration::from_secs(1800), "runs did not reach their approvals");
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "runs did not reach their approvals"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Let the workers go idle, then measure.

@@ -77,6 +77,8 @@ enum Command {
     Approvals(ApprovalsCommand),
     /// List coworkers, or show one (talks to a running node)
     Coworkers(CoworkersArgs),
+    /// List projects, or create one (talks to a running node)
+    Projects(ProjectsArgs),
     /// Model catalog
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -105,6 +107,9 @@ enum TaskCommand {
         /// low | normal | high | urgent
         #[arg(long)]
         priority: Option<String>,
+        /// Project slug (see `coworker projects`)
+        #[arg(long)]
+        project: Option<String>,
         /// Follow progress until the task ends; exit 0 on done, 1 on failed/cancelled/blocked
         #[arg(long)]
         wait: bool,
@@ -196,6 +201,30 @@ struct CoworkersArgs {
     /// Print JSON
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct ProjectsArgs {
+    #[command(subcommand)]
+    command: Option<ProjectsCommand>,
+    /// Print JSON
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ProjectsCommand {
+    /// Create a project
+    Create {
+        /// Short unique name: lowercase letters, digits and '-'
+        slug: String,
+        /// Display name
+        #[arg(long)]
+        name: Option<String>,
+        /// What it is about
+        #[arg(long)]
+        description: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -292,9 +321,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     to,
                     brief,
                     priority,
+                    project,
                     wait,
                     json,
-                } => work::task_new(&client, &to, &brief, priority.as_deref(), wait, json).await,
+                } => {
+                    let args = work::NewTaskArgs {
+                        to: &to,
+                        brief: &brief,
+                        priority: priority.as_deref(),
+                        project: project.as_deref(),
+                    };
+                    work::task_new(&client, args, wait, json).await
+                }
                 TaskCommand::Show { id, wait, json } => work::task_show(&client, &id, wait, json).await,
                 TaskCommand::List { status, json } => work::task_list(&client, status.as_deref(), json).await,
                 TaskCommand::Cancel { id } => {
@@ -328,6 +366,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Coworkers(args) => {
             let client = work_client(&cli.global)?;
             work::coworkers(&client, args.handle.as_deref(), args.json).await
+        }
+        Command::Projects(args) => {
+            let client = work_client(&cli.global)?;
+            let create = match &args.command {
+                Some(ProjectsCommand::Create {
+                    slug,
+                    name,
+                    description,
+                }) => Some((slug.as_str(), name.as_deref(), description.as_deref())),
+                None => None,
+            };
+            work::projects(&client, create, args.json).await
         }
         Command::Policy(command) => policy::run(&work_client(&cli.global)?, command).await,
         Command::Secrets(args) => secrets::run(&cli.global, args).await,

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use coworker_core::config::{Config, McpServerConfig};
 use coworker_core::domain::Role;
-use coworker_store::{ConnectionScope, Store, StoreError};
+use coworker_store::{AuditEntry, ConnectionScope, Store, StoreError, actions};
 use coworker_tools::mcp::{
     CONNECTION_KIND, McpError, McpTransport, NoSecrets, SECRET_PREFIX, SecretSource, ServerEntry, ServerSource,
     all_servers, org_connection, probe_server,
@@ -118,11 +118,19 @@ pub async fn run(global: &crate::GlobalArgs, args: McpArgs) -> anyhow::Result<Ex
             let removed = store
                 .remove_connection(CONNECTION_KIND, &name, ConnectionScope::Org)
                 .await;
+            if matches!(removed, Ok(true)) {
+                let entry = AuditEntry::new("cli", actions::CONFIG_CHANGED, format!("mcp:{name}"))
+                    .with_details(serde_json::json!({"change": "removed"}));
+                if let Err(error) = store.audit_append(entry).await {
+                    store.close().await;
+                    return Err(error.into());
+                }
+            }
             store.close().await;
             if !removed? {
                 bail!("no MCP server named {name:?} was added with `coworker mcp add`; `coworker mcp list` shows them");
             }
-            println!("Removed MCP server {name}. Nodes stop offering its tools when they next start.");
+            println!("Removed MCP server {name}. Running nodes stop offering its tools within a few seconds.");
             Ok(ExitCode::SUCCESS)
         }
         McpCommand::Test { name, json } => test(&config, &name, json).await,
@@ -194,6 +202,18 @@ async fn add(store: &Store, server: &McpServerConfig) -> anyhow::Result<ExitCode
         }
         Err(e) => return Err(e.into()),
     }
+    // The audit entry names the program or URL, never arguments, env or header values.
+    let program = match McpTransport::of(server) {
+        McpTransport::StreamableHttp => server.url.clone(),
+        McpTransport::Stdio => server.command.clone(),
+    };
+    store
+        .audit_append(
+            AuditEntry::new("cli", actions::CONFIG_CHANGED, format!("mcp:{}", server.name)).with_details(
+                serde_json::json!({"change": if existed { "replaced" } else { "added" }, "transport": McpTransport::of(server).to_string(), "program": program}),
+            ),
+        )
+        .await?;
     let verb = if existed { "Replaced" } else { "Added" };
     println!(
         "{verb} MCP server {} ({}): {}.",
@@ -211,7 +231,7 @@ async fn add(store: &Store, server: &McpServerConfig) -> anyhow::Result<ExitCode
         }
     }
     println!(
-        "Check it now with `coworker mcp test {}`; nodes load it when they start.",
+        "Check it now with `coworker mcp test {}`; running nodes pick it up within a few seconds.",
         server.name
     );
     Ok(ExitCode::SUCCESS)

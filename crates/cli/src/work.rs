@@ -127,15 +127,27 @@ fn exit_for(status: &str) -> ExitCode {
 }
 
 /// `coworker task new`.
-pub async fn task_new(
-    client: &Client,
-    to: &str,
-    brief: &str,
-    priority: Option<&str>,
-    wait: bool,
-    json_out: bool,
-) -> anyhow::Result<ExitCode> {
-    let body = json!({"to": to, "brief": brief, "priority": priority});
+/// What `coworker task new` asks for.
+pub struct NewTaskArgs<'a> {
+    /// Coworker handle.
+    pub to: &'a str,
+    /// The brief.
+    pub brief: &'a str,
+    /// Urgency.
+    pub priority: Option<&'a str>,
+    /// Project slug.
+    pub project: Option<&'a str>,
+}
+
+/// `coworker task new`.
+pub async fn task_new(client: &Client, args: NewTaskArgs<'_>, wait: bool, json_out: bool) -> anyhow::Result<ExitCode> {
+    let NewTaskArgs {
+        to,
+        brief,
+        priority,
+        project,
+    } = args;
+    let body = json!({"to": to, "brief": brief, "priority": priority, "project": project});
     let created = client.post("/tasks", &body).await?;
     let id = created["task"]["id"].as_str().unwrap_or_default().to_owned();
     if !wait {
@@ -399,6 +411,45 @@ pub async fn coworkers(client: &Client, handle: Option<&str>, json_out: bool) ->
             println!("policy: {}", coworker["policy"]);
             println!("budget: {}  limits: {}", coworker["budget"], coworker["limits"]);
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `coworker projects [create SLUG]`.
+pub async fn projects(
+    client: &Client,
+    create: Option<(&str, Option<&str>, Option<&str>)>,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    if let Some((slug, name, description)) = create {
+        let created = client
+            .post(
+                "/projects",
+                &json!({"slug": slug, "name": name, "description": description}),
+            )
+            .await?;
+        if json_out {
+            print_json(&created);
+        } else {
+            println!("Project {slug} created. Delegate into it with `coworker task new --project {slug} …`.");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list = client.get("/projects").await?;
+    if json_out {
+        print_json(&list);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let projects = list["projects"].as_array().cloned().unwrap_or_default();
+    if projects.is_empty() {
+        println!("No projects yet. Create one with `coworker projects create SLUG --name \"Name\"`.");
+    }
+    for project in projects {
+        println!(
+            "{}  {}",
+            project["slug"].as_str().unwrap_or_default(),
+            project["name"].as_str().unwrap_or_default()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

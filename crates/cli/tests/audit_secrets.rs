@@ -1,4 +1,6 @@
-//! `coworker secrets` and `coworker audit` through the real binary on an SQLite data dir:
+//! Operator commands through the real binary on an SQLite data dir: `coworker mcp`
+//! add/list/test/remove against the real server-everything from npm, and `coworker secrets`
+//! and `coworker audit`:
 //! values go in on stdin or from an environment variable and never come out (not on stdout,
 //! stderr, or in the database file's bytes); the audit chain verifies, exports as JSON
 //! lines, tails, and a tampered row is named by `audit verify`.
@@ -316,4 +318,59 @@ fn audit_tail_follow_prints_entries_appended_later() {
         later.contains("#2") && later.contains("secret.created") && later.contains("later"),
         "{later}"
     );
+}
+
+#[test]
+fn mcp_add_list_test_remove_and_every_change_is_audited() {
+    let install = Install::new();
+    let everything =
+        coworker_testkit::npm::npm_package_bin("@modelcontextprotocol/server-everything", "mcp-server-everything");
+    let everything = everything.display().to_string();
+
+    // Bad input changes nothing.
+    let bad = run(&mut install.cmd(&["mcp", "add", "workspace", "--", &everything]));
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("built-in toolset"), "{}", bad.stderr);
+    let bad = run(&mut install.cmd(&["mcp", "add", "ev"]));
+    assert_ne!(bad.code, 0, "neither a command nor a URL");
+
+    let added = run(&mut install.cmd(&["mcp", "add", "ev", "--timeout-secs", "30", "--", &everything]));
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let listed = run(&mut install.cmd(&["mcp", "list", "--json"]));
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(listed.stdout.contains("\"ev\""), "{}", listed.stdout);
+
+    let tested = run(&mut install.cmd(&["mcp", "test", "ev", "--json"]));
+    assert_eq!(tested.code, 0, "{}", tested.stderr);
+    let report: serde_json::Value = serde_json::from_str(&tested.stdout).unwrap();
+    let echo = report["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "ev.echo")
+        .unwrap_or_else(|| panic!("ev.echo in {report}"));
+    assert_eq!(echo["risk"], "read");
+    assert_eq!(echo["tier"], "auto");
+
+    let unknown = run(&mut install.cmd(&["mcp", "test", "nope"]));
+    assert_ne!(unknown.code, 0);
+    let removed = run(&mut install.cmd(&["mcp", "remove", "ev"]));
+    assert_eq!(removed.code, 0, "{}", removed.stderr);
+    let again = run(&mut install.cmd(&["mcp", "remove", "ev"]));
+    assert_ne!(again.code, 0, "removing twice is an error");
+
+    let exported = run(&mut install.cmd(&["audit", "export", "--jsonl"]));
+    let changes: Vec<serde_json::Value> = exported
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["action"] == "config.changed")
+        .collect();
+    let kinds: Vec<&str> = changes
+        .iter()
+        .map(|e| e["details"]["change"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["added", "removed"]);
+    let verified = run(&mut install.cmd(&["audit", "verify"]));
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
 }

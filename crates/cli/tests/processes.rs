@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use coworker_core::domain::TaskStatus;
 use coworker_store::{NewTask, Store};
-use coworker_testkit::scripted_model::{Fault, Format, Match, Reply, Script, ScriptedModelServer, Turn};
 use coworker_testkit::npm::npm_package_bin;
 use coworker_testkit::process::{self, banner_url, wait_until};
+use coworker_testkit::scripted_model::{Fault, Format, Match, Reply, Script, ScriptedModelServer, Turn};
 use coworker_testkit::{Backend, TestDb};
 
 fn config_file(dir: &Path, model_url: &str, database_url: &str) -> PathBuf {
@@ -136,7 +136,11 @@ async fn kill_inside_a_non_idempotent_tool_then_restart(backend: Backend) {
         .turn(Turn::when(
             Match::UserSays("run the long operation".into()),
             Reply::tool_calls()
-                .tool_call("op1", "ev__trigger-long-running-operation", r#"{"duration": 3600, "steps": 3600}"#)
+                .tool_call(
+                    "op1",
+                    "ev__trigger-long-running-operation",
+                    r#"{"duration": 3600, "steps": 3600}"#,
+                )
                 .usage(10, 5),
         ))
         .turn(Turn::when(
@@ -212,7 +216,9 @@ idempotent = false
         let calls_log = calls_log.clone();
         async move {
             events(store).await.iter().any(|e| e.kind == "tool_started")
-                && std::fs::read_to_string(&calls_log).unwrap_or_default().contains("tools/call")
+                && std::fs::read_to_string(&calls_log)
+                    .unwrap_or_default()
+                    .contains("tools/call")
         }
     })
     .await;
@@ -236,7 +242,13 @@ idempotent = false
     let approval = store.approvals_for_task(task_id).await.unwrap().pop().unwrap();
     assert_eq!(approval.kind, "outcome_unknown");
     store
-        .decide_approval(approval.id, coworker_core::domain::ApprovalStatus::Approved, "skip", None, None)
+        .decide_approval(
+            approval.id,
+            coworker_core::domain::ApprovalStatus::Approved,
+            "skip",
+            None,
+            None,
+        )
         .await
         .unwrap();
     store.wake_run(approval.run_id).await.unwrap();
@@ -395,16 +407,45 @@ async fn cli_delegates_reviews_the_plan_and_follows_the_task() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("@ada  Ada"), "{stdout}");
 
+    let (code, _, stderr) = cli(
+        dir.path(),
+        &[
+            &["task", "new", "--to", "ada", "draft the brief", "--project", "launch"][..],
+            &server_arg,
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 1, "an unknown project is refused");
+    assert!(stderr.contains("no project \"launch\""), "{stderr}");
+    let (code, stdout, stderr) = cli(
+        dir.path(),
+        &[&["projects", "create", "launch", "--name", "Launch"][..], &server_arg].concat(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("Project launch created"), "{stdout}");
     let (code, stdout, stderr) = cli(
         dir.path(),
         &[
-            &["task", "new", "--to", "ada", "draft the brief", "--json"][..],
+            &[
+                "task",
+                "new",
+                "--to",
+                "ada",
+                "draft the brief",
+                "--project",
+                "launch",
+                "--json",
+            ][..],
             &server_arg,
         ]
         .concat(),
     );
     assert_eq!(code, 0, "{stderr}");
     let created: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        created["task"]["project_id"].is_string(),
+        "the task is in the project: {created}"
+    );
     let task_id = created["task"]["id"].as_str().unwrap().to_owned();
 
     let approval_id = {

@@ -91,6 +91,9 @@ pub struct McpToolOverride {
     pub idempotent: Option<bool>,
 }
 
+/// Tool namespaces of the engine and the built-in toolsets; no MCP server may take one.
+pub const RESERVED_TOOL_NAMESPACES: &[&str] = &["tasks", "workspace", "http"];
+
 /// One `[[mcp]]` server: a child process (`command`) or a streamable-HTTP endpoint (`url`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -140,6 +143,7 @@ impl McpServerConfig {
     pub fn validate(&self, at: &str) -> Result<(), ConfigError> {
         let key = |k: &str| format!("{at}.{k}");
         if self.name.is_empty()
+            || self.name.contains("__")
             || !self
                 .name
                 .bytes()
@@ -148,7 +152,14 @@ impl McpServerConfig {
             return Err(ConfigError::invalid(
                 &key("name"),
                 format!("{:?} is not a server name", self.name),
-                "use letters, digits, '-' or '_' (tools are named \"{name}.{tool}\"), e.g. \"fs\"",
+                "use letters, digits, '-' or single '_' (tools are named \"{name}.{tool}\"), e.g. \"fs\"",
+            ));
+        }
+        if RESERVED_TOOL_NAMESPACES.contains(&self.name.as_str()) {
+            return Err(ConfigError::invalid(
+                &key("name"),
+                format!("{:?} is the namespace of a built-in toolset", self.name),
+                format!("choose another name; reserved: {}", RESERVED_TOOL_NAMESPACES.join(", ")),
             ));
         }
         match (self.command.trim().is_empty(), self.url.trim().is_empty()) {
@@ -1313,6 +1324,27 @@ mod tests {
         assert_eq!(parsed, Config::default());
         // And the template as written (all commented) is valid too.
         assert_eq!(load(CONFIG_TEMPLATE).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn mcp_servers_are_validated_with_their_position() {
+        let err = |text: &str| load(text).unwrap_err().to_string();
+        assert!(err("[[mcp]]\nname = \"fs\"\n").contains("mcp[0].command"));
+        assert!(
+            err("[[mcp]]\nname = \"fs\"\ncommand = \"x\"\nurl = \"http://a/mcp\"\n").contains("both command and url")
+        );
+        assert!(err("[[mcp]]\nname = \"a__b\"\ncommand = \"x\"\n").contains("not a server name"));
+        assert!(err("[[mcp]]\nname = \"workspace\"\ncommand = \"x\"\n").contains("built-in toolset"));
+        assert!(
+            err("[[mcp]]\nname = \"fs\"\ncommand = \"x\"\n[[mcp]]\nname = \"fs\"\nurl = \"http://a/mcp\"\n")
+                .contains("mcp[1].name")
+        );
+        let ok = load(
+            "[[mcp]]\nname = \"fs\"\ncommand = \"npx\"\nargs = [\"-y\", \"pkg\"]\n[mcp.tools.\"write_*\"]\nrisk = \"write\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.mcp[0].timeout_secs, 60);
+        assert_eq!(ok.mcp[0].tools["write_*"].risk, Some(crate::domain::RiskClass::Write));
     }
 
     #[test]

@@ -103,7 +103,11 @@ pub fn loosened_rules(
     defaults: &TierDefaults,
 ) -> Vec<String> {
     let all = [defaults.read, defaults.write, defaults.external, defaults.destructive];
-    let strictest = all.iter().copied().max_by_key(|t| strictness(*t)).unwrap_or(Tier::Approve);
+    let strictest = all
+        .iter()
+        .copied()
+        .max_by_key(|t| strictness(*t))
+        .unwrap_or(Tier::Approve);
     let loosest = all.iter().copied().min_by_key(|t| strictness(*t)).unwrap_or(Tier::Auto);
     let mut loosened = Vec::new();
     for (glob, tier) in new {
@@ -112,7 +116,9 @@ pub fn loosened_rules(
                 loosened.push(format!("\"{glob}\" from {before} to {tier}"));
             }
             None if strictness(*tier) < strictness(strictest) => {
-                loosened.push(format!("new rule \"{glob}\" = {tier} (below the org default {strictest})"));
+                loosened.push(format!(
+                    "new rule \"{glob}\" = {tier} (below the org default {strictest})"
+                ));
             }
             _ => {}
         }
@@ -147,7 +153,11 @@ mod tests {
         assert!(found.iter().any(|f| f.contains("fs.*")));
         assert!(found.iter().any(|f| f.contains("removing \"github.*\"")));
         // Adding an approve rule never loosens.
-        let stricter_new = rules(&[("github.*", Tier::Approve), ("mail.send", Tier::Notify), ("x.*", Tier::Approve)]);
+        let stricter_new = rules(&[
+            ("github.*", Tier::Approve),
+            ("mail.send", Tier::Notify),
+            ("x.*", Tier::Approve),
+        ]);
         assert!(loosened_rules(&old, &stricter_new, &defaults).is_empty());
     }
 

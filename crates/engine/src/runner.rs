@@ -1192,7 +1192,13 @@ impl Engine {
                         "tool_call",
                         Some(call_id),
                         format!("{} wants to run {tool_name}", ctx.def.name),
-                        call_preview(&tool, &tool_name, &arguments, json!({"risk": spec.risk, "rule": decision.rule})).await,
+                        call_preview(
+                            &tool,
+                            &tool_name,
+                            &arguments,
+                            json!({"risk": spec.risk, "rule": decision.rule}),
+                        )
+                        .await,
                     )
                     .await?;
                 return Ok(Step::Wait {
@@ -1337,7 +1343,9 @@ impl Engine {
     async fn audit(&self, ctx: &RunContext, action: &str, subject: String, details: Value) -> Result<(), EngineError> {
         self.inner
             .store
-            .audit_append(AuditEntry::new(format!("coworker:{}", ctx.def.handle), action, subject).with_details(details))
+            .audit_append(
+                AuditEntry::new(format!("coworker:{}", ctx.def.handle), action, subject).with_details(details),
+            )
             .await?;
         Ok(())
     }

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use coworker_core::config::{CatalogEntryConfig, Config, ProviderConfig, ProviderKind};
 use coworker_core::coworker::{CoworkerDef, Limits};
+use coworker_core::domain::Role;
 use coworker_core::domain::{ApprovalStatus, RiskClass, TaskStatus};
 use coworker_core::{CoworkerId, TaskId};
-use coworker_core::domain::Role;
 use coworker_engine::tools::{FileChange, Scope, Tool, ToolCallContext, ToolError, ToolRegistry, ToolSpec};
 use coworker_engine::{Engine, EngineSettings};
 use coworker_store::{NewTask, NewUser, Store};
@@ -824,8 +824,15 @@ async fn no_model_connected_fails_fast(db: &TestDb) {
 async fn notify_tier_runs_and_tells_the_delegator_once(db: &TestDb) {
     let (note, note_calls) = tool("test.note", RiskClass::Write, false, Behaviour::Answer("noted".into()));
     let script = Script::new()
-        .turn(Turn::reply(Reply::tool_calls().tool_call("c1", "test__note", r#"{"text":"hi"}"#)))
-        .turn(Turn::when(Match::ToolResultContains("noted".into()), Reply::text("Done.")));
+        .turn(Turn::reply(Reply::tool_calls().tool_call(
+            "c1",
+            "test__note",
+            r#"{"text":"hi"}"#,
+        )))
+        .turn(Turn::when(
+            Match::ToolResultContains("noted".into()),
+            Reply::text("Done."),
+        ));
     let h = harness(db, script, def("ada"), vec![note]).await;
     let alice = h.user("alice@example.com", Role::Member).await;
     let task = h.task_from(alice, "leave a note").await;
@@ -891,18 +898,36 @@ async fn approval_preview_shows_pretty_arguments_and_a_diff(db: &TestDb) {
     let preview = &approval.preview;
     assert_eq!(preview["rule"], "coworker policy \"files.*\" = approve");
     assert!(
-        preview["arguments_text"].as_str().unwrap().contains("\n  \"path\": \"notes/plan.md\""),
+        preview["arguments_text"]
+            .as_str()
+            .unwrap()
+            .contains("\n  \"path\": \"notes/plan.md\""),
         "arguments are pretty-printed: {preview}"
     );
     let diff = preview["diff"].as_str().unwrap();
-    assert!(diff.contains("--- a/notes/plan.md") && diff.contains("+++ b/notes/plan.md"), "{diff}");
-    assert!(diff.contains("-ship on Monday\n") && diff.contains("+ship on Friday\n"), "{diff}");
+    assert!(
+        diff.contains("--- a/notes/plan.md") && diff.contains("+++ b/notes/plan.md"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("-ship on Monday\n") && diff.contains("+ship on Friday\n"),
+        "{diff}"
+    );
 }
 
 async fn member_without_access_cannot_reach_org_connection_tools(db: &TestDb) {
-    let (billing, billing_calls) = tool("billing.refund", RiskClass::Read, true, Behaviour::Answer("refunded".into()));
+    let (billing, billing_calls) = tool(
+        "billing.refund",
+        RiskClass::Read,
+        true,
+        Behaviour::Answer("refunded".into()),
+    );
     let script = Script::new()
-        .turn(Turn::reply(Reply::tool_calls().tool_call("c1", "billing__refund", "{}")))
+        .turn(Turn::reply(Reply::tool_calls().tool_call(
+            "c1",
+            "billing__refund",
+            "{}",
+        )))
         .turn(Turn::when(
             Match::ToolResultContains("no tool named billing.refund".into()),
             Reply::text("I cannot reach billing."),
@@ -911,7 +936,10 @@ async fn member_without_access_cannot_reach_org_connection_tools(db: &TestDb) {
             Match::UserSays("order 8".into()),
             Reply::tool_calls().tool_call("c2", "billing__refund", "{}"),
         ))
-        .turn(Turn::when(Match::ToolResultContains("refunded".into()), Reply::text("Refunded.")));
+        .turn(Turn::when(
+            Match::ToolResultContains("refunded".into()),
+            Reply::text("Refunded."),
+        ));
     let h = harness(db, script, def("ada"), vec![]).await;
     h.engine.tools().replace_source(
         "billing",
@@ -924,7 +952,10 @@ async fn member_without_access_cannot_reach_org_connection_tools(db: &TestDb) {
     let task = h.task_from(member, "refund order 7").await;
     h.settle().await;
     assert_eq!(h.status(task).await, TaskStatus::Done);
-    assert!(billing_calls.lock().unwrap().is_empty(), "the member's task never reached the tool");
+    assert!(
+        billing_calls.lock().unwrap().is_empty(),
+        "the member's task never reached the tool"
+    );
     let offered = h.server.model_requests()[0].body["tools"].to_string();
     assert!(!offered.contains("billing__refund"), "not even offered: {offered}");
 
@@ -1035,5 +1066,8 @@ async fn concurrent_decisions_apply_exactly_once(db: &TestDb) {
     assert_eq!(applied.len(), 1, "exactly one decision applies");
     assert_eq!(refused, 15);
     let stored = h.store.get_approval(approval.id).await.unwrap().unwrap();
-    assert_eq!(stored.decision_note, applied[0].decision_note, "the stored decision is the winner's");
+    assert_eq!(
+        stored.decision_note, applied[0].decision_note,
+        "the stored decision is the winner's"
+    );
 }

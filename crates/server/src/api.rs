@@ -31,7 +31,11 @@ pub fn router(state: AppState, max_request_bytes: usize) -> Router {
         .route("/coworkers/{handle}", get(work::get_coworker))
         .route("/coworkers/{handle}/tools", get(crate::policy::coworker_tools))
         .route("/coworkers/{handle}/policy/explain", get(crate::policy::explain))
-        .route("/coworkers/{handle}/policy", axum::routing::put(crate::policy::set_policy))
+        .route(
+            "/coworkers/{handle}/policy",
+            axum::routing::put(crate::policy::set_policy),
+        )
+        .route("/projects", get(work::list_projects).post(work::create_project))
         .route("/tasks", post(work::create_task).get(work::list_tasks))
         .route("/tasks/{id}", get(work::get_task))
         .route("/tasks/{id}/events", get(work::task_events))

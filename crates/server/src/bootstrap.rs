@@ -30,7 +30,12 @@ pub struct Bootstrap {
 }
 
 /// Ensures the owner, their credential file and (until claimed) a sign-in token exist.
-pub async fn run(store: &Store, data_dir: &Path) -> Result<Bootstrap, NodeError> {
+///
+/// Each data dir has its own owner credential (named after the data dir), so starting one
+/// node never revokes another's. `serving` is false for engine-only nodes (`coworker
+/// worker`): they neither write a credential nor rotate the sign-in token a serving node
+/// printed.
+pub async fn run(store: &Store, data_dir: &Path, serving: bool) -> Result<Bootstrap, NodeError> {
     let (owner, first_run) = match store.first_owner().await? {
         Some(owner) => (owner, false),
         None => {
@@ -47,6 +52,15 @@ pub async fn run(store: &Store, data_dir: &Path) -> Result<Bootstrap, NodeError>
     };
 
     let credential_path = data_dir.join(OWNER_CREDENTIAL_FILE);
+    if !serving {
+        return Ok(Bootstrap {
+            owner,
+            owner_credential_path: credential_path,
+            first_run,
+            signin_token: None,
+        });
+    }
+    let credential_name = format!("owner credential ({})", data_dir.display());
     let credential_valid = match std::fs::read_to_string(&credential_path) {
         Ok(secret) => matches!(
             store.authenticate_token(&hash_token(&secret)).await?,
@@ -55,13 +69,16 @@ pub async fn run(store: &Store, data_dir: &Path) -> Result<Bootstrap, NodeError>
         Err(_) => false,
     };
     if !credential_valid {
-        // Missing, corrupted or from another database: replace it and revoke the old one.
-        store.revoke_tokens(TokenKind::OwnerCredential, Some(owner.id)).await?;
+        // Missing, corrupted or from another database: replace it and revoke the one this
+        // data dir held before (other nodes' credentials stay valid).
+        store
+            .revoke_named_tokens(TokenKind::OwnerCredential, owner.id, &credential_name)
+            .await?;
         let secret = new_secret()?;
         store
             .create_token(
                 Some(owner.id),
-                "owner credential (data dir)",
+                &credential_name,
                 TokenKind::OwnerCredential,
                 &hash_token(&secret),
                 None,

@@ -129,7 +129,12 @@ fn check_data_dir(data_dir: &Path) -> Check {
 async fn check_database(config: &Config, data_dir: &Path) -> (Vec<Check>, Option<Store>) {
     let kind = match config.database_kind() {
         Ok(kind) => kind,
-        Err(e) => return (vec![Check::fail("database", e.to_string(), "fix storage.database_url")], None),
+        Err(e) => {
+            return (
+                vec![Check::fail("database", e.to_string(), "fix storage.database_url")],
+                None,
+            );
+        }
     };
     if kind == DatabaseKind::Sqlite && !sqlite_path(data_dir).exists() {
         return (

@@ -14,11 +14,11 @@ use tokio::task::JoinHandle;
 
 use crate::NodeError;
 use coworker_engine::tools::ToolRegistry;
+use coworker_engine::{Engine, EngineSettings};
 use coworker_tools::builtin::builtin_tools;
-use coworker_tools::mcp::{McpManager, all_servers};
+use coworker_tools::mcp::{McpManager, ServerEntry, all_servers};
 use coworker_tools::secrets::Secrets;
 use coworker_tools::workspace::Workspace;
-use coworker_engine::{Engine, EngineSettings};
 
 use crate::api::{AppState, router};
 use crate::bootstrap::{self, Bootstrap};
@@ -95,14 +95,14 @@ impl Node {
         if !applied.is_empty() {
             tracing::info!(versions = ?applied, database = store.location(), "applied database migrations");
         }
-        let bootstrap = bootstrap::run(&store, &data_dir).await?;
+        let bootstrap = bootstrap::run(&store, &data_dir, !options.engine_only).await?;
         coworker_engine::coworkers::sync_from_dir(&store, Path::new(&config.engine.coworkers_dir))
             .await
             .map_err(|e| NodeError::Coworkers(e.to_string()))?;
 
         let env: Vec<(String, String)> = options.env.clone().unwrap_or_else(|| std::env::vars().collect());
         let tools = options.tools.clone();
-        let mcp = start_tools(&config, &store, &data_dir, &tools).await?;
+        let (mcp, mcp_servers) = start_tools(&config, &store, &data_dir, &tools).await?;
         let providers = coworker_models::detect_providers(&config, &env).await;
         let models_summary = providers.summary();
         let model_router = providers.router().map_err(|e| NodeError::Models(e.to_string()))?;
@@ -149,6 +149,13 @@ impl Node {
         } else {
             Vec::new()
         };
+        tokio::spawn(reload_mcp_servers(
+            config.clone(),
+            store.clone(),
+            mcp.clone(),
+            mcp_servers,
+            shutdown.clone(),
+        ));
         let stop = shutdown.clone();
         let engine_only = options.engine_only;
         let server = tokio::spawn(async move {
@@ -248,7 +255,7 @@ async fn start_tools(
     store: &Store,
     data_dir: &Path,
     tools: &ToolRegistry,
-) -> Result<McpManager, NodeError> {
+) -> Result<(McpManager, Vec<ServerEntry>), NodeError> {
     let workspace = Arc::new(Workspace::new(store.clone(), data_dir, config.tools.workspace.clone()));
     let builtins = builtin_tools(workspace.clone(), &config.tools.http).map_err(|e| NodeError::Tools(e.to_string()))?;
     for tool in builtins {
@@ -264,11 +271,57 @@ async fn start_tools(
     if !names.is_empty() {
         tracing::info!(servers = ?names, "starting MCP servers");
     }
-    Ok(McpManager::start(
-        servers.into_iter().map(|s| (s.config, s.scope)).collect(),
+    let manager = McpManager::start(
+        servers.iter().map(|s| (s.config.clone(), s.scope.clone())).collect(),
         tools.clone(),
         Arc::new(secrets),
-    ))
+    );
+    Ok((manager, servers))
+}
+
+/// How often a node looks for MCP servers added, changed or removed with `coworker mcp`
+/// (which writes the database), so running nodes pick them up without a restart.
+pub const MCP_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
+
+async fn reload_mcp_servers(
+    config: Config,
+    store: Store,
+    mcp: McpManager,
+    mut running: Vec<ServerEntry>,
+    shutdown: Shutdown,
+) {
+    let mut stop = shutdown.subscribe();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(MCP_RELOAD_INTERVAL) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        let wanted = match all_servers(&config, &store).await {
+            Ok((wanted, _)) => wanted,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read MCP servers from the database; keeping the current ones");
+                continue;
+            }
+        };
+        for gone in running.iter().filter(|r| {
+            !wanted
+                .iter()
+                .any(|w| w.config.name == r.config.name && w.scope == r.scope)
+        }) {
+            tracing::info!(server = %gone.config.name, "MCP server removed");
+            mcp.remove_server(&gone.config.name, &gone.scope).await;
+        }
+        for entry in wanted
+            .iter()
+            .filter(|w| !running.iter().any(|r| r.config == w.config && r.scope == w.scope))
+        {
+            tracing::info!(server = %entry.config.name, "MCP server added or changed");
+            if let Err(error) = mcp.put_server(entry.config.clone(), entry.scope.clone()).await {
+                tracing::warn!(server = %entry.config.name, %error, "cannot start MCP server");
+            }
+        }
+        running = wanted;
+    }
 }
 
 fn bind_error(addr: SocketAddr, error: &std::io::Error) -> NodeError {

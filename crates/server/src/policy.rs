@@ -95,7 +95,9 @@ pub async fn explain(
     let tool_name = query.tool.trim();
     let registry = state.engine.tools();
     let engine_spec = engine_tool_specs().into_iter().find(|s| s.name == tool_name);
-    let known = engine_spec.clone().or_else(|| registry.get(tool_name).map(|t| t.spec().clone()));
+    let known = engine_spec
+        .clone()
+        .or_else(|| registry.get(tool_name).map(|t| t.spec().clone()));
     let risk = match (&known, query.risk.as_deref()) {
         (_, Some(risk)) => risk.parse::<RiskClass>().map_err(|e| {
             ApiError::new(
@@ -124,7 +126,10 @@ pub async fn explain(
     let granted = def.grants(tool_name);
     let delegator = delegator(&principal);
     let reachable = engine_spec.is_some() || registry.resolve(tool_name, Some(&delegator)).is_some();
-    let mut reasons = vec![format!("{tool_name} is a {risk} tool"), format!("tier {}: {}", decision.tier, decision.rule)];
+    let mut reasons = vec![
+        format!("{tool_name} is a {risk} tool"),
+        format!("tier {}: {}", decision.tier, decision.rule),
+    ];
     if !granted {
         reasons.push(format!(
             "@{} is not granted it (tools = {:?} in its definition)",
@@ -171,11 +176,13 @@ pub async fn set_policy(
     let (coworker, current) = load(&state, &handle).await?;
     let new_rules = match &change.rules {
         Some(rules) => rules.clone(),
-        None => coworker_engine::runner::coworker_def(&coworker_store::Coworker {
-            policy_overrides: None,
-            ..coworker.clone()
-        })
-        .policy,
+        None => {
+            coworker_engine::runner::coworker_def(&coworker_store::Coworker {
+                policy_overrides: None,
+                ..coworker.clone()
+            })
+            .policy
+        }
     };
     for glob in new_rules.keys() {
         if glob.trim().is_empty() || glob.chars().any(char::is_whitespace) {

@@ -117,6 +117,9 @@ pub struct CreateTask {
     /// A key that makes retries of this request create one task.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// Slug of the project the task belongs to.
+    #[serde(default)]
+    pub project: Option<String>,
 }
 
 /// `POST /api/v1/tasks`
@@ -151,10 +154,22 @@ pub async fn create_task(
             .parse()
             .map_err(|e: coworker_core::domain::EnumParseError| bad_request(e.to_string(), ""))?,
     };
+    let project = match body.project.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        Some(slug) => Some(state.store.project_by_slug(slug).await?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_project",
+                format!("no project {slug:?}"),
+                "list them with GET /api/v1/projects, or create it with POST /api/v1/projects",
+            )
+        })?),
+        None => None,
+    };
     let created = state
         .store
         .create_task(&NewTask {
             delegator_user_id: Some(principal.user.id),
+            project_id: project.as_ref().map(|p| p.id),
             priority,
             idempotency_key: body.idempotency_key.clone(),
             ..NewTask::new(coworker.id, brief, "api")
@@ -166,7 +181,7 @@ pub async fn create_task(
             .store
             .audit_append(
                 AuditEntry::new(principal.actor(), actions::TASK_CREATED, format!("task:{}", task.id)).with_details(
-                    json!({"coworker": coworker.handle, "brief": audit_excerpt(brief), "priority": priority, "origin": "api"}),
+                    json!({"coworker": coworker.handle, "brief": audit_excerpt(brief), "priority": priority, "origin": "api", "project": body.project}),
                 ),
             )
             .await?;
@@ -471,4 +486,69 @@ pub async fn decide_approval(
             ))
         }
     }
+}
+
+/// `GET /api/v1/projects`
+pub async fn list_projects(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"projects": state.store.list_projects().await?})))
+}
+
+/// Body of `POST /api/v1/projects`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    /// Short unique name: lowercase letters, digits and `-`.
+    pub slug: String,
+    /// Display name (default: the slug).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What it is about.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `POST /api/v1/projects`
+pub async fn create_project(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<CreateProject>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    principal.require(Role::Member)?;
+    let slug = body.slug.trim();
+    if !coworker_store::valid_project_slug(slug) {
+        return Err(bad_request(
+            format!("{slug:?} is not a project slug"),
+            format!(
+                "use lowercase letters, digits and '-', at most {} characters, e.g. \"launch-2027\"",
+                coworker_store::MAX_PROJECT_SLUG_BYTES
+            ),
+        ));
+    }
+    let name = body
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(slug);
+    let project = state
+        .store
+        .create_project(slug, name, body.description.as_deref().unwrap_or_default())
+        .await
+        .map_err(|e| match e {
+            coworker_store::StoreError::Conflict { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "project_exists",
+                format!("project {slug:?} already exists"),
+                "choose another slug, or use the existing project",
+            ),
+            other => other.into(),
+        })?;
+    state
+        .store
+        .audit_append(
+            AuditEntry::new(principal.actor(), actions::CONFIG_CHANGED, format!("project:{slug}"))
+                .with_details(json!({"change": "project created", "name": name})),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"project": project}))))
 }

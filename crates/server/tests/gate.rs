@@ -72,7 +72,10 @@ async fn explain_names_the_tier_and_the_rule(db: &TestDb) {
     )
     .await;
     assert_eq!(status, 404);
-    assert!(body["error"]["hint"].as_str().unwrap().contains("workspace.write_file"), "{body}");
+    assert!(
+        body["error"]["hint"].as_str().unwrap().contains("workspace.write_file"),
+        "{body}"
+    );
 
     // A tool this node lacks, explained with an assumed risk class.
     let (status, body) = call(
@@ -86,7 +89,14 @@ async fn explain_names_the_tier_and_the_rule(db: &TestDb) {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["tier"], "approve");
 
-    let (status, body) = call(&node, reqwest::Method::GET, "/api/v1/coworkers/assistant/tools", &owner, None).await;
+    let (status, body) = call(
+        &node,
+        reqwest::Method::GET,
+        "/api/v1/coworkers/assistant/tools",
+        &owner,
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     let names: Vec<&str> = body["tools"]
         .as_array()
@@ -179,7 +189,11 @@ async fn loosening_needs_an_admin_or_the_manager(db: &TestDb) {
         })
         .await
         .unwrap();
-    assert_eq!(changes.len(), 2, "each applied change is audited, the refused one is not");
+    assert_eq!(
+        changes.len(),
+        2,
+        "each applied change is audited, the refused one is not"
+    );
     assert_eq!(changes[1].details["after"]["workspace.*"], "auto");
     assert!(node.node.store.audit_verify().await.unwrap().is_intact());
 }
@@ -217,8 +231,18 @@ async fn only_deciders_may_decide_and_decisions_are_audited(db: &TestDb) {
         .unwrap();
     let path = format!("/api/v1/approvals/{}/decision", approval.id);
 
-    let (status, body) = call(&node, reqwest::Method::POST, &path, &bob, Some(json!({"decision": "approve"}))).await;
-    assert_eq!(status, 403, "a member who neither delegated nor manages cannot decide: {body}");
+    let (status, body) = call(
+        &node,
+        reqwest::Method::POST,
+        &path,
+        &bob,
+        Some(json!({"decision": "approve"})),
+    )
+    .await;
+    assert_eq!(
+        status, 403,
+        "a member who neither delegated nor manages cannot decide: {body}"
+    );
     assert_eq!(body["error"]["code"], "not_a_decider");
 
     let (status, body) = call(
@@ -239,7 +263,10 @@ async fn only_deciders_may_decide_and_decisions_are_audited(db: &TestDb) {
     )
     .await;
     assert_eq!(status, 409, "first decision wins: {body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("already approved"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("already approved"),
+        "{body}"
+    );
 
     let decided = store
         .audit_list(&AuditFilter {

@@ -16,6 +16,7 @@ backend_tests!(
     oversize_bodies_are_refused,
     graceful_shutdown_finishes_in_flight_requests_and_stops_accepting,
     second_node_on_the_same_data_dir_is_refused,
+    more_nodes_on_one_database_keep_each_others_credentials,
 );
 
 async fn start(db: &TestDb) -> TestNode {
@@ -329,5 +330,66 @@ async fn second_node_on_the_same_data_dir_is_refused(db: &TestDb) {
         node.client().get(node.url("/readyz")).send().await.unwrap().status(),
         200
     );
+    node.stop().await;
+}
+
+async fn more_nodes_on_one_database_keep_each_others_credentials(db: &TestDb) {
+    if db.backend == Backend::Sqlite {
+        // An SQLite database lives in one data dir: one node.
+        return;
+    }
+    let node = start(db).await;
+    let me = |token: String| {
+        let client = node.client();
+        let url = node.url("/api/v1/me");
+        async move { client.get(url).bearer_auth(token).send().await.unwrap().status() }
+    };
+    assert_eq!(me(node.owner_token.clone()).await, 200);
+    let other_dir = db.dir();
+    let config_for = |dir: &std::path::Path| {
+        let mut config = coworker_core::config::Config::default();
+        config.server.listen = "127.0.0.1:0".into();
+        config.storage.data_dir = dir.display().to_string();
+        config.storage.database_url = node.db.database_url.clone();
+        config.models.detect_ollama = false;
+        config
+    };
+    // A second serving node writes its own credential; an engine-only worker writes none.
+    let second = Node::start(
+        config_for(&other_dir.join("second")),
+        NodeOptions {
+            env: Some(Vec::new()),
+            ..NodeOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let worker = Node::start(
+        config_for(&other_dir.join("worker")),
+        NodeOptions {
+            env: Some(Vec::new()),
+            engine_only: true,
+            ..NodeOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(read_owner_credential(&worker.data_dir).is_none());
+    assert!(
+        worker.bootstrap.signin_token.is_none(),
+        "a worker does not rotate the sign-in token"
+    );
+    let second_token = read_owner_credential(&second.data_dir).unwrap();
+    assert_ne!(second_token, node.owner_token);
+    assert_eq!(
+        me(node.owner_token.clone()).await,
+        200,
+        "the first node's credential still works"
+    );
+    assert_eq!(me(second_token).await, 200);
+    second.shutdown();
+    second.wait().await.unwrap();
+    worker.shutdown();
+    worker.wait().await.unwrap();
     node.stop().await;
 }

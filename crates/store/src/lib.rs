@@ -15,6 +15,7 @@ mod files;
 mod inputs;
 mod migrate;
 mod notifications;
+mod projects;
 mod records;
 mod runs;
 mod secrets;
@@ -40,6 +41,7 @@ pub use files::{FilePage, FileVersion, MAX_FILE_PAGE, MAX_FILE_VERSION_ATTEMPTS,
 pub use inputs::{Decided, RUNNABLE_CHANNEL};
 pub use migrate::{SchemaStatus, binary_schema_version};
 pub use notifications::{MAX_NOTIFICATION_PAGE, NewNotification, Notification};
+pub use projects::{MAX_PROJECT_SLUG_BYTES, Project, valid_project_slug};
 pub use records::*;
 pub use runs::runs_max_event_page;
 pub use secrets::{SealedSecret, SecretMeta, SecretWrite};

@@ -10,8 +10,7 @@ use crate::{ApiToken, Coworker, CoworkerSpec, Store, StoreError, TokenKind, User
 
 const USER_COLUMNS: &str = "id, email, display_name, role, disabled, created_at_ms";
 const TOKEN_COLUMNS: &str = "id, user_id, name, kind, created_at_ms, last_used_at_ms, expires_at_ms, revoked_at_ms";
-const COWORKER_COLUMNS: &str =
-    "id, handle, name, job_description, manager_user_id, timezone, settings, policy_overrides, created_at_ms, updated_at_ms";
+const COWORKER_COLUMNS: &str = "id, handle, name, job_description, manager_user_id, timezone, settings, policy_overrides, created_at_ms, updated_at_ms";
 
 /// A user to create.
 #[derive(Debug, Clone)]
@@ -137,6 +136,22 @@ impl Store {
         .bind(now)
         .bind(kind.as_str())
         .bind(user_id.map(|u| u.as_uuid()))
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(result)
+    }
+
+    /// Revokes a user's live tokens of `kind` named `name` (e.g. the owner credential of one
+    /// data dir, leaving other nodes' alone). Returns how many were live.
+    pub async fn revoke_named_tokens(&self, kind: TokenKind, user_id: UserId, name: &str) -> Result<u64, StoreError> {
+        let result = on_pool!(self, pool => sqlx::query(
+            "UPDATE api_tokens SET revoked_at_ms = $1 WHERE kind = $2 AND user_id = $3 AND name = $4 AND revoked_at_ms IS NULL",
+        )
+        .bind(now_ms())
+        .bind(kind.as_str())
+        .bind(user_id.as_uuid())
+        .bind(name)
         .execute(pool)
         .await?
         .rows_affected());

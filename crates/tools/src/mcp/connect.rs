@@ -200,6 +200,12 @@ async fn connect_stdio(
     }
     command.envs(&env);
     if !config.cwd.trim().is_empty() {
+        if !std::path::Path::new(&config.cwd).is_dir() {
+            return Err(McpError::InvalidConfig {
+                server: config.name.clone(),
+                message: format!("its cwd {:?} is not a directory; create it or fix cwd", config.cwd),
+            });
+        }
         command.current_dir(&config.cwd);
     }
     // Its own process group, so stopping it also stops what it spawned (`npx` runs the
@@ -226,6 +232,8 @@ async fn connect_stdio(
             }
             drop(done);
         });
+    } else {
+        drop(done);
     }
     let service = match handler.serve(transport).await {
         Ok(service) => service,
