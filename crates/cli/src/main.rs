@@ -369,14 +369,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Projects(args) => {
             let client = work_client(&cli.global)?;
-            let create = match &args.command {
-                Some(ProjectsCommand::Create {
-                    slug,
-                    name,
-                    description,
-                }) => Some((slug.as_str(), name.as_deref(), description.as_deref())),
-                None => None,
-            };
+            let create = args.command.as_ref().map(
+                |ProjectsCommand::Create {
+                     slug,
+                     name,
+                     description,
+                 }| { (slug.as_str(), name.as_deref(), description.as_deref()) },
+            );
             work::projects(&client, create, args.json).await
         }
         Command::Policy(command) => policy::run(&work_client(&cli.global)?, command).await,

@@ -20,6 +20,20 @@ fn spawn(args: &[&str], config: &Path, data_dir: &Path) -> Child {
     process::spawn(Path::new(env!("CARGO_BIN_EXE_coworker")), args, config, data_dir)
 }
 
+async fn wait_for_status(store: &Store, task_id: coworker_core::TaskId, status: TaskStatus, what: &str) {
+    wait_until(what, || {
+        let store = store.clone();
+        async move {
+            store
+                .get_task(task_id)
+                .await
+                .unwrap()
+                .is_some_and(|t| t.status == status)
+        }
+    })
+    .await;
+}
+
 async fn coworker(store: &Store) -> coworker_core::CoworkerId {
     coworker_engine::coworkers::upsert(store, &coworker_engine::coworkers::default_assistant())
         .await
@@ -84,16 +98,12 @@ async fn kill_during_a_slow_model_response_then_restart(backend: Backend) {
     let mut second = spawn(&["serve", "--listen", "127.0.0.1:0"], &config, &data_dir);
     let _ = banner_url(&mut second);
     let store = db.store.clone();
-    wait_until("the task completes after the restart", || {
-        let store = store.clone();
-        async move {
-            store
-                .get_task(task_id)
-                .await
-                .unwrap()
-                .is_some_and(|t| t.status == TaskStatus::Done)
-        }
-    })
+    wait_for_status(
+        &store,
+        task_id,
+        TaskStatus::Done,
+        "the task completes after the restart",
+    )
     .await;
     let _ = second.kill();
     let _ = second.wait();
@@ -253,17 +263,7 @@ idempotent = false
         .unwrap();
     store.wake_run(approval.run_id).await.unwrap();
     store.notify_runnable().await.unwrap();
-    wait_until("the task completes after the skip", || {
-        let store = store.clone();
-        async move {
-            store
-                .get_task(task_id)
-                .await
-                .unwrap()
-                .is_some_and(|t| t.status == TaskStatus::Done)
-        }
-    })
-    .await;
+    wait_for_status(&store, task_id, TaskStatus::Done, "the task completes after the skip").await;
     let _ = second.kill();
     let _ = second.wait();
 
