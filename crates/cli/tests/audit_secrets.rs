@@ -328,13 +328,30 @@ fn mcp_add_list_test_remove_and_every_change_is_audited() {
     let everything = everything.display().to_string();
 
     // Bad input changes nothing.
-    let bad = run(&mut install.cmd(&["mcp", "add", "workspace", "--", &everything]));
+    // `--data-dir` must come before `--`: everything after it is the server's command line.
+    let data = install.data.display().to_string();
+    let add = |name: &str| {
+        let mut command = coworker(&install.cwd);
+        command.args([
+            "mcp",
+            "add",
+            name,
+            "--data-dir",
+            &data,
+            "--timeout-secs",
+            "30",
+            "--",
+            &everything,
+        ]);
+        command
+    };
+    let bad = run(&mut add("workspace"));
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("built-in toolset"), "{}", bad.stderr);
     let bad = run(&mut install.cmd(&["mcp", "add", "ev"]));
     assert_ne!(bad.code, 0, "neither a command nor a URL");
 
-    let added = run(&mut install.cmd(&["mcp", "add", "ev", "--timeout-secs", "30", "--", &everything]));
+    let added = run(&mut add("ev"));
     assert_eq!(added.code, 0, "{}", added.stderr);
     let listed = run(&mut install.cmd(&["mcp", "list", "--json"]));
     assert_eq!(listed.code, 0, "{}", listed.stderr);
