@@ -62,23 +62,12 @@ pub struct Config {
 }
 
 /// `[policy]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
-    /// Org default tier for each risk class.
+    /// Org default tier for each risk class. (How long an approval waits is each
+    /// coworker's `limits.approval_ttl_secs`.)
     pub tiers: crate::policy::TierDefaults,
-    /// Seconds an approval waits before it is escalated (then, after as long again, the task
-    /// is blocked). A coworker's `limits.approval_ttl_secs` overrides it.
-    pub approval_ttl_secs: u64,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        Self {
-            tiers: crate::policy::TierDefaults::default(),
-            approval_ttl_secs: 4 * 3600,
-        }
-    }
 }
 
 /// Per-tool overrides of what an MCP server's annotations say.
@@ -424,6 +413,10 @@ pub struct ProviderConfig {
     /// `ANTHROPIC_API_KEY` when `base_url` is the vendor's API, else no key (local servers).
     #[serde(default)]
     pub api_key_env: String,
+    /// Name of a stored secret (`coworker secrets set NAME`) holding the API key, encrypted at
+    /// rest, instead of an environment variable.
+    #[serde(default)]
+    pub api_key_secret: String,
 }
 
 impl ProviderConfig {
@@ -659,13 +652,6 @@ impl Config {
             }
             mcp_names.push(&server.name);
         }
-        if self.policy.approval_ttl_secs < 60 {
-            return Err(ConfigError::invalid(
-                "policy.approval_ttl_secs",
-                "must be at least 60",
-                "the default is 14400 (4 hours)",
-            ));
-        }
         if self.tools.http.timeout_secs == 0 || self.tools.http.max_bytes == 0 {
             return Err(ConfigError::invalid(
                 "tools.http",
@@ -700,6 +686,13 @@ impl Config {
                 ));
             }
             names.push(name);
+            if !p.api_key_env.trim().is_empty() && !p.api_key_secret.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    &at("api_key_secret"),
+                    "is set together with api_key_env",
+                    "keep one: api_key_secret (a stored, encrypted secret) or api_key_env (an environment variable)",
+                ));
+            }
             let url = p.base_url.trim();
             if !is_empty_or_http_url(url) {
                 return Err(ConfigError::invalid(
@@ -1197,6 +1190,7 @@ pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; 
 #   kind = "openai"                     # "openai" (any OpenAI-compatible server) | "anthropic"
 #   base_url = "https://api.openai.com/v1"   # empty: the vendor's API
 #   api_key_env = "OPENAI_API_KEY"      # the variable holding the key, never the key itself
+#   api_key_secret = ""                 # or: a secret holding it (`coworker secrets set NAME`)
 #
 #   [[providers]]
 #   name = "ollama"
@@ -1242,14 +1236,11 @@ pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; 
 # summarize = ""
 # validate = ""
 
-# [policy]
-# Seconds an approval waits before it goes to the coworker's manager; after as long again the
-# task is blocked and the delegator told. A coworker's limits.approval_ttl_secs overrides it.
-# approval_ttl_secs = 14400
-
 # [policy.tiers]
 # What happens to a tool call by its risk class: "auto" (do it), "notify" (do it and tell the
-# delegator) or "approve" (wait for a human). Coworkers override these per tool glob.
+# delegator) or "approve" (wait for a human). Coworkers override these per tool glob; how long
+# an approval waits before it goes to the coworker's manager (and, after as long again, blocks
+# the task) is each coworker's limits.approval_ttl_secs (default 4 h).
 # read = "auto"
 # write = "notify"
 # external = "approve"

@@ -135,6 +135,7 @@ async fn harness_with(
             kind: ProviderKind::Openai,
             base_url: server.base_url(),
             api_key_env: String::new(),
+            api_key_secret: String::new(),
         }];
         config.models.default = "scripted/test-model".into();
         config.models.max_attempts = 1;

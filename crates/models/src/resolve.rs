@@ -106,6 +106,7 @@ pub fn resolve_providers(config: &Config, env: &[(String, String)]) -> ResolvedP
                     kind,
                     base_url: String::new(),
                     api_key_env: var.to_owned(),
+                    api_key_secret: String::new(),
                 };
                 let (settings, _) = settings_for(config, &provider, env);
                 providers.push(ResolvedProvider {
@@ -264,6 +265,7 @@ pub async fn detect_providers_at(
                 kind: ProviderKind::Openai,
                 base_url: join_url(ollama_url, "v1"),
                 api_key_env: String::new(),
+                api_key_secret: String::new(),
             };
             let (settings, _) = settings_for(config, &provider, env);
             if models.is_empty() {
@@ -336,6 +338,7 @@ mod tests {
             kind: ProviderKind::Anthropic,
             base_url: String::new(),
             api_key_env: "WORK_KEY".into(),
+            api_key_secret: String::new(),
         });
         let resolved = resolve_providers(&config, &env(&[("OPENAI_API_KEY", "sk")]));
         assert_eq!(resolved.providers.len(), 1);

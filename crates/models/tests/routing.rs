@@ -146,6 +146,7 @@ fn config_with(format: Format, base_url: String, key_env: &str) -> Config {
         kind: common::provider_kind(format),
         base_url,
         api_key_env: key_env.into(),
+        api_key_secret: String::new(),
     });
     config.models.default = "main/some-model".into();
     config.models.detect_ollama = false;

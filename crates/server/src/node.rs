@@ -102,8 +102,10 @@ impl Node {
 
         let env: Vec<(String, String)> = options.env.clone().unwrap_or_else(|| std::env::vars().collect());
         let tools = options.tools.clone();
-        let (mcp, mcp_servers) = start_tools(&config, &store, &data_dir, &tools).await?;
-        let providers = coworker_models::detect_providers(&config, &env).await;
+        let secrets = Arc::new(Secrets::open(store.clone(), &config).map_err(|e| NodeError::Tools(e.to_string()))?);
+        let (mcp, mcp_servers) = start_tools(&config, &store, &data_dir, &tools, secrets.clone()).await?;
+        let (model_config, env) = with_provider_secrets(&config, env, &secrets).await?;
+        let providers = coworker_models::detect_providers(&model_config, &env).await;
         let models_summary = providers.summary();
         let model_router = providers.router().map_err(|e| NodeError::Models(e.to_string()))?;
         let settings = EngineSettings {
@@ -255,6 +257,7 @@ async fn start_tools(
     store: &Store,
     data_dir: &Path,
     tools: &ToolRegistry,
+    secrets: Arc<Secrets>,
 ) -> Result<(McpManager, Vec<ServerEntry>), NodeError> {
     let workspace = Arc::new(Workspace::new(store.clone(), data_dir, config.tools.workspace.clone()));
     let builtins = builtin_tools(workspace.clone(), &config.tools.http).map_err(|e| NodeError::Tools(e.to_string()))?;
@@ -262,7 +265,6 @@ async fn start_tools(
         tools.register(tool);
     }
     tools.set_result_sink(workspace);
-    let secrets = Secrets::open(store.clone(), config).map_err(|e| NodeError::Tools(e.to_string()))?;
     let (servers, problems) = all_servers(config, store).await?;
     for problem in problems {
         tracing::warn!(%problem, "MCP server skipped");
@@ -274,9 +276,47 @@ async fn start_tools(
     let manager = McpManager::start(
         servers.iter().map(|s| (s.config.clone(), s.scope.clone())).collect(),
         tools.clone(),
-        Arc::new(secrets),
+        secrets,
     );
     Ok((manager, servers))
+}
+
+/// Prefix of the in-memory variables through which decrypted provider keys reach the
+/// model clients (never the process environment).
+const PROVIDER_SECRET_VAR_PREFIX: &str = "COWORKER_PROVIDER_SECRET__";
+
+/// Replaces each provider's `api_key_secret` by a variable holding the decrypted key, added
+/// to the in-memory `env` the model clients read (the process environment is untouched).
+async fn with_provider_secrets(
+    config: &Config,
+    mut env: Vec<(String, String)>,
+    secrets: &Secrets,
+) -> Result<(Config, Vec<(String, String)>), NodeError> {
+    let mut config = config.clone();
+    for provider in &mut config.providers {
+        let name = provider.api_key_secret.trim().to_owned();
+        if name.is_empty() {
+            continue;
+        }
+        let value = secrets
+            .get_for(&name, &format!("provider:{}", provider.name))
+            .await
+            .map_err(|e| NodeError::Models(e.to_string()))?
+            .ok_or_else(|| {
+                NodeError::Models(format!(
+                    "provider {:?}: api_key_secret names secret {name:?}, which does not exist\n  fix: store it with `coworker secrets set {name}` (the key on stdin)",
+                    provider.name
+                ))
+            })?;
+        let var = format!("{PROVIDER_SECRET_VAR_PREFIX}{}", provider.name.to_ascii_uppercase());
+        env.push((
+            var.clone(),
+            coworker_tools::secrets::ExposeSecret::expose_secret(&value).to_owned(),
+        ));
+        provider.api_key_env = var;
+        provider.api_key_secret.clear();
+    }
+    Ok((config, env))
 }
 
 /// How often a node looks for MCP servers added, changed or removed with `coworker mcp`

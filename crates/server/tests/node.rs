@@ -17,6 +17,7 @@ backend_tests!(
     graceful_shutdown_finishes_in_flight_requests_and_stops_accepting,
     second_node_on_the_same_data_dir_is_refused,
     more_nodes_on_one_database_keep_each_others_credentials,
+    provider_keys_come_from_the_encrypted_secret_store,
 );
 
 async fn start(db: &TestDb) -> TestNode {
@@ -392,4 +393,79 @@ async fn more_nodes_on_one_database_keep_each_others_credentials(db: &TestDb) {
     worker.shutdown();
     worker.wait().await.unwrap();
     node.stop().await;
+}
+
+async fn provider_keys_come_from_the_encrypted_secret_store(db: &TestDb) {
+    use coworker_testkit::scripted_model::{Format, Reply, Script, ScriptedModelServer, Turn};
+    use coworker_tools::secrets::{MasterKey, Secrets};
+
+    const KEY: &str = "sk-test-provider-key-Zq81";
+    let model = ScriptedModelServer::start(
+        Format::OpenAi,
+        Script::new()
+            .require_api_key(KEY)
+            .turn(Turn::reply(Reply::text("hello from the model")).repeating()),
+    )
+    .await;
+    let key_file = db.dir().join("master.key");
+    let provider = |config: &mut coworker_core::config::Config| {
+        config.secrets.key_file = key_file.display().to_string();
+        config.models.default = "vault/test-model".into();
+        config.providers = vec![coworker_core::config::ProviderConfig {
+            name: "vault".into(),
+            kind: coworker_core::config::ProviderKind::Openai,
+            base_url: model.base_url(),
+            api_key_env: String::new(),
+            api_key_secret: "vault-key".into(),
+        }];
+    };
+
+    // Missing secret: the node refuses to start and says how to store it.
+    let mut config = coworker_core::config::Config::default();
+    config.server.listen = "127.0.0.1:0".into();
+    // On SQLite the node must use the test's database file, which lives in the test's dir.
+    let data_dir = match db.backend {
+        Backend::Sqlite => db.dir().to_owned(),
+        Backend::Postgres => db.dir().join("data"),
+    };
+    config.storage.data_dir = data_dir.display().to_string();
+    config.storage.database_url = db.database_url.clone();
+    config.models.detect_ollama = false;
+    provider(&mut config);
+    let options = || NodeOptions {
+        env: Some(Vec::new()),
+        ..NodeOptions::default()
+    };
+    let err = Node::start(config.clone(), options()).await.err().expect("refused");
+    assert!(err.to_string().contains("coworker secrets set vault-key"), "{err}");
+
+    // Stored, encrypted, then used by the model client.
+    let secrets = Secrets::with_key(db.store.clone(), MasterKey::load_or_create_file(&key_file).unwrap());
+    secrets.set("vault-key", KEY.to_owned().into(), "test").await.unwrap();
+    let node = Node::start(config, options()).await.unwrap();
+    let token = read_owner_credential(&node.data_dir).unwrap();
+    let client = coworker_testkit::node::http_client();
+    let created: Value = client
+        .post(format!("http://{}/api/v1/tasks", node.local_addr))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"to": "assistant", "brief": "say hello"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let task_id: coworker_core::TaskId = created["task"]["id"].as_str().unwrap().parse().unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let task = node.store.get_task(task_id).await.unwrap().unwrap();
+        if task.status.is_terminal() {
+            assert_eq!(task.result.unwrap()["text"], "hello from the model");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "task did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    node.shutdown();
+    node.wait().await.unwrap();
 }
