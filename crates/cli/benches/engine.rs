@@ -99,10 +99,7 @@ fn start(db: &TestDb, model_url: &str, processes: usize, approve_listing: bool) 
         &format!("workers = {serve_workers}\ncoworkers_dir = \"{}\"", coworkers.display()),
     );
     std::fs::write(&config, &text).unwrap();
-    let data_dir = match db.backend {
-        Backend::Sqlite => db.dir().to_owned(),
-        Backend::Postgres => db.dir().join("data"),
-    };
+    let data_dir = db.node_data_dir();
     let mut serve = spawn(&bin(), &["serve", "--listen", "127.0.0.1:0"], &config, &data_dir);
     let url = banner_url(&mut serve);
     let token = coworker_server::bootstrap::read_owner_credential(&data_dir).unwrap();

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use coworker_core::domain::TaskStatus;
 use coworker_store::{NewTask, Store};
+use coworker_testkit::node::delegate;
 use coworker_testkit::npm::npm_package_bin;
 use coworker_testkit::process::{self, banner_url, wait_until};
 use coworker_testkit::scripted_model::{Fault, Format, Match, Reply, Script, ScriptedModelServer, Turn};
@@ -66,26 +67,12 @@ async fn kill_during_a_slow_model_response_then_restart(backend: Backend) {
     let server = ScriptedModelServer::start(Format::OpenAi, script).await;
     let config = config_file(db.dir(), &server.base_url(), &db.database_url);
     // On SQLite the node's database file must be the one the test reads: same directory.
-    let data_dir = match backend {
-        Backend::Sqlite => db.dir().to_owned(),
-        Backend::Postgres => db.dir().join("data"),
-    };
+    let data_dir = db.node_data_dir();
 
     let mut first = spawn(&["serve", "--listen", "127.0.0.1:0"], &config, &data_dir);
     let url = banner_url(&mut first);
     let token = coworker_server::bootstrap::read_owner_credential(&data_dir).unwrap();
-    let client = coworker_testkit::node::http_client();
-    let created: serde_json::Value = client
-        .post(format!("{url}/api/v1/tasks"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"to": "assistant", "brief": "what is the answer?"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let task_id: coworker_core::TaskId = created["task"]["id"].as_str().unwrap().parse().unwrap();
+    let task_id = delegate(&url, &token, "assistant", "what is the answer?").await;
 
     // The second model turn is in flight (its response is held back): kill the node.
     wait_until("the second model turn is requested", || async {
@@ -176,10 +163,7 @@ idempotent = false
         bin = everything.display()
     );
     let config = process::config_file(db.dir(), &server.base_url(), &db.database_url, &extra);
-    let data_dir = match backend {
-        Backend::Sqlite => db.dir().to_owned(),
-        Backend::Postgres => db.dir().join("data"),
-    };
+    let data_dir = db.node_data_dir();
 
     let mut first = spawn(&["serve", "--listen", "127.0.0.1:0"], &config, &data_dir);
     let url = banner_url(&mut first);
@@ -204,17 +188,7 @@ idempotent = false
         }
     })
     .await;
-    let created: serde_json::Value = client
-        .post(format!("{url}/api/v1/tasks"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"to": "assistant", "brief": "run the long operation"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let task_id: coworker_core::TaskId = created["task"]["id"].as_str().unwrap().parse().unwrap();
+    let task_id = delegate(&url, &token, "assistant", "run the long operation").await;
     let events = |store: Store| async move {
         match store.run_for_task(task_id).await.unwrap() {
             Some(run) => store.list_events(run.id, 0, 1000).await.unwrap(),

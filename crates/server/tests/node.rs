@@ -424,10 +424,7 @@ async fn provider_keys_come_from_the_encrypted_secret_store(db: &TestDb) {
     let mut config = coworker_core::config::Config::default();
     config.server.listen = "127.0.0.1:0".into();
     // On SQLite the node must use the test's database file, which lives in the test's dir.
-    let data_dir = match db.backend {
-        Backend::Sqlite => db.dir().to_owned(),
-        Backend::Postgres => db.dir().join("data"),
-    };
+    let data_dir = db.node_data_dir();
     config.storage.data_dir = data_dir.display().to_string();
     config.storage.database_url = db.database_url.clone();
     config.models.detect_ollama = false;
@@ -444,18 +441,9 @@ async fn provider_keys_come_from_the_encrypted_secret_store(db: &TestDb) {
     secrets.set("vault-key", KEY.to_owned().into(), "test").await.unwrap();
     let node = Node::start(config, options()).await.unwrap();
     let token = read_owner_credential(&node.data_dir).unwrap();
-    let client = coworker_testkit::node::http_client();
-    let created: Value = client
-        .post(format!("http://{}/api/v1/tasks", node.local_addr))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"to": "assistant", "brief": "say hello"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let task_id: coworker_core::TaskId = created["task"]["id"].as_str().unwrap().parse().unwrap();
+    let task_id =
+        coworker_testkit::node::delegate(&format!("http://{}", node.local_addr), &token, "assistant", "say hello")
+            .await;
     let started = std::time::Instant::now();
     loop {
         let task = node.store.get_task(task_id).await.unwrap().unwrap();

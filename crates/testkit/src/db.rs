@@ -97,6 +97,16 @@ impl TestDb {
         }
     }
 
+    /// The data dir a node (in-process or a child process) should use to share this
+    /// database: the test's own dir on SQLite (the database file lives there), a fresh
+    /// subdirectory on PostgreSQL.
+    pub fn node_data_dir(&self) -> PathBuf {
+        match self.backend {
+            Backend::Sqlite => self.dir().to_owned(),
+            Backend::Postgres => self.dir().join("data"),
+        }
+    }
+
     /// A temp directory that lives as long as this database (use it as a data dir).
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -83,3 +83,25 @@ pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().build().expect("reqwest client")
 }
+
+/// Delegates a task over the node's HTTP API at `base_url` as the holder of `token`; returns
+/// its id.
+///
+/// # Panics
+/// If the request fails or the node does not create the task: a test cannot go on.
+pub async fn delegate(base_url: &str, token: &str, to: &str, brief: &str) -> coworker_core::TaskId {
+    let response = http_client()
+        .post(format!("{base_url}/api/v1/tasks"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"to": to, "brief": brief}))
+        .send()
+        .await
+        .expect("POST /api/v1/tasks");
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.expect("JSON body");
+    assert!(status.is_success(), "task not created ({status}): {body}");
+    body["task"]["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no task id in {body}"))
+}
