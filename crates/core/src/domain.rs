@@ -88,6 +88,11 @@ impl Role {
     pub fn at_least(&self, required: Role) -> bool {
         self.rank() >= required.rank()
     }
+
+    /// The lesser of two roles (a token capped below its user's role acts with the cap).
+    pub fn min(self, other: Role) -> Role {
+        if self.rank() <= other.rank() { self } else { other }
+    }
 }
 
 string_enum!(

@@ -94,6 +94,10 @@ typed_id!(/// A versioned workspace file.
     FileId, "file");
 typed_id!(/// A configured tool source (MCP server, OpenAPI spec, connector).
     ConnectionId, "connection");
+typed_id!(/// A signed-in browser session.
+    SessionId, "session");
+typed_id!(/// An invitation link for a new member.
+    InvitationId, "invitation");
 typed_id!(/// Something a person is told (a notify-tier call, an escalation, a blocked task).
     NotificationId, "notification");
 

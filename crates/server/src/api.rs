@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{Principal, require_bearer};
+use crate::auth::{Credential, Principal, require_principal};
 use crate::{ApiError, health, metrics, work};
 
 /// State shared by every handler.
@@ -46,7 +46,7 @@ pub fn router(state: AppState, max_request_bytes: usize) -> Router {
         .route("/approvals/{id}", get(work::get_approval))
         .route("/approvals/{id}/decision", post(work::decide_approval))
         .fallback(api_not_found)
-        .layer(middleware::from_fn_with_state(state.store.clone(), require_bearer));
+        .layer(middleware::from_fn_with_state(state.store.clone(), require_principal));
 
     Router::new()
         .route("/healthz", get(health::healthz))
@@ -69,7 +69,10 @@ async fn me(State(state): State<AppState>, Extension(principal): Extension<Princ
             "display_name": principal.user.display_name,
             "role": principal.user.role,
         },
-        "token": {"id": principal.token.id, "name": principal.token.name, "kind": principal.token.kind},
+        "credential": match &principal.credential {
+            Credential::Token(token) => json!({"type": "token", "id": token.id, "name": token.name, "kind": token.kind, "role": token.role}),
+            Credential::Session { id, .. } => json!({"type": "session", "id": id}),
+        },
         "node": {"public_url": state.public_url, "version": env!("CARGO_PKG_VERSION")},
     }))
 }

@@ -32,13 +32,13 @@ fn bad_request(message: impl Into<String>, hint: impl Into<String>) -> ApiError 
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message, hint)
 }
 
-fn parse_task_id(id: &str) -> Result<TaskId, ApiError> {
+pub fn parse_task_id(id: &str) -> Result<TaskId, ApiError> {
     id.parse()
         .map_err(|e: coworker_core::IdParseError| bad_request(e.to_string(), "task ids look like 0192f0c4-…"))
 }
 
 /// The task with this id, or 404.
-async fn load_task(state: &AppState, id: &str) -> Result<coworker_store::Task, ApiError> {
+pub async fn load_task(state: &AppState, id: &str) -> Result<coworker_store::Task, ApiError> {
     let id = parse_task_id(id)?;
     state
         .store
@@ -104,7 +104,7 @@ fn coworker_json(coworker: &coworker_store::Coworker) -> Value {
 }
 
 /// Body of `POST /api/v1/tasks`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTask {
     /// Handle of the coworker to delegate to.
@@ -128,6 +128,24 @@ pub async fn create_task(
     Extension(principal): Extension<Principal>,
     Json(body): Json<CreateTask>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (created, handle) = delegate(&state, &principal, &body, "api").await?;
+    let status = if created.is_new() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!({"task": created.into_inner(), "coworker": handle}))))
+}
+
+/// Delegates a task (from the API, the web app or any other surface: one path, one audit
+/// entry). Returns the task (or the one an earlier request with the same idempotency key
+/// created) and the coworker's handle.
+pub async fn delegate(
+    state: &AppState,
+    principal: &Principal,
+    body: &CreateTask,
+    origin: &str,
+) -> Result<(coworker_store::Created<coworker_store::Task>, String), ApiError> {
     principal.require(Role::Member)?;
     let brief = body.brief.trim();
     if brief.is_empty() {
@@ -148,7 +166,7 @@ pub async fn create_task(
             "list them with GET /api/v1/coworkers",
         )
     })?;
-    let priority = match body.priority.as_deref() {
+    let priority = match body.priority.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
         None => Priority::Normal,
         Some(p) => p
             .parse()
@@ -172,28 +190,22 @@ pub async fn create_task(
             project_id: project.as_ref().map(|p| p.id),
             priority,
             idempotency_key: body.idempotency_key.clone(),
-            ..NewTask::new(coworker.id, brief, "api")
+            ..NewTask::new(coworker.id, brief, origin)
         })
         .await?;
-    let status = if created.is_new() {
+    if created.is_new() {
         let task = created.row();
         state
             .store
             .audit_append(
                 AuditEntry::new(principal.actor(), actions::TASK_CREATED, format!("task:{}", task.id)).with_details(
-                    json!({"coworker": coworker.handle, "brief": audit_excerpt(brief), "priority": priority, "origin": "api", "project": body.project}),
+                    json!({"coworker": coworker.handle, "brief": audit_excerpt(brief), "priority": priority, "origin": origin, "project": project.as_ref().map(|p| &p.slug)}),
                 ),
             )
             .await?;
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    }
     state.store.notify_runnable().await?;
-    Ok((
-        status,
-        Json(json!({"task": created.into_inner(), "coworker": coworker.handle})),
-    ))
+    Ok((created, coworker.handle))
 }
 
 /// Query of `GET /api/v1/tasks`.
@@ -273,11 +285,17 @@ pub async fn cancel_task(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let task = cancel(&state, &principal, parse_task_id(&id)?).await?;
+    Ok(Json(json!({"task_id": task, "cancel_requested": true})))
+}
+
+/// Asks a task's run to stop (any surface).
+pub async fn cancel(state: &AppState, principal: &Principal, id: TaskId) -> Result<TaskId, ApiError> {
     principal.require(Role::Member)?;
-    let task = load_task(&state, &id).await?;
+    let task = load_task(state, &id.to_string()).await?;
     require_unfinished(&task)?;
     state.store.request_cancel(task.id).await?;
-    Ok(Json(json!({"task_id": task.id, "cancel_requested": true})))
+    Ok(task.id)
 }
 
 /// Body of answer and message requests.
@@ -295,8 +313,8 @@ pub async fn answer_task(
     Path(id): Path<String>,
     Json(body): Json<TextBody>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Member)?;
-    post_input(state, principal, id, "answer", body.text).await
+    let id = post_input(&state, &principal, parse_task_id(&id)?, InputKind::Answer, &body.text).await?;
+    Ok(Json(json!({"task_id": id, "accepted": InputKind::Answer.as_str()})))
 }
 
 /// `POST /api/v1/tasks/{id}/messages`: a message in the task's thread.
@@ -306,25 +324,45 @@ pub async fn message_task(
     Path(id): Path<String>,
     Json(body): Json<TextBody>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Member)?;
-    post_input(state, principal, id, "human_message", body.text).await
+    let id = post_input(&state, &principal, parse_task_id(&id)?, InputKind::Message, &body.text).await?;
+    Ok(Json(json!({"task_id": id, "accepted": InputKind::Message.as_str()})))
 }
 
-async fn post_input(
-    state: AppState,
-    principal: Principal,
-    id: String,
-    kind: &str,
-    text: String,
-) -> Result<Json<Value>, ApiError> {
+/// What a person sends into a running task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// The answer to the coworker's open question.
+    Answer,
+    /// A message in the task's thread.
+    Message,
+}
+
+impl InputKind {
+    /// The run-input kind the engine reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputKind::Answer => "answer",
+            InputKind::Message => "human_message",
+        }
+    }
+}
+
+/// Sends an answer or a message into a task's run (any surface).
+pub async fn post_input(
+    state: &AppState,
+    principal: &Principal,
+    id: TaskId,
+    kind: InputKind,
+    text: &str,
+) -> Result<TaskId, ApiError> {
+    principal.require(Role::Member)?;
     if text.trim().is_empty() {
         return Err(bad_request("the text is empty", ""));
     }
-    let task = load_task(&state, &id).await?;
+    let task = load_task(state, &id.to_string()).await?;
     require_unfinished(&task)?;
-    let run = load_run(&state, &task).await?;
-    let id = task.id;
-    if kind == "answer" {
+    let run = load_run(state, &task).await?;
+    if kind == InputKind::Answer {
         let events = state
             .store
             .list_events(run.id, 0, coworker_store::runs_max_event_page())
@@ -343,9 +381,9 @@ async fn post_input(
     }
     state
         .store
-        .push_run_input(run.id, kind, &json!({"text": text.trim()}), Some(principal.user.id))
+        .push_run_input(run.id, kind.as_str(), &json!({"text": text.trim()}), Some(principal.user.id))
         .await?;
-    Ok(Json(json!({"task_id": id, "accepted": kind})))
+    Ok(id)
 }
 
 /// Query of `GET /api/v1/approvals`.
@@ -374,7 +412,7 @@ pub async fn list_approvals(
     Ok(Json(json!({"approvals": approvals})))
 }
 
-fn parse_approval_id(id: &str) -> Result<ApprovalId, ApiError> {
+pub fn parse_approval_id(id: &str) -> Result<ApprovalId, ApiError> {
     id.parse()
         .map_err(|e: coworker_core::IdParseError| bad_request(e.to_string(), ""))
 }
@@ -409,18 +447,45 @@ pub async fn decide_approval(
     Path(id): Path<String>,
     Json(body): Json<Decision>,
 ) -> Result<Json<Value>, ApiError> {
+    let approval = decide(&state, &principal, parse_approval_id(&id)?, &body.decision, body.note.as_deref()).await?;
+    Ok(Json(json!({"approval": approval})))
+}
+
+/// Whether `principal` may decide `approval`: its delegator, the coworker's manager (to whom
+/// it escalates), or an admin.
+pub fn may_decide(principal: &Principal, approval: &coworker_store::Approval) -> bool {
+    let user = principal.user.id;
+    principal.has(Role::Member)
+        && (principal.has(Role::Admin)
+            || approval.requested_by_user_id == Some(user)
+            || approval.escalate_to_user_id == Some(user))
+}
+
+/// The decisions a kind of approval takes.
+pub fn decisions_for(kind: &str) -> &'static [&'static str] {
+    if kind == "outcome_unknown" {
+        &["retry", "skip", "mark_done", "reject"]
+    } else {
+        &["approve", "reject"]
+    }
+}
+
+/// Decides an approval (any surface: API, web app, CLI through the API). The first decision
+/// wins; a later one is a 409 naming who decided and when.
+pub async fn decide(
+    state: &AppState,
+    principal: &Principal,
+    id: ApprovalId,
+    decision: &str,
+    note: Option<&str>,
+) -> Result<coworker_store::Approval, ApiError> {
     principal.require(Role::Member)?;
-    let id = parse_approval_id(&id)?;
     let approval = state
         .store
         .get_approval(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no approval {id}")))?;
-    let user = principal.user.id;
-    let may_decide = principal.user.role.at_least(Role::Admin)
-        || approval.requested_by_user_id == Some(user)
-        || approval.escalate_to_user_id == Some(user);
-    if !may_decide {
+    if !may_decide(principal, &approval) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "not_a_decider",
@@ -428,27 +493,23 @@ pub async fn decide_approval(
             "approvals are decided by the person who delegated the task, the coworker's manager, or an admin",
         ));
     }
-    let allowed: &[&str] = if approval.kind == "outcome_unknown" {
-        &["retry", "skip", "mark_done", "reject"]
-    } else {
-        &["approve", "reject"]
-    };
-    let decision = body.decision.trim().to_ascii_lowercase().replace('-', "_");
-    if !allowed.contains(&decision.as_str()) {
+    let allowed = decisions_for(&approval.kind);
+    let normalized = decision.trim().to_ascii_lowercase().replace('-', "_");
+    if !allowed.contains(&normalized.as_str()) {
         return Err(bad_request(
-            format!("{:?} is not a decision for a {} approval", body.decision, approval.kind),
+            format!("{decision:?} is not a decision for a {} approval", approval.kind),
             format!("use one of: {}", allowed.join(", ")),
         ));
     }
-    let status = if decision == "reject" {
+    let status = if normalized == "reject" {
         ApprovalStatus::Rejected
     } else {
         ApprovalStatus::Approved
     };
-    let note = body.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let note = note.map(str::trim).filter(|n| !n.is_empty());
     match state
         .store
-        .decide_approval(id, status, &decision, note, Some(principal.user.id))
+        .decide_approval(id, status, &normalized, note, Some(principal.user.id))
         .await?
     {
         Decided::Applied(approval) => {
@@ -463,12 +524,12 @@ pub async fn decide_approval(
                     AuditEntry::new(principal.actor(), action, format!("approval:{id}")).with_details(json!({
                         "task_id": approval.task_id,
                         "kind": approval.kind,
-                        "decision": decision,
+                        "decision": normalized,
                         "note": note,
                     })),
                 )
                 .await?;
-            Ok(Json(json!({"approval": approval})))
+            Ok(approval)
         }
         Decided::AlreadyDecided(approval) => {
             let by = approval

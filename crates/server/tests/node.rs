@@ -113,7 +113,7 @@ async fn api_requires_a_valid_bearer_token(db: &TestDb) {
     assert_eq!(ok.status(), 200);
     let body: Value = ok.json().await.unwrap();
     assert_eq!(body["user"]["role"], "owner");
-    assert_eq!(body["token"]["kind"], "owner_credential");
+    assert_eq!(body["credential"]["kind"], "owner_credential");
 
     // Unknown API routes are 404 with the same error shape, but only after authentication.
     let unknown = client.get(node.url("/api/v1/nope")).send().await.unwrap();

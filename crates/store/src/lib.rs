@@ -8,6 +8,7 @@
 //!   wherever the dialects agree (`$1` placeholders work on both).
 //! - Nothing here knows about HTTP, models or tools.
 
+mod accounts;
 mod audit;
 mod connections;
 mod error;
@@ -31,6 +32,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use accounts::{AcceptInvitation, Invitation, InvitationProblem, Session};
 pub use audit::{
     AUDIT_ADVISORY_LOCK_KEY, AUDIT_MAX_PAGE_ROWS, AUDIT_VERIFY_PAGE_ROWS, AuditEntry, AuditFilter, AuditRecord,
     AuditVerification, BrokenEntry, BrokenReason, GENESIS_PREV_HASH, actions, audit_entry_hash, canonical_entry_json,

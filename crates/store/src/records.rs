@@ -105,6 +105,8 @@ pub struct ApiToken {
     pub name: String,
     /// Purpose.
     pub kind: TokenKind,
+    /// The most this token may do (`None`: whatever its user's role allows).
+    pub role: Option<Role>,
     /// Creation time, epoch ms.
     pub created_at_ms: i64,
     /// Last use, epoch ms.
@@ -121,6 +123,7 @@ pub(crate) struct TokenRow {
     pub user_id: Option<Uuid>,
     pub name: String,
     pub kind: String,
+    pub role: Option<String>,
     pub created_at_ms: i64,
     pub last_used_at_ms: Option<i64>,
     pub expires_at_ms: Option<i64>,
@@ -135,6 +138,7 @@ impl TryFrom<TokenRow> for ApiToken {
             user_id: row.user_id.map(Into::into),
             name: row.name,
             kind: parse_enum("api_tokens.kind", &row.kind)?,
+            role: row.role.as_deref().map(|r| parse_enum("api_tokens.role", r)).transpose()?,
             created_at_ms: row.created_at_ms,
             last_used_at_ms: row.last_used_at_ms,
             expires_at_ms: row.expires_at_ms,

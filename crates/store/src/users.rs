@@ -8,8 +8,9 @@ use sqlx::types::Json;
 use crate::records::{CoworkerRow, TokenRow, UserRow};
 use crate::{ApiToken, Coworker, CoworkerSpec, Store, StoreError, TokenKind, User, now_ms, on_pool};
 
-const USER_COLUMNS: &str = "id, email, display_name, role, disabled, created_at_ms";
-const TOKEN_COLUMNS: &str = "id, user_id, name, kind, created_at_ms, last_used_at_ms, expires_at_ms, revoked_at_ms";
+pub(crate) const USER_COLUMNS: &str = "id, email, display_name, role, disabled, created_at_ms";
+pub(crate) const TOKEN_COLUMNS: &str =
+    "id, user_id, name, kind, role, created_at_ms, last_used_at_ms, expires_at_ms, revoked_at_ms";
 const COWORKER_COLUMNS: &str = "id, handle, name, job_description, manager_user_id, timezone, settings, policy_overrides, created_at_ms, updated_at_ms";
 
 /// A user to create.
@@ -79,14 +80,29 @@ impl Store {
         token_hash: &[u8],
         expires_at_ms: Option<i64>,
     ) -> Result<ApiToken, StoreError> {
+        self.create_token_with_role(user_id, name, kind, None, token_hash, expires_at_ms)
+            .await
+    }
+
+    /// Stores a token whose role is capped at `role` (`None`: its user's role).
+    pub async fn create_token_with_role(
+        &self,
+        user_id: Option<UserId>,
+        name: &str,
+        kind: TokenKind,
+        role: Option<Role>,
+        token_hash: &[u8],
+        expires_at_ms: Option<i64>,
+    ) -> Result<ApiToken, StoreError> {
         let id = TokenId::new();
         on_pool!(self, pool => sqlx::query(
-            "INSERT INTO api_tokens (id, user_id, name, kind, token_hash, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO api_tokens (id, user_id, name, kind, role, token_hash, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(id.as_uuid())
         .bind(user_id.map(|u| u.as_uuid()))
         .bind(name)
         .bind(kind.as_str())
+        .bind(role.map(|r| r.as_str()))
         .bind(token_hash)
         .bind(now_ms())
         .bind(expires_at_ms)
