@@ -21,6 +21,16 @@ pub struct AppState {
     pub public_url: String,
     /// The run engine.
     pub engine: coworker_engine::Engine,
+    /// Failed sign-in counts (per node).
+    pub signin_limiter: std::sync::Arc<crate::ratelimit::SigninLimiter>,
+    /// The encrypted secret store (write-only from the web app).
+    pub secrets: std::sync::Arc<coworker_tools::secrets::Secrets>,
+    /// The MCP servers this node supervises.
+    pub mcp: coworker_tools::mcp::McpManager,
+    /// Which model providers are connected, in one line.
+    pub models_summary: String,
+    /// The data dir (workspace blobs live under it).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Builds the whole router.
@@ -49,6 +59,7 @@ pub fn router(state: AppState, max_request_bytes: usize) -> Router {
         .layer(middleware::from_fn_with_state(state.store.clone(), require_principal));
 
     Router::new()
+        .merge(crate::web::router(state.clone()))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))

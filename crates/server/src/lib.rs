@@ -4,8 +4,9 @@
 //! Architecture invariants:
 //! - Everything a node does at start-up lives in [`node::Node::start`], so `coworker serve`
 //!   and the test kit boot exactly the same thing.
-//! - Every `/api/v1` route requires a bearer token; the only unauthenticated routes are the
-//!   health, readiness and metrics endpoints.
+//! - Every `/api/v1` route requires a bearer token or a session cookie (with its CSRF token on
+//!   state-changing requests); unauthenticated routes are health, readiness, metrics, the
+//!   OpenAPI document, static assets and the sign-in pages.
 //! - Secrets (tokens) are never logged; only their SHA-256 hashes are stored.
 
 pub mod api;
@@ -17,8 +18,11 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod node;
+pub mod passwords;
 pub mod policy;
+pub mod ratelimit;
 pub mod shutdown;
+pub mod web;
 pub mod work;
 
 pub use error::{ApiError, NodeError};

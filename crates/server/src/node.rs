@@ -137,6 +137,11 @@ impl Node {
                 store: store.clone(),
                 public_url: public_url.clone(),
                 engine: engine.clone(),
+                signin_limiter: Arc::default(),
+                secrets: secrets.clone(),
+                mcp: mcp.clone(),
+                models_summary: models_summary.clone(),
+                data_dir: data_dir.clone(),
             },
             max_request_bytes,
         );
@@ -167,7 +172,7 @@ impl Node {
                 stop.wait().await;
                 return Ok(());
             }
-            axum::serve(listener, app)
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move { stop.wait().await })
                 .await
         });

@@ -28,6 +28,7 @@ pub struct Session {
 }
 
 /// An invitation to join.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Invitation {
     /// Id.

@@ -129,6 +129,7 @@ impl AuditEntry {
 }
 
 /// A stored audit entry.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {
     /// Position in the chain, from 1, gapless.

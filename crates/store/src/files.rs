@@ -26,6 +26,7 @@ pub const MAX_FILE_PAGE: i64 = 500;
 pub const MAX_FILE_VERSION_ATTEMPTS: u32 = 64;
 
 /// One version of a workspace file.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileVersion {
     /// Id of this version's row.

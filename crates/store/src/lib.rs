@@ -20,6 +20,7 @@ mod projects;
 mod records;
 mod runs;
 mod secrets;
+mod stats;
 mod tasks;
 mod users;
 
@@ -47,6 +48,7 @@ pub use projects::{MAX_PROJECT_SLUG_BYTES, Project, valid_project_slug};
 pub use records::*;
 pub use runs::runs_max_event_page;
 pub use secrets::{SealedSecret, SecretMeta, SecretWrite};
+pub use stats::{CoworkerStats, DAY_MS, DashboardStats, DayCount, MAX_STATS_DAYS, StatusCount};
 /// The database driver's error type, for callers that must wrap one.
 pub use sqlx::Error as SqlxError;
 pub use users::NewUser;

@@ -13,6 +13,7 @@ const COLUMNS: &str = "id, slug, name, description, created_at_ms";
 pub const MAX_PROJECT_SLUG_BYTES: usize = 64;
 
 /// A project.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Project {
     /// Id.

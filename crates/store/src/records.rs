@@ -19,6 +19,7 @@ where
 }
 
 /// A human member.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     /// Id.
@@ -60,6 +61,7 @@ impl TryFrom<UserRow> for User {
 }
 
 /// What a token is for.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
@@ -95,6 +97,7 @@ impl std::str::FromStr for TokenKind {
 }
 
 /// A stored token (its secret is never stored, only a hash).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiToken {
     /// Id.
@@ -148,6 +151,7 @@ impl TryFrom<TokenRow> for ApiToken {
 }
 
 /// A named AI teammate as stored.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Coworker {
     /// Id.
@@ -221,6 +225,7 @@ pub struct CoworkerSpec {
 }
 
 /// A piece of delegated work.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     /// Id.
@@ -388,6 +393,7 @@ impl<T> Created<T> {
 }
 
 /// The durable execution of a task.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     /// Id.
@@ -437,6 +443,7 @@ impl TryFrom<RunRow> for Run {
 }
 
 /// One entry of a run's journal.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunEvent {
     /// The run.
@@ -482,6 +489,7 @@ pub struct ClaimedRun {
 }
 
 /// A pending or decided human decision.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Approval {
     /// Id.
