@@ -9,6 +9,7 @@ pub mod node;
 pub mod npm;
 pub mod process;
 pub mod scripted_model;
+pub mod webdriver;
 
 pub use db::{Backend, TestDb};
 pub use node::TestNode;
