@@ -82,4 +82,15 @@ impl Client {
         self.send(self.http.post(format!("{}/api/v1{path}", self.base)).json(body))
             .await
     }
+
+    /// `PATCH path` with a JSON body.
+    pub async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send(self.http.patch(format!("{}/api/v1{path}", self.base)).json(body))
+            .await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.delete(format!("{}/api/v1{path}", self.base))).await
+    }
 }

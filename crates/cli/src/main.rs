@@ -1,6 +1,7 @@
 //! The `coworker` binary: parses arguments, loads configuration and hands off to the library
 //! crates. It holds no logic of its own beyond rendering results for the terminal.
 
+mod accounts;
 mod audit;
 mod client;
 mod load;
@@ -91,6 +92,12 @@ enum Command {
     Mcp(mcp::McpArgs),
     /// The hash-chained audit log: verify the chain, export, tail
     Audit(audit::AuditArgs),
+    /// API tokens: create (secret shown once), list, revoke (talks to a running node)
+    #[command(subcommand)]
+    Tokens(accounts::TokensCommand),
+    /// Accounts: list, invite, set-role, disable (admins; talks to a running node)
+    #[command(subcommand)]
+    Users(accounts::UsersCommand),
     /// Print the version and the database schema version this binary expects
     Version(JsonArg),
 }
@@ -382,6 +389,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secrets(args) => secrets::run(&cli.global, args).await,
         Command::Mcp(args) => mcp::run(&cli.global, args).await,
         Command::Audit(args) => audit::run(&cli.global, args).await,
+        Command::Tokens(command) => accounts::tokens(&work_client(&cli.global)?, command).await,
+        Command::Users(command) => accounts::users(&work_client(&cli.global)?, command).await,
     }
 }
 

@@ -12,10 +12,10 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use coworker_core::config::{Config, McpServerConfig};
 use coworker_core::domain::Role;
-use coworker_store::{AuditEntry, ConnectionScope, Store, StoreError, actions};
+use coworker_store::Store;
 use coworker_tools::mcp::{
-    CONNECTION_KIND, McpError, McpTransport, NoSecrets, SECRET_PREFIX, SecretSource, ServerEntry, ServerSource,
-    all_servers, org_connection, probe_server,
+    McpError, McpTransport, NoSecrets, SECRET_PREFIX, SecretSource, ServerEntry, ServerSource, all_servers,
+    probe_server, put_org_server, remove_org_server,
 };
 
 #[derive(Args)]
@@ -115,17 +115,7 @@ pub async fn run(global: &crate::GlobalArgs, args: McpArgs) -> anyhow::Result<Ex
         McpCommand::Remove { name } => {
             refuse_configured(&config, &name)?;
             let store = crate::audit::open_store(&config).await?;
-            let removed = store
-                .remove_connection(CONNECTION_KIND, &name, ConnectionScope::Org)
-                .await;
-            if matches!(removed, Ok(true)) {
-                let entry = AuditEntry::new("cli", actions::CONFIG_CHANGED, format!("mcp:{name}"))
-                    .with_details(serde_json::json!({"change": "removed"}));
-                if let Err(error) = store.audit_append(entry).await {
-                    store.close().await;
-                    return Err(error.into());
-                }
-            }
+            let removed = remove_org_server(&store, &name, "cli").await;
             store.close().await;
             if !removed? {
                 bail!("no MCP server named {name:?} was added with `coworker mcp add`; `coworker mcp list` shows them");
@@ -190,30 +180,7 @@ fn refuse_configured(config: &Config, name: &str) -> anyhow::Result<()> {
 const SENSITIVE_KEY_PARTS: &[&str] = &["TOKEN", "KEY", "SECRET", "PASSWORD", "AUTHORIZATION", "COOKIE"];
 
 async fn add(store: &Store, server: &McpServerConfig) -> anyhow::Result<ExitCode> {
-    let row = org_connection(server)?;
-    let existed = store
-        .get_connection(CONNECTION_KIND, &server.name, ConnectionScope::Org)
-        .await?
-        .is_some();
-    match store.put_connection(row).await {
-        Ok(_) => {}
-        Err(StoreError::Conflict { key, .. }) => {
-            bail!("the name {key} is taken by another connection; choose another name")
-        }
-        Err(e) => return Err(e.into()),
-    }
-    // The audit entry names the program or URL, never arguments, env or header values.
-    let program = match McpTransport::of(server) {
-        McpTransport::StreamableHttp => server.url.clone(),
-        McpTransport::Stdio => server.command.clone(),
-    };
-    store
-        .audit_append(
-            AuditEntry::new("cli", actions::CONFIG_CHANGED, format!("mcp:{}", server.name)).with_details(
-                serde_json::json!({"change": if existed { "replaced" } else { "added" }, "transport": McpTransport::of(server).to_string(), "program": program}),
-            ),
-        )
-        .await?;
+    let existed = put_org_server(store, server, "cli").await?;
     let verb = if existed { "Replaced" } else { "Added" };
     println!(
         "{verb} MCP server {} ({}): {}.",

@@ -83,6 +83,7 @@ pub const MODEL_POLICY_KEYS: &[&str] = &[
 ];
 
 /// Spending limits, in US dollars as written (converted to micro-dollars on use).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
@@ -113,6 +114,7 @@ fn usd_to_micros(usd: f64) -> Option<i64> {
 }
 
 /// Limits on one run (design §2); each has a default and a specific error when hit.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {

@@ -184,7 +184,9 @@ pub fn model_policy(router: &Router, def: &CoworkerDef) -> ModelPolicy {
     router.default_policy().overlay(&overrides)
 }
 
-fn today_in(timezone: &str) -> String {
+/// Today's date (`YYYY-MM-DD`) in `timezone` (UTC when unknown): the day a coworker's spend
+/// is counted under.
+pub fn today_in(timezone: &str) -> String {
     let zone = jiff::tz::TimeZone::get(timezone).unwrap_or(jiff::tz::TimeZone::UTC);
     jiff::Timestamp::now().to_zoned(zone).date().to_string()
 }

@@ -217,11 +217,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Middleware for `/api/v1`: resolves the caller or answers 401, and enforces CSRF on
 /// cookie-authenticated state-changing requests.
-pub async fn require_principal(
-    State(store): State<Store>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+pub async fn require_principal(State(store): State<Store>, request: Request, next: Next) -> Result<Response, ApiError> {
     let principal = resolve(&store, request.headers())
         .await?
         .ok_or_else(|| ApiError::unauthorized("missing Authorization header or session cookie"))?;
@@ -271,9 +267,19 @@ mod tests {
         };
         let passed = check_csrf("tok", form("note=hi&_csrf=tok")).await.unwrap();
         let body = axum::body::to_bytes(passed.into_body(), 1024).await.unwrap();
-        assert_eq!(&body[..], b"note=hi&_csrf=tok", "the body reaches the handler unchanged");
-        assert_eq!(check_csrf("tok", form("note=hi")).await.unwrap_err().body.code, "csrf_failed");
-        assert_eq!(check_csrf("tok", form("_csrf=tox")).await.unwrap_err().body.code, "csrf_failed");
+        assert_eq!(
+            &body[..],
+            b"note=hi&_csrf=tok",
+            "the body reaches the handler unchanged"
+        );
+        assert_eq!(
+            check_csrf("tok", form("note=hi")).await.unwrap_err().body.code,
+            "csrf_failed"
+        );
+        assert_eq!(
+            check_csrf("tok", form("_csrf=tox")).await.unwrap_err().body.code,
+            "csrf_failed"
+        );
         let header = Request::builder()
             .method(Method::POST)
             .header(CSRF_HEADER, "tok")

@@ -66,7 +66,7 @@ pub enum NodeError {
 }
 
 /// The machine-readable error body every API route returns on failure.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable code (`unauthorized`, `not_found`, …).
     pub code: &'static str,

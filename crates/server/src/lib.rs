@@ -9,15 +9,21 @@
 //!   OpenAPI document, static assets and the sign-in pages.
 //! - Secrets (tokens) are never logged; only their SHA-256 hashes are stored.
 
+pub mod accounts;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod datadir;
 pub mod doctor;
 pub mod error;
+pub mod events;
+pub mod files;
 pub mod health;
 pub mod metrics;
 pub mod node;
+pub mod openapi;
+pub mod pagination;
 pub mod passwords;
 pub mod policy;
 pub mod ratelimit;

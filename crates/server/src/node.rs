@@ -141,6 +141,7 @@ impl Node {
                 secrets: secrets.clone(),
                 mcp: mcp.clone(),
                 models_summary: models_summary.clone(),
+                models_catalog: Arc::new(coworker_models::models_list(&providers)),
                 data_dir: data_dir.clone(),
             },
             max_request_bytes,

@@ -14,7 +14,9 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// Why a password was not accepted.
 pub fn check_strength(password: &str) -> Result<(), String> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(format!("the password must have at least {MIN_PASSWORD_CHARS} characters"));
+        return Err(format!(
+            "the password must have at least {MIN_PASSWORD_CHARS} characters"
+        ));
     }
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(format!("the password must have at most {MAX_PASSWORD_BYTES} bytes"));

@@ -5,19 +5,20 @@
 use std::collections::BTreeMap;
 
 use axum::Extension;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Json;
 use coworker_core::coworker::CoworkerDef;
 use coworker_core::domain::{RiskClass, Role, Tier};
 use coworker_core::policy;
 use coworker_engine::tools::{Delegator, ToolSpec, engine_tool_specs};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use coworker_store::{AuditEntry, actions};
 
-use crate::api::AppState;
+use crate::api::{ApiJson, ApiQuery, AppState};
 use crate::auth::Principal;
 use crate::error::ApiError;
 
@@ -38,27 +39,49 @@ fn delegator(principal: &Principal) -> Delegator {
     }
 }
 
-fn tool_row(state: &AppState, def: &CoworkerDef, spec: &ToolSpec) -> Value {
-    let decision = policy::decide(&spec.name, spec.risk, &state.engine.settings().tiers, &def.policy);
-    json!({
-        "name": spec.name,
-        "description": spec.description,
-        "risk": spec.risk,
-        "idempotent": spec.idempotent,
-        "tier": decision.tier,
-        "rule": decision.rule,
-    })
+/// A tool a coworker would use, with the tier its calls get.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ToolRow {
+    /// Namespaced name (`workspace.write_file`).
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// What a call can do to the world.
+    pub risk: RiskClass,
+    /// Whether repeating a call is harmless.
+    pub idempotent: bool,
+    /// What the gate does with a call.
+    pub tier: Tier,
+    /// Which rule chose the tier, in words.
+    pub rule: String,
 }
 
-/// `GET /api/v1/coworkers/{handle}/tools`: the tools this coworker would use on a task the
-/// caller delegates, each with its risk class and tier.
-pub async fn coworker_tools(
-    State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    Path(handle): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let (_, def) = load(&state, &handle).await?;
-    let delegator = delegator(&principal);
+fn tool_row(state: &AppState, def: &CoworkerDef, spec: &ToolSpec) -> ToolRow {
+    let decision = policy::decide(&spec.name, spec.risk, &state.engine.settings().tiers, &def.policy);
+    ToolRow {
+        name: spec.name.clone(),
+        description: spec.description.clone(),
+        risk: spec.risk,
+        idempotent: spec.idempotent,
+        tier: decision.tier,
+        rule: decision.rule,
+    }
+}
+
+/// Response of `GET /api/v1/coworkers/{handle}/tools`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CoworkerTools {
+    /// The coworker's handle.
+    pub coworker: String,
+    /// Its tools for tasks the caller delegates.
+    pub tools: Vec<ToolRow>,
+}
+
+/// The tools `def` would be offered on a task `principal` delegates: the engine's own, then
+/// every registered tool the principal may reach and the coworker is granted. (The web
+/// app's coworker profile shows the same list.)
+pub fn tools_offered(state: &AppState, def: &CoworkerDef, principal: &Principal) -> Vec<ToolSpec> {
+    let delegator = delegator(principal);
     let mut specs = engine_tool_specs();
     specs.extend(
         state
@@ -68,12 +91,33 @@ pub async fn coworker_tools(
             .into_iter()
             .filter(|s| def.grants(&s.name)),
     );
-    let tools: Vec<Value> = specs.iter().map(|s| tool_row(&state, &def, s)).collect();
-    Ok(Json(json!({"coworker": def.handle, "tools": tools})))
+    specs
+}
+
+/// The tools this coworker would use on a task the caller delegates, each with its risk
+/// class and tier.
+#[utoipa::path(
+    get, path = "/coworkers/{handle}/tools", tag = "coworkers",
+    params(("handle" = String, Path, description = "The coworker's handle")),
+    responses((status = 200, body = CoworkerTools)),
+)]
+pub async fn coworker_tools(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(handle): Path<String>,
+) -> Result<Json<CoworkerTools>, ApiError> {
+    let (_, def) = load(&state, &handle).await?;
+    let specs = tools_offered(&state, &def, &principal);
+    let tools = specs.iter().map(|s| tool_row(&state, &def, s)).collect();
+    Ok(Json(CoworkerTools {
+        coworker: def.handle,
+        tools,
+    }))
 }
 
 /// Query of `GET /api/v1/coworkers/{handle}/policy/explain`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExplainQuery {
     /// The namespaced tool name.
@@ -83,14 +127,42 @@ pub struct ExplainQuery {
     pub risk: Option<String>,
 }
 
-/// `GET /api/v1/coworkers/{handle}/policy/explain?tool=NAME`: the tier a call would get and
-/// why, and whether the coworker may use the tool at all for the caller.
+/// Why a call gets its tier.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Explanation {
+    /// The coworker's handle.
+    pub coworker: String,
+    /// The tool.
+    pub tool: String,
+    /// Its risk class (known, or assumed from `risk`).
+    pub risk: RiskClass,
+    /// Whether this node has the tool.
+    pub known: bool,
+    /// The tier a call would get.
+    pub tier: Tier,
+    /// Which rule chose it.
+    pub rule: String,
+    /// Whether the coworker's definition grants the tool.
+    pub granted: bool,
+    /// Whether tasks the caller delegates could use it.
+    pub usable_by_you: bool,
+    /// The reasoning, one line each.
+    pub explanation: Vec<String>,
+}
+
+/// The tier a call would get and why, and whether the coworker may use the tool at all for
+/// the caller.
+#[utoipa::path(
+    get, path = "/coworkers/{handle}/policy/explain", tag = "coworkers",
+    params(("handle" = String, Path, description = "The coworker's handle"), ExplainQuery),
+    responses((status = 200, body = Explanation)),
+)]
 pub async fn explain(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(handle): Path<String>,
-    Query(query): Query<ExplainQuery>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(query): ApiQuery<ExplainQuery>,
+) -> Result<Json<Explanation>, ApiError> {
     let (_, def) = load(&state, &handle).await?;
     let tool_name = query.tool.trim();
     let registry = state.engine.tools();
@@ -142,21 +214,21 @@ pub async fn explain(
             principal.user.role
         ));
     }
-    Ok(Json(json!({
-        "coworker": def.handle,
-        "tool": tool_name,
-        "risk": risk,
-        "known": known.is_some(),
-        "tier": decision.tier,
-        "rule": decision.rule,
-        "granted": granted,
-        "usable_by_you": granted && (known.is_none() || reachable),
-        "explanation": reasons,
-    })))
+    Ok(Json(Explanation {
+        coworker: def.handle,
+        tool: tool_name.to_owned(),
+        risk,
+        known: known.is_some(),
+        tier: decision.tier,
+        rule: decision.rule,
+        granted,
+        usable_by_you: granted && (known.is_none() || reachable),
+        explanation: reasons,
+    }))
 }
 
 /// Body of `PUT /api/v1/coworkers/{handle}/policy`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyChange {
     /// The coworker's rules: tool glob → tier. Replaces the current rules; `null` returns to
@@ -164,14 +236,30 @@ pub struct PolicyChange {
     pub rules: Option<BTreeMap<String, Tier>>,
 }
 
-/// `PUT /api/v1/coworkers/{handle}/policy`: replaces a coworker's rules. A change that
-/// loosens any rule needs an admin or the coworker's manager.
+/// A coworker's rules after a change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyResponse {
+    /// The coworker's handle.
+    pub coworker: String,
+    /// Its rules now: tool glob → tier.
+    pub rules: BTreeMap<String, Tier>,
+    /// The rules the change loosened, in words.
+    pub loosened: Vec<String>,
+}
+
+/// Replaces a coworker's rules. A change that loosens any rule needs an admin or the
+/// coworker's manager (`loosening_not_allowed`).
+#[utoipa::path(
+    put, path = "/coworkers/{handle}/policy", tag = "coworkers", request_body = PolicyChange,
+    params(("handle" = String, Path, description = "The coworker's handle")),
+    responses((status = 200, body = PolicyResponse)),
+)]
 pub async fn set_policy(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(handle): Path<String>,
-    Json(change): Json<PolicyChange>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(change): ApiJson<PolicyChange>,
+) -> Result<Json<PolicyResponse>, ApiError> {
     principal.require(Role::Member)?;
     let (coworker, current) = load(&state, &handle).await?;
     let new_rules = match &change.rules {
@@ -218,9 +306,9 @@ pub async fn set_policy(
         )
         .await?;
     tracing::info!(coworker = %handle, user = %principal.user.id, loosened = loosened.len(), "coworker policy changed");
-    Ok(Json(json!({
-        "coworker": handle,
-        "rules": new_rules,
-        "loosened": loosened,
-    })))
+    Ok(Json(PolicyResponse {
+        coworker: handle,
+        rules: new_rules,
+        loosened,
+    }))
 }

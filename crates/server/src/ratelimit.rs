@@ -74,9 +74,15 @@ mod tests {
             limiter.failed(&keys, 1_000);
         }
         assert_eq!(limiter.check(&keys, 2_000), Err(WINDOW_MS - 1_000));
-        assert!(limiter.check(&["ip:5.6.7.8".to_owned()], 2_000).is_ok(), "other clients are unaffected");
+        assert!(
+            limiter.check(&["ip:5.6.7.8".to_owned()], 2_000).is_ok(),
+            "other clients are unaffected"
+        );
         assert!(limiter.check(&keys, 1_000 + WINDOW_MS).is_ok());
         limiter.failed(&keys, 1_000 + WINDOW_MS);
-        assert!(limiter.check(&keys, 1_000 + WINDOW_MS).is_ok(), "a new window starts from zero");
+        assert!(
+            limiter.check(&keys, 1_000 + WINDOW_MS).is_ok(),
+            "a new window starts from zero"
+        );
     }
 }

@@ -1,25 +1,38 @@
-//! `/api/v1` routes for delegated work: coworkers, tasks (create, list, show, events,
-//! cancel, answer, message) and approvals (list, show, decide). The CLI's work commands and
-//! the web app are clients of these.
+//! `/api/v1` routes for delegated work: coworkers, projects, tasks (create, list, show,
+//! cancel, answer, message), approvals (list, show, decide) and the dashboard summary. The
+//! actions (`delegate`, `decide`, `cancel`, `post_input`) are shared with the web app, so
+//! every surface has one path for permissions, audit and wake-ups. Task events (JSON pages
+//! and the live SSE stream) are in [`crate::events`].
+
+use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use coworker_core::domain::{ApprovalStatus, Priority, Role, TaskStatus};
-use coworker_core::{ApprovalId, TaskId};
-use coworker_store::{AuditEntry, Decided, NewTask, actions};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use coworker_core::coworker::{Budget, Limits};
+use coworker_core::domain::{ApprovalStatus, Priority, Role, Tier};
+use coworker_core::{ApprovalId, CoworkerId, TaskId};
+use coworker_store::{
+    Approval, AuditEntry, DashboardStats, Decided, NewTask, Project, Run, RunEvent, Task, TaskCursor, TaskFilter,
+    actions,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::ApiError;
-use crate::api::AppState;
+use crate::api::{ApiJson, ApiQuery, AppState};
 use crate::auth::Principal;
+use crate::pagination;
 
 /// Largest brief accepted, in bytes.
 pub const MAX_BRIEF_BYTES: usize = 64 * 1024;
 
 /// Longest excerpt of free text (a brief) kept in an audit entry, in characters.
 const AUDIT_EXCERPT_CHARS: usize = 500;
+
+/// Days the dashboard summary covers unless `?days=` says otherwise.
+pub const DEFAULT_SUMMARY_DAYS: u32 = 14;
 
 fn audit_excerpt(text: &str) -> String {
     match text.char_indices().nth(AUDIT_EXCERPT_CHARS) {
@@ -29,9 +42,10 @@ fn audit_excerpt(text: &str) -> String {
 }
 
 fn bad_request(message: impl Into<String>, hint: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message, hint)
+    crate::api::bad_request(message, hint)
 }
 
+/// Parses a task id from a path, or 400.
 pub fn parse_task_id(id: &str) -> Result<TaskId, ApiError> {
     id.parse()
         .map_err(|e: coworker_core::IdParseError| bad_request(e.to_string(), "task ids look like 0192f0c4-…"))
@@ -48,7 +62,7 @@ pub async fn load_task(state: &AppState, id: &str) -> Result<coworker_store::Tas
 }
 
 /// The run of a task, or 404.
-async fn load_run(state: &AppState, task: &coworker_store::Task) -> Result<coworker_store::Run, ApiError> {
+pub async fn load_run(state: &AppState, task: &coworker_store::Task) -> Result<coworker_store::Run, ApiError> {
     state
         .store
         .run_for_task(task.id)
@@ -69,50 +83,94 @@ fn require_unfinished(task: &coworker_store::Task) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `GET /api/v1/coworkers`
-pub async fn list_coworkers(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let coworkers = state.store.list_coworkers().await?;
-    Ok(Json(
-        json!({"coworkers": coworkers.iter().map(coworker_json).collect::<Vec<_>>()}),
-    ))
+/// A coworker as the API shows it: identity plus its effective definition.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CoworkerView {
+    /// Id.
+    pub id: CoworkerId,
+    /// Handle (`ada`).
+    pub handle: String,
+    /// Display name.
+    pub name: String,
+    /// Its job description.
+    pub role: String,
+    /// IANA timezone.
+    pub timezone: String,
+    /// Tool globs it is granted.
+    pub tools: Vec<String>,
+    /// Policy rules: tool glob → tier.
+    pub policy: BTreeMap<String, Tier>,
+    /// Spending limits, in US dollars as configured.
+    pub budget: Budget,
+    /// Limits on one run.
+    pub limits: Limits,
+    /// Whether a human reviews its plan before it acts.
+    pub plan_review: bool,
 }
 
-/// `GET /api/v1/coworkers/{handle}`
-pub async fn get_coworker(State(state): State<AppState>, Path(handle): Path<String>) -> Result<Json<Value>, ApiError> {
+fn coworker_view(coworker: &coworker_store::Coworker) -> CoworkerView {
+    let def = coworker_engine::runner::coworker_def(coworker);
+    CoworkerView {
+        id: coworker.id,
+        handle: coworker.handle.clone(),
+        name: coworker.name.clone(),
+        role: coworker.job_description.clone(),
+        timezone: coworker.timezone.clone(),
+        tools: def.tools,
+        policy: def.policy,
+        budget: def.budget,
+        limits: def.limits,
+        plan_review: def.plan_review,
+    }
+}
+
+/// Response of `GET /api/v1/coworkers`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CoworkerList {
+    /// Active coworkers, by handle.
+    pub coworkers: Vec<CoworkerView>,
+}
+
+/// The active coworkers.
+#[utoipa::path(get, path = "/coworkers", tag = "coworkers", responses((status = 200, body = CoworkerList)))]
+pub async fn list_coworkers(State(state): State<AppState>) -> Result<Json<CoworkerList>, ApiError> {
+    let coworkers = state.store.list_coworkers().await?;
+    Ok(Json(CoworkerList {
+        coworkers: coworkers.iter().map(coworker_view).collect(),
+    }))
+}
+
+/// One coworker.
+#[utoipa::path(
+    get, path = "/coworkers/{handle}", tag = "coworkers",
+    params(("handle" = String, Path, description = "The coworker's handle")),
+    responses((status = 200, body = CoworkerView)),
+)]
+pub async fn get_coworker(
+    State(state): State<AppState>,
+    Path(handle): Path<String>,
+) -> Result<Json<CoworkerView>, ApiError> {
     let coworker = state
         .store
         .coworker_by_handle(&handle)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no coworker @{handle}")))?;
-    Ok(Json(coworker_json(&coworker)))
-}
-
-fn coworker_json(coworker: &coworker_store::Coworker) -> Value {
-    let def = coworker_engine::runner::coworker_def(coworker);
-    json!({
-        "id": coworker.id,
-        "handle": coworker.handle,
-        "name": coworker.name,
-        "role": coworker.job_description,
-        "timezone": coworker.timezone,
-        "tools": def.tools,
-        "policy": def.policy,
-        "budget": def.budget,
-        "limits": def.limits,
-        "plan_review": def.plan_review,
-    })
+    Ok(Json(coworker_view(&coworker)))
 }
 
 /// Body of `POST /api/v1/tasks`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTask {
     /// Handle of the coworker to delegate to.
+    #[schema(pattern = r"\S")]
     pub to: String,
-    /// What to do.
+    /// What to do (at most 64 KiB).
+    #[schema(pattern = r"\S")]
     pub brief: String,
-    /// Urgency (`low`, `normal`, `high`, `urgent`).
+    /// Urgency (`low`, `normal`, `high`, `urgent`; default `normal`).
     #[serde(default)]
+    #[schema(value_type = Option<Priority>)]
     pub priority: Option<String>,
     /// A key that makes retries of this request create one task.
     #[serde(default)]
@@ -122,19 +180,41 @@ pub struct CreateTask {
     pub project: Option<String>,
 }
 
-/// `POST /api/v1/tasks`
+/// Response of `POST /api/v1/tasks`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedTask {
+    /// The task (or the one an earlier request with the same idempotency key created).
+    pub task: Task,
+    /// The coworker's handle.
+    pub coworker: String,
+}
+
+/// Delegates a task: 201 when created, 200 when the idempotency key names an earlier one.
+#[utoipa::path(
+    post, path = "/tasks", tag = "tasks", request_body = CreateTask,
+    responses(
+        (status = 201, description = "Created", body = CreatedTask),
+        (status = 200, description = "An earlier request with this idempotency key created it", body = CreatedTask),
+    ),
+)]
 pub async fn create_task(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Json(body): Json<CreateTask>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    ApiJson(body): ApiJson<CreateTask>,
+) -> Result<(StatusCode, Json<CreatedTask>), ApiError> {
     let (created, handle) = delegate(&state, &principal, &body, "api").await?;
     let status = if created.is_new() {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(json!({"task": created.into_inner(), "coworker": handle}))))
+    Ok((
+        status,
+        Json(CreatedTask {
+            task: created.into_inner(),
+            coworker: handle,
+        }),
+    ))
 }
 
 /// Delegates a task (from the API, the web app or any other surface: one path, one audit
@@ -209,30 +289,117 @@ pub async fn delegate(
 }
 
 /// Query of `GET /api/v1/tasks`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListTasks {
-    /// Only tasks in this status.
+    /// Only tasks in this status (`queued`, `running`, `waiting`, `blocked`, `done`, `failed`, `cancelled`).
     pub status: Option<String>,
-    /// At most this many (default 50).
-    pub limit: Option<i64>,
+    /// Only tasks delegated to this coworker (handle).
+    pub coworker: Option<String>,
+    /// Only tasks of this project (slug).
+    pub project: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
-/// `GET /api/v1/tasks`
+/// A page of tasks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskPage {
+    /// Tasks, newest first.
+    pub tasks: Vec<Task>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Tasks, newest first, filtered and paginated.
+#[utoipa::path(get, path = "/tasks", tag = "tasks", params(ListTasks), responses((status = 200, body = TaskPage)))]
 pub async fn list_tasks(
     State(state): State<AppState>,
-    Query(query): Query<ListTasks>,
-) -> Result<Json<Value>, ApiError> {
-    let status = match query.status.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(s.parse::<TaskStatus>().map_err(|e| bad_request(e.to_string(), ""))?),
+    ApiQuery(query): ApiQuery<ListTasks>,
+) -> Result<Json<TaskPage>, ApiError> {
+    let limit = pagination::page_limit(query.limit)?;
+    let status = crate::api::parse_task_status(query.status.as_deref())?;
+    let empty = || {
+        Json(TaskPage {
+            tasks: Vec::new(),
+            next_cursor: None,
+        })
     };
-    let tasks = state.store.list_tasks(status, query.limit.unwrap_or(50)).await?;
-    Ok(Json(json!({"tasks": tasks})))
+    // An unknown coworker or project matches no task (a filter, not a lookup).
+    let coworker_id = match query
+        .coworker
+        .as_deref()
+        .map(|h| h.trim().trim_start_matches('@'))
+        .filter(|h| !h.is_empty())
+    {
+        Some(handle) => match state.store.coworker_by_handle(handle).await? {
+            Some(coworker) => Some(coworker.id),
+            None => return Ok(empty()),
+        },
+        None => None,
+    };
+    let project_id = match query.project.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        Some(slug) => match state.store.project_by_slug(slug).await? {
+            Some(project) => Some(project.id),
+            None => return Ok(empty()),
+        },
+        None => None,
+    };
+    let before = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(cursor) => {
+            let (created_at_ms, id) = pagination::decode_ordered(cursor)?;
+            Some(TaskCursor {
+                created_at_ms,
+                id: id.into(),
+            })
+        }
+        None => None,
+    };
+    let rows = state
+        .store
+        .list_tasks_page(&TaskFilter {
+            status,
+            coworker_id,
+            project_id,
+            before,
+            limit: limit as i64 + 1,
+        })
+        .await?;
+    let (tasks, next_cursor) = pagination::split(rows, limit, |t| {
+        pagination::encode_ordered(t.created_at_ms, t.id.as_uuid())
+    });
+    Ok(Json(TaskPage { tasks, next_cursor }))
 }
 
-/// `GET /api/v1/tasks/{id}`: the task, its run, open approvals and question, and the
-/// journal (the timeline).
-pub async fn get_task(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+/// A task with everything needed to show it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskDetail {
+    /// The task.
+    pub task: Task,
+    /// Its coworker's handle.
+    pub coworker: Option<String>,
+    /// Its run.
+    pub run: Option<Run>,
+    /// The question the coworker is waiting on, if any.
+    pub question: Option<String>,
+    /// Why the task is blocked, if it is.
+    pub blocked_reason: Option<String>,
+    /// Every approval it raised, oldest first.
+    pub approvals: Vec<Approval>,
+    /// The run's journal (the timeline), oldest first.
+    pub events: Vec<RunEvent>,
+}
+
+/// A task, its run, approvals and open question, and the journal (the timeline).
+#[utoipa::path(
+    get, path = "/tasks/{id}", tag = "tasks",
+    params(("id" = String, Path, format = Uuid, description = "Task id")),
+    responses((status = 200, body = TaskDetail)),
+)]
+pub async fn get_task(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<TaskDetail>, ApiError> {
     let task = load_task(&state, &id).await?;
     let id = task.id;
     let run = state.store.run_for_task(id).await?;
@@ -249,44 +416,45 @@ pub async fn get_task(State(state): State<AppState>, Path(id): Path<String>) -> 
     let folded = coworker_engine::state::RunState::fold(&events);
     let question = folded.open_question().map(|(_, question)| question.to_owned());
     let coworker = state.store.get_coworker(task.coworker_id).await?.map(|c| c.handle);
-    Ok(Json(json!({
-        "task": task,
-        "coworker": coworker,
-        "run": run,
-        "question": question,
-        "blocked_reason": folded.blocked,
-        "approvals": approvals,
-        "events": events,
-    })))
+    Ok(Json(TaskDetail {
+        task,
+        coworker,
+        run,
+        question,
+        blocked_reason: folded.blocked,
+        approvals,
+        events,
+    }))
 }
 
-/// Query of `GET /api/v1/tasks/{id}/events`.
-#[derive(Debug, Deserialize)]
-pub struct EventsQuery {
-    /// Only events with a larger seq.
-    pub after: Option<i64>,
+/// Response of `POST /api/v1/tasks/{id}/cancel`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CancelResponse {
+    /// The task.
+    pub task_id: TaskId,
+    /// Always `true`: the run stops at its next safe point.
+    pub cancel_requested: bool,
 }
 
-/// `GET /api/v1/tasks/{id}/events?after=N`
-pub async fn task_events(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<EventsQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let task = load_task(&state, &id).await?;
-    let run = load_run(&state, &task).await?;
-    let events = state.store.list_events(run.id, query.after.unwrap_or(0), 1000).await?;
-    Ok(Json(json!({"status": task.status, "events": events})))
-}
-
-/// `POST /api/v1/tasks/{id}/cancel`
+/// Asks a task to stop.
+#[utoipa::path(
+    post, path = "/tasks/{id}/cancel", tag = "tasks",
+    params(("id" = String, Path, format = Uuid, description = "Task id")),
+    responses(
+        (status = 200, body = CancelResponse),
+        (status = 409, description = "The task already finished", body = crate::openapi::ErrorEnvelope),
+    ),
+)]
 pub async fn cancel_task(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CancelResponse>, ApiError> {
     let task = cancel(&state, &principal, parse_task_id(&id)?).await?;
-    Ok(Json(json!({"task_id": task, "cancel_requested": true})))
+    Ok(Json(CancelResponse {
+        task_id: task,
+        cancel_requested: true,
+    }))
 }
 
 /// Asks a task's run to stop (any surface).
@@ -299,33 +467,65 @@ pub async fn cancel(state: &AppState, principal: &Principal, id: TaskId) -> Resu
 }
 
 /// Body of answer and message requests.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TextBody {
     /// The text.
+    #[schema(pattern = r"\S")]
     pub text: String,
 }
 
-/// `POST /api/v1/tasks/{id}/answer`: answers the coworker's open question.
+/// Response of the answer and message routes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InputAccepted {
+    /// The task.
+    pub task_id: TaskId,
+    /// What the run receives: `answer` or `human_message`.
+    pub accepted: String,
+}
+
+/// Answers the coworker's open question.
+#[utoipa::path(
+    post, path = "/tasks/{id}/answer", tag = "tasks", request_body = TextBody,
+    params(("id" = String, Path, format = Uuid, description = "Task id")),
+    responses(
+        (status = 200, body = InputAccepted),
+        (status = 409, description = "The task finished, or has no open question", body = crate::openapi::ErrorEnvelope),
+    ),
+)]
 pub async fn answer_task(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
-    Json(body): Json<TextBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(body): ApiJson<TextBody>,
+) -> Result<Json<InputAccepted>, ApiError> {
     let id = post_input(&state, &principal, parse_task_id(&id)?, InputKind::Answer, &body.text).await?;
-    Ok(Json(json!({"task_id": id, "accepted": InputKind::Answer.as_str()})))
+    Ok(Json(InputAccepted {
+        task_id: id,
+        accepted: InputKind::Answer.as_str().to_owned(),
+    }))
 }
 
-/// `POST /api/v1/tasks/{id}/messages`: a message in the task's thread.
+/// Posts a message in the task's thread.
+#[utoipa::path(
+    post, path = "/tasks/{id}/messages", tag = "tasks", request_body = TextBody,
+    params(("id" = String, Path, format = Uuid, description = "Task id")),
+    responses(
+        (status = 200, body = InputAccepted),
+        (status = 409, description = "The task finished", body = crate::openapi::ErrorEnvelope),
+    ),
+)]
 pub async fn message_task(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
-    Json(body): Json<TextBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(body): ApiJson<TextBody>,
+) -> Result<Json<InputAccepted>, ApiError> {
     let id = post_input(&state, &principal, parse_task_id(&id)?, InputKind::Message, &body.text).await?;
-    Ok(Json(json!({"task_id": id, "accepted": InputKind::Message.as_str()})))
+    Ok(Json(InputAccepted {
+        task_id: id,
+        accepted: InputKind::Message.as_str().to_owned(),
+    }))
 }
 
 /// What a person sends into a running task.
@@ -381,26 +581,46 @@ pub async fn post_input(
     }
     state
         .store
-        .push_run_input(run.id, kind.as_str(), &json!({"text": text.trim()}), Some(principal.user.id))
+        .push_run_input(
+            run.id,
+            kind.as_str(),
+            &json!({"text": text.trim()}),
+            Some(principal.user.id),
+        )
         .await?;
     Ok(id)
 }
 
 /// Query of `GET /api/v1/approvals`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListApprovals {
     /// `pending` (default), `approved`, `rejected`, `expired` or `all`.
     pub status: Option<String>,
-    /// At most this many (default 100).
-    pub limit: Option<i64>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
-/// `GET /api/v1/approvals`
+/// A page of approvals.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalPage {
+    /// Pending ones soonest-expiring first; others newest first.
+    pub approvals: Vec<Approval>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Approvals, pending by default, paginated.
+#[utoipa::path(get, path = "/approvals", tag = "approvals", params(ListApprovals), responses((status = 200, body = ApprovalPage)))]
 pub async fn list_approvals(
     State(state): State<AppState>,
-    Query(query): Query<ListApprovals>,
-) -> Result<Json<Value>, ApiError> {
-    let status = match query.status.as_deref() {
+    ApiQuery(query): ApiQuery<ListApprovals>,
+) -> Result<Json<ApprovalPage>, ApiError> {
+    let limit = pagination::page_limit(query.limit)?;
+    let status = match query.status.as_deref().map(str::trim) {
         None | Some("") | Some("pending") => Some(ApprovalStatus::Pending),
         Some("all") => None,
         Some(s) => Some(
@@ -408,28 +628,56 @@ pub async fn list_approvals(
                 .map_err(|e| bad_request(e.to_string(), "or `all`"))?,
         ),
     };
-    let approvals = state.store.list_approvals(status, query.limit.unwrap_or(100)).await?;
-    Ok(Json(json!({"approvals": approvals})))
+    let after = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(cursor) => {
+            let (at, id) = pagination::decode_ordered(cursor)?;
+            Some((at, ApprovalId::from(id)))
+        }
+        None => None,
+    };
+    let rows = state.store.list_approvals_page(status, after, limit as i64 + 1).await?;
+    let pending = status == Some(ApprovalStatus::Pending);
+    let (approvals, next_cursor) = pagination::split(rows, limit, |a| {
+        let at = if pending { a.expires_at_ms } else { a.created_at_ms };
+        pagination::encode_ordered(at, a.id.as_uuid())
+    });
+    Ok(Json(ApprovalPage { approvals, next_cursor }))
 }
 
+/// Parses an approval id from a path, or 400.
 pub fn parse_approval_id(id: &str) -> Result<ApprovalId, ApiError> {
     id.parse()
         .map_err(|e: coworker_core::IdParseError| bad_request(e.to_string(), ""))
 }
 
-/// `GET /api/v1/approvals/{id}`
-pub async fn get_approval(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+/// One approval.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalResponse {
+    /// The approval.
+    pub approval: Approval,
+}
+
+/// One approval with its preview.
+#[utoipa::path(
+    get, path = "/approvals/{id}", tag = "approvals",
+    params(("id" = String, Path, format = Uuid, description = "Approval id")),
+    responses((status = 200, body = ApprovalResponse)),
+)]
+pub async fn get_approval(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ApprovalResponse>, ApiError> {
     let id = parse_approval_id(&id)?;
     let approval = state
         .store
         .get_approval(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no approval {id}")))?;
-    Ok(Json(json!({"approval": approval})))
+    Ok(Json(ApprovalResponse { approval }))
 }
 
 /// Body of `POST /api/v1/approvals/{id}/decision`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     /// `approve` or `reject`; for "outcome unknown" also `retry`, `skip`, `mark_done`.
@@ -439,16 +687,31 @@ pub struct Decision {
     pub note: Option<String>,
 }
 
-/// `POST /api/v1/approvals/{id}/decision`: the first decision wins; a later one gets 409
-/// naming who decided and when.
+/// Decides an approval. The first decision wins; a later one is a 409 naming who decided
+/// and when.
+#[utoipa::path(
+    post, path = "/approvals/{id}/decision", tag = "approvals", request_body = Decision,
+    params(("id" = String, Path, format = Uuid, description = "Approval id")),
+    responses(
+        (status = 200, body = ApprovalResponse),
+        (status = 409, description = "Already decided", body = crate::openapi::ErrorEnvelope),
+    ),
+)]
 pub async fn decide_approval(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
-    Json(body): Json<Decision>,
-) -> Result<Json<Value>, ApiError> {
-    let approval = decide(&state, &principal, parse_approval_id(&id)?, &body.decision, body.note.as_deref()).await?;
-    Ok(Json(json!({"approval": approval})))
+    ApiJson(body): ApiJson<Decision>,
+) -> Result<Json<ApprovalResponse>, ApiError> {
+    let approval = decide(
+        &state,
+        &principal,
+        parse_approval_id(&id)?,
+        &body.decision,
+        body.note.as_deref(),
+    )
+    .await?;
+    Ok(Json(ApprovalResponse { approval }))
 }
 
 /// Whether `principal` may decide `approval`: its delegator, the coworker's manager (to whom
@@ -549,16 +812,27 @@ pub async fn decide(
     }
 }
 
-/// `GET /api/v1/projects`
-pub async fn list_projects(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"projects": state.store.list_projects().await?})))
+/// Response of `GET /api/v1/projects`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectList {
+    /// Projects.
+    pub projects: Vec<Project>,
+}
+
+/// The projects.
+#[utoipa::path(get, path = "/projects", tag = "projects", responses((status = 200, body = ProjectList)))]
+pub async fn list_projects(State(state): State<AppState>) -> Result<Json<ProjectList>, ApiError> {
+    Ok(Json(ProjectList {
+        projects: state.store.list_projects().await?,
+    }))
 }
 
 /// Body of `POST /api/v1/projects`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
     /// Short unique name: lowercase letters, digits and `-`.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub slug: String,
     /// Display name (default: the slug).
     #[serde(default)]
@@ -568,12 +842,26 @@ pub struct CreateProject {
     pub description: Option<String>,
 }
 
-/// `POST /api/v1/projects`
+/// One project.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectResponse {
+    /// The project.
+    pub project: Project,
+}
+
+/// Creates a project (members and above).
+#[utoipa::path(
+    post, path = "/projects", tag = "projects", request_body = CreateProject,
+    responses(
+        (status = 201, body = ProjectResponse),
+        (status = 409, description = "The slug is taken", body = crate::openapi::ErrorEnvelope),
+    ),
+)]
 pub async fn create_project(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Json(body): Json<CreateProject>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    ApiJson(body): ApiJson<CreateProject>,
+) -> Result<(StatusCode, Json<ProjectResponse>), ApiError> {
     principal.require(Role::Member)?;
     let slug = body.slug.trim();
     if !coworker_store::valid_project_slug(slug) {
@@ -611,5 +899,40 @@ pub async fn create_project(
                 .with_details(json!({"change": "project created", "name": name})),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({"project": project}))))
+    Ok((StatusCode::CREATED, Json(ProjectResponse { project })))
+}
+
+/// Query of `GET /api/v1/metrics/summary`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryQuery {
+    /// Days to cover, counting today, 1 to 366 (default 14).
+    #[param(minimum = 1, maximum = 366)]
+    pub days: Option<u32>,
+}
+
+/// Dashboard figures over the tasks created in the last `days` days: tasks per status and
+/// per day, success rate, median time to completion, human intervention rate, cost per task
+/// and per coworker.
+#[utoipa::path(
+    get, path = "/metrics/summary", tag = "metrics", params(SummaryQuery),
+    responses((status = 200, body = DashboardStats)),
+)]
+pub async fn metrics_summary(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<SummaryQuery>,
+) -> Result<Json<DashboardStats>, ApiError> {
+    let days = i64::from(query.days.unwrap_or(DEFAULT_SUMMARY_DAYS));
+    if !(1..=coworker_store::MAX_STATS_DAYS).contains(&days) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("days={days} is out of range"),
+            format!("use 1 to {} days", coworker_store::MAX_STATS_DAYS),
+        ));
+    }
+    // Whole UTC days: today and the `days - 1` before it.
+    let today = coworker_store::now_ms().div_euclid(coworker_store::DAY_MS);
+    let since_ms = (today - (days - 1)) * coworker_store::DAY_MS;
+    Ok(Json(state.store.dashboard_stats(since_ms).await?))
 }

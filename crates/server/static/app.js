@@ -50,3 +50,136 @@ document.addEventListener("DOMContentLoaded", () => {
   setInterval(() => localizeTimes(), 30000);
   setInterval(refreshInboxCount, INBOX_POLL_MS);
 });
+
+// ---- Task detail: live timeline (web/tasks.rs) ----
+// The server renders every timeline entry. Whenever the task's event stream (SSE from
+// /api/v1/tasks/{id}/events) says something happened, the page asks the server for the
+// entries after the last one it shows (GET /tasks/{id}/live?after=N returns the same markup
+// as the page, plus status, cost, tokens and, when they may have changed, the "needs you"
+// section and the outcome: plan, result, files). While the stream is not connected it polls instead. When the task ends, the page
+// re-renders its main section once (fetched, not reloaded) so the result and files appear.
+const LIVE_POLL_MS = 3000;
+const LIVE_DEBOUNCE_MS = 150;
+
+// Replaces <main> with the server's current rendering of this page, keeping scroll position
+// and the script's state (no navigation).
+async function swapMain() {
+  try {
+    const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
+    if (!response.ok) return;
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = page.querySelector("main");
+    const main = document.querySelector("main");
+    if (fresh && main) {
+      main.innerHTML = fresh.innerHTML;
+      localizeTimes(main);
+      refreshInboxCount();
+    }
+  } catch (_) { /* offline: the next visit shows the result */ }
+}
+
+function liveTask() {
+  const timeline = document.getElementById("timeline");
+  if (!timeline || !timeline.dataset.taskId || timeline.dataset.terminal === "true") return;
+  const id = encodeURIComponent(timeline.dataset.taskId);
+  let lastSeq = Number(timeline.dataset.lastSeq || 0);
+  let busy = false, again = false, done = false, timer = null, source = null;
+
+  // Someone typing an answer or note keeps their form: the section is replaced later.
+  const typing = (box) => [...box.querySelectorAll("textarea")]
+    .some((t) => t.value.trim() !== "" || t === document.activeElement);
+
+  function apply(body) {
+    if (body.html && body.last_seq > lastSeq) {
+      const template = document.createElement("template");
+      template.innerHTML = body.html;
+      for (const item of template.content.querySelectorAll("li.event")) {
+        if (Number(item.dataset.seq) <= lastSeq) continue;
+        item.classList.add("fresh");
+        timeline.appendChild(item);
+      }
+      localizeTimes(timeline);
+      const empty = document.getElementById("timeline-empty");
+      if (empty) empty.hidden = true;
+    }
+    lastSeq = Math.max(lastSeq, Number(body.last_seq || 0));
+    timeline.dataset.lastSeq = String(lastSeq);
+    const status = document.getElementById("task-status");
+    if (status && body.status) {
+      status.textContent = body.status;
+      status.className = "status " + body.status;
+    }
+    const cost = document.getElementById("task-cost");
+    if (cost && body.cost) cost.textContent = body.cost;
+    const tokens = document.getElementById("task-tokens");
+    if (tokens && body.tokens) tokens.textContent = body.tokens;
+    const box = document.getElementById("task-attention");
+    if (box && typeof body.attention_html === "string" && body.attention_key !== box.dataset.key && !typing(box)) {
+      box.innerHTML = body.attention_html;
+      box.dataset.key = body.attention_key;
+      localizeTimes(box);
+      refreshInboxCount();
+    }
+    const outcome = document.getElementById("task-outcome");
+    if (outcome && typeof body.outcome_html === "string") outcome.innerHTML = body.outcome_html;
+  }
+
+  async function catchUp() {
+    if (done) return;
+    if (busy) { again = true; return; }
+    busy = true;
+    try {
+      const response = await fetch(`/tasks/${id}/live?after=${lastSeq}`, { headers: { Accept: "application/json" } });
+      if (response.ok) {
+        const body = await response.json();
+        apply(body);
+        if (body.terminal) {
+          done = true;
+          if (source) source.close();
+          swapMain();
+        }
+      }
+    } catch (_) { /* offline: the next event or poll tries again */ }
+    finally {
+      busy = false;
+      if (again && !done) { again = false; catchUp(); }
+    }
+  }
+
+  // Bursts of events (a model turn and its tool calls) make one request.
+  const soon = () => {
+    if (timer) return;
+    timer = setTimeout(() => { timer = null; catchUp(); }, LIVE_DEBOUNCE_MS);
+  };
+
+  if ("EventSource" in window) {
+    source = new EventSource(`/api/v1/tasks/${id}/events?after=${lastSeq}`);
+    source.onopen = soon; // anything between the page's render and the connection
+    source.onmessage = soon;
+    for (const kind of (timeline.dataset.kinds || "").split(" ").filter(Boolean)) source.addEventListener(kind, soon);
+    source.addEventListener("status", soon);
+  }
+  setInterval(() => {
+    if (!document.hidden && (!source || source.readyState !== EventSource.OPEN)) catchUp();
+  }, LIVE_POLL_MS);
+}
+
+document.addEventListener("DOMContentLoaded", liveTask);
+
+// ---- Admin pages: copy buttons (<button data-copy="#id">) for values shown once ----
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest?.("[data-copy]");
+  if (!button) return;
+  const source = document.querySelector(button.dataset.copy);
+  if (!source) return;
+  const text = "value" in source ? source.value : source.textContent;
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (_) {
+    // No clipboard API (plain http on another host): select it for Ctrl-C.
+    source.select?.();
+  }
+  const label = button.textContent;
+  button.textContent = "Copied";
+  setTimeout(() => { button.textContent = label; }, 2000);
+});

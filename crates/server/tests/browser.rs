@@ -80,19 +80,29 @@ async fn a_person_delegates_watches_approves_and_audits_in_the_browser(db: &Test
 
     // A stranger is sent to sign in, and back to where they were going afterwards.
     browser.goto(&node.url("/tasks")).await;
-    assert!(browser.url().await.contains("/signin?next=%2Ftasks"), "{}", browser.url().await);
+    assert!(
+        browser.url().await.contains("/signin?next=%2Ftasks"),
+        "{}",
+        browser.url().await
+    );
     browser.screenshot("01-signin").await;
     browser
         .type_into("form#signin-token input[name=token]", &signin_token)
         .await;
     browser.click("form#signin-token button[type=submit]").await;
     browser
-        .wait_for("the account set-up page", || async { browser.url().await.ends_with("/setup") })
+        .wait_for("the account set-up page", || async {
+            browser.url().await.ends_with("/setup")
+        })
         .await;
     browser.screenshot("02-setup").await;
     browser.type_into("form#setup input[name=email]", OWNER_EMAIL).await;
-    browser.type_into("form#setup input[name=display_name]", "Ada Lovelace").await;
-    browser.type_into("form#setup input[name=password]", OWNER_PASSWORD).await;
+    browser
+        .type_into("form#setup input[name=display_name]", "Ada Lovelace")
+        .await;
+    browser
+        .type_into("form#setup input[name=password]", OWNER_PASSWORD)
+        .await;
     browser.click("form#setup button[type=submit]").await;
     browser
         .wait_for("the inbox", || async { browser.url().await.ends_with("/inbox") })
@@ -111,7 +121,9 @@ async fn a_person_delegates_watches_approves_and_audits_in_the_browser(db: &Test
 
     // Delegate from the form.
     browser.goto(&node.url("/tasks/new")).await;
-    browser.click("form#new-task select[name=to] option[value=assistant]").await;
+    browser
+        .click("form#new-task select[name=to] option[value=assistant]")
+        .await;
     browser
         .type_into("form#new-task textarea[name=brief]", "Draft the weekly report")
         .await;
@@ -129,10 +141,15 @@ async fn a_person_delegates_watches_approves_and_audits_in_the_browser(db: &Test
     // The gated write shows up in the timeline; mark the page so a reload would be noticed.
     browser
         .wait_for("the approval request in the timeline", || async {
-            !browser.find_all("#timeline li.event[data-kind*=approval]").await.is_empty()
+            !browser
+                .find_all("#timeline li.event[data-kind*=approval]")
+                .await
+                .is_empty()
         })
         .await;
-    browser.script("window.__notReloaded = true; return true;", json!([])).await;
+    browser
+        .script("window.__notReloaded = true; return true;", json!([]))
+        .await;
     let events_before = browser.find_all("#timeline li.event").await.len();
     browser.screenshot("05-task-waiting").await;
 
@@ -141,12 +158,18 @@ async fn a_person_delegates_watches_approves_and_audits_in_the_browser(db: &Test
     let inbox_tab = browser.new_tab().await;
     browser.switch_to(&inbox_tab).await;
     browser.goto(&node.url("/inbox")).await;
-    let count = browser.find("#nav-inbox span.count").await;
-    assert_eq!(browser.text(&count).await, "1");
     let approval = browser.find("article.approval[data-approval-id]").await;
+    assert_eq!(
+        browser.text_content("#nav-inbox span.count").await.as_deref(),
+        Some("1"),
+        "the navigation counts what needs the person"
+    );
     let approval_id = browser.attribute(&approval, "data-approval-id").await.unwrap();
     let preview = browser.text(&approval).await;
-    assert!(preview.contains("reports/weekly.md"), "the preview names the file: {preview}");
+    assert!(
+        preview.contains("reports/weekly.md"),
+        "the preview names the file: {preview}"
+    );
     browser.screenshot("06-inbox-approval").await;
     browser
         .type_into("article.approval form.decide textarea[name=note]", "Looks right")
@@ -192,7 +215,10 @@ async fn a_person_delegates_watches_approves_and_audits_in_the_browser(db: &Test
     browser.goto(&node.url("/audit")).await;
     let row = browser.find("table#audit tr[data-action=\"approval.decided\"]").await;
     let row_text = browser.text(&row).await;
-    assert!(row_text.contains(&approval_id) || row_text.contains("approval"), "{row_text}");
+    assert!(
+        row_text.contains(&approval_id) || row_text.contains("approval"),
+        "{row_text}"
+    );
     browser.screenshot("09-audit").await;
     for (page, name) in [
         ("/tasks", "10-tasks"),
@@ -222,14 +248,20 @@ async fn a_person_delegates_watches_approves_and_audits_in_the_browser(db: &Test
     let viewer = Browser::start(&artifacts.join("viewer")).await;
     viewer.goto(&node.url(&format!("/invite/{secret}"))).await;
     viewer.screenshot("16-invite").await;
-    viewer.type_into("form#invite input[name=email]", "grace@example.com").await;
-    viewer.type_into("form#invite input[name=display_name]", "Grace Hopper").await;
+    viewer
+        .type_into("form#invite input[name=email]", "grace@example.com")
+        .await;
+    viewer
+        .type_into("form#invite input[name=display_name]", "Grace Hopper")
+        .await;
     viewer
         .type_into("form#invite input[name=password]", "another long password")
         .await;
     viewer.click("form#invite button[type=submit]").await;
     viewer
-        .wait_for("the viewer's inbox", || async { viewer.url().await.ends_with("/inbox") })
+        .wait_for("the viewer's inbox", || async {
+            viewer.url().await.ends_with("/inbox")
+        })
         .await;
     viewer.screenshot("17-viewer-inbox").await;
     assert!(

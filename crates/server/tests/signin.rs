@@ -46,7 +46,9 @@ fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, Strin
 async fn form_token(client: &reqwest::Client, url: &str) -> (String, String) {
     let response = client.get(url).send().await.unwrap();
     assert_eq!(response.status(), 200, "{url}");
-    let cookie = set_cookie(&response, "coworker_presession").expect("presession cookie").0;
+    let cookie = set_cookie(&response, "coworker_presession")
+        .expect("presession cookie")
+        .0;
     let html = response.text().await.unwrap();
     let csrf = hidden_field(&html, "_csrf");
     assert_eq!(csrf, cookie, "the form carries the cookie's token");
@@ -55,7 +57,10 @@ async fn form_token(client: &reqwest::Client, url: &str) -> (String, String) {
 
 fn hidden_field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} field in {html}")) + marker.len();
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in {html}"))
+        + marker.len();
     html[start..][..html[start..].find('"').unwrap()].to_owned()
 }
 
@@ -65,7 +70,12 @@ async fn sign_in(node: &TestNode, email: &str, password: &str) -> reqwest::Respo
     client
         .post(node.url("/signin"))
         .header(COOKIE, format!("coworker_presession={cookie}"))
-        .form(&[("email", email), ("password", password), ("_csrf", &csrf), ("next", "/tasks")])
+        .form(&[
+            ("email", email),
+            ("password", password),
+            ("_csrf", &csrf),
+            ("next", "/tasks"),
+        ])
         .send()
         .await
         .unwrap()
@@ -107,7 +117,12 @@ async fn first_run_token_then_password_sign_in(db: &TestDb) {
     let response = client
         .post(node.url("/setup"))
         .header(COOKIE, &cookie)
-        .form(&[("email", "ada@example.com"), ("display_name", "Ada"), ("password", "short"), ("_csrf", &csrf)])
+        .form(&[
+            ("email", "ada@example.com"),
+            ("display_name", "Ada"),
+            ("password", "short"),
+            ("_csrf", &csrf),
+        ])
         .send()
         .await
         .unwrap();
@@ -116,7 +131,12 @@ async fn first_run_token_then_password_sign_in(db: &TestDb) {
     let response = client
         .post(node.url("/setup"))
         .header(COOKIE, &cookie)
-        .form(&[("email", "ada@example.com"), ("display_name", "Ada"), ("password", PASSWORD), ("_csrf", &csrf)])
+        .form(&[
+            ("email", "ada@example.com"),
+            ("display_name", "Ada"),
+            ("password", PASSWORD),
+            ("_csrf", &csrf),
+        ])
         .send()
         .await
         .unwrap();
@@ -125,7 +145,14 @@ async fn first_run_token_then_password_sign_in(db: &TestDb) {
     // The token is spent; the password works; the session reaches the API too.
     let owner = node.node.store.first_owner().await.unwrap().unwrap();
     assert_eq!(owner.email.as_deref(), Some("ada@example.com"));
-    assert!(node.node.store.authenticate_token(&hash_token(&token)).await.unwrap().is_none());
+    assert!(
+        node.node
+            .store
+            .authenticate_token(&hash_token(&token))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let response = sign_in(&node, "ada@example.com", PASSWORD).await;
     assert_eq!(response.status(), 303);
     assert_eq!(response.headers()[LOCATION], "/tasks", "back to where they were going");
@@ -195,7 +222,11 @@ async fn wrong_passwords_are_rate_limited(db: &TestDb) {
     assert_eq!(wrong.status(), 401);
     assert!(set_cookie(&wrong, "coworker_session").is_none());
     let unknown = sign_in(&node, "nobody@example.com", PASSWORD).await;
-    assert_eq!(unknown.status(), 401, "an unknown account looks the same as a wrong password");
+    assert_eq!(
+        unknown.status(),
+        401,
+        "an unknown account looks the same as a wrong password"
+    );
     for _ in 2..MAX_FAILURES_PER_WINDOW {
         assert_eq!(sign_in(&node, "bob@example.com", "still wrong").await.status(), 401);
     }
@@ -263,7 +294,11 @@ async fn csrf_is_required_for_every_state_changing_request(db: &TestDb) {
             .is_success(),
         "the refused sign-out changed nothing"
     );
-    assert_eq!(store.list_tasks(None, 10).await.unwrap().len(), 0, "no task was created");
+    assert_eq!(
+        store.list_tasks(None, 10).await.unwrap().len(),
+        0,
+        "no task was created"
+    );
 
     // With the token, the same call works; bearer callers need none.
     let response = client
@@ -285,7 +320,13 @@ async fn invitations_work_once_and_disabling_ends_sessions(db: &TestDb) {
     let owner = store.first_owner().await.unwrap().unwrap();
     let secret = generate_token().unwrap();
     store
-        .create_invitation(Some("cy@example.com"), Role::Member, Some(owner.id), &hash_token(&secret), 60_000)
+        .create_invitation(
+            Some("cy@example.com"),
+            Role::Member,
+            Some(owner.id),
+            &hash_token(&secret),
+            60_000,
+        )
         .await
         .unwrap();
     let url = node.url(&format!("/invite/{secret}"));
@@ -294,7 +335,12 @@ async fn invitations_work_once_and_disabling_ends_sessions(db: &TestDb) {
         client
             .post(&url)
             .header(COOKIE, format!("coworker_presession={cookie}"))
-            .form(&[("email", email), ("display_name", "Cy"), ("password", PASSWORD), ("_csrf", &csrf)])
+            .form(&[
+                ("email", email),
+                ("display_name", "Cy"),
+                ("password", PASSWORD),
+                ("_csrf", &csrf),
+            ])
             .send()
     };
     let response = accept("cy@example.com").await.unwrap();
@@ -303,7 +349,10 @@ async fn invitations_work_once_and_disabling_ends_sessions(db: &TestDb) {
     let again = accept("cy2@example.com").await.unwrap();
     assert_eq!(again.status(), 410, "a link works once");
     let users = store.list_users().await.unwrap();
-    let cy = users.iter().find(|u| u.email.as_deref() == Some("cy@example.com")).unwrap();
+    let cy = users
+        .iter()
+        .find(|u| u.email.as_deref() == Some("cy@example.com"))
+        .unwrap();
     assert_eq!(cy.role, Role::Member);
     assert!(!users.iter().any(|u| u.email.as_deref() == Some("cy2@example.com")));
 
@@ -315,7 +364,11 @@ async fn invitations_work_once_and_disabling_ends_sessions(db: &TestDb) {
     };
     assert_eq!(me(session.clone()).await.unwrap().status(), 200);
     store.update_user_access(cy.id, None, Some(true)).await.unwrap();
-    assert_eq!(me(session).await.unwrap().status(), 401, "a disabled user's session ends");
+    assert_eq!(
+        me(session).await.unwrap().status(),
+        401,
+        "a disabled user's session ends"
+    );
     let unknown = client.get(node.url("/invite/cwk_nope")).send().await.unwrap();
     assert_eq!(unknown.status(), 404);
     node.stop().await;

@@ -79,6 +79,16 @@ pub mod actions {
     pub const SECRET_DELETED: &str = "secret.deleted";
     /// A user signed in.
     pub const USER_SIGNED_IN: &str = "user.signed_in";
+    /// A user's role or disabled flag was changed.
+    pub const USER_UPDATED: &str = "user.updated";
+    /// An invitation link was created.
+    pub const INVITATION_CREATED: &str = "invitation.created";
+    /// An invitation link was withdrawn.
+    pub const INVITATION_REVOKED: &str = "invitation.revoked";
+    /// An API token was created.
+    pub const TOKEN_CREATED: &str = "token.created";
+    /// An API token was revoked.
+    pub const TOKEN_REVOKED: &str = "token.revoked";
 }
 
 /// `prev_hash` of the first entry: 64 zeros.
@@ -164,6 +174,16 @@ pub struct AuditFilter {
     pub action_prefix: Option<String>,
     /// Only this actor.
     pub actor: Option<String>,
+    /// Only subjects starting with this text (`mcp:` for every MCP server, a task id for
+    /// that task).
+    pub subject_prefix: Option<String>,
+    /// Only entries before this seq (the cursor when paging newest first).
+    pub before_seq: Option<i64>,
+    /// Newest first (`seq` descending): the last `seq` of a page is the `before_seq` of the
+    /// next. Oldest first otherwise.
+    pub newest_first: bool,
+    /// Only entries appended before this time (Unix ms).
+    pub until_ms: Option<i64>,
     /// Most entries to return; 0 or anything above [`AUDIT_MAX_PAGE_ROWS`] means that limit.
     pub limit: u32,
 }
@@ -450,31 +470,36 @@ impl Store {
         Ok(record)
     }
 
-    /// Entries matching `filter`, oldest first, at most one page ([`AUDIT_MAX_PAGE_ROWS`]).
+    /// Entries matching `filter`, oldest first (newest first with
+    /// [`AuditFilter::newest_first`]), at most one page ([`AUDIT_MAX_PAGE_ROWS`]).
     pub async fn audit_list(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         let limit = if filter.limit == 0 {
             AUDIT_MAX_PAGE_ROWS
         } else {
             filter.limit.min(AUDIT_MAX_PAGE_ROWS)
         };
-        let prefix_chars = filter
-            .action_prefix
-            .as_deref()
-            .map(|p| i32::try_from(p.chars().count()).unwrap_or(i32::MAX));
+        let chars = |prefix: Option<&str>| prefix.map(|p| i32::try_from(p.chars().count()).unwrap_or(i32::MAX));
+        let order = if filter.newest_first { "DESC" } else { "ASC" };
         // substr() rather than LIKE: no escaping of `_`/`%`, and case-sensitive on SQLite too.
         let sql = format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_log \
              WHERE ($1 IS NULL OR seq > $1) AND ($2 IS NULL OR at_ms >= $2) \
              AND ($3 IS NULL OR substr(action, 1, $4) = $3) AND ($5 IS NULL OR actor = $5) \
-             ORDER BY seq LIMIT $6"
+             AND ($7 IS NULL OR substr(subject, 1, $8) = $7) AND ($9 IS NULL OR seq < $9) \
+             AND ($10 IS NULL OR at_ms < $10) \
+             ORDER BY seq {order} LIMIT $6"
         );
         let rows: Vec<AuditRow> = on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(filter.after_seq)
             .bind(filter.since_ms)
             .bind(filter.action_prefix.as_deref())
-            .bind(prefix_chars)
+            .bind(chars(filter.action_prefix.as_deref()))
             .bind(filter.actor.as_deref())
             .bind(i64::from(limit))
+            .bind(filter.subject_prefix.as_deref())
+            .bind(chars(filter.subject_prefix.as_deref()))
+            .bind(filter.before_seq)
+            .bind(filter.until_ms)
             .fetch_all(pool)
             .await?);
         rows.into_iter().map(AuditRow::into_record).collect()

@@ -193,6 +193,16 @@ impl Store {
         Ok(row.map(Into::into))
     }
 
+    /// The version row with this id, if it exists.
+    pub async fn file_by_id(&self, id: FileId) -> Result<Option<FileVersion>, StoreError> {
+        let sql = format!("SELECT {FILE_COLUMNS} FROM files WHERE id = $1");
+        let row: Option<FileRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(id.as_uuid())
+            .fetch_optional(pool)
+            .await?);
+        Ok(row.map(Into::into))
+    }
+
     /// Versions of `path`, newest first, at most `limit` (capped at [`MAX_FILE_PAGE`]).
     pub async fn file_history(&self, path: &str, limit: i64) -> Result<Vec<FileVersion>, StoreError> {
         let sql = format!("SELECT {FILE_COLUMNS} FROM files WHERE path = $1 ORDER BY version DESC LIMIT $2");
@@ -240,5 +250,20 @@ impl Store {
             None
         };
         Ok(FilePage { files, next_cursor })
+    }
+}
+
+impl Store {
+    /// The versions a task wrote, newest first, at most `limit` (capped at [`MAX_FILE_PAGE`]).
+    pub async fn files_written_by_task(&self, task_id: TaskId, limit: i64) -> Result<Vec<FileVersion>, StoreError> {
+        let sql = format!(
+            "SELECT {FILE_COLUMNS} FROM files WHERE task_id = $1 ORDER BY created_at_ms DESC, version DESC LIMIT $2"
+        );
+        let rows: Vec<FileRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(task_id.as_uuid())
+            .bind(limit.clamp(1, MAX_FILE_PAGE))
+            .fetch_all(pool)
+            .await?);
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 }

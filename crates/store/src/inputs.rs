@@ -355,3 +355,104 @@ impl Store {
         Ok(affected == 1)
     }
 }
+
+/// Rank of a task priority for ordering, most urgent first (SQL expression over `t.priority`).
+const PRIORITY_RANK: &str = "CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END";
+
+/// Filter on approvals `a` for [`Store::pending_approvals_by_urgency`]: all pending ones when
+/// `$1` is NULL, else those requested by or escalated to the user `$1`.
+const PENDING_FOR: &str =
+    "a.status = 'pending' AND ($1 IS NULL OR a.requested_by_user_id = $1 OR a.escalate_to_user_id = $1)";
+
+impl Store {
+    /// Pending approvals, most urgent task first (priority `urgent`, `high`, `normal`,
+    /// `low`), then newest first; skipping `offset`, at most `limit` (capped at
+    /// [`MAX_APPROVAL_PAGE`]). With `for_user`, only those that user was asked for (as the
+    /// task's delegator or the escalation target); without, all of them (for admins). The
+    /// caller still checks each with its permission rule: this only narrows the read.
+    pub async fn pending_approvals_by_urgency(
+        &self,
+        for_user: Option<UserId>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<Approval>, StoreError> {
+        let columns = APPROVAL_COLUMNS
+            .split(", ")
+            .map(|c| format!("a.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns} FROM approvals a JOIN tasks t ON t.id = a.task_id WHERE {PENDING_FOR} \
+             ORDER BY {PRIORITY_RANK}, a.created_at_ms DESC, a.id DESC LIMIT $2 OFFSET $3"
+        );
+        let rows: Vec<ApprovalRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(for_user.map(|u| u.as_uuid()))
+            .bind(limit.clamp(1, MAX_APPROVAL_PAGE))
+            .bind(offset.max(0))
+            .fetch_all(pool)
+            .await?);
+        rows.into_iter().map(Approval::try_from).collect()
+    }
+
+    /// How many approvals [`Store::pending_approvals_by_urgency`] would page through.
+    pub async fn count_pending_approvals(&self, for_user: Option<UserId>) -> Result<i64, StoreError> {
+        let sql = format!("SELECT COUNT(*) FROM approvals a WHERE {PENDING_FOR}");
+        let count: i64 = on_pool!(self, pool => sqlx::query_scalar(AssertSqlSafe(sql.as_str()))
+            .bind(for_user.map(|u| u.as_uuid()))
+            .fetch_one(pool)
+            .await?);
+        Ok(count)
+    }
+
+    /// Every coworker's spend per day from `first_day` (`YYYY-MM-DD`, inclusive) on: rows of
+    /// (coworker, day, micro-dollars), days with no spend left out.
+    pub async fn coworker_spend_since(&self, first_day: &str) -> Result<Vec<(CoworkerId, String, i64)>, StoreError> {
+        let rows: Vec<(Uuid, String, i64)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT coworker_id, day, cost_micros_usd FROM coworker_spend WHERE day >= $1 ORDER BY coworker_id, day",
+        )
+        .bind(first_day)
+        .fetch_all(pool)
+        .await?);
+        Ok(rows
+            .into_iter()
+            .map(|(id, day, spent)| (id.into(), day, spent))
+            .collect())
+    }
+}
+
+impl Store {
+    /// One page of approvals, optionally of one status, in the order of
+    /// [`Store::list_approvals`]: pending ones by `(expires_at_ms, id)` ascending, others by
+    /// `(created_at_ms, id)` descending. `after` is the previous page's last row's
+    /// `(that time, id)` (the cursor); at most `limit` rows (capped at [`MAX_APPROVAL_PAGE`]).
+    pub async fn list_approvals_page(
+        &self,
+        status: Option<ApprovalStatus>,
+        after: Option<(i64, ApprovalId)>,
+        limit: i64,
+    ) -> Result<Vec<Approval>, StoreError> {
+        let (order, after_clause) = if status == Some(ApprovalStatus::Pending) {
+            (
+                "expires_at_ms, id",
+                "($2 IS NULL OR expires_at_ms > $2 OR (expires_at_ms = $2 AND id > $3))",
+            )
+        } else {
+            (
+                "created_at_ms DESC, id DESC",
+                "($2 IS NULL OR created_at_ms < $2 OR (created_at_ms = $2 AND id < $3))",
+            )
+        };
+        let sql = format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE ($1 IS NULL OR status = $1) AND {after_clause} \
+             ORDER BY {order} LIMIT $4"
+        );
+        let rows: Vec<ApprovalRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(status.map(|s| s.as_str()))
+            .bind(after.map(|(at, _)| at))
+            .bind(after.map(|(_, id)| id.as_uuid()))
+            .bind(limit.clamp(1, MAX_APPROVAL_PAGE))
+            .fetch_all(pool)
+            .await?);
+        rows.into_iter().map(Approval::try_from).collect()
+    }
+}

@@ -41,16 +41,17 @@ pub use audit::{
 pub use connections::{Connection, ConnectionScope, NewConnection};
 pub use error::{StoreError, redact_url};
 pub use files::{FilePage, FileVersion, MAX_FILE_PAGE, MAX_FILE_VERSION_ATTEMPTS, NewFileVersion};
-pub use inputs::{Decided, RUNNABLE_CHANNEL};
+pub use inputs::{Decided, MAX_APPROVAL_PAGE, RUNNABLE_CHANNEL};
 pub use migrate::{SchemaStatus, binary_schema_version};
 pub use notifications::{MAX_NOTIFICATION_PAGE, NewNotification, Notification};
 pub use projects::{MAX_PROJECT_SLUG_BYTES, Project, valid_project_slug};
 pub use records::*;
 pub use runs::runs_max_event_page;
 pub use secrets::{SealedSecret, SecretMeta, SecretWrite};
-pub use stats::{CoworkerStats, DAY_MS, DashboardStats, DayCount, MAX_STATS_DAYS, StatusCount};
 /// The database driver's error type, for callers that must wrap one.
 pub use sqlx::Error as SqlxError;
+pub use stats::{CoworkerStats, DAY_MS, DashboardStats, DayCount, MAX_STATS_DAYS, StatusCount};
+pub use tasks::{MAX_TASK_PAGE, TaskCursor, TaskFilter};
 pub use users::NewUser;
 
 /// File name of the SQLite database inside the data dir.

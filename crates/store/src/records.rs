@@ -141,7 +141,11 @@ impl TryFrom<TokenRow> for ApiToken {
             user_id: row.user_id.map(Into::into),
             name: row.name,
             kind: parse_enum("api_tokens.kind", &row.kind)?,
-            role: row.role.as_deref().map(|r| parse_enum("api_tokens.role", r)).transpose()?,
+            role: row
+                .role
+                .as_deref()
+                .map(|r| parse_enum("api_tokens.role", r))
+                .transpose()?,
             created_at_ms: row.created_at_ms,
             last_used_at_ms: row.last_used_at_ms,
             expires_at_ms: row.expires_at_ms,

@@ -266,7 +266,11 @@ impl Store {
             return Ok(None);
         }
         // Odd count: the middle row; even: the two middle rows, averaged.
-        let (offset, take) = if done % 2 == 1 { (done / 2, 1) } else { (done / 2 - 1, 2) };
+        let (offset, take) = if done % 2 == 1 {
+            (done / 2, 1)
+        } else {
+            (done / 2 - 1, 2)
+        };
         let sql = format!("SELECT finished_at_ms - created_at_ms AS took {DONE} ORDER BY took LIMIT $2 OFFSET $3");
         let middle: Vec<i64> = on_pool!(self, pool => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(since_ms)

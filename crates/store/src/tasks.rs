@@ -1,12 +1,13 @@
 //! Tasks and the run created with each.
 
 use coworker_core::domain::TaskStatus;
-use coworker_core::{RunId, TaskId};
+use coworker_core::{CoworkerId, RunId, TaskId};
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
+use uuid::Uuid;
 
 use crate::records::TaskRow;
-use crate::{Created, NewTask, Store, StoreError, Task, now_ms, on_pool};
+use crate::{Created, NewTask, RunEvent, Store, StoreError, Task, now_ms, on_pool};
 
 const TASK_COLUMNS: &str = "id, coworker_id, delegator_user_id, project_id, parent_task_id, brief, priority, due_at_ms, \
     origin_kind, origin_ref, idempotency_key, status, result, cost_micros_usd, input_tokens, output_tokens, \
@@ -150,5 +151,158 @@ impl Store {
             });
         }
         Ok(())
+    }
+}
+
+/// Most ids bound in one `IN (…)` list by [`Store::tasks_by_ids`]; longer lists are split.
+const MAX_IDS_PER_QUERY: usize = 500;
+
+/// Most event kinds [`Store::events_of_waiting_tasks`] filters on.
+pub const MAX_EVENT_KINDS: usize = 16;
+
+/// `$first, $first+1, …` for `count` bound values.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store {
+    /// The tasks with these ids (unknown ids are skipped), in no particular order. Pages that
+    /// show many rows referring to tasks (the Inbox) load them with one query per
+    /// [`MAX_IDS_PER_QUERY`] ids instead of one per row.
+    pub async fn tasks_by_ids(&self, ids: &[TaskId]) -> Result<Vec<Task>, StoreError> {
+        let mut tasks = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_IDS_PER_QUERY) {
+            let sql = format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let rows: Vec<TaskRow> = on_pool!(self, pool => {
+                let mut query = sqlx::query_as(AssertSqlSafe(sql.as_str()));
+                for id in chunk {
+                    query = query.bind(id.as_uuid());
+                }
+                query.fetch_all(pool).await?
+            });
+            for row in rows {
+                tasks.push(Task::try_from(row)?);
+            }
+        }
+        Ok(tasks)
+    }
+
+    /// How many unfinished tasks (not `done`, `failed` or `cancelled`) each coworker has;
+    /// coworkers with none are left out.
+    pub async fn unfinished_tasks_by_coworker(&self) -> Result<Vec<(CoworkerId, i64)>, StoreError> {
+        let rows: Vec<(Uuid, i64)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT coworker_id, COUNT(*) FROM tasks WHERE status NOT IN ('done', 'failed', 'cancelled') GROUP BY coworker_id",
+        )
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(|(id, n)| (id.into(), n)).collect())
+    }
+
+    /// The journal events of the given kinds (at most [`MAX_EVENT_KINDS`]) of every
+    /// `waiting` task's run, with the task's id, in journal order per run; at most `limit`
+    /// (capped at [`crate::runs_max_event_page`]). Lets a page find the open questions of
+    /// all waiting tasks with one query instead of reading each journal.
+    pub async fn events_of_waiting_tasks(
+        &self,
+        kinds: &[&str],
+        limit: i64,
+    ) -> Result<Vec<(TaskId, RunEvent)>, StoreError> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let kinds = &kinds[..kinds.len().min(MAX_EVENT_KINDS)];
+        let sql = format!(
+            "SELECT r.task_id, e.run_id, e.seq, e.kind, e.payload, e.at_ms FROM run_events e \
+             JOIN runs r ON r.id = e.run_id JOIN tasks t ON t.id = r.task_id \
+             WHERE t.status = 'waiting' AND e.kind IN ({}) ORDER BY e.run_id, e.seq LIMIT $1",
+            placeholders(2, kinds.len())
+        );
+        let rows: Vec<TaskEventRow> = on_pool!(self, pool => {
+            let mut query = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+                .bind(limit.clamp(1, crate::runs_max_event_page()));
+            for kind in kinds {
+                query = query.bind(*kind);
+            }
+            query.fetch_all(pool).await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                (
+                    row.task_id.into(),
+                    RunEvent {
+                        run_id: row.run_id.into(),
+                        seq: row.seq,
+                        kind: row.kind,
+                        payload: row.payload.0,
+                        at_ms: row.at_ms,
+                    },
+                )
+            })
+            .collect())
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TaskEventRow {
+    task_id: Uuid,
+    run_id: Uuid,
+    seq: i64,
+    kind: String,
+    payload: Json<serde_json::Value>,
+    at_ms: i64,
+}
+
+/// Where a page of [`Store::list_tasks_page`] starts: strictly older than this task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskCursor {
+    /// Creation time of the last task of the previous page, epoch ms.
+    pub created_at_ms: i64,
+    /// Its id (breaks ties between tasks created in the same millisecond).
+    pub id: TaskId,
+}
+
+/// Which tasks [`Store::list_tasks_page`] returns: all conditions hold; newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskFilter {
+    /// Only tasks in this status.
+    pub status: Option<TaskStatus>,
+    /// Only this coworker's tasks.
+    pub coworker_id: Option<CoworkerId>,
+    /// Only this project's tasks.
+    pub project_id: Option<coworker_core::ProjectId>,
+    /// Only tasks strictly older than this one (the last row of the previous page).
+    pub before: Option<TaskCursor>,
+    /// Most rows to return, capped at [`MAX_TASK_PAGE`].
+    pub limit: i64,
+}
+
+impl Store {
+    /// Tasks matching `filter`, newest first (`created_at_ms`, then id, descending), so a
+    /// page's last row is the next page's `before`: keyset pagination with no duplicates or
+    /// gaps while rows are only added.
+    pub async fn list_tasks_page(&self, filter: &TaskFilter) -> Result<Vec<Task>, StoreError> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE ($1 IS NULL OR status = $1) \
+             AND ($2 IS NULL OR coworker_id = $2) AND ($3 IS NULL OR project_id = $3) \
+             AND ($4 IS NULL OR created_at_ms < $4 OR (created_at_ms = $4 AND id < $5)) \
+             ORDER BY created_at_ms DESC, id DESC LIMIT $6"
+        );
+        let rows: Vec<TaskRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(filter.coworker_id.map(|c| c.as_uuid()))
+            .bind(filter.project_id.map(|p| p.as_uuid()))
+            .bind(filter.before.map(|b| b.created_at_ms))
+            .bind(filter.before.map(|b| b.id.as_uuid()))
+            .bind(filter.limit.clamp(1, MAX_TASK_PAGE))
+            .fetch_all(pool)
+            .await?);
+        rows.into_iter().map(Task::try_from).collect()
     }
 }

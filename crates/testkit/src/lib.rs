@@ -8,6 +8,7 @@ pub mod db;
 pub mod node;
 pub mod npm;
 pub mod process;
+pub mod python;
 pub mod scripted_model;
 pub mod webdriver;
 

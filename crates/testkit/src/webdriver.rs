@@ -4,8 +4,8 @@
 //! already builds.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -85,7 +85,6 @@ impl Browser {
             assert!(started.elapsed() < PATIENCE, "chromedriver did not become ready");
             tokio::time::sleep(RECHECK).await;
         }
-        let profile = artifacts.join("chromium-profile");
         let session = browser
             .command(
                 reqwest::Method::POST,
@@ -95,12 +94,12 @@ impl Browser {
                     "goog:chromeOptions": {
                         "binary": chromium,
                         "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                                 "--window-size=1280,1000", format!("--user-data-dir={}", profile.display())],
+                                 "--window-size=1280,1000"],
                     },
                 }}}),
             )
             .await;
-        let id = session["sessionId"]
+        let id = session["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no session id in {session}"))
             .to_owned();
@@ -116,18 +115,19 @@ impl Browser {
         let response = request.send().await.expect("webdriver request");
         let status = response.status();
         let body: Value = response.json().await.expect("webdriver JSON");
-        assert!(status.is_success(), "webdriver {method} {path} failed ({status}): {body}");
+        assert!(
+            status.is_success(),
+            "webdriver {method} {path} failed ({status}): {body}"
+        );
         body
     }
 
     async fn try_command(&self, method: reqwest::Method, path: &str, body: Value) -> Result<Value, Value> {
-        let response = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .expect("webdriver request");
+        let mut request = self.http.request(method.clone(), format!("{}{path}", self.base));
+        if method != reqwest::Method::GET {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("webdriver request");
         let ok = response.status().is_success();
         let body: Value = response.json().await.expect("webdriver JSON");
         if ok { Ok(body["value"].clone()) } else { Err(body) }
@@ -179,6 +179,7 @@ impl Browser {
             }
             if started.elapsed() > PATIENCE {
                 let source = self.source().await;
+                let source: String = source.chars().take(4000).collect();
                 panic!("no element matches {css:?} on {}:\n{source}", self.url().await);
             }
             tokio::time::sleep(RECHECK).await;
@@ -198,6 +199,7 @@ impl Browser {
         while !condition().await {
             if started.elapsed() > PATIENCE {
                 let source = self.source().await;
+                let source: String = source.chars().take(4000).collect();
                 panic!("timed out waiting for {what} on {}:\n{source}", self.url().await);
             }
             tokio::time::sleep(RECHECK).await;
@@ -206,11 +208,27 @@ impl Browser {
 
     /// The visible text of an element.
     pub async fn text(&self, element: &Element) -> String {
-        self.try_command(reqwest::Method::GET, &format!("/element/{}/text", element.id), Value::Null)
-            .await
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
+        self.try_command(
+            reqwest::Method::GET,
+            &format!("/element/{}/text", element.id),
+            Value::Null,
+        )
+        .await
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+    }
+
+    /// The text content of the first element matching `css` (also when it is not rendered,
+    /// as in a background tab), or `None` if there is none.
+    pub async fn text_content(&self, css: &str) -> Option<String> {
+        self.script(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
+            json!([css]),
+        )
+        .await
+        .as_str()
+        .map(str::to_owned)
     }
 
     /// An attribute of an element.

@@ -8,7 +8,14 @@
 //!   a double-submit cookie for the sign-in forms.
 //! - Pages read the store directly; they never call the node's own HTTP API.
 
+pub mod audit;
+pub mod coworkers;
+pub mod dashboard;
+pub mod files;
+pub mod inbox;
+pub mod settings;
 pub mod signin;
+pub mod tasks;
 
 use askama::Template;
 use axum::Router;
@@ -19,7 +26,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use coworker_core::domain::{ApprovalStatus, Role};
+use coworker_core::domain::Role;
 
 use crate::ApiError;
 use crate::api::AppState;
@@ -39,7 +46,29 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/static/app.js", get(app_js))
         .route("/web/inbox-count", get(inbox_count_json))
         .merge(signin::routes())
+        .merge(inbox::routes())
+        .merge(tasks::routes())
+        .merge(coworkers::routes())
+        .merge(files::routes())
+        .merge(audit::routes())
+        .merge(dashboard::routes())
+        .merge(settings::routes())
         .layer(middleware::from_fn_with_state(state, csrf_for_sessions))
+        .layer(middleware::from_fn(clear_shown_flash))
+}
+
+/// A flash message is shown once: a page rendered while the flash cookie was present clears
+/// it (redirects keep it for the page they lead to).
+async fn clear_shown_flash(request: Request, next: Next) -> Response {
+    let had_flash = auth::cookie(request.headers(), FLASH_COOKIE).is_some();
+    let mut response = next.run(request).await;
+    if had_flash && !response.status().is_redirection() {
+        response.headers_mut().append(
+            SET_COOKIE,
+            HeaderValue::from_static("coworker_flash=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+        );
+    }
+    response
 }
 
 /// Enforces the session's CSRF token on state-changing requests made with a session cookie.
@@ -238,23 +267,14 @@ impl WebUser {
     }
 }
 
-/// Most pending approvals counted for the navigation badge (shown as "N+" beyond).
-pub const MAX_INBOX_BADGE: i64 = 1000;
-
-/// Pending approvals `principal` may decide.
+/// Pending approvals `principal` may decide (the rule of `work::may_decide`, counted in SQL).
 pub async fn inbox_count(state: &AppState, principal: &Principal) -> Result<usize, WebError> {
     if !principal.has(Role::Member) {
         return Ok(0);
     }
-    let pending = state
-        .store
-        .list_approvals(Some(ApprovalStatus::Pending), MAX_INBOX_BADGE)
-        .await
-        .map_err(ApiError::from)?;
-    Ok(pending
-        .iter()
-        .filter(|a| crate::work::may_decide(principal, a))
-        .count())
+    let for_user = (!principal.has(Role::Admin)).then_some(principal.user.id);
+    let count = state.store.count_pending_approvals(for_user).await?;
+    Ok(usize::try_from(count).unwrap_or(0))
 }
 
 impl FromRequestParts<AppState> for WebUser {

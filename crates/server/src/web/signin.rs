@@ -7,12 +7,12 @@
 use std::net::SocketAddr;
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::header::{SET_COOKIE, USER_AGENT};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::Router;
 use coworker_store::{AcceptInvitation, AuditEntry, InvitationProblem, TokenKind, actions, now_ms};
 use serde::Deserialize;
 use serde_json::json;
@@ -73,7 +73,7 @@ pub struct SigninQuery {
 }
 
 /// Only same-site paths are followed after sign-in (no open redirects).
-fn safe_next(next: Option<&str>) -> &str {
+pub(super) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n,
         _ => "/inbox",
@@ -106,7 +106,11 @@ fn check_presession(headers: &HeaderMap, sent: &str) -> Result<(), WebError> {
 }
 
 async fn owner_unclaimed(state: &AppState) -> Result<bool, WebError> {
-    Ok(state.store.first_owner().await?.is_some_and(|owner| owner.email.is_none()))
+    Ok(state
+        .store
+        .first_owner()
+        .await?
+        .is_some_and(|owner| owner.email.is_none()))
 }
 
 fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
@@ -146,7 +150,15 @@ async fn signin_page(
     if let Ok(Some(_)) = auth::resolve(&state.store, &headers).await {
         return Ok(redirect(safe_next(query.next.as_deref())));
     }
-    show_signin(&state, &headers, StatusCode::OK, safe_next(query.next.as_deref()), "", "").await
+    show_signin(
+        &state,
+        &headers,
+        StatusCode::OK,
+        safe_next(query.next.as_deref()),
+        "",
+        "",
+    )
+    .await
 }
 
 /// Starts a session for `user` and answers with a redirect carrying the cookie.
@@ -171,8 +183,12 @@ async fn start_session(
     state
         .store
         .audit_append(
-            AuditEntry::new(format!("user:{}", user.id), actions::USER_SIGNED_IN, format!("session:{session}"))
-                .with_details(json!({"method": how, "user_agent": user_agent})),
+            AuditEntry::new(
+                format!("user:{}", user.id),
+                actions::USER_SIGNED_IN,
+                format!("session:{session}"),
+            )
+            .with_details(json!({"method": how, "user_agent": user_agent})),
         )
         .await?;
     let secure = if state.public_url.starts_with("https://") {
@@ -202,7 +218,10 @@ pub struct PasswordForm {
 }
 
 fn client_keys(addr: &SocketAddr, email: &str) -> Vec<String> {
-    vec![format!("ip:{}", addr.ip()), format!("email:{}", email.trim().to_lowercase())]
+    vec![
+        format!("ip:{}", addr.ip()),
+        format!("email:{}", email.trim().to_lowercase()),
+    ]
 }
 
 fn too_many(retry_after_ms: i64) -> WebError {
@@ -383,9 +402,17 @@ async fn setup_submit(
     let hash = if form.password.is_empty() {
         None
     } else {
-        Some(passwords::hash(&form.password).await.map_err(|_| ApiError::internal("hashing the password"))?)
+        Some(
+            passwords::hash(&form.password)
+                .await
+                .map_err(|_| ApiError::internal("hashing the password"))?,
+        )
     };
-    match state.store.update_user_profile(me.id, Some(email), name, hash.as_deref()).await {
+    match state
+        .store
+        .update_user_profile(me.id, Some(email), name, hash.as_deref())
+        .await
+    {
         Ok(_) => {}
         Err(coworker_store::StoreError::Conflict { .. }) => {
             return show(format!("{email} is already used by another account.")).await;
@@ -408,7 +435,11 @@ async fn setup_submit(
     } else {
         "Saved."
     };
-    Ok(redirect_with(if first_run { "/inbox" } else { "/setup" }, FlashKind::Ok, message))
+    Ok(redirect_with(
+        if first_run { "/inbox" } else { "/setup" },
+        FlashKind::Ok,
+        message,
+    ))
 }
 
 async fn invite_page(
@@ -521,13 +552,24 @@ async fn invite_submit(
             state
                 .store
                 .audit_append(
-                    AuditEntry::new(format!("user:{}", user.id), actions::CONFIG_CHANGED, format!("user:{}", user.id))
-                        .with_details(json!({"change": "invitation accepted", "invitation": invitation.id, "role": user.role})),
+                    AuditEntry::new(
+                        format!("user:{}", user.id),
+                        actions::CONFIG_CHANGED,
+                        format!("user:{}", user.id),
+                    )
+                    .with_details(
+                        json!({"change": "invitation accepted", "invitation": invitation.id, "role": user.role}),
+                    ),
                 )
                 .await?;
             start_session(&state, &headers, &user, "invitation", "/inbox").await
         }
-        Err(InvitationProblem::EmailTaken) => show(format!("{email} already has an account; sign in instead, or use another address.")).await,
+        Err(InvitationProblem::EmailTaken) => {
+            show(format!(
+                "{email} already has an account; sign in instead, or use another address."
+            ))
+            .await
+        }
         Err(problem) => Err(invitation_error(problem)),
     }
 }

@@ -32,3 +32,6 @@ CREATE TABLE invitations (
     accepted_user_id    UUID REFERENCES users(id) ON DELETE SET NULL,
     revoked_at_ms       BIGINT
 );
+
+-- The task page lists the files a task wrote.
+CREATE INDEX files_task ON files(task_id);

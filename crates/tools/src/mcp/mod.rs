@@ -26,7 +26,8 @@ pub use manager::{
     RESTART_STABLE_AFTER, RESTART_WINDOW, RestartPolicy,
 };
 pub use servers::{
-    CONNECTION_KIND, ServerEntry, ServerSource, all_servers, org_connection, org_scope, server_from_connection,
+    CONNECTION_KIND, PutServerError, ServerEntry, ServerSource, all_servers, org_connection, org_scope, put_org_server,
+    remove_org_server, server_from_connection,
 };
 pub use tool::READ_RESOURCE_TOOL;
 

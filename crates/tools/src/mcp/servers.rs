@@ -4,10 +4,10 @@
 //! get. A stored server whose name a configured one already uses is skipped: the file wins.
 
 use coworker_core::config::{Config, McpServerConfig};
-use coworker_store::{Connection, ConnectionScope, NewConnection, Store, StoreError};
+use coworker_store::{AuditEntry, Connection, ConnectionScope, NewConnection, Store, StoreError, actions};
 use serde::Serialize;
 
-use super::McpError;
+use super::{McpError, McpTransport};
 use crate::tool::Scope;
 
 /// `connections.kind` of an MCP server.
@@ -119,6 +119,75 @@ pub fn org_connection(server: &McpServerConfig) -> Result<NewConnection, McpErro
         settings,
         secret_ref: None,
     })
+}
+
+/// Why [`put_org_server`] stored nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum PutServerError {
+    /// The entry is not valid.
+    #[error(transparent)]
+    Invalid(#[from] McpError),
+    /// Another kind of connection holds the name.
+    #[error("the name {0} is taken by another connection; choose another name")]
+    NameTaken(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Stores `server` for the org (adding it, or replacing the stored one of that name) and
+/// audits the change as `config.changed` on `mcp:{name}` by `actor`. The entry names the
+/// transport and the program or URL, never arguments, env or header values. Returns whether
+/// a stored server was replaced. Running nodes pick the change up on their next reload.
+/// Shared by `coworker mcp add` and the web app's Settings.
+pub async fn put_org_server(store: &Store, server: &McpServerConfig, actor: &str) -> Result<bool, PutServerError> {
+    server
+        .validate(&format!("mcp[{}]", server.name))
+        .map_err(|e| McpError::InvalidConfig {
+            server: server.name.clone(),
+            message: e.to_string(),
+        })?;
+    let row = org_connection(server)?;
+    let existed = store
+        .get_connection(CONNECTION_KIND, &server.name, ConnectionScope::Org)
+        .await?
+        .is_some();
+    match store.put_connection(row).await {
+        Ok(_) => {}
+        Err(StoreError::Conflict { key, .. }) => return Err(PutServerError::NameTaken(key)),
+        Err(e) => return Err(e.into()),
+    }
+    let transport = McpTransport::of(server);
+    let program = match transport {
+        McpTransport::StreamableHttp => server.url.clone(),
+        McpTransport::Stdio => server.command.clone(),
+    };
+    store
+        .audit_append(
+            AuditEntry::new(actor, actions::CONFIG_CHANGED, format!("mcp:{}", server.name)).with_details(
+                serde_json::json!({"change": if existed { "replaced" } else { "added" }, "transport": transport.to_string(), "program": program}),
+            ),
+        )
+        .await?;
+    Ok(existed)
+}
+
+/// Removes the org server `name` stored with [`put_org_server`] and audits the removal as
+/// `config.changed` on `mcp:{name}` by `actor`. Returns whether it existed (nothing is
+/// audited if it did not). Shared by `coworker mcp remove` and the web app's Settings.
+pub async fn remove_org_server(store: &Store, name: &str, actor: &str) -> Result<bool, StoreError> {
+    let removed = store
+        .remove_connection(CONNECTION_KIND, name, ConnectionScope::Org)
+        .await?;
+    if removed {
+        store
+            .audit_append(
+                AuditEntry::new(actor, actions::CONFIG_CHANGED, format!("mcp:{name}"))
+                    .with_details(serde_json::json!({"change": "removed"})),
+            )
+            .await?;
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
