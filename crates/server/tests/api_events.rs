@@ -81,7 +81,10 @@ async fn the_stream_follows_a_task_live_and_resumes_after_last_event_id(db: &Tes
     let mut live = SseReader::new(open_stream(&node, &events_path, None).await);
     let mut seen = Vec::new();
     let started = Instant::now();
-    while !seen.iter().any(|e: &SseEvent| e.data.contains("Paris or Lyon?")) {
+    // The engine journals the question before it marks the task waiting, so read on until the
+    // stream has reported both (the task stays waiting until it is answered).
+    let waiting = |e: &SseEvent| e.event.as_deref() == Some("status") && e.data.contains("\"waiting\"");
+    while !(seen.iter().any(|e: &SseEvent| e.data.contains("Paris or Lyon?")) && seen.iter().any(waiting)) {
         assert!(
             started.elapsed() < SETTLE,
             "the question never reached the stream: {seen:?}"
