@@ -188,14 +188,19 @@ async fn a_person_delegates_watches_approves_and_audits_in_the_browser(db: &Test
     browser.switch_to(&task_tab).await;
     browser
         .wait_for("the task to finish on the open page", || async {
-            let status = browser.find("#task-status").await;
-            browser.text(&status).await.trim() == "done"
+            browser
+                .text_content("#task-status")
+                .await
+                .is_some_and(|text| text.trim() == "done")
         })
         .await;
-    let result = browser.find("#task-result").await;
+    // Looked up afresh each time: the page re-renders its main section when the task ends.
     browser
         .wait_for("the result", || async {
-            browser.text(&result).await.contains("weekly report is ready")
+            browser
+                .text_content("#task-result")
+                .await
+                .is_some_and(|text| text.contains("weekly report is ready"))
         })
         .await;
     let still_same_page = browser.script("return window.__notReloaded === true;", json!([])).await;
