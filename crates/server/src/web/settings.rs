@@ -732,21 +732,9 @@ async fn invitation_create(
 ) -> Result<Response, WebError> {
     user.principal.require(Role::Admin)?;
     let fields = fields(&body);
-    let role = match field(&fields, "role") {
-        "" => None,
-        text => match text.parse::<Role>() {
-            Ok(role) => Some(role),
-            Err(e) => {
-                return invalid(
-                    &state,
-                    &user,
-                    "invitations",
-                    sentence(&e.to_string()),
-                    Extras::default(),
-                )
-                .await;
-            }
-        },
+    let role = match optional_role(field(&fields, "role")) {
+        Ok(role) => role,
+        Err(message) => return invalid(&state, &user, "invitations", message, Extras::default()).await,
     };
     let email = Some(field(&fields, "email").trim().to_owned()).filter(|e| !e.is_empty());
     let request = CreateInvitation { email, role };
@@ -797,12 +785,9 @@ async fn token_create(
 ) -> Result<Response, WebError> {
     user.principal.require(Role::Admin)?;
     let fields = fields(&body);
-    let role = match field(&fields, "role") {
-        "" => None,
-        text => match text.parse::<Role>() {
-            Ok(role) => Some(role),
-            Err(e) => return invalid(&state, &user, "tokens", sentence(&e.to_string()), Extras::default()).await,
-        },
+    let role = match optional_role(field(&fields, "role")) {
+        Ok(role) => role,
+        Err(message) => return invalid(&state, &user, "tokens", message, Extras::default()).await,
     };
     let expires_in_days = match field(&fields, "expires_days").trim() {
         "" => None,
@@ -969,6 +954,14 @@ async fn secret_delete(
             &format!("There is no secret named {name}."),
         )),
         Err(e) => Err(secrets_error(&e).into()),
+    }
+}
+
+/// A form's optional role field: empty means none; anything else must name a role.
+fn optional_role(text: &str) -> Result<Option<Role>, String> {
+    match text {
+        "" => Ok(None),
+        text => text.parse::<Role>().map(Some).map_err(|e| sentence(&e.to_string())),
     }
 }
 
