@@ -96,6 +96,9 @@ impl Role {
     }
 }
 
+// Other modules of this crate (schedule) declare their enums the same way.
+pub(crate) use string_enum;
+
 string_enum!(
     /// Lifecycle of a task as people see it.
     TaskStatus, "task status", {

@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod domain;
 pub mod ids;
 pub mod policy;
+pub mod schedule;
 pub mod text;
 
 pub use ids::*;
