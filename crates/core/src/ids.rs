@@ -87,6 +87,8 @@ typed_id!(/// A pending human decision.
     ApprovalId, "approval");
 typed_id!(/// A standing job on a cron schedule.
     ScheduleId, "schedule");
+typed_id!(/// An event source (a signed webhook) that turns events into tasks.
+    TriggerId, "trigger");
 typed_id!(/// A curated statement in semantic memory.
     FactId, "fact");
 typed_id!(/// The record of a finished task in episodic memory.

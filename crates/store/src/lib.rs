@@ -19,9 +19,11 @@ mod notifications;
 mod projects;
 mod records;
 mod runs;
+mod schedules;
 mod secrets;
 mod stats;
 mod tasks;
+mod triggers;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +55,12 @@ pub use sqlx::Error as SqlxError;
 pub use stats::{CoworkerStats, DAY_MS, DashboardStats, DayCount, MAX_STATS_DAYS, StatusCount};
 pub use tasks::{MAX_TASK_PAGE, TaskCursor, TaskFilter};
 pub use users::NewUser;
+// Schedules and triggers (issue 12).
+pub use schedules::{
+    FireBatch, MAX_FIRE_BATCH, MAX_FIRES_SHOWN, MAX_SCHEDULE_PAGE, NewSchedule, Schedule, ScheduleFire,
+    fire_idempotency_key,
+};
+pub use triggers::{MAX_TRIGGER_PAGE, NewTrigger, Trigger};
 
 /// File name of the SQLite database inside the data dir.
 pub const SQLITE_FILE_NAME: &str = "coworker.db";
