@@ -12,6 +12,7 @@
 
 pub mod coworkers;
 pub mod runner;
+pub mod scheduler;
 pub mod settings;
 pub mod state;
 pub mod tools;
