@@ -59,6 +59,8 @@ pub struct Config {
     pub tools: ToolsConfig,
     /// Encryption of stored secrets.
     pub secrets: SecretsConfig,
+    /// The scheduler (schedules, watches) and inbound webhooks.
+    pub schedules: SchedulesConfig,
 }
 
 /// `[policy]`
@@ -247,6 +249,34 @@ pub struct SecretsConfig {
     /// File holding the master key (created 0600 on first run). Empty: `master.key` in the
     /// data dir. `COWORKER_MASTER_KEY` (64 hex digits) wins over the file.
     pub key_file: String,
+}
+
+/// `[schedules]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulesConfig {
+    /// Run the scheduler on this node (every node may: fires are claimed atomically).
+    pub scheduler: bool,
+    /// Longest the scheduler sleeps between looks at the schedules, in ms.
+    pub max_sleep_ms: u64,
+    /// Schedules claimed per transaction (1–200).
+    pub batch: u32,
+    /// Largest webhook body accepted on `/hooks/{id}`, in bytes (larger: 413).
+    pub max_webhook_bytes: u64,
+    /// How far a webhook's timestamp may be from now, in seconds (older or newer: 401).
+    pub webhook_tolerance_secs: u64,
+}
+
+impl Default for SchedulesConfig {
+    fn default() -> Self {
+        Self {
+            scheduler: true,
+            max_sleep_ms: 250,
+            batch: 100,
+            max_webhook_bytes: 256 * 1024,
+            webhook_tolerance_secs: 300,
+        }
+    }
 }
 
 /// `[engine]`
@@ -1280,6 +1310,18 @@ pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; 
 # File holding the master key that encrypts stored secrets (created with mode 0600 on first
 # run). Empty: master.key in the data dir. COWORKER_MASTER_KEY (64 hex digits) wins over it.
 # key_file = ""
+
+# [schedules]
+# Run the scheduler on this node; any number of nodes may (each fire is claimed once).
+# scheduler = true
+# Longest the scheduler sleeps between looks at the schedules, in ms.
+# max_sleep_ms = 250
+# Schedules claimed per transaction (1-200).
+# batch = 100
+# Largest webhook body accepted on /hooks/{id}, in bytes (larger: 413).
+# max_webhook_bytes = 262144
+# How far a webhook's X-Coworker-Timestamp may be from now, in seconds (else 401).
+# webhook_tolerance_secs = 300
 "#;
 
 #[cfg(test)]

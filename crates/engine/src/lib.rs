@@ -13,6 +13,7 @@
 pub mod coworkers;
 pub mod runner;
 pub mod scheduler;
+pub mod schedules;
 pub mod settings;
 pub mod state;
 pub mod tools;

@@ -24,7 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{Credential, Principal, require_principal};
-use crate::{ApiError, accounts, audit, events, files, health, metrics, openapi, policy, work};
+use crate::{ApiError, accounts, audit, events, files, health, hooks, metrics, openapi, policy, schedules, work};
 
 /// State shared by every handler.
 #[derive(Clone)]
@@ -47,6 +47,8 @@ pub struct AppState {
     pub models_catalog: std::sync::Arc<Vec<coworker_models::CatalogRow>>,
     /// The data dir (workspace blobs live under it).
     pub data_dir: std::path::PathBuf,
+    /// `[schedules]`: webhook body limit and replay window.
+    pub schedules: coworker_core::config::SchedulesConfig,
 }
 
 /// Where the API lives.
@@ -89,6 +91,16 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(files::list_files))
         .routes(routes!(files::get_file))
         .routes(routes!(files::download_file))
+        // Schedules and triggers.
+        .routes(routes!(schedules::create_schedule, schedules::list_schedules))
+        .routes(routes!(schedules::preview_schedule))
+        .routes(routes!(schedules::get_schedule, schedules::delete_schedule))
+        .routes(routes!(schedules::pause_schedule))
+        .routes(routes!(schedules::resume_schedule))
+        .routes(routes!(schedules::run_schedule))
+        .routes(routes!(schedules::create_trigger, schedules::list_triggers))
+        .routes(routes!(schedules::get_trigger, schedules::delete_trigger))
+        .routes(routes!(schedules::rotate_trigger_secret))
         .fallback(api_not_found);
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::base())
         .nest(API_PREFIX, api)
@@ -114,6 +126,8 @@ pub fn router(state: AppState, max_request_bytes: usize) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
+        // Signed by the trigger's secret, not a bearer token.
+        .route("/hooks/{id}", axum::routing::post(hooks::receive))
         .route(
             &format!("{API_PREFIX}/openapi.json"),
             get(move || {

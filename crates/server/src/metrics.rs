@@ -25,6 +25,8 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), LATENCY_BUCKETS_SECONDS)
+                .ok()?
+                .set_buckets_for_metric(Matcher::Suffix("_lateness_seconds".into()), LATENCY_BUCKETS_SECONDS)
                 .ok()?;
             match builder.install_recorder() {
                 Ok(handle) => {

@@ -143,6 +143,7 @@ impl Node {
                 models_summary: models_summary.clone(),
                 models_catalog: Arc::new(coworker_models::models_list(&providers)),
                 data_dir: data_dir.clone(),
+                schedules: config.schedules.clone(),
             },
             max_request_bytes,
         );
@@ -152,11 +153,24 @@ impl Node {
             shutdown.on_signals();
         }
         let node_name = format!("{}-{}", local_addr, std::process::id());
-        let workers = if config.engine.workers > 0 {
+        let mut workers = if config.engine.workers > 0 {
             engine.spawn_workers(&node_name, shutdown.subscribe())
         } else {
             Vec::new()
         };
+        // Schedules and triggers: every node may run the scheduler (fires are claimed atomically).
+        if config.schedules.scheduler {
+            let scheduler = coworker_engine::scheduler::Scheduler::new(
+                store.clone(),
+                engine.tools().clone(),
+                Arc::new(coworker_engine::scheduler::SystemClock),
+                coworker_engine::scheduler::SchedulerSettings {
+                    max_sleep_ms: config.schedules.max_sleep_ms,
+                    batch: i64::from(config.schedules.batch),
+                },
+            );
+            workers.push(scheduler.spawn(shutdown.subscribe()));
+        }
         tokio::spawn(reload_mcp_servers(
             config.clone(),
             store.clone(),
@@ -268,6 +282,10 @@ async fn start_tools(
     let workspace = Arc::new(Workspace::new(store.clone(), data_dir, config.tools.workspace.clone()));
     let builtins = builtin_tools(workspace.clone(), &config.tools.http).map_err(|e| NodeError::Tools(e.to_string()))?;
     for tool in builtins {
+        tools.register(tool);
+    }
+    // Schedules and triggers: schedules.create|list|pause for coworkers.
+    for tool in coworker_engine::schedules::tools(store.clone()) {
         tools.register(tool);
     }
     tools.set_result_sink(workspace);
