@@ -74,6 +74,9 @@ struct Seeds {
     approval: String,
     file: String,
     target_user: String,
+    /// A schedule and a webhook trigger, both the owner's.
+    schedule: String,
+    trigger: String,
 }
 
 fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Vec<Case> {
@@ -82,6 +85,8 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
         approval,
         file,
         target_user,
+        schedule,
+        trigger,
     } = seeds;
     let case =
         |method: Method, template: &'static str, path: String, body: Option<Value>, expect: fn(Role) -> Expect| Case {
@@ -276,6 +281,45 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
             None,
             anyone,
         ),
+        // Schedules and triggers: anyone reads; members create; changing the owner's needs
+        // an admin (deletes last, so the admin's own row deletes them after its other calls).
+        case(M::GET, "/api/v1/schedules", "/api/v1/schedules".into(), None, anyone),
+        case(
+            M::POST,
+            "/api/v1/schedules",
+            "/api/v1/schedules".into(),
+            Some(json!({"to": "assistant", "cron": "0 8 * * MON", "timezone": "UTC", "brief": "role check"})),
+            members,
+        ),
+        case(
+            M::POST,
+            "/api/v1/schedules/preview",
+            "/api/v1/schedules/preview".into(),
+            Some(json!({"cron": "0 8 * * MON"})),
+            anyone,
+        ),
+        case(M::GET, "/api/v1/schedules/{id}", format!("/api/v1/schedules/{schedule}"), None, anyone),
+        case(M::POST, "/api/v1/schedules/{id}/pause", format!("/api/v1/schedules/{schedule}/pause"), None, admins),
+        case(M::POST, "/api/v1/schedules/{id}/resume", format!("/api/v1/schedules/{schedule}/resume"), None, admins),
+        case(M::POST, "/api/v1/schedules/{id}/run", format!("/api/v1/schedules/{schedule}/run"), None, admins),
+        case(M::GET, "/api/v1/triggers", "/api/v1/triggers".into(), None, anyone),
+        case(
+            M::POST,
+            "/api/v1/triggers",
+            "/api/v1/triggers".into(),
+            Some(json!({"to": "assistant", "brief_template": "role check {{ body.x }}"})),
+            members,
+        ),
+        case(M::GET, "/api/v1/triggers/{id}", format!("/api/v1/triggers/{trigger}"), None, anyone),
+        case(
+            M::POST,
+            "/api/v1/triggers/{id}/rotate-secret",
+            format!("/api/v1/triggers/{trigger}/rotate-secret"),
+            None,
+            admins,
+        ),
+        case(M::DELETE, "/api/v1/schedules/{id}", format!("/api/v1/schedules/{schedule}"), None, admins),
+        case(M::DELETE, "/api/v1/triggers/{id}", format!("/api/v1/triggers/{trigger}"), None, admins),
     ]
 }
 
@@ -335,11 +379,31 @@ async fn every_route_allows_and_denies_by_role(db: &TestDb) {
         .unwrap()
         .into_inner();
     let target = user(&node, "target@example.com", Role::Member, None).await;
+    let (status, schedule) = call(
+        &node,
+        Method::POST,
+        "/api/v1/schedules",
+        Some(&owner),
+        Some(&json!({"to": "assistant", "cron": "0 8 * * MON", "timezone": "UTC", "brief": "seed"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{schedule}");
+    let (status, trigger) = call(
+        &node,
+        Method::POST,
+        "/api/v1/triggers",
+        Some(&owner),
+        Some(&json!({"to": "assistant", "brief_template": "seed {{ body.x }}"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{trigger}");
     let seeds = Seeds {
         task: task_id.to_string(),
         approval: approval.id.to_string(),
         file: file.id.to_string(),
         target_user: target.id.to_string(),
+        schedule: schedule["id"].as_str().unwrap().to_owned(),
+        trigger: trigger["id"].as_str().unwrap().to_owned(),
     };
 
     let documented = documented_operations(&node).await;
