@@ -8,6 +8,7 @@ mod load;
 mod logging;
 mod mcp;
 mod policy;
+mod schedules;
 mod secrets;
 mod work;
 
@@ -100,6 +101,12 @@ enum Command {
     Users(accounts::UsersCommand),
     /// Print the version and the database schema version this binary expects
     Version(JsonArg),
+    /// Standing jobs: add (cron + timezone), list, show, pause, resume, delete, run-now (talks to a running node)
+    #[command(subcommand)]
+    Schedules(schedules::SchedulesCommand),
+    /// Signed webhooks that turn events into tasks: add-webhook, list, show, delete, rotate-secret (talks to a running node)
+    #[command(subcommand)]
+    Triggers(schedules::TriggersCommand),
 }
 
 #[derive(Subcommand)]
@@ -391,6 +398,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(&cli.global, args).await,
         Command::Tokens(command) => accounts::tokens(&work_client(&cli.global)?, command).await,
         Command::Users(command) => accounts::users(&work_client(&cli.global)?, command).await,
+        Command::Schedules(command) => schedules::schedules(&work_client(&cli.global)?, command).await,
+        Command::Triggers(command) => schedules::triggers(&work_client(&cli.global)?, command).await,
     }
 }
 

@@ -298,10 +298,34 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
             Some(json!({"cron": "0 8 * * MON"})),
             anyone,
         ),
-        case(M::GET, "/api/v1/schedules/{id}", format!("/api/v1/schedules/{schedule}"), None, anyone),
-        case(M::POST, "/api/v1/schedules/{id}/pause", format!("/api/v1/schedules/{schedule}/pause"), None, admins),
-        case(M::POST, "/api/v1/schedules/{id}/resume", format!("/api/v1/schedules/{schedule}/resume"), None, admins),
-        case(M::POST, "/api/v1/schedules/{id}/run", format!("/api/v1/schedules/{schedule}/run"), None, admins),
+        case(
+            M::GET,
+            "/api/v1/schedules/{id}",
+            format!("/api/v1/schedules/{schedule}"),
+            None,
+            anyone,
+        ),
+        case(
+            M::POST,
+            "/api/v1/schedules/{id}/pause",
+            format!("/api/v1/schedules/{schedule}/pause"),
+            None,
+            admins,
+        ),
+        case(
+            M::POST,
+            "/api/v1/schedules/{id}/resume",
+            format!("/api/v1/schedules/{schedule}/resume"),
+            None,
+            admins,
+        ),
+        case(
+            M::POST,
+            "/api/v1/schedules/{id}/run",
+            format!("/api/v1/schedules/{schedule}/run"),
+            None,
+            admins,
+        ),
         case(M::GET, "/api/v1/triggers", "/api/v1/triggers".into(), None, anyone),
         case(
             M::POST,
@@ -310,7 +334,13 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
             Some(json!({"to": "assistant", "brief_template": "role check {{ body.x }}"})),
             members,
         ),
-        case(M::GET, "/api/v1/triggers/{id}", format!("/api/v1/triggers/{trigger}"), None, anyone),
+        case(
+            M::GET,
+            "/api/v1/triggers/{id}",
+            format!("/api/v1/triggers/{trigger}"),
+            None,
+            anyone,
+        ),
         case(
             M::POST,
             "/api/v1/triggers/{id}/rotate-secret",
@@ -318,8 +348,20 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
             None,
             admins,
         ),
-        case(M::DELETE, "/api/v1/schedules/{id}", format!("/api/v1/schedules/{schedule}"), None, admins),
-        case(M::DELETE, "/api/v1/triggers/{id}", format!("/api/v1/triggers/{trigger}"), None, admins),
+        case(
+            M::DELETE,
+            "/api/v1/schedules/{id}",
+            format!("/api/v1/schedules/{schedule}"),
+            None,
+            admins,
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/triggers/{id}",
+            format!("/api/v1/triggers/{trigger}"),
+            None,
+            admins,
+        ),
     ]
 }
 
