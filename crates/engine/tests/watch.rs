@@ -90,7 +90,12 @@ async fn a_watch_fires_only_when_the_tool_result_changes(db: &TestDb) {
         .unwrap();
 
     let clock = Arc::new(TestClock::default());
-    let scheduler = Scheduler::new(store.clone(), registry.clone(), clock.clone(), SchedulerSettings::default());
+    let scheduler = Scheduler::new(
+        store.clone(),
+        registry.clone(),
+        clock.clone(),
+        SchedulerSettings::default(),
+    );
     let tasks = || async {
         store
             .list_tasks_page(&TaskFilter {
@@ -120,7 +125,11 @@ async fn a_watch_fires_only_when_the_tool_result_changes(db: &TestDb) {
     assert_eq!((report.watches_polled, report.watches_fired), (1, 1), "{report:?}");
     let made = tasks().await;
     assert_eq!(made.len(), 1);
-    assert!(made[0].brief.contains("Acme: negotiating") && made[0].brief.contains("Acme: dormant"), "{}", made[0].brief);
+    assert!(
+        made[0].brief.contains("Acme: negotiating") && made[0].brief.contains("Acme: dormant"),
+        "{}",
+        made[0].brief
+    );
     assert_eq!(made[0].origin_kind, "watch");
     assert_eq!(made[0].delegator_user_id, Some(owner.id), "a watch acts as its owner");
 

@@ -183,3 +183,29 @@ document.addEventListener("click", async (event) => {
   button.textContent = "Copied";
   setTimeout(() => { button.textContent = label; }, 2000);
 });
+
+// ---- Schedules & triggers (web/schedules.rs) ----
+// The create form previews its cron as the person types: the words and the next fire times,
+// or the error naming the bad field or timezone (GET /web/schedules/preview).
+document.addEventListener("DOMContentLoaded", () => {
+  const cron = document.getElementById("schedule-cron");
+  const tz = document.getElementById("schedule-tz");
+  const out = document.getElementById("schedule-preview");
+  if (!cron || !out) return;
+  let timer = null;
+  const update = async () => {
+    const query = new URLSearchParams({ cron: cron.value, timezone: tz ? tz.value : "" });
+    try {
+      const response = await fetch(`/web/schedules/preview?${query}`, { headers: { Accept: "application/json" } });
+      const body = await response.json();
+      out.textContent = body.error ? body.error : `${body.words} — next: ${body.next_fire_times.join(", ")}`;
+      out.classList.toggle("error", Boolean(body.error));
+    } catch (_) {
+      out.textContent = "";
+    }
+  };
+  const schedule = () => { clearTimeout(timer); timer = setTimeout(update, 250); };
+  cron.addEventListener("input", schedule);
+  if (tz) tz.addEventListener("input", schedule);
+  update();
+});

@@ -13,6 +13,7 @@ pub mod coworkers;
 pub mod dashboard;
 pub mod files;
 pub mod inbox;
+pub mod schedules;
 pub mod settings;
 pub mod signin;
 pub mod tasks;
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(audit::routes())
         .merge(dashboard::routes())
         .merge(settings::routes())
+        .merge(schedules::routes())
         .layer(middleware::from_fn_with_state(state, csrf_for_sessions))
         .layer(middleware::from_fn(clear_shown_flash))
 }
