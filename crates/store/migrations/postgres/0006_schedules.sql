@@ -35,7 +35,7 @@ CREATE TABLE schedules (
     updated_at_ms           BIGINT NOT NULL,
     CHECK ((cron IS NULL) <> (interval_secs IS NULL))
 );
-CREATE INDEX schedules_due ON schedules(next_fire_at_ms) WHERE enabled;
+CREATE INDEX schedules_due ON schedules(enabled, next_fire_at_ms);
 CREATE INDEX schedules_coworker ON schedules(coworker_id);
 
 -- One row per fire: the (schedule, kind, fire time) key is what makes a fire happen once;
