@@ -72,7 +72,9 @@ async fn run(backend: Backend, nodes: usize, total: usize, burst: usize) -> Opti
     let db = TestDb::new(backend).await?;
     let config = config_file(db.dir(), "http://127.0.0.1:9", &db.database_url, "");
     // No engine workers: the bench measures fires, not the runs they start.
-    let text = std::fs::read_to_string(&config).unwrap().replace("workers = 4", "workers = 0");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("workers = 4", "workers = 0");
     std::fs::write(&config, &text).unwrap();
     let data_dir = db.node_data_dir();
     let mut serve = spawn(&bin(), &["serve", "--listen", "127.0.0.1:0"], &config, &data_dir);
@@ -85,7 +87,11 @@ async fn run(backend: Backend, nodes: usize, total: usize, burst: usize) -> Opti
     let pid = children.0[0].id();
     let store = &db.store;
     let owner = store.first_owner().await.unwrap().expect("the node created its owner");
-    let coworker = store.coworker_by_handle("assistant").await.unwrap().expect("the default coworker");
+    let coworker = store
+        .coworker_by_handle("assistant")
+        .await
+        .unwrap()
+        .expect("the default coworker");
     let template = NewSchedule {
         coworker_id: coworker.id,
         owner_user_id: owner.id,
@@ -113,8 +119,17 @@ async fn run(backend: Backend, nodes: usize, total: usize, burst: usize) -> Opti
 
     // The burst: `burst` schedules whose next fire is the same second, a few seconds ahead.
     let fire_at_secs = coworker_store::now_ms() / 1000 + 8;
-    let at = jiff::Timestamp::from_second(fire_at_secs).unwrap().to_zoned(jiff::tz::TimeZone::UTC);
-    let cron = format!("{} {} {} {} {} *", at.second(), at.minute(), at.hour(), at.day(), at.month());
+    let at = jiff::Timestamp::from_second(fire_at_secs)
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::UTC);
+    let cron = format!(
+        "{} {} {} {} {} *",
+        at.second(),
+        at.minute(),
+        at.hour(),
+        at.day(),
+        at.month()
+    );
     load(store, &template, &cron, burst).await;
     assert!(
         coworker_store::now_ms() < fire_at_secs * 1000,
@@ -129,7 +144,10 @@ async fn run(backend: Backend, nodes: usize, total: usize, burst: usize) -> Opti
             .find(|(s, _)| *s == TaskStatus::Queued)
             .map_or(0, |(_, n)| n)
     };
-    wait_until("every fire of the burst made its task", || async { queued().await >= burst as i64 }).await;
+    wait_until("every fire of the burst made its task", || async {
+        queued().await >= burst as i64
+    })
+    .await;
     let visible_ms = coworker_store::now_ms() - fire_at_secs * 1000;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_kib = rss_kib(pid).unwrap_or(0);
@@ -138,7 +156,10 @@ async fn run(backend: Backend, nodes: usize, total: usize, burst: usize) -> Opti
     let mut lateness = Vec::with_capacity(burst);
     let mut after = None;
     loop {
-        let page = store.list_schedules(None, after, coworker_store::MAX_SCHEDULE_PAGE).await.unwrap();
+        let page = store
+            .list_schedules(None, after, coworker_store::MAX_SCHEDULE_PAGE)
+            .await
+            .unwrap();
         let Some(last) = page.last() else { break };
         after = Some(last.id);
         for schedule in page.iter().filter(|s| s.cron.as_deref() == Some(cron.as_str())) {
