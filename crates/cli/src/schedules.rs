@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use crate::client::Client;
 use crate::work::print_json;
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum SchedulesCommand {
     /// Create a schedule: a coworker gets a task with this brief at every fire
