@@ -7,6 +7,7 @@ mod client;
 mod load;
 mod logging;
 mod mcp;
+mod memory;
 mod policy;
 mod secrets;
 mod work;
@@ -100,6 +101,9 @@ enum Command {
     Users(accounts::UsersCommand),
     /// Print the version and the database schema version this binary expects
     Version(JsonArg),
+    /// Memory: facts and past tasks coworkers remember (add, search, review, import, …)
+    #[command(subcommand)]
+    Memory(memory::MemoryCommand),
 }
 
 #[derive(Subcommand)]
@@ -391,6 +395,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(&cli.global, args).await,
         Command::Tokens(command) => accounts::tokens(&work_client(&cli.global)?, command).await,
         Command::Users(command) => accounts::users(&work_client(&cli.global)?, command).await,
+        Command::Memory(command) => memory::run(&cli.global, command).await,
     }
 }
 

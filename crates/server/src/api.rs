@@ -47,6 +47,8 @@ pub struct AppState {
     pub models_catalog: std::sync::Arc<Vec<coworker_models::CatalogRow>>,
     /// The data dir (workspace blobs live under it).
     pub data_dir: std::path::PathBuf,
+    /// Memory: facts, episodes, hybrid retrieval (issue 11).
+    pub memory: std::sync::Arc<coworker_memory::Memory>,
 }
 
 /// Where the API lives.
@@ -89,6 +91,17 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(files::list_files))
         .routes(routes!(files::get_file))
         .routes(routes!(files::download_file))
+        // memory (issue 11)
+        .routes(routes!(crate::memory::add_fact, crate::memory::list_items))
+        .routes(routes!(crate::memory::get_item))
+        .routes(routes!(crate::memory::forget))
+        .routes(routes!(crate::memory::decide_fact))
+        .routes(routes!(crate::memory::review_queue))
+        .routes(routes!(crate::memory::search))
+        .routes(routes!(crate::memory::import))
+        .routes(routes!(crate::memory::reindex))
+        .routes(routes!(crate::memory::consolidate))
+        .routes(routes!(crate::memory::status))
         .fallback(api_not_found);
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::base())
         .nest(API_PREFIX, api)

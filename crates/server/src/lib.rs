@@ -20,6 +20,8 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod health;
+// memory (issue 11)
+pub mod memory;
 pub mod metrics;
 pub mod node;
 pub mod openapi;
