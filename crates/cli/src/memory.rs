@@ -488,7 +488,14 @@ async fn install_model(global: &crate::GlobalArgs, dir: Option<PathBuf>, force: 
         None => coworker_memory::embed::configured_model_dir(&loaded.config.memory)
             .context("no place to install the model: set HOME, [memory] model_dir, or pass --dir")?,
     };
-    let report = |done: u64, total: Option<u64>| progress("download", done / 1_048_576, total.unwrap_or(0) / 1_048_576);
+    // Redrawn once per MiB, not per network chunk.
+    let shown = std::sync::atomic::AtomicU64::new(u64::MAX);
+    let report = |done: u64, total: Option<u64>| {
+        let mib = done / 1_048_576;
+        if shown.swap(mib, std::sync::atomic::Ordering::Relaxed) != mib {
+            progress("download MiB", mib, total.unwrap_or(0) / 1_048_576);
+        }
+    };
     match coworker_memory::install::install_model(&dir, index_url, force, &report).await? {
         coworker_memory::install::Installed::AlreadyPresent(path) => {
             println!("the model is already installed at {}", path.display());
