@@ -396,6 +396,8 @@ impl Memory {
 
     /// Stores one item (see [`Memory::add_many`]).
     pub async fn add(&self, item: NewItem) -> Result<(MemoryId, bool), MemoryError> {
+        // Checked here too, so a single item's error does not name a position.
+        self.check_text(&item.text)?;
         let outcome = self.add_many(vec![item], false).await?;
         Ok((outcome.ids[0], outcome.added == 1))
     }
