@@ -160,15 +160,21 @@ pub async fn add_fact(
     Extension(principal): Extension<Principal>,
     ApiJson(body): ApiJson<AddFact>,
 ) -> Result<(StatusCode, Json<AddedFact>), ApiError> {
+    let added = add(&state, &principal, body).await?;
+    let status = if added.duplicate { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(added)))
+}
+
+/// The add action (shared with the web page).
+pub async fn add(state: &AppState, principal: &Principal, body: AddFact) -> Result<AddedFact, ApiError> {
     principal.require(Role::Member)?;
-    let item = new_fact(&state, &principal, body.scope.as_deref(), body.text, body.occurred_at.as_deref(), "human").await?;
-    let (id, new) = memory(&state).add(item).await?;
-    let item = memory(&state).get(id).await?.ok_or_else(|| ApiError::internal("reading the stored fact"))?;
+    let item = new_fact(state, principal, body.scope.as_deref(), body.text, body.occurred_at.as_deref(), "human").await?;
+    let (id, new) = memory(state).add(item).await?;
+    let item = memory(state).get(id).await?.ok_or_else(|| ApiError::internal("reading the stored fact"))?;
     if new {
-        audit_fact(&state, &principal, "memory.added", &item).await?;
+        audit_fact(state, principal, "memory.added", &item).await?;
     }
-    let status = if new { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(AddedFact { item, duplicate: !new })))
+    Ok(AddedFact { item, duplicate: !new })
 }
 
 async fn new_fact(
