@@ -48,10 +48,14 @@ pub const MAX_QUERY_BYTES: usize = 4096;
 
 /// Overlap, in ms, when the index catches up with changed rows: rows committed late by
 /// another node with a slightly older `updated_at_ms` are still picked up.
-pub const SYNC_OVERLAP_MS: i64 = 10_000;
+pub const SYNC_OVERLAP_MS: i64 = 5_000;
 
 /// Rows read per page while the index catches up.
 const SYNC_PAGE_ROWS: i64 = 5_000;
+
+/// Longest a search waits before looking for other nodes' writes, in ms (this node's own
+/// writes are in the index before they return).
+pub const SYNC_INTERVAL_MS: i64 = 1_000;
 
 /// What went wrong in memory. Messages say what, on what input, and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +199,8 @@ struct IndexState {
     index: VectorIndex,
     /// Highest `updated_at_ms` read so far.
     watermark_ms: i64,
+    /// The `updated_at_ms` of each row as last applied (so a re-read window skips them).
+    applied: HashMap<MemoryId, i64>,
 }
 
 /// The memory service: one per node, shared by the API, the engine and the jobs.
@@ -204,6 +210,8 @@ pub struct Memory {
     config: MemoryConfig,
     index: RwLock<IndexState>,
     sync_lock: Mutex<()>,
+    /// When the last sync started, epoch ms.
+    last_sync_ms: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for Memory {
@@ -223,8 +231,13 @@ impl Memory {
             store,
             embedder,
             config,
-            index: RwLock::new(IndexState { index: VectorIndex::new(dims), watermark_ms: i64::MIN }),
+            index: RwLock::new(IndexState {
+                index: VectorIndex::new(dims),
+                watermark_ms: i64::MIN,
+                applied: HashMap::new(),
+            }),
             sync_lock: Mutex::new(()),
+            last_sync_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
         });
         memory.sync().await?;
         Ok(memory)
@@ -251,39 +264,62 @@ impl Memory {
     }
 
     /// Brings the vector index up to date with rows changed since it last looked (this
-    /// node's writes and other nodes').
+    /// node's writes and other nodes'). Reads only ids and change times first, so rows the
+    /// index already holds cost no vector transfer; a search calls it at most every
+    /// [`SYNC_INTERVAL_MS`], a write of this node always.
     pub async fn sync(&self) -> Result<(), MemoryError> {
-        let _guard = self.sync_lock.lock().await;
+        self.sync_inner(true).await
+    }
+
+    async fn sync_inner(&self, force: bool) -> Result<(), MemoryError> {
         let Some(embedder_id) = self.embedder.id() else { return Ok(()) };
+        if !force {
+            let last = self.last_sync_ms.load(std::sync::atomic::Ordering::Relaxed);
+            if coworker_store::now_ms().saturating_sub(last) < SYNC_INTERVAL_MS {
+                return Ok(());
+            }
+        }
+        let _guard = self.sync_lock.lock().await;
+        let started_ms = coworker_store::now_ms();
         let mut since = {
             let state = self.index.read().await;
             if state.watermark_ms == i64::MIN { i64::MIN } else { state.watermark_ms - SYNC_OVERLAP_MS }
         };
         loop {
-            let rows = self.store.memory_vectors_since(since, SYNC_PAGE_ROWS).await?;
-            let full_page = rows.len() as i64 == SYNC_PAGE_ROWS;
-            let mut state = self.index.write().await;
-            if state.index.dims() == 0
-                && let Some(first) = rows.iter().find(|r| r.embedder.as_deref() == Some(embedder_id.as_str()))
-            {
-                state.index = VectorIndex::new(first.embedding.len() / 4);
+            let changes = self.store.memory_changes_since(since, SYNC_PAGE_ROWS).await?;
+            let full_page = changes.len() as i64 == SYNC_PAGE_ROWS;
+            let wanted: Vec<MemoryId> = {
+                let state = self.index.read().await;
+                changes.iter().filter(|(id, at)| state.applied.get(id) != Some(at)).map(|(id, _)| *id).collect()
+            };
+            for chunk in wanted.chunks(500) {
+                let rows = self.store.memory_vectors(chunk).await?;
+                let mut state = self.index.write().await;
+                if state.index.dims() == 0
+                    && let Some(first) = rows.iter().find(|r| r.embedder.as_deref() == Some(embedder_id.as_str()))
+                {
+                    state.index = VectorIndex::new(first.embedding.len() / 4);
+                }
+                for row in &rows {
+                    let vector =
+                        (row.embedder.as_deref() == Some(embedder_id.as_str())).then(|| decode_vector(&row.embedding));
+                    state.index.upsert(row.id, row.kind == "fact", &row.scope, &row.status, vector.as_deref());
+                    state.applied.insert(row.id, row.updated_at_ms);
+                }
             }
-            let mut newest = state.watermark_ms;
-            for row in &rows {
-                let vector = (row.embedder.as_deref() == Some(embedder_id.as_str())).then(|| decode_vector(&row.embedding));
-                state.index.upsert(row.id, row.kind == "fact", &row.scope, &row.status, vector.as_deref());
-                newest = newest.max(row.updated_at_ms);
+            if let Some((_, newest)) = changes.last() {
+                let mut state = self.index.write().await;
+                state.watermark_ms = state.watermark_ms.max(*newest);
             }
-            state.watermark_ms = newest;
-            drop(state);
-            match rows.last() {
+            match changes.last() {
                 // A page may end inside a run of equal timestamps: continue from that time
-                // (re-reading a few rows is harmless), but never loop on one timestamp.
-                Some(last) if full_page && last.updated_at_ms > since => since = last.updated_at_ms,
+                // (re-reading a few ids is harmless), but never loop on one timestamp.
+                Some((_, last)) if full_page && *last > since => since = *last,
                 Some(_) if full_page => since += 1,
                 _ => break,
             }
         }
+        self.last_sync_ms.store(started_ms, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -432,7 +468,7 @@ impl Memory {
     /// The retrieval step of [`Memory::search`] given the query's vector (benchmarks time it
     /// apart from embedding).
     pub async fn retrieve(&self, query: &SearchQuery, vector: Option<&[f32]>) -> Result<Vec<Hit>, MemoryError> {
-        self.sync().await?;
+        self.sync_inner(false).await?;
         let terms = text::query_terms(&query.text);
         let kind = match query.kind {
             KindFilter::Any => None,

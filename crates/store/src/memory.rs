@@ -537,32 +537,52 @@ impl Store {
         Ok(out)
     }
 
-    /// Vector rows changed at or after `since_ms`, oldest change first, at most `limit`.
-    /// The retrieval index loads itself and catches up with other nodes' writes from here.
-    pub async fn memory_vectors_since(&self, since_ms: i64, limit: i64) -> Result<Vec<MemoryVectorRow>, StoreError> {
-        let rows = on_pool!(self, pool => sqlx::query(
-            "SELECT id, kind, scope, status, embedder, embedding, updated_at_ms FROM memory_items \
-             WHERE updated_at_ms >= $1 ORDER BY updated_at_ms, id LIMIT $2",
+    /// Ids and change times of rows changed at or after `since_ms`, oldest change first, at
+    /// most `limit`. The retrieval index catches up with other nodes' writes from here.
+    pub async fn memory_changes_since(&self, since_ms: i64, limit: i64) -> Result<Vec<(MemoryId, i64)>, StoreError> {
+        let rows: Vec<(Uuid, i64)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT id, updated_at_ms FROM memory_items WHERE updated_at_ms >= $1 ORDER BY updated_at_ms, id LIMIT $2",
         )
         .bind(since_ms)
         .bind(limit.max(1))
         .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(|row| -> Result<MemoryVectorRow, sqlx::Error> {
-            let id: Uuid = row.try_get("id")?;
-            Ok(MemoryVectorRow {
-                id: id.into(),
-                kind: row.try_get("kind")?,
-                scope: row.try_get("scope")?,
-                status: row.try_get("status")?,
-                embedder: row.try_get("embedder")?,
-                embedding: row.try_get::<Option<Vec<u8>>, _>("embedding")?.unwrap_or_default(),
-                updated_at_ms: row.try_get("updated_at_ms")?,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?);
-        Ok(rows)
+        .await?);
+        Ok(rows.into_iter().map(|(id, at)| (id.into(), at)).collect())
+    }
+
+    /// The vector rows of these items (missing ids are skipped).
+    pub async fn memory_vectors(&self, ids: &[MemoryId]) -> Result<Vec<MemoryVectorRow>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT id, kind, scope, status, embedder, embedding, updated_at_ms FROM memory_items WHERE id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let rows = on_pool!(self, pool => {
+                let mut q = sqlx::query(AssertSqlSafe(sql.as_str()));
+                for id in chunk {
+                    q = q.bind(id.as_uuid());
+                }
+                q.fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| -> Result<MemoryVectorRow, sqlx::Error> {
+                        let id: Uuid = row.try_get("id")?;
+                        Ok(MemoryVectorRow {
+                            id: id.into(),
+                            kind: row.try_get("kind")?,
+                            scope: row.try_get("scope")?,
+                            status: row.try_get("status")?,
+                            embedder: row.try_get("embedder")?,
+                            embedding: row.try_get::<Option<Vec<u8>>, _>("embedding")?.unwrap_or_default(),
+                            updated_at_ms: row.try_get("updated_at_ms")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            });
+            out.extend(rows);
+        }
+        Ok(out)
     }
 
     /// Full-text candidates: items in `scopes` with a status in `statuses` (and of `kind` if
