@@ -146,9 +146,17 @@ pub async fn run(global: &crate::GlobalArgs, command: MemoryCommand) -> anyhow::
     }
     let client = crate::work_client(global)?;
     match command {
-        MemoryCommand::Add { scope, occurred_at, json, text } => {
+        MemoryCommand::Add {
+            scope,
+            occurred_at,
+            json,
+            text,
+        } => {
             let body = client
-                .post("/memory/items", &json!({"text": text, "scope": scope, "occurred_at": occurred_at}))
+                .post(
+                    "/memory/items",
+                    &json!({"text": text, "scope": scope, "occurred_at": occurred_at}),
+                )
                 .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&body)?);
@@ -161,18 +169,40 @@ pub async fn run(global: &crate::GlobalArgs, command: MemoryCommand) -> anyhow::
                 } else {
                     "proposed for review"
                 };
-                println!("{what}: {} [{}] {}", s(&item["id"]), s(&item["scope"]), s(&item["text"]));
+                println!(
+                    "{what}: {} [{}] {}",
+                    s(&item["id"]),
+                    s(&item["scope"]),
+                    s(&item["text"])
+                );
             }
         }
-        MemoryCommand::Search { scope, limit, json, query } => {
-            let body = client.post("/memory/search", &json!({"query": query, "scope": scope, "limit": limit})).await?;
+        MemoryCommand::Search {
+            scope,
+            limit,
+            json,
+            query,
+        } => {
+            let body = client
+                .post(
+                    "/memory/search",
+                    &json!({"query": query, "scope": scope, "limit": limit}),
+                )
+                .await?;
             if json {
                 println!("{}", serde_json::to_string(&body)?);
             } else {
                 print_hits(&body);
             }
         }
-        MemoryCommand::List { scope, kind, status, archived, limit, json } => {
+        MemoryCommand::List {
+            scope,
+            kind,
+            status,
+            archived,
+            limit,
+            json,
+        } => {
             let mut query = format!("/memory/items?limit={limit}&archived={archived}");
             for (key, value) in [("scope", scope), ("kind", kind), ("status", status)] {
                 if let Some(v) = value {
@@ -194,7 +224,12 @@ pub async fn run(global: &crate::GlobalArgs, command: MemoryCommand) -> anyhow::
                 print_detail(&body);
             }
         }
-        MemoryCommand::Review { id, decision, note, json } => match (id, decision) {
+        MemoryCommand::Review {
+            id,
+            decision,
+            note,
+            json,
+        } => match (id, decision) {
             (None, _) => {
                 let body = client.get("/memory/review").await?;
                 if json {
@@ -209,7 +244,10 @@ pub async fn run(global: &crate::GlobalArgs, command: MemoryCommand) -> anyhow::
             (Some(id), None) => bail!("say what to do with {id}: coworker memory review {id} approve|reject"),
             (Some(id), Some(decision)) => {
                 let body = client
-                    .post(&format!("/memory/items/{}/decision", encode(&id)), &json!({"decision": decision, "note": note}))
+                    .post(
+                        &format!("/memory/items/{}/decision", encode(&id)),
+                        &json!({"decision": decision, "note": note}),
+                    )
                     .await?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&body)?);
@@ -219,11 +257,17 @@ pub async fn run(global: &crate::GlobalArgs, command: MemoryCommand) -> anyhow::
             }
         },
         MemoryCommand::Forget { id, note, json } => {
-            let body = client.post(&format!("/memory/items/{}/forget", encode(&id)), &json!({"note": note})).await?;
+            let body = client
+                .post(&format!("/memory/items/{}/forget", encode(&id)), &json!({"note": note}))
+                .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&body)?);
             } else {
-                println!("archived {} (still listed with --archived): {}", s(&body["item"]["id"]), s(&body["item"]["text"]));
+                println!(
+                    "archived {} (still listed with --archived): {}",
+                    s(&body["item"]["id"]),
+                    s(&body["item"]["text"])
+                );
             }
         }
         MemoryCommand::Import { scope, json, file } => return import(&client, scope, json, &file).await,
@@ -256,7 +300,9 @@ pub async fn run(global: &crate::GlobalArgs, command: MemoryCommand) -> anyhow::
             }
         }
         MemoryCommand::Consolidate { days, json } => {
-            let body = client.post(&format!("/memory/consolidate?days={days}"), &json!({})).await?;
+            let body = client
+                .post(&format!("/memory/consolidate?days={days}"), &json!({}))
+                .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&body)?);
             } else {
@@ -292,7 +338,11 @@ fn encode(v: &str) -> String {
 
 fn progress(what: &str, done: u64, total: u64) {
     const WIDTH: u64 = 30;
-    let filled = if total == 0 { WIDTH } else { (done * WIDTH / total).min(WIDTH) };
+    let filled = if total == 0 {
+        WIDTH
+    } else {
+        (done * WIDTH / total).min(WIDTH)
+    };
     let bar: String = (0..WIDTH).map(|i| if i < filled { '#' } else { '.' }).collect();
     eprint!("\r{what} [{bar}] {done}/{total}");
     let _ = std::io::stderr().flush();
@@ -310,7 +360,14 @@ fn print_hits(body: &Value) {
             Some(r) => format!("{name} #{r} ({:.3})", score.as_f64().unwrap_or(0.0)),
             None => format!("{name} -"),
         };
-        println!("{}. {:.4}  {} [{}] {}", i + 1, hit["score"].as_f64().unwrap_or(0.0), s(&hit["id"]), s(&hit["scope"]), s(&hit["kind"]));
+        println!(
+            "{}. {:.4}  {} [{}] {}",
+            i + 1,
+            hit["score"].as_f64().unwrap_or(0.0),
+            s(&hit["id"]),
+            s(&hit["scope"]),
+            s(&hit["kind"])
+        );
         println!("   {}", s(&hit["text"]).replace('\n', "\n   "));
         println!(
             "   {} · {} · rrf {:.4} · recency {:.2} · used {}",
@@ -329,31 +386,64 @@ fn print_items(items: &Value) {
         println!("no items");
     }
     for item in items {
-        println!("{}  {:<8} {:<7} [{}] {}", s(&item["id"]), s(&item["status"]), s(&item["kind"]), s(&item["scope"]), first_line(&s(&item["text"])));
+        println!(
+            "{}  {:<8} {:<7} [{}] {}",
+            s(&item["id"]),
+            s(&item["status"]),
+            s(&item["kind"]),
+            s(&item["scope"]),
+            first_line(&s(&item["text"]))
+        );
     }
 }
 
 fn first_line(text: &str) -> String {
     let line = text.lines().next().unwrap_or("");
-    if line.chars().count() > 100 { format!("{}…", line.chars().take(100).collect::<String>()) } else { line.to_owned() }
+    if line.chars().count() > 100 {
+        format!("{}…", line.chars().take(100).collect::<String>())
+    } else {
+        line.to_owned()
+    }
 }
 
 fn when(ms: &Value) -> String {
-    ms.as_i64().and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()).map_or_else(String::new, |t| t.to_string())
+    ms.as_i64()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(String::new, |t| t.to_string())
 }
 
 fn print_detail(body: &Value) {
     let item = &body["item"];
-    println!("{} ({} {}, scope {})", s(&item["id"]), s(&item["status"]), s(&item["kind"]), s(&item["scope"]));
+    println!(
+        "{} ({} {}, scope {})",
+        s(&item["id"]),
+        s(&item["status"]),
+        s(&item["kind"]),
+        s(&item["scope"])
+    );
     println!("{}", s(&item["text"]));
-    println!("source: {}   stored: {}   used {} times", s(&item["source"]), when(&item["created_at_ms"]), item["use_count"]);
+    println!(
+        "source: {}   stored: {}   used {} times",
+        s(&item["source"]),
+        when(&item["created_at_ms"]),
+        item["use_count"]
+    );
     if !item["occurred_at_ms"].is_null() {
         println!("happened: {}", when(&item["occurred_at_ms"]));
     }
     println!("history:");
     for event in body["history"].as_array().cloned().unwrap_or_default() {
-        let task = if event["task_id"].is_null() { String::new() } else { format!(" (task {})", s(&event["task_id"])) };
-        println!("  {}  {:<9} by {}{task}", when(&event["at_ms"]), s(&event["action"]), s(&event["actor"]));
+        let task = if event["task_id"].is_null() {
+            String::new()
+        } else {
+            format!(" (task {})", s(&event["task_id"]))
+        };
+        println!(
+            "  {}  {:<9} by {}{task}",
+            when(&event["at_ms"]),
+            s(&event["action"]),
+            s(&event["actor"])
+        );
     }
 }
 
@@ -365,7 +455,10 @@ struct ImportLine {
 }
 
 fn parse_import(path: &Path, content: &str) -> anyhow::Result<Vec<ImportLine>> {
-    let markdown = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"));
+    let markdown = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"));
     let mut out = Vec::new();
     if markdown {
         let mut current: Option<(usize, String)> = None;
@@ -374,7 +467,11 @@ fn parse_import(path: &Path, content: &str) -> anyhow::Result<Vec<ImportLine>> {
                 if let Some((start, text)) = current.take()
                     && !text.trim().is_empty()
                 {
-                    out.push(ImportLine { line: start, text: text.trim().to_owned(), occurred_at: None });
+                    out.push(ImportLine {
+                        line: start,
+                        text: text.trim().to_owned(),
+                        occurred_at: None,
+                    });
                 }
                 current = Some((i + 1, format!("{}\n", line.trim_start_matches('#').trim())));
             } else {
@@ -386,7 +483,11 @@ fn parse_import(path: &Path, content: &str) -> anyhow::Result<Vec<ImportLine>> {
         if let Some((start, text)) = current
             && !text.trim().is_empty()
         {
-            out.push(ImportLine { line: start, text: text.trim().to_owned(), occurred_at: None });
+            out.push(ImportLine {
+                line: start,
+                text: text.trim().to_owned(),
+                occurred_at: None,
+            });
         }
         return Ok(out);
     }
@@ -398,19 +499,38 @@ fn parse_import(path: &Path, content: &str) -> anyhow::Result<Vec<ImportLine>> {
         let value: Value = serde_json::from_str(line).with_context(|| {
             format!("{}:{n}: not valid JSON; expected {{\"text\": \"...\", \"occurred_at\"?: \"RFC 3339\"}}; nothing was imported", path.display())
         })?;
-        let text = value.get("text").and_then(Value::as_str).filter(|t| !t.trim().is_empty());
+        let text = value
+            .get("text")
+            .and_then(Value::as_str)
+            .filter(|t| !t.trim().is_empty());
         let Some(text) = text else {
-            bail!("{}:{n}: needs a non-empty \"text\" string; nothing was imported", path.display());
+            bail!(
+                "{}:{n}: needs a non-empty \"text\" string; nothing was imported",
+                path.display()
+            );
         };
         let occurred_at = match value.get("occurred_at") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => bail!("{}:{n}: \"occurred_at\" must be an RFC 3339 string; nothing was imported", path.display()),
+            Some(_) => bail!(
+                "{}:{n}: \"occurred_at\" must be an RFC 3339 string; nothing was imported",
+                path.display()
+            ),
         };
-        if let Some(extra) = value.as_object().and_then(|o| o.keys().find(|k| *k != "text" && *k != "occurred_at")) {
-            bail!("{}:{n}: unknown field {extra:?} (only \"text\" and \"occurred_at\"); nothing was imported", path.display());
+        if let Some(extra) = value
+            .as_object()
+            .and_then(|o| o.keys().find(|k| *k != "text" && *k != "occurred_at"))
+        {
+            bail!(
+                "{}:{n}: unknown field {extra:?} (only \"text\" and \"occurred_at\"); nothing was imported",
+                path.display()
+            );
         }
-        out.push(ImportLine { line: n, text: text.to_owned(), occurred_at });
+        out.push(ImportLine {
+            line: n,
+            text: text.to_owned(),
+            occurred_at,
+        });
     }
     Ok(out)
 }
@@ -446,8 +566,16 @@ async fn import(client: &Client, scope: Option<String>, json: bool, file: &Path)
         let mut added = 0u64;
         let mut duplicates = 0u64;
         for batch in &batches {
-            let items: Vec<Value> = batch.iter().map(|l| json!({"text": l.text, "occurred_at": l.occurred_at})).collect();
-            let result = client.post("/memory/import", &json!({"scope": scope, "items": items, "dry_run": dry_run})).await;
+            let items: Vec<Value> = batch
+                .iter()
+                .map(|l| json!({"text": l.text, "occurred_at": l.occurred_at}))
+                .collect();
+            let result = client
+                .post(
+                    "/memory/import",
+                    &json!({"scope": scope, "items": items, "dry_run": dry_run}),
+                )
+                .await;
             let body = match result {
                 Ok(body) => body,
                 Err(e) => {
@@ -456,8 +584,16 @@ async fn import(client: &Client, scope: Option<String>, json: bool, file: &Path)
                         .strip_prefix("item ")
                         .and_then(|rest| rest.split_once(':'))
                         .and_then(|(n, rest)| n.parse::<usize>().ok().map(|n| (n, rest)))
-                        .and_then(|(n, rest)| batch.get(n - 1).map(|l| format!("{}:{}:{rest}", file.display(), l.line)));
-                    let stored = if dry_run { "nothing was imported" } else { "earlier batches were stored; re-running the import adds nothing twice" };
+                        .and_then(|(n, rest)| {
+                            batch
+                                .get(n - 1)
+                                .map(|l| format!("{}:{}:{rest}", file.display(), l.line))
+                        });
+                    let stored = if dry_run {
+                        "nothing was imported"
+                    } else {
+                        "earlier batches were stored; re-running the import adds nothing twice"
+                    };
                     bail!("{}\n({stored})", named.unwrap_or(message));
                 }
             };
@@ -470,17 +606,28 @@ async fn import(client: &Client, scope: Option<String>, json: bool, file: &Path)
         }
         if !dry_run {
             if json {
-                println!("{}", json!({"items": lines.len(), "added": added, "duplicates": duplicates}));
+                println!(
+                    "{}",
+                    json!({"items": lines.len(), "added": added, "duplicates": duplicates})
+                );
             } else {
                 eprintln!();
-                println!("imported {}: {added} added, {duplicates} already stored (all searchable now)", file.display());
+                println!(
+                    "imported {}: {added} added, {duplicates} already stored (all searchable now)",
+                    file.display()
+                );
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn install_model(global: &crate::GlobalArgs, dir: Option<PathBuf>, force: bool, index_url: &str) -> anyhow::Result<ExitCode> {
+async fn install_model(
+    global: &crate::GlobalArgs,
+    dir: Option<PathBuf>,
+    force: bool,
+    index_url: &str,
+) -> anyhow::Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let loaded = crate::load::config(global.config.as_deref(), None, None)?;
     let dir = match dir {
@@ -503,8 +650,12 @@ async fn install_model(global: &crate::GlobalArgs, dir: Option<PathBuf>, force: 
         coworker_memory::install::Installed::Downloaded(path, url) => {
             eprintln!();
             println!("installed the model at {} (from {url})", path.display());
-            if loaded.config.memory.model_dir.trim().is_empty() || Path::new(loaded.config.memory.model_dir.trim()) == path {
-                println!("the node uses it on its next start; then run `coworker memory reindex` to embed what is stored");
+            if loaded.config.memory.model_dir.trim().is_empty()
+                || Path::new(loaded.config.memory.model_dir.trim()) == path
+            {
+                println!(
+                    "the node uses it on its next start; then run `coworker memory reindex` to embed what is stored"
+                );
             } else {
                 println!("point [memory] model_dir at it, restart the node, then run `coworker memory reindex`");
             }
@@ -520,14 +671,20 @@ mod tests {
     #[test]
     fn markdown_splits_by_heading_and_jsonl_names_the_bad_line() {
         let md = parse_import(Path::new("notes.md"), "intro\n# One\nbody 1\n## Two\nbody 2\n").unwrap();
-        assert_eq!(md.iter().map(|l| (l.line, l.text.as_str())).collect::<Vec<_>>(), vec![
-            (1, "intro"),
-            (2, "One\nbody 1"),
-            (4, "Two\nbody 2")
-        ]);
-        let err = parse_import(Path::new("f.jsonl"), "{\"text\": \"a\"}\n\n{\"text\": 3}\n").unwrap_err().to_string();
-        assert!(err.contains("f.jsonl:3:") && err.contains("nothing was imported"), "{err}");
-        let err = parse_import(Path::new("f.jsonl"), "{\"text\": \"a\"}\nnot json\n").unwrap_err().to_string();
+        assert_eq!(
+            md.iter().map(|l| (l.line, l.text.as_str())).collect::<Vec<_>>(),
+            vec![(1, "intro"), (2, "One\nbody 1"), (4, "Two\nbody 2")]
+        );
+        let err = parse_import(Path::new("f.jsonl"), "{\"text\": \"a\"}\n\n{\"text\": 3}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("f.jsonl:3:") && err.contains("nothing was imported"),
+            "{err}"
+        );
+        let err = parse_import(Path::new("f.jsonl"), "{\"text\": \"a\"}\nnot json\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("f.jsonl:2:"), "{err}");
     }
 }

@@ -62,7 +62,10 @@ pub struct LocalEmbedder {
 
 impl std::fmt::Debug for LocalEmbedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalEmbedder").field("dir", &self.dir).field("dims", &self.dims).finish()
+        f.debug_struct("LocalEmbedder")
+            .field("dir", &self.dir)
+            .field("dims", &self.dims)
+            .finish()
     }
 }
 
@@ -71,7 +74,9 @@ impl LocalEmbedder {
     /// fails here (at start-up) rather than at the first search.
     pub fn load(dir: &Path) -> Result<LocalEmbedder, EmbedError> {
         if !dir.is_dir() {
-            return Err(EmbedError::Missing { path: dir.to_path_buf() });
+            return Err(EmbedError::Missing {
+                path: dir.to_path_buf(),
+            });
         }
         for file in MODEL_FILES {
             let path = dir.join(file);
@@ -81,16 +86,21 @@ impl LocalEmbedder {
         }
         let config_path = dir.join("config.json");
         let config_text = std::fs::read_to_string(&config_path).map_err(|e| corrupt(&config_path, "BERT config", e))?;
-        let config: Config =
-            serde_json::from_str(&config_text).map_err(|e| corrupt(&config_path, "BERT config", e))?;
+        let config: Config = serde_json::from_str(&config_text).map_err(|e| corrupt(&config_path, "BERT config", e))?;
         let dims = config.hidden_size;
 
         let tokenizer_path = dir.join("tokenizer.json");
         let mut tokenizer =
             Tokenizer::from_file(&tokenizer_path).map_err(|e| corrupt(&tokenizer_path, "tokenizer", e))?;
-        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            ..Default::default()
+        }));
         tokenizer
-            .with_truncation(Some(TruncationParams { max_length: MAX_INPUT_TOKENS, ..Default::default() }))
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_INPUT_TOKENS,
+                ..Default::default()
+            }))
             .map_err(|e| corrupt(&tokenizer_path, "tokenizer", e))?;
 
         let weights_path = dir.join("model.safetensors");
@@ -100,10 +110,21 @@ impl LocalEmbedder {
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let model = BertModel::load(vb, &config).map_err(|e| corrupt(&weights_path, "BERT weight file", e))?;
 
-        let embedder = LocalEmbedder { model, tokenizer, dims, dir: dir.to_path_buf() };
-        let probe = embedder.embed(&["ok"]).map_err(|e| corrupt(&weights_path, "BERT weight file", e))?;
+        let embedder = LocalEmbedder {
+            model,
+            tokenizer,
+            dims,
+            dir: dir.to_path_buf(),
+        };
+        let probe = embedder
+            .embed(&["ok"])
+            .map_err(|e| corrupt(&weights_path, "BERT weight file", e))?;
         if probe.first().map(Vec::len) != Some(dims) {
-            return Err(corrupt(&weights_path, "BERT weight file", "the probe embedding has the wrong size"));
+            return Err(corrupt(
+                &weights_path,
+                "BERT weight file",
+                "the probe embedding has the wrong size",
+            ));
         }
         Ok(embedder)
     }
@@ -133,7 +154,10 @@ impl LocalEmbedder {
             return Ok(Vec::new());
         }
         let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
-        let encodings = self.tokenizer.encode_batch(inputs, true).map_err(|e| EmbedError::Inference(e.to_string()))?;
+        let encodings = self
+            .tokenizer
+            .encode_batch(inputs, true)
+            .map_err(|e| EmbedError::Inference(e.to_string()))?;
         let width = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0).max(1);
         let rows = encodings.len();
         let mut ids = Vec::with_capacity(rows * width);
@@ -164,5 +188,9 @@ impl LocalEmbedder {
 }
 
 fn corrupt(path: &Path, what: &'static str, detail: impl std::fmt::Display) -> EmbedError {
-    EmbedError::Corrupt { path: path.to_path_buf(), what, detail: detail.to_string() }
+    EmbedError::Corrupt {
+        path: path.to_path_buf(),
+        what,
+        detail: detail.to_string(),
+    }
 }

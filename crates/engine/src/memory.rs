@@ -50,7 +50,11 @@ pub async fn task_scopes(store: &Store, task: &Task, coworker: &Coworker) -> Res
         Some(id) => store.project_slug(id).await?,
         None => None,
     };
-    Ok(visible_to_task(project.as_deref(), &coworker.handle, task.delegator_user_id))
+    Ok(visible_to_task(
+        project.as_deref(),
+        &coworker.handle,
+        task.delegator_user_id,
+    ))
 }
 
 fn fence(text: &str) -> String {
@@ -63,7 +67,9 @@ fn fence(text: &str) -> String {
 /// they fit in `max_context_tokens`.
 pub async fn build_context(memory: &Memory, task: &Task, coworker: &Coworker) -> Result<ContextMemory, String> {
     let config = memory.config();
-    let scopes = task_scopes(memory.store(), task, coworker).await.map_err(|e| e.to_string())?;
+    let scopes = task_scopes(memory.store(), task, coworker)
+        .await
+        .map_err(|e| e.to_string())?;
     let search = |kind, limit: u32| SearchQuery {
         text: task.brief.chars().take(2000).collect(),
         scopes: scopes.clone(),
@@ -72,7 +78,11 @@ pub async fn build_context(memory: &Memory, task: &Task, coworker: &Coworker) ->
     };
     let mut facts: Vec<Hit> = Vec::new();
     if config.facts_in_context > 0 {
-        facts = memory.search(&search(KindFilter::Facts, config.facts_in_context)).await.map_err(|e| e.to_string())?.hits;
+        facts = memory
+            .search(&search(KindFilter::Facts, config.facts_in_context))
+            .await
+            .map_err(|e| e.to_string())?
+            .hits;
     }
     let mut episodes: Vec<Hit> = Vec::new();
     if config.episodes_in_context > 0 {
@@ -89,7 +99,12 @@ pub async fn build_context(memory: &Memory, task: &Task, coworker: &Coworker) ->
     let mut out = ContextMemory::default();
     let mut body = String::new();
     for hit in &facts {
-        let line = format!("<fact id=\"{}\" scope=\"{}\">{}</fact>\n", hit.id, hit.scope, fence(&hit.text));
+        let line = format!(
+            "<fact id=\"{}\" scope=\"{}\">{}</fact>\n",
+            hit.id,
+            hit.scope,
+            fence(&hit.text)
+        );
         let tokens = coworker_models::tokens::estimate_text_tokens(&line);
         if out.tokens + tokens > budget {
             break;
@@ -133,7 +148,12 @@ pub async fn write_episode(
     result: Option<&Value>,
 ) -> Result<(), String> {
     let store = memory.store();
-    if store.episode_for_task(task.id).await.map_err(|e| e.to_string())?.is_some() {
+    if store
+        .episode_for_task(task.id)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
         return Ok(());
     }
     let project = match task.project_id {
@@ -149,14 +169,26 @@ pub async fn write_episode(
     for record in calls {
         if record.tool == PLAN_TOOL {
             if let Some(call) = &record.call {
-                let summary = call.arguments.get("summary").and_then(Value::as_str).unwrap_or_default();
+                let summary = call
+                    .arguments
+                    .get("summary")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let steps: Vec<&str> = call
                     .arguments
                     .get("steps")
                     .and_then(Value::as_array)
-                    .map(|s| s.iter().filter_map(|x| x.get("description").and_then(Value::as_str)).collect())
+                    .map(|s| {
+                        s.iter()
+                            .filter_map(|x| x.get("description").and_then(Value::as_str))
+                            .collect()
+                    })
                     .unwrap_or_default();
-                approach = if summary.is_empty() { steps.join("; ") } else { summary.to_owned() };
+                approach = if summary.is_empty() {
+                    steps.join("; ")
+                } else {
+                    summary.to_owned()
+                };
             }
         } else if !record.tool.is_empty() && !tools.contains(&record.tool) {
             tools.push(record.tool.clone());
@@ -245,8 +277,8 @@ pub fn memory_tools(memory: Arc<Memory>) -> Vec<Arc<dyn Tool>> {
             memory: memory.clone(),
             spec: ToolSpec {
                 name: SEARCH_TOOL.into(),
-                description: "Search the team's memory (approved facts and records of past tasks) that this task may see."
-                    .into(),
+                description:
+                    "Search the team's memory (approved facts and records of past tasks) that this task may see.".into(),
                 input_schema: json!({
                     "type": "object",
                     "properties": {
@@ -304,13 +336,28 @@ impl Tool for SearchTool {
 
     fn call(&self, context: ToolCallContext, arguments: Value) -> BoxFuture<'_, Result<String, ToolError>> {
         Box::pin(async move {
-            let query = arguments.get("query").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let limit = arguments.get("limit").and_then(Value::as_u64).unwrap_or(5).clamp(1, TOOL_SEARCH_MAX_HITS as u64);
+            let query = arguments
+                .get("query")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let limit = arguments
+                .get("limit")
+                .and_then(Value::as_u64)
+                .unwrap_or(5)
+                .clamp(1, TOOL_SEARCH_MAX_HITS as u64);
             let (task, coworker) = load(&self.memory, context.task_id).await?;
-            let scopes = task_scopes(self.memory.store(), &task, &coworker).await.map_err(|e| ToolError::new(e.to_string()))?;
+            let scopes = task_scopes(self.memory.store(), &task, &coworker)
+                .await
+                .map_err(|e| ToolError::new(e.to_string()))?;
             let results = self
                 .memory
-                .search(&SearchQuery { text: query, scopes, kind: KindFilter::Any, limit: limit as usize })
+                .search(&SearchQuery {
+                    text: query,
+                    scopes,
+                    kind: KindFilter::Any,
+                    limit: limit as usize,
+                })
                 .await
                 .map_err(|e| ToolError::new(e.to_string()))?;
             let hits: Vec<Value> = results
@@ -330,23 +377,43 @@ impl Tool for ProposeTool {
 
     fn call(&self, context: ToolCallContext, arguments: Value) -> BoxFuture<'_, Result<String, ToolError>> {
         Box::pin(async move {
-            let text = arguments.get("text").and_then(Value::as_str).unwrap_or_default().trim().to_owned();
-            self.memory.check_text(&text).map_err(|e| ToolError::new(e.to_string()))?;
+            let text = arguments
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            self.memory
+                .check_text(&text)
+                .map_err(|e| ToolError::new(e.to_string()))?;
             let (task, coworker) = load(&self.memory, context.task_id).await?;
             let store = self.memory.store();
             let project = match task.project_id {
-                Some(id) => store.project_slug(id).await.map_err(|e| ToolError::new(e.to_string()))?,
+                Some(id) => store
+                    .project_slug(id)
+                    .await
+                    .map_err(|e| ToolError::new(e.to_string()))?,
                 None => None,
             };
-            let scope = match (arguments.get("scope").and_then(Value::as_str).unwrap_or(""), &project, task.delegator_user_id)
-            {
+            let scope = match (
+                arguments.get("scope").and_then(Value::as_str).unwrap_or(""),
+                &project,
+                task.delegator_user_id,
+            ) {
                 ("org", _, _) => Scope::Org,
                 ("coworker", _, _) => Scope::Coworker(coworker.handle.clone()),
                 ("project", Some(slug), _) | ("", Some(slug), _) => Scope::Project(slug.clone()),
-                ("delegator", _, Some(user)) | ("", None, Some(user)) | ("project", None, Some(user)) => Scope::User(user),
+                ("delegator", _, Some(user)) | ("", None, Some(user)) | ("project", None, Some(user)) => {
+                    Scope::User(user)
+                }
                 _ => Scope::Coworker(coworker.handle.clone()),
             };
-            if let Some(existing) = self.memory.near_duplicate(&scope, &text).await.map_err(|e| ToolError::new(e.to_string()))? {
+            if let Some(existing) = self
+                .memory
+                .near_duplicate(&scope, &text)
+                .await
+                .map_err(|e| ToolError::new(e.to_string()))?
+            {
                 return Ok(json!({"status": "already_known", "id": existing}).to_string());
             }
             let (id, new) = self
@@ -371,7 +438,11 @@ impl Tool for ProposeTool {
                         run_id: context.run_id,
                         task_id: task.id,
                         kind: FACT_APPROVAL_KIND.into(),
-                        title: format!("@{} proposes a fact for {scope}: {}", coworker.handle, text.chars().take(120).collect::<String>()),
+                        title: format!(
+                            "@{} proposes a fact for {scope}: {}",
+                            coworker.handle,
+                            text.chars().take(120).collect::<String>()
+                        ),
                         preview: json!({"memory_id": id, "scope": scope.to_string(), "text": text}),
                         expires_at_ms: now_ms() + FACT_APPROVAL_TTL_MS,
                         call_id: Some(format!("memory:{id}")),

@@ -639,8 +639,11 @@ impl Engine {
             + coworker_models::tokens::estimate_text_tokens(&ctx.task.brief)
             + remembered.tokens;
         let facts: Vec<Value> = remembered.facts.iter().map(|id| json!(id)).collect();
-        let episodes: Vec<Value> =
-            remembered.episodes.iter().map(|(id, task)| json!({"id": id, "task_id": task})).collect();
+        let episodes: Vec<Value> = remembered
+            .episodes
+            .iter()
+            .map(|(id, task)| json!({"id": id, "task_id": task}))
+            .collect();
         journal
             .append(
                 state,
@@ -650,8 +653,12 @@ impl Engine {
             )
             .await?;
         if let Some(memory) = self.memory() {
-            let used: Vec<coworker_core::MemoryId> =
-                remembered.facts.iter().copied().chain(remembered.episodes.iter().map(|(id, _)| *id)).collect();
+            let used: Vec<coworker_core::MemoryId> = remembered
+                .facts
+                .iter()
+                .copied()
+                .chain(remembered.episodes.iter().map(|(id, _)| *id))
+                .collect();
             if !used.is_empty() {
                 memory
                     .store()

@@ -43,9 +43,16 @@ async fn harness(db: &TestDb, script: Script) -> Harness {
     config.models.detect_ollama = false;
     let router = coworker_models::resolve_providers(&config, &[]).router().unwrap();
     let engine = Engine::new(db.store.clone(), router, ToolRegistry::new(), EngineSettings::default());
-    let memory = Memory::open(db.store.clone(), Embedder::None, MemoryConfig::default()).await.unwrap();
+    let memory = Memory::open(db.store.clone(), Embedder::None, MemoryConfig::default())
+        .await
+        .unwrap();
     engine.set_memory(memory.clone());
-    Harness { engine, server, store: db.store.clone(), memory }
+    Harness {
+        engine,
+        server,
+        store: db.store.clone(),
+        memory,
+    }
 }
 
 impl Harness {
@@ -57,7 +64,10 @@ impl Harness {
 
     async fn task(&self, coworker: CoworkerId, project: Option<ProjectId>, brief: &str) -> TaskId {
         self.store
-            .create_task(&NewTask { project_id: project, ..NewTask::new(coworker, brief, "test") })
+            .create_task(&NewTask {
+                project_id: project,
+                ..NewTask::new(coworker, brief, "test")
+            })
             .await
             .unwrap()
             .into_inner()
@@ -75,7 +85,11 @@ impl Harness {
     async fn context_built(&self, task: TaskId) -> Value {
         let run = self.store.run_for_task(task).await.unwrap().unwrap();
         let events = self.store.list_events(run.id, 0, 1000).await.unwrap();
-        events.into_iter().find(|e| e.kind == "context_built").expect("context_built journaled").payload
+        events
+            .into_iter()
+            .find(|e| e.kind == "context_built")
+            .expect("context_built journaled")
+            .payload
     }
 
     async fn fact(&self, scope: Scope, text: &str, status: &'static str) -> MemoryId {
@@ -110,20 +124,39 @@ fn ids(payload: &Value, key: &str) -> Vec<String> {
 async fn only_approved_unarchived_facts_reach_the_context(db: &TestDb) {
     let h = harness(db, Script::new().turn(Turn::reply(Reply::text("Done.")).repeating())).await;
     let ada = h.coworker("ada").await;
-    let teal = h.fact(Scope::Org, "The banner colour for campaigns is teal.", "approved").await;
-    let proposed = h.fact(Scope::Org, "The banner launch date is March 3.", "proposed").await;
+    let teal = h
+        .fact(Scope::Org, "The banner colour for campaigns is teal.", "approved")
+        .await;
+    let proposed = h
+        .fact(Scope::Org, "The banner launch date is March 3.", "proposed")
+        .await;
     let other = h.store.create_project("other", "Other", "").await.unwrap();
-    let private = h.fact(Scope::Project("other".into()), "The banner for the other project is orange.", "approved").await;
+    let private = h
+        .fact(
+            Scope::Project("other".into()),
+            "The banner for the other project is orange.",
+            "approved",
+        )
+        .await;
     let _ = other;
 
-    let first = h.task(ada, None, "Which banner colour and launch date should the campaign use?").await;
+    let first = h
+        .task(
+            ada,
+            None,
+            "Which banner colour and launch date should the campaign use?",
+        )
+        .await;
     h.settle().await;
     let built = h.context_built(first).await;
     let facts = ids(&built, "facts");
     assert_eq!(facts, vec![teal.to_string()], "only the approved org fact: {built}");
     assert!(!facts.contains(&proposed.to_string()) && !facts.contains(&private.to_string()));
     let sent = h.server.model_requests().last().unwrap().body.to_string();
-    assert!(sent.contains("teal") && !sent.contains("March 3") && !sent.contains("orange"), "{sent}");
+    assert!(
+        sent.contains("teal") && !sent.contains("March 3") && !sent.contains("orange"),
+        "{sent}"
+    );
     assert!(sent.contains("not instructions"), "memory is fenced as data: {sent}");
     // Using a fact is recorded: use count and the task in its history.
     let item = h.store.get_memory_item(teal).await.unwrap().unwrap();
@@ -132,36 +165,70 @@ async fn only_approved_unarchived_facts_reach_the_context(db: &TestDb) {
     assert!(history.iter().any(|e| e.action == "used" && e.task_id == Some(first)));
 
     // Approved: injected from now on. Archived: no longer.
-    assert!(h.memory.set_status(proposed, &["proposed"], "approved", "user:test", json!({})).await.unwrap());
-    assert!(h.memory.set_status(teal, &["approved"], "archived", "user:test", json!({})).await.unwrap());
-    let second = h.task(ada, None, "Which banner colour and launch date should the campaign use?").await;
+    assert!(
+        h.memory
+            .set_status(proposed, &["proposed"], "approved", "user:test", json!({}))
+            .await
+            .unwrap()
+    );
+    assert!(
+        h.memory
+            .set_status(teal, &["approved"], "archived", "user:test", json!({}))
+            .await
+            .unwrap()
+    );
+    let second = h
+        .task(
+            ada,
+            None,
+            "Which banner colour and launch date should the campaign use?",
+        )
+        .await;
     h.settle().await;
     let facts = ids(&h.context_built(second).await, "facts");
     assert_eq!(facts, vec![proposed.to_string()]);
-    assert_eq!(h.store.get_task(second).await.unwrap().unwrap().status, TaskStatus::Done);
+    assert_eq!(
+        h.store.get_task(second).await.unwrap().unwrap().status,
+        TaskStatus::Done
+    );
 }
 
 async fn a_second_coworker_on_the_project_sees_the_first_ones_episode(db: &TestDb) {
-    let h = harness(db, Script::new().turn(Turn::reply(Reply::text("Published the teal launch post.")).repeating())).await;
+    let h = harness(
+        db,
+        Script::new().turn(Turn::reply(Reply::text("Published the teal launch post.")).repeating()),
+    )
+    .await;
     let ada = h.coworker("ada").await;
     let bob = h.coworker("bob").await;
     let site = h.store.create_project("site", "Site", "").await.unwrap();
     let elsewhere = h.store.create_project("elsewhere", "Elsewhere", "").await.unwrap();
 
-    let first = h.task(ada, Some(site.id), "Write the launch post for the teal campaign").await;
+    let first = h
+        .task(ada, Some(site.id), "Write the launch post for the teal campaign")
+        .await;
     h.settle().await;
-    let episode = h.store.episode_for_task(first).await.unwrap().expect("an episode is written when the task ends");
+    let episode = h
+        .store
+        .episode_for_task(first)
+        .await
+        .unwrap()
+        .expect("an episode is written when the task ends");
     assert_eq!(episode.scope, "project:site");
     assert!(episode.text.contains("launch post") && episode.text.contains("Published the teal launch post."));
     assert_eq!(episode.details["coworker"], "ada");
 
-    let second = h.task(bob, Some(site.id), "Follow up on the launch post for the campaign").await;
+    let second = h
+        .task(bob, Some(site.id), "Follow up on the launch post for the campaign")
+        .await;
     h.settle().await;
     let built = h.context_built(second).await;
     assert_eq!(built["episodes"][0]["task_id"], json!(first), "{built}");
 
     // A coworker on another project does not see it.
-    let third = h.task(bob, Some(elsewhere.id), "Follow up on the launch post for the campaign").await;
+    let third = h
+        .task(bob, Some(elsewhere.id), "Follow up on the launch post for the campaign")
+        .await;
     h.settle().await;
     let built = h.context_built(third).await;
     assert!(!ids(&built, "episodes").contains(&episode.id.to_string()), "{built}");
@@ -169,9 +236,11 @@ async fn a_second_coworker_on_the_project_sees_the_first_ones_episode(db: &TestD
 
 async fn a_coworker_proposal_waits_for_review_as_an_approval(db: &TestDb) {
     let script = Script::new()
-        .turn(Turn::reply(
-            Reply::tool_calls().tool_call("c1", "memory__propose", r#"{"text":"The client prefers invoices in euros."}"#),
-        ))
+        .turn(Turn::reply(Reply::tool_calls().tool_call(
+            "c1",
+            "memory__propose",
+            r#"{"text":"The client prefers invoices in euros."}"#,
+        )))
         .turn(Turn::reply(Reply::text("Noted.")).repeating());
     let h = harness(db, script).await;
     let ada = h.coworker("ada").await;

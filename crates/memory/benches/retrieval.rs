@@ -33,13 +33,27 @@ impl Rng {
         v.into_iter().map(|x| x / n).collect()
     }
     fn sentence(&mut self, words: &[String]) -> String {
-        (0..12).map(|_| words[(self.next() % words.len() as u64) as usize].as_str()).collect::<Vec<_>>().join(" ")
+        (0..12)
+            .map(|_| words[(self.next() % words.len() as u64) as usize].as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
 fn vocabulary() -> Vec<String> {
-    let syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa", "qu", "der", "mon", "lis"];
-    (0..2000).map(|i| format!("{}{}{}", syllables[i % 14], syllables[(i / 14) % 14], syllables[(i / 196) % 14])).collect()
+    let syllables = [
+        "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa", "qu", "der", "mon", "lis",
+    ];
+    (0..2000)
+        .map(|i| {
+            format!(
+                "{}{}{}",
+                syllables[i % 14],
+                syllables[(i / 14) % 14],
+                syllables[(i / 196) % 14]
+            )
+        })
+        .collect()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -85,13 +99,25 @@ async fn retrieval(backend: Backend, sizes: &[usize]) {
             stored += batch.len();
             db.store.insert_memory_items(&batch).await.unwrap();
         }
-        let memory = Memory::open(db.store.clone(), embedder.clone(), MemoryConfig::default()).await.unwrap();
-        let scopes: Vec<String> = vec!["org".into(), "project:p1".into(), "project:p2".into(), "project:p3".into()];
+        let memory = Memory::open(db.store.clone(), embedder.clone(), MemoryConfig::default())
+            .await
+            .unwrap();
+        let scopes: Vec<String> = vec![
+            "org".into(),
+            "project:p1".into(),
+            "project:p2".into(),
+            "project:p3".into(),
+        ];
         let mut times = Vec::with_capacity(QUERIES);
         for _ in 0..QUERIES {
             let text: String = rng.sentence(&words).split(' ').take(5).collect::<Vec<_>>().join(" ");
             let vector = rng.unit();
-            let query = SearchQuery { text, scopes: scopes.clone(), kind: KindFilter::Any, limit: 10 };
+            let query = SearchQuery {
+                text,
+                scopes: scopes.clone(),
+                kind: KindFilter::Any,
+                limit: 10,
+            };
             let started = Instant::now();
             let hits = memory.retrieve(&query, Some(&vector)).await.unwrap();
             times.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -126,13 +152,21 @@ async fn embedding_and_import() {
     for text in texts.iter().take(64) {
         embedder.embed(vec![text.clone()]).await.unwrap();
     }
-    println!("embedding single: {:.1} items/s", 64.0 / started.elapsed().as_secs_f64());
+    println!(
+        "embedding single: {:.1} items/s",
+        64.0 / started.elapsed().as_secs_f64()
+    );
     let started = Instant::now();
     embedder.embed(texts.clone()).await.unwrap();
-    println!("embedding batch (32 per pass): {:.1} items/s", texts.len() as f64 / started.elapsed().as_secs_f64());
+    println!(
+        "embedding batch (32 per pass): {:.1} items/s",
+        texts.len() as f64 / started.elapsed().as_secs_f64()
+    );
 
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
-    let memory = Memory::open(db.store.clone(), embedder, MemoryConfig::default()).await.unwrap();
+    let memory = Memory::open(db.store.clone(), embedder, MemoryConfig::default())
+        .await
+        .unwrap();
     let items: Vec<NewItem> = (0..1000)
         .map(|_| NewItem {
             kind: "fact",
@@ -151,7 +185,10 @@ async fn embedding_and_import() {
     for chunk in items.chunks(250) {
         memory.add_many(chunk.to_vec(), false).await.unwrap();
     }
-    println!("import (embed + store + index, SQLite): {:.1} items/s", 1000.0 / started.elapsed().as_secs_f64());
+    println!(
+        "import (embed + store + index, SQLite): {:.1} items/s",
+        1000.0 / started.elapsed().as_secs_f64()
+    );
 }
 
 #[tokio::main]

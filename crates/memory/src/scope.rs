@@ -40,7 +40,9 @@ impl FromStr for Scope {
         let name = name.trim();
         let valid_name = !name.is_empty()
             && name.len() <= 128
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         match kind {
             "project" if valid_name => Ok(Scope::Project(name.to_owned())),
             "coworker" if valid_name => Ok(Scope::Coworker(name.to_owned())),

@@ -11,9 +11,9 @@ const STOPWORDS: &[&str] = &[
     "a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "been", "before", "but",
     "by", "can", "could", "did", "do", "does", "doing", "for", "from", "had", "has", "have", "having", "he", "her",
     "here", "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "just", "me", "my", "of", "on",
-    "or", "our", "ours", "she", "so", "some", "than", "that", "the", "their", "them", "then", "there", "these",
-    "they", "this", "those", "to", "too", "us", "was", "we", "were", "what", "when", "where", "which", "while", "who",
-    "whom", "why", "will", "with", "would", "you", "your", "yours",
+    "or", "our", "ours", "she", "so", "some", "than", "that", "the", "their", "them", "then", "there", "these", "they",
+    "this", "those", "to", "too", "us", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom",
+    "why", "will", "with", "would", "you", "your", "yours",
 ];
 
 /// The distinct, lower-cased, non-stopword words of `query` (letters and digits only), in
@@ -59,7 +59,10 @@ mod tests {
 
     #[test]
     fn terms_drop_stopwords_and_punctuation() {
-        assert_eq!(query_terms("When did we ship the v2 API? \"ship\" OR NOT"), vec!["ship", "v2", "api", "not"]);
+        assert_eq!(
+            query_terms("When did we ship the v2 API? \"ship\" OR NOT"),
+            vec!["ship", "v2", "api", "not"]
+        );
         assert!(query_terms("the and of").is_empty());
     }
 

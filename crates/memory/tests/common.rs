@@ -26,12 +26,16 @@ pub fn model_dir() -> PathBuf {
 /// The local embedder, loaded once per test binary.
 pub fn local_embedder() -> Embedder {
     static EMBEDDER: std::sync::OnceLock<Embedder> = std::sync::OnceLock::new();
-    EMBEDDER.get_or_init(|| Embedder::local(&model_dir()).expect("the test model loads")).clone()
+    EMBEDDER
+        .get_or_init(|| Embedder::local(&model_dir()).expect("the test model loads"))
+        .clone()
 }
 
 /// Memory over `store` with `embedder` and default settings.
 pub async fn open(store: &Store, embedder: Embedder) -> Arc<Memory> {
-    Memory::open(store.clone(), embedder, MemoryConfig::default()).await.expect("memory opens")
+    Memory::open(store.clone(), embedder, MemoryConfig::default())
+        .await
+        .expect("memory opens")
 }
 
 /// An approved org-or-other-scope fact added by a person.

@@ -11,13 +11,24 @@ use coworker_testkit::{Backend, TestDb};
 fn vectors_are_unit_length_and_similar_texts_are_close() {
     let model = LocalEmbedder::load(&common::model_dir()).unwrap();
     assert_eq!(model.dims(), 384);
-    let v = model.embed(&["We ship releases on Tuesdays.", "Deployments go out every Tuesday.", "The cat sat on the mat."]).unwrap();
+    let v = model
+        .embed(&[
+            "We ship releases on Tuesdays.",
+            "Deployments go out every Tuesday.",
+            "The cat sat on the mat.",
+        ])
+        .unwrap();
     for x in &v {
         let norm: f32 = x.iter().map(|a| a * a).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-3, "norm {norm}");
     }
     let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
-    assert!(dot(&v[0], &v[1]) > dot(&v[0], &v[2]) + 0.2, "{} vs {}", dot(&v[0], &v[1]), dot(&v[0], &v[2]));
+    assert!(
+        dot(&v[0], &v[1]) > dot(&v[0], &v[2]) + 0.2,
+        "{} vs {}",
+        dot(&v[0], &v[1]),
+        dot(&v[0], &v[2])
+    );
     // A batch gives the same vectors as one at a time (padding must not leak into the mean).
     let single = model.embed(&["Deployments go out every Tuesday."]).unwrap();
     assert!(dot(&single[0], &v[1]) > 0.999);
@@ -37,7 +48,10 @@ fn a_missing_or_corrupt_model_directory_is_a_clear_error() {
     }
     std::fs::write(corrupt.join("model.safetensors"), b"not a safetensors file").unwrap();
     let err = LocalEmbedder::load(&corrupt).unwrap_err().to_string();
-    assert!(err.contains("model.safetensors") && err.contains("not a usable"), "{err}");
+    assert!(
+        err.contains("model.safetensors") && err.contains("not a usable"),
+        "{err}"
+    );
 
     std::fs::write(corrupt.join("config.json"), b"{").unwrap();
     let err = LocalEmbedder::load(&corrupt).unwrap_err().to_string();
@@ -64,6 +78,9 @@ async fn a_paraphrase_sharing_no_word_finds_the_fact() {
     };
     let hits = memory.search(&query).await.unwrap().hits;
     assert!(hits[0].text.starts_with("Invoices are sent"), "{hits:?}");
-    assert!(hits[0].components.fulltext_rank.is_none(), "the query shares no word with the fact");
+    assert!(
+        hits[0].components.fulltext_rank.is_none(),
+        "the query shares no word with the fact"
+    );
     assert_eq!(hits[0].components.vector_rank, Some(1));
 }

@@ -217,8 +217,10 @@ async fn check_memory(config: &Config, store: Option<&Store>) -> Vec<Check> {
     });
     if let Some(store) = store {
         let vectors = match store.backend_name() {
-            "postgres" => "PostgreSQL full text (tsvector + GIN); vectors in the node's quantised in-memory index \
-                           (pgvector is not needed, so a server without it is fully supported)",
+            "postgres" => {
+                "PostgreSQL full text (tsvector + GIN); vectors in the node's quantised in-memory index \
+                           (pgvector is not needed, so a server without it is fully supported)"
+            }
             _ => "SQLite FTS5; vectors in the node's quantised in-memory index (no extension needed)",
         };
         checks.push(Check::ok("memory search", vectors.to_owned()));

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use coworker_core::domain::Role;
 use coworker_core::MemoryId;
+use coworker_core::domain::Role;
 use coworker_memory::{
     AddOutcome, Hit, KindFilter, MAX_SEARCH_LIMIT, Memory, MemoryError, NewItem, Scope, SearchQuery, visible_from,
 };
@@ -64,11 +64,14 @@ fn parse_scope(text: Option<&str>) -> Result<Scope, ApiError> {
 }
 
 fn parse_memory_id(id: &str) -> Result<MemoryId, ApiError> {
-    id.parse().map_err(|e: coworker_core::IdParseError| bad_request(e.to_string(), "ids are shown by `coworker memory list`"))
+    id.parse()
+        .map_err(|e: coworker_core::IdParseError| bad_request(e.to_string(), "ids are shown by `coworker memory list`"))
 }
 
 fn parse_time(text: Option<&str>, field: &str) -> Result<Option<i64>, ApiError> {
-    let Some(s) = text.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
+    let Some(s) = text.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
     let from_date = || {
         s.parse::<jiff::civil::Date>()
             .ok()
@@ -98,7 +101,9 @@ pub fn require_visible(principal: &Principal, scope: &Scope) -> Result<(), ApiEr
 }
 
 fn may_see(principal: &Principal, scope_text: &str) -> bool {
-    scope_text.parse::<Scope>().is_ok_and(|s| require_visible(principal, &s).is_ok())
+    scope_text
+        .parse::<Scope>()
+        .is_ok_and(|s| require_visible(principal, &s).is_ok())
 }
 
 /// Whether a fact `principal` adds to `scope` is approved at once.
@@ -161,16 +166,31 @@ pub async fn add_fact(
     ApiJson(body): ApiJson<AddFact>,
 ) -> Result<(StatusCode, Json<AddedFact>), ApiError> {
     let added = add(&state, &principal, body).await?;
-    let status = if added.duplicate { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if added.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, Json(added)))
 }
 
 /// The add action (shared with the web page).
 pub async fn add(state: &AppState, principal: &Principal, body: AddFact) -> Result<AddedFact, ApiError> {
     principal.require(Role::Member)?;
-    let item = new_fact(state, principal, body.scope.as_deref(), body.text, body.occurred_at.as_deref(), "human").await?;
+    let item = new_fact(
+        state,
+        principal,
+        body.scope.as_deref(),
+        body.text,
+        body.occurred_at.as_deref(),
+        "human",
+    )
+    .await?;
     let (id, new) = memory(state).add(item).await?;
-    let item = memory(state).get(id).await?.ok_or_else(|| ApiError::internal("reading the stored fact"))?;
+    let item = memory(state)
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::internal("reading the stored fact"))?;
     if new {
         audit_fact(state, principal, "memory.added", &item).await?;
     }
@@ -188,7 +208,11 @@ async fn new_fact(
     let scope = parse_scope(scope)?;
     require_visible(principal, &scope)?;
     let occurred_at_ms = parse_time(occurred_at, "occurred_at")?;
-    let status = if approves_at_once(state, principal, &scope).await? { "approved" } else { "proposed" };
+    let status = if approves_at_once(state, principal, &scope).await? {
+        "approved"
+    } else {
+        "proposed"
+    };
     Ok(NewItem {
         kind: "fact",
         scope,
@@ -206,11 +230,13 @@ async fn new_fact(
 async fn audit_fact(state: &AppState, principal: &Principal, action: &str, item: &MemoryItem) -> Result<(), ApiError> {
     state
         .store
-        .audit_append(AuditEntry::new(principal.actor(), action, format!("memory:{}", item.id)).with_details(json!({
-            "scope": item.scope,
-            "status": item.status,
-            "kind": item.kind,
-        })))
+        .audit_append(
+            AuditEntry::new(principal.actor(), action, format!("memory:{}", item.id)).with_details(json!({
+                "scope": item.scope,
+                "status": item.status,
+                "kind": item.kind,
+            })),
+        )
         .await?;
     Ok(())
 }
@@ -266,12 +292,19 @@ pub async fn import(
     principal.require(Role::Member)?;
     let mut items = Vec::with_capacity(body.items.len());
     for (i, line) in body.items.into_iter().enumerate() {
-        let item = new_fact(&state, &principal, body.scope.as_deref(), line.text, line.occurred_at.as_deref(), "import")
-            .await
-            .map_err(|mut e| {
-                e.body.message = format!("item {}: {}", i + 1, e.body.message);
-                e
-            })?;
+        let item = new_fact(
+            &state,
+            &principal,
+            body.scope.as_deref(),
+            line.text,
+            line.occurred_at.as_deref(),
+            "import",
+        )
+        .await
+        .map_err(|mut e| {
+            e.body.message = format!("item {}: {}", i + 1, e.body.message);
+            e
+        })?;
         items.push(item);
     }
     let AddOutcome { ids, added, duplicates } = memory(&state).add_many(items, body.dry_run).await?;
@@ -329,23 +362,44 @@ pub async fn search(
 }
 
 /// The search action (shared with the web page).
-pub async fn run_search(state: &AppState, principal: &Principal, body: &SearchBody) -> Result<SearchResponse, ApiError> {
+pub async fn run_search(
+    state: &AppState,
+    principal: &Principal,
+    body: &SearchBody,
+) -> Result<SearchResponse, ApiError> {
     let scope = parse_scope(body.scope.as_deref())?;
     require_visible(principal, &scope)?;
     let limit = body.limit.unwrap_or(DEFAULT_SEARCH_LIMIT);
     if limit == 0 || limit > MAX_SEARCH_LIMIT {
-        return Err(bad_request(format!("limit {limit} is out of range"), format!("use 1 to {MAX_SEARCH_LIMIT}")));
+        return Err(bad_request(
+            format!("limit {limit} is out of range"),
+            format!("use 1 to {MAX_SEARCH_LIMIT}"),
+        ));
     }
     let kind = match body.kind.as_deref().map(str::trim).unwrap_or("") {
         "" => KindFilter::Any,
         "fact" | "facts" => KindFilter::Facts,
         "episode" | "episodes" => KindFilter::Episodes,
-        other => return Err(bad_request(format!("unknown kind {other:?}"), "use fact or episode, or leave it out")),
+        other => {
+            return Err(bad_request(
+                format!("unknown kind {other:?}"),
+                "use fact or episode, or leave it out",
+            ));
+        }
     };
     let results = memory(state)
-        .search(&SearchQuery { text: body.query.clone(), scopes: visible_from(&scope), kind, limit })
+        .search(&SearchQuery {
+            text: body.query.clone(),
+            scopes: visible_from(&scope),
+            kind,
+            limit,
+        })
         .await?;
-    Ok(SearchResponse { hits: results.hits, embed_micros: results.embed_micros, retrieve_micros: results.retrieve_micros })
+    Ok(SearchResponse {
+        hits: results.hits,
+        embed_micros: results.embed_micros,
+        retrieve_micros: results.retrieve_micros,
+    })
 }
 
 /// Query of `GET /memory/items`.
@@ -380,12 +434,17 @@ pub async fn list_items(
     Extension(principal): Extension<Principal>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ItemList>, ApiError> {
-    Ok(Json(ItemList { items: list(&state, &principal, &query).await? }))
+    Ok(Json(ItemList {
+        items: list(&state, &principal, &query).await?,
+    }))
 }
 
 /// The listing action (shared with the web page).
 pub async fn list(state: &AppState, principal: &Principal, query: &ListQuery) -> Result<Vec<MemoryItem>, ApiError> {
-    let mut filter = MemoryFilter { before_ms: query.before_ms, ..Default::default() };
+    let mut filter = MemoryFilter {
+        before_ms: query.before_ms,
+        ..Default::default()
+    };
     if let Some(scope) = query.scope.as_deref().filter(|s| !s.trim().is_empty()) {
         let scope = parse_scope(Some(scope))?;
         require_visible(principal, &scope)?;
@@ -448,7 +507,10 @@ pub async fn detail(state: &AppState, principal: &Principal, id: &str) -> Result
 
 async fn load_visible(state: &AppState, principal: &Principal, id: &str) -> Result<MemoryItem, ApiError> {
     let id = parse_memory_id(id)?;
-    let item = memory(state).get(id).await?.ok_or_else(|| ApiError::not_found(format!("no memory item {id}")))?;
+    let item = memory(state)
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no memory item {id}")))?;
     if !may_see(principal, &item.scope) {
         // Another person's private item: as if it did not exist.
         return Err(ApiError::not_found(format!("no memory item {id}")));
@@ -485,7 +547,12 @@ pub async fn forget(
 }
 
 /// The forget action (shared with the web page).
-pub async fn forget_item(state: &AppState, principal: &Principal, id: &str, note: Option<&str>) -> Result<ItemDetail, ApiError> {
+pub async fn forget_item(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    note: Option<&str>,
+) -> Result<ItemDetail, ApiError> {
     principal.require(Role::Member)?;
     let item = load_visible(state, principal, id).await?;
     if !may_review(state, principal, &item.scope).await? && item.created_by_user_id != Some(principal.user.id) {
@@ -497,7 +564,13 @@ pub async fn forget_item(state: &AppState, principal: &Principal, id: &str, note
         ));
     }
     let changed = memory(state)
-        .set_status(item.id, &["approved", "proposed"], "archived", &principal.actor(), json!({"note": note, "from": item.status}))
+        .set_status(
+            item.id,
+            &["approved", "proposed"],
+            "archived",
+            &principal.actor(),
+            json!({"note": note, "from": item.status}),
+        )
         .await?;
     if !changed {
         return Err(ApiError::new(
@@ -507,7 +580,10 @@ pub async fn forget_item(state: &AppState, principal: &Principal, id: &str, note
             "nothing changed",
         ));
     }
-    let item = memory(state).get(item.id).await?.ok_or_else(|| ApiError::internal("reading the item"))?;
+    let item = memory(state)
+        .get(item.id)
+        .await?
+        .ok_or_else(|| ApiError::internal("reading the item"))?;
     audit_fact(state, principal, "memory.forgotten", &item).await?;
     detail(state, principal, &item.id.to_string()).await
 }
@@ -526,7 +602,9 @@ pub async fn review_queue(
         limit: Some(coworker_store::MAX_MEMORY_PAGE),
         before_ms: None,
     };
-    Ok(Json(ItemList { items: list(&state, &principal, &query).await? }))
+    Ok(Json(ItemList {
+        items: list(&state, &principal, &query).await?,
+    }))
 }
 
 /// Approves or rejects a proposed fact. A fact a coworker proposed carries an approval; the
@@ -542,7 +620,16 @@ pub async fn decide_fact(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DecisionBody>,
 ) -> Result<Json<ItemDetail>, ApiError> {
-    Ok(Json(review(&state, &principal, &id, body.decision.as_deref().unwrap_or(""), body.note.as_deref()).await?))
+    Ok(Json(
+        review(
+            &state,
+            &principal,
+            &id,
+            body.decision.as_deref().unwrap_or(""),
+            body.note.as_deref(),
+        )
+        .await?,
+    ))
 }
 
 /// The review action (shared with the web page).
@@ -557,9 +644,17 @@ pub async fn review(
     let item = load_visible(state, principal, id).await?;
     let decision = decision.trim().to_ascii_lowercase();
     if decision != "approve" && decision != "reject" {
-        return Err(bad_request(format!("{decision:?} is not a decision for a proposed fact"), "use approve or reject"));
+        return Err(bad_request(
+            format!("{decision:?} is not a decision for a proposed fact"),
+            "use approve or reject",
+        ));
     }
-    if let Some(approval_id) = item.details.get("approval_id").and_then(|v| v.as_str()).and_then(|s| s.parse().ok()) {
+    if let Some(approval_id) = item
+        .details
+        .get("approval_id")
+        .and_then(|v| v.as_str())
+        .and_then(|s| s.parse().ok())
+    {
         crate::work::decide(state, principal, approval_id, &decision, note).await?;
         return detail(state, principal, id).await;
     }
@@ -585,7 +680,9 @@ pub async fn apply_fact_decision(
     note: Option<&str>,
 ) -> Result<(), ApiError> {
     let to = if decision == "reject" { "rejected" } else { "approved" };
-    let changed = memory(state).set_status(id, &["proposed"], to, &principal.actor(), json!({"note": note})).await?;
+    let changed = memory(state)
+        .set_status(id, &["proposed"], to, &principal.actor(), json!({"note": note}))
+        .await?;
     if !changed {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -595,14 +692,28 @@ pub async fn apply_fact_decision(
         ));
     }
     if let Some(item) = memory(state).get(id).await? {
-        audit_fact(state, principal, if to == "approved" { "memory.approved" } else { "memory.rejected" }, &item).await?;
+        audit_fact(
+            state,
+            principal,
+            if to == "approved" {
+                "memory.approved"
+            } else {
+                "memory.rejected"
+            },
+            &item,
+        )
+        .await?;
     }
     Ok(())
 }
 
 /// The memory item a `memory_fact` approval is about.
 pub fn approval_fact(approval: &coworker_store::Approval) -> Option<MemoryId> {
-    approval.preview.get("memory_id").and_then(|v| v.as_str()).and_then(|s| s.parse().ok())
+    approval
+        .preview
+        .get("memory_id")
+        .and_then(|v| v.as_str())
+        .and_then(|s| s.parse().ok())
 }
 
 /// Response of `POST /memory/reindex`.
@@ -622,7 +733,10 @@ pub async fn reindex(
 ) -> Result<Json<ReindexOutcome>, ApiError> {
     principal.require(Role::Admin)?;
     let embedded = memory(&state).reindex(&|_, _| {}).await?;
-    Ok(Json(ReindexOutcome { embedded, embedder: memory(&state).embedder().describe() }))
+    Ok(Json(ReindexOutcome {
+        embedded,
+        embedder: memory(&state).embedder().describe(),
+    }))
 }
 
 /// Status of the memory subsystem, for `reindex` progress and `doctor`.
@@ -644,7 +758,11 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<MemoryStatus>,
         Some(id) => state.store.count_memory_items_to_embed(&id).await?,
         None => 0,
     };
-    Ok(Json(MemoryStatus { embedder: m.embedder().describe(), indexed: m.indexed().await, to_embed }))
+    Ok(Json(MemoryStatus {
+        embedder: m.embedder().describe(),
+        indexed: m.indexed().await,
+        to_embed,
+    }))
 }
 
 /// Response of `POST /memory/consolidate`.
@@ -681,7 +799,11 @@ pub async fn consolidate(
     let days = i64::from(query.days.unwrap_or(7).clamp(1, 3650));
     let since = coworker_store::now_ms() - days * 86_400_000;
     let report = coworker_memory::consolidate::consolidate(memory(&state), state.engine.router(), since).await?;
-    Ok(Json(ConsolidateOutcome { episodes: report.episodes, proposed: report.proposed, duplicates: report.duplicates.len() }))
+    Ok(Json(ConsolidateOutcome {
+        episodes: report.episodes,
+        proposed: report.proposed,
+        duplicates: report.duplicates.len(),
+    }))
 }
 
 /// The node's memory jobs: consolidation every `consolidate_every_hours` (over the episodes
@@ -705,8 +827,12 @@ pub async fn periodic_jobs(memory: Arc<Memory>, router: coworker_models::Router,
         if consolidate_every > 0 && hours.is_multiple_of(u64::from(consolidate_every)) {
             let since = coworker_store::now_ms() - i64::from(consolidate_every) * 3_600_000;
             match coworker_memory::consolidate::consolidate(&memory, &router, since).await {
-                Ok(report) => tracing::info!(episodes = report.episodes, proposed = report.proposed.len(),
-                    duplicates = report.duplicates.len(), "memory consolidation ran"),
+                Ok(report) => tracing::info!(
+                    episodes = report.episodes,
+                    proposed = report.proposed.len(),
+                    duplicates = report.duplicates.len(),
+                    "memory consolidation ran"
+                ),
                 Err(error) => tracing::warn!(%error, "memory consolidation failed; retrying next period"),
             }
         }

@@ -170,7 +170,11 @@ impl Node {
         } else {
             Vec::new()
         };
-        tokio::spawn(crate::memory::periodic_jobs(memory.clone(), engine.router().clone(), shutdown.clone()));
+        tokio::spawn(crate::memory::periodic_jobs(
+            memory.clone(),
+            engine.router().clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(reload_mcp_servers(
             config.clone(),
             store.clone(),

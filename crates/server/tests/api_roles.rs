@@ -292,7 +292,13 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
             anyone,
         ),
         // memory (issue 11)
-        case(M::GET, "/api/v1/memory/items", "/api/v1/memory/items".into(), None, anyone),
+        case(
+            M::GET,
+            "/api/v1/memory/items",
+            "/api/v1/memory/items".into(),
+            None,
+            anyone,
+        ),
         case(
             M::POST,
             "/api/v1/memory/items",
@@ -300,7 +306,13 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
             Some(json!({"text": format!("role check by {role}")})),
             members,
         ),
-        case(M::GET, "/api/v1/memory/items/{id}", format!("/api/v1/memory/items/{fact}"), None, anyone),
+        case(
+            M::GET,
+            "/api/v1/memory/items/{id}",
+            format!("/api/v1/memory/items/{fact}"),
+            None,
+            anyone,
+        ),
         case(
             M::POST,
             "/api/v1/memory/items/{id}/forget",
@@ -315,8 +327,20 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
             Some(json!({"decision": "approve"})),
             reviewers,
         ),
-        case(M::GET, "/api/v1/memory/review", "/api/v1/memory/review".into(), None, anyone),
-        case(M::POST, "/api/v1/memory/search", "/api/v1/memory/search".into(), Some(json!({"query": "role"})), anyone),
+        case(
+            M::GET,
+            "/api/v1/memory/review",
+            "/api/v1/memory/review".into(),
+            None,
+            anyone,
+        ),
+        case(
+            M::POST,
+            "/api/v1/memory/search",
+            "/api/v1/memory/search".into(),
+            Some(json!({"query": "role"})),
+            anyone,
+        ),
         case(
             M::POST,
             "/api/v1/memory/import",
@@ -324,9 +348,27 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
             Some(json!({"items": [{"text": format!("imported by {role}")}]})),
             members,
         ),
-        case(M::POST, "/api/v1/memory/reindex", "/api/v1/memory/reindex".into(), None, admins),
-        case(M::POST, "/api/v1/memory/consolidate", "/api/v1/memory/consolidate".into(), None, admins),
-        case(M::GET, "/api/v1/memory/status", "/api/v1/memory/status".into(), None, anyone),
+        case(
+            M::POST,
+            "/api/v1/memory/reindex",
+            "/api/v1/memory/reindex".into(),
+            None,
+            admins,
+        ),
+        case(
+            M::POST,
+            "/api/v1/memory/consolidate",
+            "/api/v1/memory/consolidate".into(),
+            None,
+            admins,
+        ),
+        case(
+            M::GET,
+            "/api/v1/memory/status",
+            "/api/v1/memory/status".into(),
+            None,
+            anyone,
+        ),
     ]
 }
 
@@ -402,7 +444,10 @@ async fn every_route_allows_and_denies_by_role(db: &TestDb) {
         embedding: None,
     };
     let stored = store
-        .insert_memory_items(&[memory_item("role seed fact", "approved"), memory_item("role seed proposal", "proposed")])
+        .insert_memory_items(&[
+            memory_item("role seed fact", "approved"),
+            memory_item("role seed proposal", "proposed"),
+        ])
         .await
         .unwrap();
     let seeds = Seeds {

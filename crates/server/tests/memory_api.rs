@@ -43,14 +43,31 @@ fn config_for(db: &TestDb) -> Config {
 async fn facts_persist_across_a_restart(db: &TestDb) {
     let node = TestNode::start(db.backend).await.unwrap();
     let owner = node.owner_token.clone();
-    let (status, body) = post(&node, "/api/v1/memory/items", &owner, json!({"text": "The office wifi is called Lighthouse."})).await;
+    let (status, body) = post(
+        &node,
+        "/api/v1/memory/items",
+        &owner,
+        json!({"text": "The office wifi is called Lighthouse."}),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(body["item"]["status"], "approved", "the owner's fact is approved at once");
+    assert_eq!(
+        body["item"]["status"], "approved",
+        "the owner's fact is approved at once"
+    );
     let id = body["item"]["id"].clone();
     let db = node.stop().await;
 
     // The same database and data dir, a new process's worth of state.
-    let node = Node::start(config_for(&db), NodeOptions { env: Some(Vec::new()), ..Default::default() }).await.unwrap();
+    let node = Node::start(
+        config_for(&db),
+        NodeOptions {
+            env: Some(Vec::new()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let restarted = TestNode {
         base_url: format!("http://{}", node.local_addr),
         owner_token: coworker_server::bootstrap::read_owner_credential(&node.data_dir).unwrap(),
@@ -67,11 +84,20 @@ async fn member_facts_are_proposals_until_reviewed(db: &TestDb) {
     let node = TestNode::start(db.backend).await.unwrap();
     let owner = node.owner_token.clone();
     let member = user(&node, "member@example.com", Role::Member, None).await;
-    let (status, body) = post(&node, "/api/v1/memory/items", &member.token, json!({"text": "Standup moved to 9:30."})).await;
+    let (status, body) = post(
+        &node,
+        "/api/v1/memory/items",
+        &member.token,
+        json!({"text": "Standup moved to 9:30."}),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["item"]["status"], "proposed");
     let id = body["item"]["id"].as_str().unwrap().to_owned();
-    assert!(search(&node, &owner, "standup time").await.is_empty(), "a proposal is not retrieved");
+    assert!(
+        search(&node, &owner, "standup time").await.is_empty(),
+        "a proposal is not retrieved"
+    );
     let (_, queue) = call(&node, Method::GET, "/api/v1/memory/review", Some(&owner), None).await;
     assert_eq!(queue["items"][0]["id"], id.as_str());
 
@@ -79,36 +105,84 @@ async fn member_facts_are_proposals_until_reviewed(db: &TestDb) {
     let path = format!("/api/v1/memory/items/{id}/decision");
     let (status, body) = post(&node, &path, &member.token, json!({"decision": "approve"})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("not_a_reviewer")));
-    let (status, body) = post(&node, &path, &owner, json!({"decision": "approve", "note": "confirmed"})).await;
+    let (status, body) = post(
+        &node,
+        &path,
+        &owner,
+        json!({"decision": "approve", "note": "confirmed"}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["item"]["status"], "approved");
-    assert!(body["history"].as_array().unwrap().iter().any(|e| e["action"] == "approved"));
+    assert!(
+        body["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "approved")
+    );
     let (status, _) = post(&node, &path, &owner, json!({"decision": "reject"})).await;
     assert_eq!(status, 409);
     assert_eq!(search(&node, &owner, "standup time").await[0]["id"], id.as_str());
 
     // A member's own private scope is theirs to approve; another person may not read it.
     let own = format!("user:{}", member.id);
-    let (_, body) = post(&node, "/api/v1/memory/items", &member.token, json!({"text": "I prefer morning meetings.", "scope": own})).await;
+    let (_, body) = post(
+        &node,
+        "/api/v1/memory/items",
+        &member.token,
+        json!({"text": "I prefer morning meetings.", "scope": own}),
+    )
+    .await;
     assert_eq!(body["item"]["status"], "approved");
-    let (status, body) = post(&node, "/api/v1/memory/search", &owner, json!({"query": "meetings", "scope": own})).await;
+    let (status, body) = post(
+        &node,
+        "/api/v1/memory/search",
+        &owner,
+        json!({"query": "meetings", "scope": own}),
+    )
+    .await;
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("private_scope")));
-    assert!(search(&node, &owner, "morning meetings").await.is_empty(), "org searches never see a user scope");
+    assert!(
+        search(&node, &owner, "morning meetings").await.is_empty(),
+        "org searches never see a user scope"
+    );
 
     // Forget archives, listed only with archived=true.
     let (status, body) = post(&node, &format!("/api/v1/memory/items/{id}/forget"), &owner, json!({})).await;
     assert_eq!(status, 200, "{body}");
     assert!(search(&node, &owner, "standup time").await.is_empty());
-    let (_, listed) = call(&node, Method::GET, "/api/v1/memory/items?archived=true", Some(&owner), None).await;
-    assert!(listed["items"].as_array().unwrap().iter().any(|i| i["id"] == id.as_str() && i["status"] == "archived"));
+    let (_, listed) = call(
+        &node,
+        Method::GET,
+        "/api/v1/memory/items?archived=true",
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == id.as_str() && i["status"] == "archived")
+    );
     node.stop().await;
 }
 
 async fn a_coworker_proposal_is_decided_through_its_approval(db: &TestDb) {
-    let node = TestNode::start_with(db.backend, |c| c.engine.workers = 0).await.unwrap();
+    let node = TestNode::start_with(db.backend, |c| c.engine.workers = 0)
+        .await
+        .unwrap();
     let owner = node.owner_token.clone();
     let store = node.node.store.clone();
-    let (status, created) = post(&node, "/api/v1/tasks", &owner, json!({"to": "assistant", "brief": "seed"})).await;
+    let (status, created) = post(
+        &node,
+        "/api/v1/tasks",
+        &owner,
+        json!({"to": "assistant", "brief": "seed"}),
+    )
+    .await;
     assert_eq!(status, 201, "{created}");
     let task_id: coworker_core::TaskId = created["task"]["id"].as_str().unwrap().parse().unwrap();
     let run = store.run_for_task(task_id).await.unwrap().unwrap();
@@ -144,16 +218,29 @@ async fn a_coworker_proposal_is_decided_through_its_approval(db: &TestDb) {
         })
         .await
         .unwrap();
-    store.set_memory_details(fact, &json!({"approval_id": approval.id})).await.unwrap();
+    store
+        .set_memory_details(fact, &json!({"approval_id": approval.id}))
+        .await
+        .unwrap();
 
     // Decided in the approvals surface: the fact follows.
-    let (status, body) =
-        post(&node, &format!("/api/v1/approvals/{}/decision", approval.id), &owner, json!({"decision": "approve"})).await;
+    let (status, body) = post(
+        &node,
+        &format!("/api/v1/approvals/{}/decision", approval.id),
+        &owner,
+        json!({"decision": "approve"}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(store.get_memory_item(fact).await.unwrap().unwrap().status, "approved");
     // And the memory surface now reports the approval's first decision as final.
-    let (status, _) =
-        post(&node, &format!("/api/v1/memory/items/{fact}/decision"), &owner, json!({"decision": "reject"})).await;
+    let (status, _) = post(
+        &node,
+        &format!("/api/v1/memory/items/{fact}/decision"),
+        &owner,
+        json!({"decision": "reject"}),
+    )
+    .await;
     assert_eq!(status, 409);
     assert_eq!(store.get_memory_item(fact).await.unwrap().unwrap().status, "approved");
     node.stop().await;
@@ -184,16 +271,29 @@ async fn bad_input_is_refused_and_stores_nothing(db: &TestDb) {
     )
     .await;
     assert_eq!(status, 400);
-    assert!(answer["error"]["message"].as_str().unwrap().starts_with("item 2:"), "{answer}");
+    assert!(
+        answer["error"]["message"].as_str().unwrap().starts_with("item 2:"),
+        "{answer}"
+    );
     let (_, listed) = call(&node, Method::GET, "/api/v1/memory/items", Some(&owner), None).await;
     assert!(listed["items"].as_array().unwrap().is_empty(), "{listed}");
     // The same batch, fixed, imports once; again, adds nothing.
-    let batch = json!({"items": [{"text": "first good line"}, {"text": "third good line", "occurred_at": "2024-02-03"}]});
+    let batch =
+        json!({"items": [{"text": "first good line"}, {"text": "third good line", "occurred_at": "2024-02-03"}]});
     let (status, first) = post(&node, "/api/v1/memory/import", &owner, batch.clone()).await;
     assert_eq!((status, first["added"].as_u64()), (200, Some(2)), "{first}");
     let (_, again) = post(&node, "/api/v1/memory/import", &owner, batch).await;
-    assert_eq!((again["added"].as_u64(), again["duplicates"].as_u64()), (Some(0), Some(2)));
-    let (status, body) = post(&node, "/api/v1/memory/search", &owner, json!({"query": "line", "limit": 51})).await;
+    assert_eq!(
+        (again["added"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(2))
+    );
+    let (status, body) = post(
+        &node,
+        "/api/v1/memory/search",
+        &owner,
+        json!({"query": "line", "limit": 51}),
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     let db = node.stop().await;
 
@@ -201,7 +301,19 @@ async fn bad_input_is_refused_and_stores_nothing(db: &TestDb) {
     let mut config = config_for(&db);
     config.memory.embedder = coworker_core::config::EmbedderKind::Local;
     config.memory.model_dir = db.dir().join("no-model-here").display().to_string();
-    let error = Node::start(config, NodeOptions { env: Some(Vec::new()), ..Default::default() }).await.err().expect("refused");
+    let error = Node::start(
+        config,
+        NodeOptions {
+            env: Some(Vec::new()),
+            ..Default::default()
+        },
+    )
+    .await
+    .err()
+    .expect("refused");
     let message = error.to_string();
-    assert!(message.contains("no-model-here") && message.contains("install-model"), "{message}");
+    assert!(
+        message.contains("no-model-here") && message.contains("install-model"),
+        "{message}"
+    );
 }

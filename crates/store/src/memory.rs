@@ -218,7 +218,10 @@ pub fn decode_vector(bytes: &[u8]) -> Vec<f32> {
 }
 
 fn placeholders(start: usize, count: usize) -> String {
-    (start..start + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (start..start + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Store {
@@ -315,7 +318,10 @@ impl Store {
         }
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(200) {
-            let sql = format!("SELECT {COLUMNS} FROM memory_items WHERE id IN ({})", placeholders(1, chunk.len()));
+            let sql = format!(
+                "SELECT {COLUMNS} FROM memory_items WHERE id IN ({})",
+                placeholders(1, chunk.len())
+            );
             let rows: Vec<ItemRow> = on_pool!(self, pool => {
                 let mut q = sqlx::query_as(AssertSqlSafe(sql.as_str()));
                 for id in chunk {
@@ -348,8 +354,13 @@ impl Store {
             clauses.push(format!("created_at_ms < ${n}"));
             n += 1;
         }
-        let filter_sql = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
-        let sql = format!("SELECT {COLUMNS} FROM memory_items{filter_sql} ORDER BY created_at_ms DESC, id DESC LIMIT ${n}");
+        let filter_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", clauses.join(" AND "))
+        };
+        let sql =
+            format!("SELECT {COLUMNS} FROM memory_items{filter_sql} ORDER BY created_at_ms DESC, id DESC LIMIT ${n}");
         let rows: Vec<ItemRow> = on_pool!(self, pool => {
             let mut q = sqlx::query_as(AssertSqlSafe(sql.as_str()));
             if let Some(kind) = &filter.kind {
@@ -462,7 +473,10 @@ impl Store {
     /// Merges `patch` (an object) into an item's details (e.g. the approval raised for it).
     pub async fn set_memory_details(&self, id: MemoryId, patch: &serde_json::Value) -> Result<(), StoreError> {
         let Some(item) = self.get_memory_item(id).await? else {
-            return Err(StoreError::NotFound { what: "memory item", key: id.to_string() });
+            return Err(StoreError::NotFound {
+                what: "memory item",
+                key: id.to_string(),
+            });
         };
         let mut details = item.details;
         if let (Some(target), Some(source)) = (details.as_object_mut(), patch.as_object()) {
@@ -497,7 +511,11 @@ impl Store {
 
     /// Items whose vector is missing or came from another embedder (for embedding after an
     /// insert and for `reindex`), oldest first.
-    pub async fn memory_items_to_embed(&self, embedder: &str, limit: i64) -> Result<Vec<(MemoryId, String)>, StoreError> {
+    pub async fn memory_items_to_embed(
+        &self,
+        embedder: &str,
+        limit: i64,
+    ) -> Result<Vec<(MemoryId, String)>, StoreError> {
         let rows: Vec<(Uuid, String)> = on_pool!(self, pool => sqlx::query_as(
             "SELECT id, search_text FROM memory_items WHERE embedder IS NULL OR embedder <> $1 \
              ORDER BY created_at_ms, id LIMIT $2",
@@ -524,7 +542,10 @@ impl Store {
     pub async fn memory_search_texts(&self, ids: &[MemoryId]) -> Result<Vec<(MemoryId, String)>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(200) {
-            let sql = format!("SELECT id, search_text FROM memory_items WHERE id IN ({})", placeholders(1, chunk.len()));
+            let sql = format!(
+                "SELECT id, search_text FROM memory_items WHERE id IN ({})",
+                placeholders(1, chunk.len())
+            );
             let rows: Vec<(Uuid, String)> = on_pool!(self, pool => {
                 let mut q = sqlx::query_as(AssertSqlSafe(sql.as_str()));
                 for id in chunk {
@@ -603,11 +624,19 @@ impl Store {
         let scope_ph = placeholders(3, scopes.len());
         let status_ph = placeholders(3 + scopes.len(), statuses.len());
         let kind_n = 3 + scopes.len() + statuses.len();
-        let kind_sql = if kind.is_some() { format!(" AND m.kind = ${kind_n}") } else { String::new() };
+        let kind_sql = if kind.is_some() {
+            format!(" AND m.kind = ${kind_n}")
+        } else {
+            String::new()
+        };
         let rows: Vec<(Uuid, f64)> = match &self.backend {
             Backend::Sqlite(pool) => {
                 // Each word quoted: an FTS5 string, so no word can be read as an operator.
-                let query = terms.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(" OR ");
+                let query = terms
+                    .iter()
+                    .map(|t| format!("\"{t}\""))
+                    .collect::<Vec<_>>()
+                    .join(" OR ");
                 let sql = format!(
                     "SELECT m.id, -bm25(memory_fts) AS score FROM memory_fts JOIN memory_items m ON m.rowid = memory_fts.rowid \
                      WHERE memory_fts MATCH $1 AND m.scope IN ({scope_ph}) AND m.status IN ({status_ph}){kind_sql} \

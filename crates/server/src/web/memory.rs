@@ -121,9 +121,21 @@ async fn memory_page(
         limit: Some(coworker_store::MAX_MEMORY_PAGE),
         before_ms: None,
     };
-    let review = memory::list(&state, &user.principal, &review_query).await?.iter().map(row).collect();
-    let recent_query = ListQuery { status: Some("approved".into()), limit: Some(RECENT_FACTS_SHOWN), ..review_query };
-    let recent = memory::list(&state, &user.principal, &recent_query).await?.iter().map(row).collect();
+    let review = memory::list(&state, &user.principal, &review_query)
+        .await?
+        .iter()
+        .map(row)
+        .collect();
+    let recent_query = ListQuery {
+        status: Some("approved".into()),
+        limit: Some(RECENT_FACTS_SHOWN),
+        ..review_query
+    };
+    let recent = memory::list(&state, &user.principal, &recent_query)
+        .await?
+        .iter()
+        .map(row)
+        .collect();
     render(&MemoryPage {
         page,
         searched: !q.is_empty(),
@@ -197,7 +209,12 @@ async fn item_page(State(state): State<AppState>, user: WebUser, Path(id): Path<
                 action: e.action.clone(),
                 actor: e.actor.clone(),
                 task_id: e.task_id.map(|t| t.to_string()),
-                note: e.detail.get("note").and_then(|n| n.as_str()).unwrap_or_default().to_owned(),
+                note: e
+                    .detail
+                    .get("note")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
             })
             .collect(),
         used_by,
@@ -214,7 +231,11 @@ pub struct AddForm {
 }
 
 async fn add(State(state): State<AppState>, user: WebUser, Form(form): Form<AddForm>) -> Result<Response, WebError> {
-    let body = memory::AddFact { text: form.text, scope: Some(form.scope).filter(|s| !s.trim().is_empty()), occurred_at: None };
+    let body = memory::AddFact {
+        text: form.text,
+        scope: Some(form.scope).filter(|s| !s.trim().is_empty()),
+        occurred_at: None,
+    };
     match memory::add(&state, &user.principal, body).await {
         Ok(added) => {
             let word = if added.duplicate {
@@ -224,7 +245,11 @@ async fn add(State(state): State<AppState>, user: WebUser, Form(form): Form<AddF
             } else {
                 "Proposed for review"
             };
-            Ok(redirect_with("/memory", FlashKind::Ok, &format!("{word}: {}", added.item.text)))
+            Ok(redirect_with(
+                "/memory",
+                FlashKind::Ok,
+                &format!("{word}: {}", added.item.text),
+            ))
         }
         Err(e) => Ok(redirect_with("/memory", FlashKind::Error, &e.body.message)),
     }
@@ -247,7 +272,11 @@ async fn decide(
 ) -> Result<Response, WebError> {
     let note = Some(form.note.as_str()).filter(|n| !n.trim().is_empty());
     match memory::review(&state, &user.principal, &id, &form.decision, note).await {
-        Ok(detail) => Ok(redirect_with("/memory", FlashKind::Ok, &format!("{}: {}", detail.item.status, detail.item.text))),
+        Ok(detail) => Ok(redirect_with(
+            "/memory",
+            FlashKind::Ok,
+            &format!("{}: {}", detail.item.status, detail.item.text),
+        )),
         Err(e) => Ok(redirect_with("/memory", FlashKind::Error, &e.body.message)),
     }
 }
@@ -265,6 +294,10 @@ async fn forget(
             FlashKind::Ok,
             &format!("Forgotten (archived, still listed): {}", detail.item.text),
         )),
-        Err(e) => Ok(redirect_with(&format!("/memory/{id}"), FlashKind::Error, &e.body.message)),
+        Err(e) => Ok(redirect_with(
+            &format!("/memory/{id}"),
+            FlashKind::Error,
+            &e.body.message,
+        )),
     }
 }

@@ -894,7 +894,10 @@ fn memory_used(events: &[RunEvent]) -> MemoryUsed {
     };
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
     MemoryUsed {
-        facts: built.payload["facts"].as_array().map(|a| a.iter().map(text).collect()).unwrap_or_default(),
+        facts: built.payload["facts"]
+            .as_array()
+            .map(|a| a.iter().map(text).collect())
+            .unwrap_or_default(),
         episodes: built.payload["episodes"]
             .as_array()
             .map(|a| a.iter().map(|e| (text(&e["id"]), text(&e["task_id"]))).collect())
