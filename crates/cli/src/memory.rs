@@ -338,11 +338,7 @@ fn encode(v: &str) -> String {
 
 fn progress(what: &str, done: u64, total: u64) {
     const WIDTH: u64 = 30;
-    let filled = if total == 0 {
-        WIDTH
-    } else {
-        (done * WIDTH / total).min(WIDTH)
-    };
+    let filled = (done * WIDTH).checked_div(total).map_or(WIDTH, |f| f.min(WIDTH));
     let bar: String = (0..WIDTH).map(|i| if i < filled { '#' } else { '.' }).collect();
     eprint!("\r{what} [{bar}] {done}/{total}");
     let _ = std::io::stderr().flush();
@@ -448,6 +444,7 @@ fn print_detail(body: &Value) {
 }
 
 /// One item of an import file, with the line it starts on.
+#[derive(Debug)]
 struct ImportLine {
     line: usize,
     text: String,

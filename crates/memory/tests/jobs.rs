@@ -18,14 +18,16 @@ backend_tests!(
 );
 
 fn router(server: &ScriptedModelServer) -> coworker_models::Router {
-    let mut config = Config::default();
-    config.providers = vec![ProviderConfig {
-        name: "scripted".into(),
-        kind: ProviderKind::Openai,
-        base_url: server.base_url(),
-        api_key_env: String::new(),
-        api_key_secret: String::new(),
-    }];
+    let mut config = Config {
+        providers: vec![ProviderConfig {
+            name: "scripted".into(),
+            kind: ProviderKind::Openai,
+            base_url: server.base_url(),
+            api_key_env: String::new(),
+            api_key_secret: String::new(),
+        }],
+        ..Config::default()
+    };
     config.models.default = "scripted/test-model".into();
     config.models.max_attempts = 1;
     config.models.detect_ollama = false;

@@ -129,10 +129,13 @@ struct Labelled {
     category: &'static str,
 }
 
-/// Builds the items (text, scope, occurred_at) and the labelled queries.
-fn dataset(u1: UserId, u2: UserId) -> (Vec<(String, Scope, Option<i64>)>, Vec<Labelled>) {
+/// An item: text, scope, when it happened.
+type Item = (String, Scope, Option<i64>);
+
+/// Builds the items and the labelled queries.
+fn dataset(u1: UserId, u2: UserId) -> (Vec<Item>, Vec<Labelled>) {
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
-    let mut items: Vec<(String, Scope, Option<i64>)> = Vec::new();
+    let mut items: Vec<Item> = Vec::new();
     let mut queries = Vec::new();
     let day = 86_400_000i64;
     let base = 1_672_531_200_000i64; // 2023-01-01
@@ -143,7 +146,7 @@ fn dataset(u1: UserId, u2: UserId) -> (Vec<(String, Scope, Option<i64>)>, Vec<La
             1 => Scope::Project("a".into()),
             _ => Scope::User(u1),
         };
-        let add = |text: String, at: Option<i64>, items: &mut Vec<(String, Scope, Option<i64>)>| {
+        let add = |text: String, at: Option<i64>, items: &mut Vec<Item>| {
             items.push((text, scope.clone(), at));
             items.len() - 1
         };

@@ -174,9 +174,40 @@ pub async fn add_fact(
     Ok((status, Json(added)))
 }
 
+/// An admin adding memory to a project that does not exist yet creates it (named by its
+/// slug), so `memory import --scope project:new FILE` needs no separate step; anyone else
+/// gets the "unknown scope" error from the memory crate.
+async fn ensure_project(state: &AppState, principal: &Principal, scope: Option<&str>) -> Result<(), ApiError> {
+    let Scope::Project(slug) = parse_scope(scope)? else {
+        return Ok(());
+    };
+    if !principal.has(Role::Admin)
+        || !coworker_store::valid_project_slug(&slug)
+        || state.store.project_by_slug(&slug).await?.is_some()
+    {
+        return Ok(());
+    }
+    match state.store.create_project(&slug, &slug, "").await {
+        Ok(_) => {
+            state
+                .store
+                .audit_append(
+                    AuditEntry::new(principal.actor(), "project.created", format!("project:{slug}"))
+                        .with_details(json!({"via": "memory"})),
+                )
+                .await?;
+            Ok(())
+        }
+        // Created concurrently by another request: fine.
+        Err(_) if state.store.project_by_slug(&slug).await?.is_some() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The add action (shared with the web page).
 pub async fn add(state: &AppState, principal: &Principal, body: AddFact) -> Result<AddedFact, ApiError> {
     principal.require(Role::Member)?;
+    ensure_project(state, principal, body.scope.as_deref()).await?;
     let item = new_fact(
         state,
         principal,
@@ -261,7 +292,7 @@ pub struct ImportBatch {
     pub scope: Option<String>,
     /// The items (at most 1000).
     pub items: Vec<ImportItem>,
-    /// Only validate: store nothing.
+    /// Only validate: store no item (an admin's missing project is still created).
     #[serde(default)]
     pub dry_run: bool,
 }
@@ -290,6 +321,8 @@ pub async fn import(
     ApiJson(body): ApiJson<ImportBatch>,
 ) -> Result<Json<ImportOutcome>, ApiError> {
     principal.require(Role::Member)?;
+    // Also on a dry run, so the check that follows sees the project an admin's import creates.
+    ensure_project(&state, &principal, body.scope.as_deref()).await?;
     let mut items = Vec::with_capacity(body.items.len());
     for (i, line) in body.items.into_iter().enumerate() {
         let item = new_fact(

@@ -253,7 +253,7 @@ async fn bad_input_is_refused_and_stores_nothing(db: &TestDb) {
         (json!({"text": "   "}), "empty"),
         (json!({"text": "x".repeat(20_000)}), "over the limit"),
         (json!({"text": "fine", "scope": "team:blue"}), "unknown scope"),
-        (json!({"text": "fine", "scope": "project:nope"}), "unknown scope"),
+        (json!({"text": "fine", "scope": "user:not-an-id"}), "unknown scope"),
         (json!({"text": "fine", "occurred_at": "last tuesday"}), "RFC 3339"),
     ];
     for (body, expected) in cases {
@@ -262,6 +262,42 @@ async fn bad_input_is_refused_and_stores_nothing(db: &TestDb) {
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains(expected), "{message:?} should say {expected:?}");
     }
+    // A member naming a project that does not exist is refused; an admin's import creates it.
+    let member = user(&node, "member@example.com", Role::Member, None).await;
+    let (status, answer) = post(
+        &node,
+        "/api/v1/memory/items",
+        &member.token,
+        json!({"text": "fine", "scope": "project:nope"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown scope \"project:nope\""),
+        "{answer}"
+    );
+    let (status, answer) = post(
+        &node,
+        "/api/v1/memory/import",
+        &owner,
+        json!({"scope": "project:conv-1", "items": [{"text": "from a new project"}]}),
+    )
+    .await;
+    assert_eq!((status, answer["added"].as_u64()), (200, Some(1)), "{answer}");
+    assert!(node.node.store.project_by_slug("conv-1").await.unwrap().is_some());
+    let (_, listed) = call(
+        &node,
+        Method::GET,
+        "/api/v1/memory/items?scope=project:conv-1",
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+
     // One bad item in a batch: refused by its position, and nothing from the batch stored.
     let (status, answer) = post(
         &node,
@@ -275,7 +311,7 @@ async fn bad_input_is_refused_and_stores_nothing(db: &TestDb) {
         answer["error"]["message"].as_str().unwrap().starts_with("item 2:"),
         "{answer}"
     );
-    let (_, listed) = call(&node, Method::GET, "/api/v1/memory/items", Some(&owner), None).await;
+    let (_, listed) = call(&node, Method::GET, "/api/v1/memory/items?scope=org", Some(&owner), None).await;
     assert!(listed["items"].as_array().unwrap().is_empty(), "{listed}");
     // The same batch, fixed, imports once; again, adds nothing.
     let batch =

@@ -149,6 +149,9 @@ pub struct MemoryEvent {
     pub at_ms: i64,
 }
 
+/// `(action, actor, task_id, detail, at_ms)` as read from `memory_events`.
+type EventRow = (String, String, Option<Uuid>, Json<serde_json::Value>, i64);
+
 /// Which items a listing returns.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryFilter {
@@ -452,7 +455,7 @@ impl Store {
 
     /// An item's history, oldest first.
     pub async fn memory_events(&self, id: MemoryId) -> Result<Vec<MemoryEvent>, StoreError> {
-        let rows: Vec<(String, String, Option<Uuid>, Json<serde_json::Value>, i64)> = on_pool!(self, pool => sqlx::query_as(
+        let rows: Vec<EventRow> = on_pool!(self, pool => sqlx::query_as(
             "SELECT action, actor, task_id, detail, at_ms FROM memory_events WHERE item_id = $1 ORDER BY at_ms, id LIMIT 1000",
         )
         .bind(id.as_uuid())
