@@ -37,8 +37,14 @@ pub const MAX_SEARCH_LIMIT: usize = 50;
 /// Candidates each ranker (full text, vectors) contributes to fusion.
 pub const CANDIDATES_PER_RANKER: usize = 60;
 
-/// Reciprocal rank fusion constant (the usual 60: ranks beyond the first few count less).
-pub const RRF_K: f64 = 60.0;
+/// Reciprocal rank fusion constant. Smaller than the customary 60 so the first few ranks of
+/// each list dominate: on the LoCoMo conversations (3 of 10, 383 questions) k = 5 raised
+/// recall@5 from 0.49 (k = 60) to 0.59, against 0.57 for full text alone.
+pub const RRF_K: f64 = 5.0;
+
+/// Weight of the vector list in the fusion (full text has 1): MiniLM alone finds fewer of
+/// the cited turns than BM25 there (0.39 vs 0.57), but fused at 0.7 it adds what words miss.
+pub const VECTOR_RRF_WEIGHT: f64 = 0.7;
 
 /// Most items stored in one call (an import sends batches of at most this many).
 pub const MAX_BATCH_ITEMS: usize = 1000;
@@ -509,7 +515,9 @@ impl Memory {
     /// The retrieval step of [`Memory::search`] given the query's vector (benchmarks time it
     /// apart from embedding).
     pub async fn retrieve(&self, query: &SearchQuery, vector: Option<&[f32]>) -> Result<Vec<Hit>, MemoryError> {
+        let started = Instant::now();
         self.sync_inner(false).await?;
+        let synced = started.elapsed();
         let terms = text::query_terms(&query.text);
         let kind = match query.kind {
             KindFilter::Any => None,
@@ -520,6 +528,7 @@ impl Memory {
             .store
             .memory_fulltext(&terms, &query.scopes, &["approved"], kind, CANDIDATES_PER_RANKER as i64)
             .await?;
+        let searched_text = started.elapsed();
         let vectors = match vector {
             Some(v) => self
                 .index
@@ -529,6 +538,7 @@ impl Memory {
                 .search(v, &query.scopes, query.kind, CANDIDATES_PER_RANKER),
             None => Vec::new(),
         };
+        let searched_vectors = started.elapsed();
         let mut fused: HashMap<MemoryId, ScoreComponents> = HashMap::new();
         for (rank, (id, score)) in fulltext.iter().enumerate() {
             let c = fused.entry(*id).or_default();
@@ -540,7 +550,7 @@ impl Memory {
             let c = fused.entry(*id).or_default();
             c.vector_rank = Some(rank as u32 + 1);
             c.vector_similarity = Some(f64::from(*similarity));
-            c.rrf += 1.0 / (RRF_K + rank as f64 + 1.0);
+            c.rrf += VECTOR_RRF_WEIGHT / (RRF_K + rank as f64 + 1.0);
         }
         let ids: Vec<MemoryId> = fused.keys().copied().collect();
         let items = self.store.get_memory_items(&ids).await?;
@@ -575,6 +585,13 @@ impl Memory {
             .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.as_uuid().cmp(&b.id.as_uuid())));
         hits.truncate(query.limit);
+        tracing::debug!(
+            sync_us = synced.as_micros() as u64,
+            fulltext_us = (searched_text - synced).as_micros() as u64,
+            vectors_us = (searched_vectors - searched_text).as_micros() as u64,
+            load_us = (started.elapsed() - searched_vectors).as_micros() as u64,
+            "memory retrieval"
+        );
         Ok(hits)
     }
 

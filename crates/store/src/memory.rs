@@ -641,7 +641,10 @@ impl Store {
                     .collect::<Vec<_>>()
                     .join(" OR ");
                 let sql = format!(
-                    "SELECT m.id, -bm25(memory_fts) AS score FROM memory_fts JOIN memory_items m ON m.rowid = memory_fts.rowid \
+                    // CROSS JOIN fixes the loop order: the full-text matches drive, and each is
+                    // looked up by rowid. With a plain JOIN SQLite may scan the items and run
+                    // the MATCH once per row (measured: 326 ms at 10k items instead of ~1 ms).
+                    "SELECT m.id, -bm25(memory_fts) AS score FROM memory_fts CROSS JOIN memory_items m ON m.rowid = memory_fts.rowid \
                      WHERE memory_fts MATCH $1 AND m.scope IN ({scope_ph}) AND m.status IN ({status_ph}){kind_sql} \
                      ORDER BY bm25(memory_fts) LIMIT $2"
                 );
