@@ -7,6 +7,7 @@ mod client;
 mod load;
 mod logging;
 mod mcp;
+mod memory;
 mod policy;
 mod schedules;
 mod secrets;
@@ -107,6 +108,9 @@ enum Command {
     /// Signed webhooks that turn events into tasks: add-webhook, list, show, delete, rotate-secret (talks to a running node)
     #[command(subcommand)]
     Triggers(schedules::TriggersCommand),
+    /// Memory: facts and past tasks coworkers remember (add, search, review, import, …)
+    #[command(subcommand)]
+    Memory(memory::MemoryCommand),
 }
 
 #[derive(Subcommand)]
@@ -400,6 +404,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(command) => accounts::users(&work_client(&cli.global)?, command).await,
         Command::Schedules(command) => schedules::schedules(&work_client(&cli.global)?, command).await,
         Command::Triggers(command) => schedules::triggers(&work_client(&cli.global)?, command).await,
+        Command::Memory(command) => memory::run(&cli.global, command).await,
     }
 }
 

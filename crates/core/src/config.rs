@@ -61,6 +61,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// The scheduler (schedules, watches) and inbound webhooks.
     pub schedules: SchedulesConfig,
+    /// Memory: embedder, context sizes, consolidation and decay (issue 11).
+    pub memory: MemoryConfig,
 }
 
 /// `[policy]`
@@ -238,6 +240,89 @@ impl Default for WorkspaceConfig {
     fn default() -> Self {
         Self {
             max_file_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+// ---- memory (issue 11) ----
+
+/// Which embedder turns memory text into vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedderKind {
+    /// A MiniLM-class model run in-process from `model_dir` (or the installed default);
+    /// full text only, with a start-up line, when no model is installed and none configured.
+    #[default]
+    Local,
+    /// An OpenAI-compatible `/embeddings` endpoint.
+    Openai,
+    /// No vectors: full-text retrieval only (`doctor` warns).
+    None,
+}
+
+impl EmbedderKind {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmbedderKind::Local => "local",
+            EmbedderKind::Openai => "openai",
+            EmbedderKind::None => "none",
+        }
+    }
+}
+
+/// `[memory]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// `local`, `openai` or `none`.
+    pub embedder: EmbedderKind,
+    /// Directory holding `model.safetensors`, `tokenizer.json` and `config.json`. Empty: the
+    /// directory `coworker memory install-model` installs to.
+    pub model_dir: String,
+    /// Base URL of the OpenAI-compatible embeddings endpoint (`embedder = "openai"`).
+    pub openai_base_url: String,
+    /// Embedding model name at that endpoint.
+    pub openai_model: String,
+    /// Environment variable holding its API key.
+    pub openai_api_key_env: String,
+    /// Approved facts put into a task's context.
+    pub facts_in_context: u32,
+    /// Past episodes put into a task's context.
+    pub episodes_in_context: u32,
+    /// Most tokens memory may take of a task's context.
+    pub max_context_tokens: u32,
+    /// Largest text of one memory item, in bytes.
+    pub max_text_bytes: u32,
+    /// Hours between consolidation runs (0 = never; `coworker memory consolidate` runs it now).
+    pub consolidate_every_hours: u32,
+    /// Hours between decay runs (0 = never).
+    pub decay_every_hours: u32,
+    /// Decay archives approved items older than this many days ...
+    pub decay_after_days: u32,
+    /// ... unused for this many days ...
+    pub decay_unused_days: u32,
+    /// ... and used at most this many times.
+    pub decay_max_use_count: u32,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            embedder: EmbedderKind::Local,
+            model_dir: String::new(),
+            openai_base_url: "https://api.openai.com/v1".to_owned(),
+            openai_model: "text-embedding-3-small".to_owned(),
+            openai_api_key_env: "OPENAI_API_KEY".to_owned(),
+            facts_in_context: 5,
+            episodes_in_context: 10,
+            max_context_tokens: 4000,
+            max_text_bytes: 16384,
+            consolidate_every_hours: 168,
+            decay_every_hours: 24,
+            decay_after_days: 180,
+            decay_unused_days: 90,
+            decay_max_use_count: 0,
         }
     }
 }
@@ -1322,6 +1407,29 @@ pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; 
 # max_webhook_bytes = 262144
 # How far a webhook's X-Coworker-Timestamp may be from now, in seconds (else 401).
 # webhook_tolerance_secs = 300
+# [memory]
+# Embedder: "local" (a MiniLM model run in-process; `coworker memory install-model` installs
+# it), "openai" (an OpenAI-compatible /embeddings endpoint) or "none" (full text only).
+# embedder = "local"
+# Directory holding model.safetensors, tokenizer.json and config.json; empty: the installed one.
+# model_dir = ""
+# openai_base_url = "https://api.openai.com/v1"
+# openai_model = "text-embedding-3-small"
+# openai_api_key_env = "OPENAI_API_KEY"
+# Facts and past episodes put into each task's context, and the tokens they may take.
+# facts_in_context = 5
+# episodes_in_context = 10
+# max_context_tokens = 4000
+# Largest text of one memory item, in bytes.
+# max_text_bytes = 16384
+# Hours between consolidation (episodes -> proposed facts) and decay runs; 0 = never.
+# consolidate_every_hours = 168
+# decay_every_hours = 24
+# Decay archives approved items older than decay_after_days, unused for decay_unused_days
+# and used at most decay_max_use_count times. Nothing is deleted.
+# decay_after_days = 180
+# decay_unused_days = 90
+# decay_max_use_count = 0
 "#;
 
 #[cfg(test)]

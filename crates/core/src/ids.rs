@@ -93,6 +93,8 @@ typed_id!(/// A curated statement in semantic memory.
     FactId, "fact");
 typed_id!(/// The record of a finished task in episodic memory.
     EpisodeId, "episode");
+typed_id!(/// An item in memory: a fact or an episode (issue 11 stores both in one table).
+    MemoryId, "memory");
 typed_id!(/// A versioned workspace file.
     FileId, "file");
 typed_id!(/// A configured tool source (MCP server, OpenAPI spec, connector).

@@ -11,6 +11,8 @@
 //! - Every limit is a named setting with a specific message when hit.
 
 pub mod coworkers;
+// memory (issue 11)
+pub mod memory;
 pub mod runner;
 pub mod scheduler;
 pub mod schedules;

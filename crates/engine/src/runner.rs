@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     pub router: Router,
     pub tools: ToolRegistry,
     pub settings: EngineSettings,
+    /// Memory (issue 11): set once at start-up; without it tasks run with no memory.
+    pub memory: std::sync::OnceLock<Arc<coworker_memory::Memory>>,
 }
 
 /// How one step of the loop ended.
@@ -124,6 +126,12 @@ struct RunContext {
     policy: ModelPolicy,
     /// Whom the task acts for: its tools are those this person may use.
     delegator: Option<Delegator>,
+}
+
+/// Whether `name` is one of the memory tools every coworker is offered (they only read or
+/// propose within the task's own scopes, and a proposal waits for a person).
+fn is_memory_tool(name: &str) -> bool {
+    name == crate::memory::SEARCH_TOOL || name == crate::memory::PROPOSE_TOOL
 }
 
 /// Converts a stored coworker to its definition (the settings column holds the full
@@ -253,8 +261,28 @@ impl Engine {
                 router,
                 tools,
                 settings,
+                memory: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Gives the engine its memory (once, at start-up): context injection, episodes, and
+    /// the `memory.*` tools, which are registered in the engine's tool registry.
+    pub fn set_memory(&self, memory: Arc<coworker_memory::Memory>) {
+        for tool in crate::memory::memory_tools(memory.clone()) {
+            self.inner.tools.register(tool);
+        }
+        let _ = self.inner.memory.set(memory);
+    }
+
+    /// The engine's memory, if set.
+    pub fn memory(&self) -> Option<&Arc<coworker_memory::Memory>> {
+        self.inner.memory.get()
+    }
+
+    /// The model router.
+    pub fn router(&self) -> &Router {
+        &self.inner.router
     }
 
     /// The store.
@@ -281,7 +309,7 @@ impl Engine {
                 .tools
                 .specs_for(ctx.delegator.as_ref())
                 .into_iter()
-                .filter(|s| ctx.def.grants(&s.name)),
+                .filter(|s| ctx.def.grants(&s.name) || is_memory_tool(&s.name)),
         );
         specs
     }
@@ -427,7 +455,7 @@ impl Engine {
                 if state.terminal.is_none() {
                     journal.append(state, kind::CANCELLED, json!({})).await?;
                 }
-                return self.finish(ctx, journal, TaskStatus::Cancelled, None).await;
+                return self.finish(ctx, state, journal, TaskStatus::Cancelled, None).await;
             }
             if signals.shutting_down() {
                 store
@@ -444,13 +472,13 @@ impl Engine {
                         Some(crate::state::Terminal::Cancelled) => TaskStatus::Cancelled,
                         _ => TaskStatus::Failed,
                     };
-                    return self.finish(ctx, journal, status, None).await;
+                    return self.finish(ctx, state, journal, status, None).await;
                 }
                 Next::Start => self.start(ctx, state, journal).await?,
                 Next::Complete(text) => {
                     journal.append(state, kind::COMPLETED, json!({"result": text})).await?;
                     let result = json!({"text": text, "cost_micros_usd": state.cost_micros_usd});
-                    return self.finish(ctx, journal, TaskStatus::Done, Some(result)).await;
+                    return self.finish(ctx, state, journal, TaskStatus::Done, Some(result)).await;
                 }
                 Next::ModelTurn => self.model_turn(ctx, state, journal, signals).await?,
                 Next::Call(call_id) => self.resolve_call(ctx, state, journal, &call_id, signals).await?,
@@ -509,12 +537,21 @@ impl Engine {
     async fn finish(
         &self,
         ctx: &RunContext,
+        state: &RunState,
         journal: &mut Journal<'_>,
         status: TaskStatus,
         result: Option<Value>,
     ) -> Result<(), EngineError> {
         let store = &self.inner.store;
         store.set_task_status(ctx.task.id, status, result.as_ref()).await?;
+        // The episode is memory, not the task's outcome: failing to write it is logged and
+        // never fails the task (consolidation and later tasks simply lack it).
+        if let Some(memory) = self.memory()
+            && let Err(error) =
+                crate::memory::write_episode(memory, &ctx.task, &ctx.coworker, state, status, result.as_ref()).await
+        {
+            tracing::warn!(task_id = %ctx.task.id, %error, "could not write the task's episode");
+        }
         store
             .release_run(journal.run_id, journal.epoch, RunStatus::Finished, None)
             .await?;
@@ -530,7 +567,7 @@ impl Engine {
         error: String,
     ) -> Result<Step, EngineError> {
         journal.append(state, kind::FAILED, json!({"error": error})).await?;
-        self.finish(ctx, journal, TaskStatus::Failed, Some(json!({"error": error})))
+        self.finish(ctx, state, journal, TaskStatus::Failed, Some(json!({"error": error})))
             .await?;
         Ok(Step::Finished)
     }
@@ -586,15 +623,49 @@ impl Engine {
                 .await?;
         }
         let system = self.system_prompt(ctx);
+        // Memory that cannot be read (embedder down) leaves the task without memory rather
+        // than failing it; the journal says so.
+        let (remembered, memory_error) = match self.memory() {
+            Some(memory) => match crate::memory::build_context(memory, &ctx.task, &ctx.coworker).await {
+                Ok(found) => (found, None),
+                Err(error) => {
+                    tracing::warn!(task_id = %ctx.task.id, %error, "memory unavailable for the task's context");
+                    (crate::memory::ContextMemory::default(), Some(error))
+                }
+            },
+            None => (crate::memory::ContextMemory::default(), None),
+        };
         let estimated_tokens = coworker_models::tokens::estimate_text_tokens(&system)
-            + coworker_models::tokens::estimate_text_tokens(&ctx.task.brief);
+            + coworker_models::tokens::estimate_text_tokens(&ctx.task.brief)
+            + remembered.tokens;
+        let facts: Vec<Value> = remembered.facts.iter().map(|id| json!(id)).collect();
+        let episodes: Vec<Value> = remembered
+            .episodes
+            .iter()
+            .map(|(id, task)| json!({"id": id, "task_id": task}))
+            .collect();
         journal
             .append(
                 state,
                 kind::CONTEXT_BUILT,
-                json!({"estimated_tokens": estimated_tokens, "profile": true, "facts": [], "episodes": []}),
+                json!({"estimated_tokens": estimated_tokens, "profile": true, "facts": facts, "episodes": episodes,
+                       "memory": remembered.text, "memory_error": memory_error}),
             )
             .await?;
+        if let Some(memory) = self.memory() {
+            let used: Vec<coworker_core::MemoryId> = remembered
+                .facts
+                .iter()
+                .copied()
+                .chain(remembered.episodes.iter().map(|(id, _)| *id))
+                .collect();
+            if !used.is_empty() {
+                memory
+                    .store()
+                    .record_memory_use(&used, ctx.task.id, &format!("coworker:{}", ctx.coworker.handle))
+                    .await?;
+            }
+        }
         Ok(Step::Continue)
     }
 
@@ -718,6 +789,12 @@ impl Engine {
             text: self.system_prompt(ctx),
             stable: true,
         }];
+        if let Some(remembered) = state.memory_context.as_deref().filter(|t| !t.is_empty()) {
+            request.system.push(SystemBlock {
+                text: remembered.to_owned(),
+                stable: false,
+            });
+        }
         request.tools = tool_specs
             .iter()
             .map(|spec| ToolDefinition {
@@ -1137,7 +1214,7 @@ impl Engine {
             .inner
             .tools
             .resolve(&tool_name, ctx.delegator.as_ref())
-            .filter(|_| ctx.def.grants(&tool_name))
+            .filter(|_| ctx.def.grants(&tool_name) || is_memory_tool(&tool_name))
         else {
             let available: Vec<String> = self.tool_specs_for(ctx).iter().map(|s| s.name.clone()).collect();
             let content = format!(

@@ -122,6 +122,8 @@ pub struct RunState {
     pub started: Option<Started>,
     /// Whether context was built.
     pub context_built: bool,
+    /// The memory block journaled in `context_built` (fenced facts and past tasks).
+    pub memory_context: Option<String>,
     /// Model turns, in order.
     pub turns: Vec<Turn>,
     /// Tool calls by id.
@@ -199,7 +201,10 @@ impl RunState {
         let text = |key: &str| p.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
         match event.kind.as_str() {
             kind::STARTED => self.started = serde_json::from_value(p.clone()).ok(),
-            kind::CONTEXT_BUILT => self.context_built = true,
+            kind::CONTEXT_BUILT => {
+                self.context_built = true;
+                self.memory_context = p.get("memory").and_then(Value::as_str).map(str::to_owned);
+            }
             kind::MODEL_REQUESTED => self.model_calls += 1,
             kind::MODEL_RESPONDED => {
                 if let Ok(turn) = serde_json::from_value::<Turn>(p.clone()) {

@@ -49,6 +49,8 @@ pub struct AppState {
     pub data_dir: std::path::PathBuf,
     /// `[schedules]`: webhook body limit and replay window.
     pub schedules: coworker_core::config::SchedulesConfig,
+    /// Memory: facts, episodes, hybrid retrieval (issue 11).
+    pub memory: std::sync::Arc<coworker_memory::Memory>,
 }
 
 /// Where the API lives.
@@ -101,6 +103,17 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(schedules::create_trigger, schedules::list_triggers))
         .routes(routes!(schedules::get_trigger, schedules::delete_trigger))
         .routes(routes!(schedules::rotate_trigger_secret))
+        // memory (issue 11)
+        .routes(routes!(crate::memory::add_fact, crate::memory::list_items))
+        .routes(routes!(crate::memory::get_item))
+        .routes(routes!(crate::memory::forget))
+        .routes(routes!(crate::memory::decide_fact))
+        .routes(routes!(crate::memory::review_queue))
+        .routes(routes!(crate::memory::search))
+        .routes(routes!(crate::memory::import))
+        .routes(routes!(crate::memory::reindex))
+        .routes(routes!(crate::memory::consolidate))
+        .routes(routes!(crate::memory::status))
         .fallback(api_not_found);
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::base())
         .nest(API_PREFIX, api)

@@ -23,6 +23,8 @@ pub async fn run_checks(config: &Config, config_source: &str) -> Vec<Check> {
     let env: Vec<(String, String)> = std::env::vars().collect();
     checks.extend(coworker_models::doctor::check_providers(config, &env).await);
     checks.extend(check_mcp(config, store.as_ref()).await);
+    // memory (issue 11)
+    checks.extend(check_memory(config, store.as_ref()).await);
     if let Some(store) = store {
         store.close().await;
     }
@@ -195,4 +197,33 @@ async fn check_database(config: &Config, data_dir: &Path) -> (Vec<Check>, Option
         store.close().await;
         (checks, None)
     }
+}
+
+/// Memory (issue 11): the embedder loads (the local model is loaded and probed, as at
+/// start-up), and how vectors are searched on this backend.
+async fn check_memory(config: &Config, store: Option<&Store>) -> Vec<Check> {
+    let memory_config = config.memory.clone();
+    let loaded = tokio::task::spawn_blocking(move || coworker_memory::Embedder::from_config(&memory_config)).await;
+    let mut checks = Vec::new();
+    checks.push(match loaded {
+        Ok(Ok((embedder, None))) => Check::ok("memory", format!("embedder: {}", embedder.describe())),
+        Ok(Ok((_, Some(note)))) => Check::warn(
+            "memory",
+            note,
+            "run `coworker memory install-model` (or set [memory] embedder = \"openai\"), restart, then `coworker memory reindex`",
+        ),
+        Ok(Err(e)) => Check::fail("memory", e.to_string(), "see the fix above"),
+        Err(e) => Check::fail("memory", format!("loading the embedder failed: {e}"), "this is a bug"),
+    });
+    if let Some(store) = store {
+        let vectors = match store.backend_name() {
+            "postgres" => {
+                "PostgreSQL full text (tsvector + GIN); vectors in the node's quantised in-memory index \
+                           (pgvector is not needed, so a server without it is fully supported)"
+            }
+            _ => "SQLite FTS5; vectors in the node's quantised in-memory index (no extension needed)",
+        };
+        checks.push(Check::ok("memory search", vectors.to_owned()));
+    }
+    checks
 }

@@ -45,6 +45,9 @@ pub enum NodeError {
     /// A tool source (built-in toolset, secret store) could not be set up.
     #[error("{0}")]
     Tools(String),
+    /// Memory (the embedder, its model directory) could not be set up.
+    #[error("{0}")]
+    Memory(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {message}\n  fix: {hint}")]
     Bind {

@@ -21,6 +21,8 @@ pub mod events;
 pub mod files;
 pub mod health;
 pub mod hooks;
+// memory (issue 11)
+pub mod memory;
 pub mod metrics;
 pub mod node;
 pub mod openapi;

@@ -75,6 +75,9 @@ impl Node {
     pub async fn start(config: Config, options: NodeOptions) -> Result<RunningNode, NodeError> {
         config.validate()?;
         let listen = config.listen_addr()?;
+        // The embedder loads first: a missing or corrupt model directory stops the start
+        // before anything is written (memory, issue 11).
+        let (embedder, memory_note) = load_embedder(&config).await?;
         let data_dir = absolute(Path::new(&config.storage.data_dir));
 
         // A remote database is reached before the data dir is touched…
@@ -118,6 +121,15 @@ impl Node {
             ..EngineSettings::default()
         };
         let engine = Engine::new(store.clone(), model_router, tools, settings);
+        // memory (issue 11)
+        let memory = coworker_memory::Memory::open(store.clone(), embedder, config.memory.clone())
+            .await
+            .map_err(|e| NodeError::Memory(e.to_string()))?;
+        if let Some(note) = &memory_note {
+            tracing::warn!("{note}");
+        }
+        tracing::info!(embedder = %memory.embedder().describe(), indexed = memory.indexed().await, "memory ready");
+        engine.set_memory(memory.clone());
         store.listen_for_wakeups().await?;
 
         let local_addr = listener.local_addr().map_err(|source| NodeError::Io {
@@ -144,6 +156,7 @@ impl Node {
                 models_catalog: Arc::new(coworker_models::models_list(&providers)),
                 data_dir: data_dir.clone(),
                 schedules: config.schedules.clone(),
+                memory: memory.clone(),
             },
             max_request_bytes,
         );
@@ -171,6 +184,11 @@ impl Node {
             );
             workers.push(scheduler.spawn(shutdown.subscribe()));
         }
+        tokio::spawn(crate::memory::periodic_jobs(
+            memory.clone(),
+            engine.router().clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(reload_mcp_servers(
             config.clone(),
             store.clone(),
@@ -267,6 +285,15 @@ impl RunningNode {
         store.close().await;
         outcome
     }
+}
+
+/// Loads the configured embedder off the async threads (memory, issue 11).
+async fn load_embedder(config: &Config) -> Result<(coworker_memory::Embedder, Option<String>), NodeError> {
+    let memory_config = config.memory.clone();
+    tokio::task::spawn_blocking(move || coworker_memory::Embedder::from_config(&memory_config))
+        .await
+        .map_err(|e| NodeError::Memory(format!("loading the embedder failed: {e}")))?
+        .map_err(|e| NodeError::Memory(e.to_string()))
 }
 
 /// Registers the built-in toolsets and starts the MCP servers (from `[[mcp]]` and

@@ -776,6 +776,12 @@ pub async fn decide(
         .await?
     {
         Decided::Applied(approval) => {
+            // memory (issue 11): a proposed fact's approval decides the fact.
+            if approval.kind == crate::memory::APPROVAL_KIND
+                && let Some(fact) = crate::memory::approval_fact(&approval)
+            {
+                crate::memory::apply_fact_decision(state, principal, fact, &normalized, note).await?;
+            }
             let action = if approval.kind == "plan" {
                 actions::PLAN_DECIDED
             } else {

@@ -68,6 +68,17 @@ fn deciders(role: Role) -> Expect {
     }
 }
 
+/// Memory (issue 11): reviewing and forgetting are for admins and scope owners; a member
+/// who neither owns the org scope nor added the item is not a reviewer.
+fn reviewers(role: Role) -> Expect {
+    match role {
+        Role::Viewer => Expect::Deny("forbidden"),
+        Role::Member => Expect::Deny("not_a_reviewer"),
+        _ => Expect::Allow,
+    }
+}
+
+
 /// Ids of the objects the matrix acts on.
 struct Seeds {
     task: String,
@@ -77,6 +88,9 @@ struct Seeds {
     /// A schedule and a webhook trigger, both the owner's.
     schedule: String,
     trigger: String,
+    /// memory (issue 11): an approved org fact and a proposed one.
+    fact: String,
+    proposal: String,
 }
 
 fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Vec<Case> {
@@ -87,6 +101,8 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
         target_user,
         schedule,
         trigger,
+        fact,
+        proposal,
     } = seeds;
     let case =
         |method: Method, template: &'static str, path: String, body: Option<Value>, expect: fn(Role) -> Expect| Case {
@@ -362,6 +378,84 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
             None,
             admins,
         ),
+        // memory (issue 11)
+        case(
+            M::GET,
+            "/api/v1/memory/items",
+            "/api/v1/memory/items".into(),
+            None,
+            anyone,
+        ),
+        case(
+            M::POST,
+            "/api/v1/memory/items",
+            "/api/v1/memory/items".into(),
+            Some(json!({"text": format!("role check by {role}")})),
+            members,
+        ),
+        case(
+            M::GET,
+            "/api/v1/memory/items/{id}",
+            format!("/api/v1/memory/items/{fact}"),
+            None,
+            anyone,
+        ),
+        case(
+            M::POST,
+            "/api/v1/memory/items/{id}/forget",
+            format!("/api/v1/memory/items/{fact}/forget"),
+            Some(json!({})),
+            reviewers,
+        ),
+        case(
+            M::POST,
+            "/api/v1/memory/items/{id}/decision",
+            format!("/api/v1/memory/items/{proposal}/decision"),
+            Some(json!({"decision": "approve"})),
+            reviewers,
+        ),
+        case(
+            M::GET,
+            "/api/v1/memory/review",
+            "/api/v1/memory/review".into(),
+            None,
+            anyone,
+        ),
+        case(
+            M::POST,
+            "/api/v1/memory/search",
+            "/api/v1/memory/search".into(),
+            Some(json!({"query": "role"})),
+            anyone,
+        ),
+        case(
+            M::POST,
+            "/api/v1/memory/import",
+            "/api/v1/memory/import".into(),
+            Some(json!({"items": [{"text": format!("imported by {role}")}]})),
+            members,
+        ),
+        case(
+            M::POST,
+            "/api/v1/memory/reindex",
+            "/api/v1/memory/reindex".into(),
+            None,
+            admins,
+        ),
+        case(
+            M::POST,
+            "/api/v1/memory/consolidate",
+            "/api/v1/memory/consolidate".into(),
+            None,
+            admins,
+        ),
+        case(
+            M::GET,
+            "/api/v1/memory/status",
+            "/api/v1/memory/status".into(),
+            None,
+            anyone,
+        ),
     ]
 }
 
@@ -439,6 +533,28 @@ async fn every_route_allows_and_denies_by_role(db: &TestDb) {
     )
     .await;
     assert_eq!(status, 201, "{trigger}");
+    // memory (issue 11)
+    let memory_item = |text: &str, status: &str| coworker_store::NewMemoryItem {
+        kind: "fact".into(),
+        scope: "org".into(),
+        text: text.into(),
+        search_text: text.into(),
+        status: status.into(),
+        source: "human".into(),
+        source_task_id: None,
+        created_by_user_id: Some(owner_id),
+        details: json!({}),
+        occurred_at_ms: None,
+        actor: "system".into(),
+        embedding: None,
+    };
+    let stored = store
+        .insert_memory_items(&[
+            memory_item("role seed fact", "approved"),
+            memory_item("role seed proposal", "proposed"),
+        ])
+        .await
+        .unwrap();
     let seeds = Seeds {
         task: task_id.to_string(),
         approval: approval.id.to_string(),
@@ -446,6 +562,8 @@ async fn every_route_allows_and_denies_by_role(db: &TestDb) {
         target_user: target.id.to_string(),
         schedule: schedule["id"].as_str().unwrap().to_owned(),
         trigger: trigger["id"].as_str().unwrap().to_owned(),
+        fact: stored[0].id().to_string(),
+        proposal: stored[1].id().to_string(),
     };
 
     let documented = documented_operations(&node).await;

@@ -14,6 +14,8 @@ mod connections;
 mod error;
 mod files;
 mod inputs;
+// memory (issue 11)
+mod memory;
 mod migrate;
 mod notifications;
 mod projects;
@@ -44,6 +46,11 @@ pub use connections::{Connection, ConnectionScope, NewConnection};
 pub use error::{StoreError, redact_url};
 pub use files::{FilePage, FileVersion, MAX_FILE_PAGE, MAX_FILE_VERSION_ATTEMPTS, NewFileVersion};
 pub use inputs::{Decided, MAX_APPROVAL_PAGE, RUNNABLE_CHANNEL};
+// memory (issue 11)
+pub use memory::{
+    Inserted, MAX_FULLTEXT_CANDIDATES, MAX_MEMORY_PAGE, MemoryEvent, MemoryFilter, MemoryItem, MemoryVectorRow,
+    NewMemoryItem, decode_vector, encode_vector, memory_text_key,
+};
 pub use migrate::{SchemaStatus, binary_schema_version};
 pub use notifications::{MAX_NOTIFICATION_PAGE, NewNotification, Notification};
 pub use projects::{MAX_PROJECT_SLUG_BYTES, Project, valid_project_slug};

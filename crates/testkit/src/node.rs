@@ -40,6 +40,9 @@ impl TestNode {
         config.storage.database_url = db.database_url.clone();
         // Deterministic model set-up: no keys from the developer's environment, no probing.
         config.models.detect_ollama = false;
+        // Memory (issue 11): full text only unless a test asks for a model, so a developer's
+        // installed model never changes what a test sees.
+        config.memory.embedder = coworker_core::config::EmbedderKind::None;
         adjust(&mut config);
         let options = NodeOptions {
             env: Some(Vec::new()),

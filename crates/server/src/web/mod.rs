@@ -14,6 +14,8 @@ pub mod dashboard;
 pub mod files;
 pub mod inbox;
 pub mod schedules;
+// memory (issue 11)
+pub mod memory;
 pub mod settings;
 pub mod signin;
 pub mod tasks;
@@ -51,6 +53,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(tasks::routes())
         .merge(coworkers::routes())
         .merge(files::routes())
+        // memory (issue 11)
+        .merge(memory::routes())
         .merge(audit::routes())
         .merge(dashboard::routes())
         .merge(settings::routes())

@@ -874,6 +874,35 @@ struct DetailPage {
     outcome: Outcome,
     attention_key: String,
     attention: Attention,
+    /// memory (issue 11): the facts and past tasks its context used.
+    memory_used: MemoryUsed,
+}
+
+/// The facts and past tasks a task's context used (from its `context_built` event), for
+/// "used 3 facts, 2 past tasks" with links.
+#[derive(Debug, Clone, Default)]
+struct MemoryUsed {
+    /// Fact ids.
+    facts: Vec<String>,
+    /// (episode id, the past task's id).
+    episodes: Vec<(String, String)>,
+}
+
+fn memory_used(events: &[RunEvent]) -> MemoryUsed {
+    let Some(built) = events.iter().find(|e| e.kind == "context_built") else {
+        return MemoryUsed::default();
+    };
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    MemoryUsed {
+        facts: built.payload["facts"]
+            .as_array()
+            .map(|a| a.iter().map(text).collect())
+            .unwrap_or_default(),
+        episodes: built.payload["episodes"]
+            .as_array()
+            .map(|a| a.iter().map(|e| (text(&e["id"]), text(&e["task_id"]))).collect())
+            .unwrap_or_default(),
+    }
 }
 
 /// What the task has produced so far: its plan, result or failure, and the files it wrote
@@ -1031,6 +1060,7 @@ async fn detail_page(
         outcome,
         attention_key: attention.key(),
         attention,
+        memory_used: memory_used(&events),
     };
     render(&view)
 }
