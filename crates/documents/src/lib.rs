@@ -15,6 +15,7 @@ pub mod formula;
 pub mod markdown;
 pub mod pdf;
 pub mod readers;
+pub mod render;
 pub mod slides;
 pub mod spreadsheet;
 

@@ -412,6 +412,22 @@ fn attributes(content: &[u8], element: &str, attribute: &str) -> Vec<String> {
     values
 }
 
+/// How many elements named `element` (local name) the part holds.
+fn element_count(content: &[u8], element: &str) -> usize {
+    let mut reader = quick_xml::Reader::from_reader(content);
+    let mut buf = Vec::new();
+    let mut count = 0;
+    while let Ok(event) = reader.read_event_into(&mut buf) {
+        match event {
+            Event::Eof => break,
+            Event::Start(e) | Event::Empty(e) if local(e.name().as_ref()) == element => count += 1,
+            _ => {}
+        }
+        buf.clear();
+    }
+    count
+}
+
 fn relationship_targets(content: &[u8]) -> Vec<(String, bool)> {
     let mut reader = quick_xml::Reader::from_reader(content);
     let mut buf = Vec::new();
@@ -543,6 +559,7 @@ fn slide_texts(content: &[u8]) -> (String, String) {
         match event {
             Event::Eof => break,
             Event::Start(e) if local(e.name().as_ref()) == "sp" => shape_is_title = false,
+            Event::End(e) if local(e.name().as_ref()) == "sp" => shape_is_title = false,
             Event::Start(e) | Event::Empty(e) if local(e.name().as_ref()) == "ph" => {
                 shape_is_title = e.attributes().flatten().any(|a| {
                     local(a.key.as_ref()) == "type" && matches!(&*a.value, "title" | "ctrTitle")
@@ -612,12 +629,10 @@ pub fn inspect_pptx(bytes: &[u8], expected_titles: &[String]) -> Inspection {
             }
         }
     }
-    let slide_count = attributes(
+    let slide_count = element_count(
         package.parts.get("ppt/presentation.xml").map(Vec::as_slice).unwrap_or_default(),
         "sldId",
-        "id",
-    )
-    .len();
+    );
     out.units = slide_count;
     for index in 1..=slide_count {
         let name = format!("ppt/slides/slide{index}.xml");
