@@ -11,6 +11,7 @@
 //! Rendering is CPU-bound and synchronous: callers run it on a blocking thread.
 
 pub mod document;
+pub mod edit;
 pub mod formula;
 pub mod markdown;
 pub mod pdf;
@@ -18,6 +19,9 @@ pub mod readers;
 pub mod render;
 pub mod slides;
 pub mod spreadsheet;
+pub mod tools;
+
+pub use tools::{DocumentsValidator, document_tools};
 
 /// What went wrong producing a deliverable. Every message names the input at fault and what
 /// to do, because it goes back to the model as the tool's error result.
