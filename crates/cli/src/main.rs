@@ -4,6 +4,7 @@
 mod accounts;
 mod audit;
 mod client;
+mod files;
 mod load;
 mod logging;
 mod mcp;
@@ -100,6 +101,9 @@ enum Command {
     Users(accounts::UsersCommand),
     /// Print the version and the database schema version this binary expects
     Version(JsonArg),
+    /// The shared workspace's files: list, show (with versions), download (talks to a running node)
+    #[command(subcommand)]
+    Files(files::FilesCommand),
 }
 
 #[derive(Subcommand)]
@@ -391,6 +395,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(&cli.global, args).await,
         Command::Tokens(command) => accounts::tokens(&work_client(&cli.global)?, command).await,
         Command::Users(command) => accounts::users(&work_client(&cli.global)?, command).await,
+        Command::Files(command) => files::run(&work_client(&cli.global)?, command).await,
     }
 }
 

@@ -88,6 +88,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::export_audit))
         .routes(routes!(files::list_files))
         .routes(routes!(files::get_file))
+        .routes(routes!(files::get_file_by_path))
         .routes(routes!(files::download_file))
         .fallback(api_not_found);
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::base())
