@@ -15,6 +15,7 @@ pub mod edit;
 pub mod formula;
 pub mod markdown;
 pub mod pdf;
+pub mod preview;
 pub mod readers;
 pub mod render;
 pub mod slides;

@@ -178,6 +178,49 @@ async fn each_format_from_the_models_tool_calls_is_saved_checked_and_delivered(d
     assert_eq!(pptx.notes[1], "Lead with revenue.");
     let deck_pdf = readers::inspect_pdf(&read("pack/deck.pdf").await, Some(3), &["By region".into()]);
     assert!(deck_pdf.problems.is_empty(), "{:?}", deck_pdf.problems);
+
+    // The web app previews each kind and offers downloads and the version history.
+    let page = |path: &'static str| {
+        let workspace = workspace.clone();
+        let node = &node;
+        async move {
+            let id = workspace.latest(path).await.unwrap().unwrap().id;
+            let response = node
+                .client()
+                .get(node.url(&format!("/files/{id}")))
+                .bearer_auth(&node.owner_token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            (id, response.text().await.unwrap())
+        }
+    };
+    let (_, html) = page("pack/sales.xlsx").await;
+    assert!(html.contains("Sheet Sales") && html.contains("<th>Revenue</th>") && html.contains("<td>2000</td>"), "{html}");
+    let (_, html) = page("pack/sales.csv").await;
+    assert!(html.contains("<th>Region</th>") && html.contains("<td>North</td>"), "{html}");
+    let (_, html) = page("pack/report.html").await;
+    assert!(html.contains("<iframe class=\"html-preview\" sandbox=\"\""), "{html}");
+    assert!(!html.contains("srcdoc=\"<!DOCTYPE"), "the frame's document is escaped: {html}");
+    let (_, html) = page("pack/report.docx").await;
+    assert!(html.contains("<li>Summary</li>") && html.contains("<li>Risks</li>"), "{html}");
+    let (_, html) = page("pack/deck.pptx").await;
+    assert!(html.contains("<li>By region</li>"), "{html}");
+    let (id, html) = page("pack/deck.pdf").await;
+    assert!(html.contains("3 pages") && html.contains(&format!("/files/{id}/pages/3")), "{html}");
+    assert!(html.contains(&format!("/files/{id}/download?version=1")), "a download link");
+    let image = node
+        .client()
+        .get(node.url(&format!("/files/{id}/pages/2")))
+        .bearer_auth(&node.owner_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(image.status(), 200);
+    assert_eq!(image.headers()["content-type"], "image/png");
+    let png = image.bytes().await.unwrap();
+    assert!(png.starts_with(&[0x89, b'P', b'N', b'G']), "pdftoppm rendered a PNG");
     node.stop().await;
 }
 
