@@ -20,6 +20,7 @@ pub mod readers;
 pub mod render;
 pub mod slides;
 pub mod spreadsheet;
+pub mod template;
 pub mod tools;
 
 pub use tools::{DocumentsValidator, document_tools};

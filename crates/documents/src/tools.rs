@@ -36,6 +36,7 @@ enum Kind {
     Spreadsheet,
     Slides,
     Edit,
+    Template,
 }
 
 /// One `documents.*` tool.
@@ -48,7 +49,7 @@ pub struct DocumentTool {
 
 /// The `documents.*` tools over `workspace`.
 pub fn document_tools(workspace: Arc<Workspace>, store: Store) -> Vec<Arc<dyn Tool>> {
-    [Kind::Document, Kind::Spreadsheet, Kind::Slides, Kind::Edit]
+    [Kind::Document, Kind::Spreadsheet, Kind::Slides, Kind::Edit, Kind::Template]
         .into_iter()
         .map(|kind| {
             Arc::new(DocumentTool {
@@ -176,6 +177,25 @@ fn spec(kind: Kind) -> ToolSpec {
                 "required": ["path", "operation"]
             }),
         ),
+        Kind::Template => (
+            "create_from_template",
+            "Create a document from a named template (Markdown with {{ placeholders }}, minijinja syntax) so a \
+             recurring deliverable keeps its shape. Templates are workspace files, found in the task's project \
+             (projects/<slug>/templates/<name>.md), then this coworker's (coworkers/<handle>/templates/<name>.md), \
+             then the org's (templates/<name>.md). The template's first '# ' heading becomes the title.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "template": {"type": "string", "minLength": 1, "maxLength": 64, "description": "The template's name, e.g. \"monday-brief\"."},
+                    "data": {"type": "object", "description": "Values for the template's placeholders."},
+                    "title": {"type": "string", "description": "Overrides the title the template renders."},
+                    "path": path_schema("reports/monday-brief"),
+                    "formats": {"type": "array", "items": {"type": "string", "enum": ["docx", "pdf", "html"]},
+                        "description": "Which formats (default all three)."}
+                },
+                "required": ["template"]
+            }),
+        ),
     };
     ToolSpec {
         name: format!("{NAMESPACE}.{name}"),
@@ -293,6 +313,10 @@ impl DocumentTool {
                 let rendered = blocking(move || render::slides(&args, &images)).await?;
                 self.save(&context, rendered, None).await
             }
+            Kind::Template => {
+                let args: TemplateArgs = parse(&name, arguments)?;
+                self.from_template(&context, args).await
+            }
             Kind::Edit => {
                 let args: crate::edit::EditArgs = parse(&name, arguments)?;
                 let stem = render::stem(Some(&args.path), "documents", "")
@@ -324,6 +348,75 @@ impl DocumentTool {
         }
     }
 
+    /// The task's project slug and coworker handle (the scopes templates are looked up in).
+    async fn scopes(&self, task_id: TaskId) -> Result<(Option<String>, Option<String>), ToolError> {
+        let store_error = |e: coworker_store::StoreError| ToolError::new(e.to_string());
+        let Some(task) = self.store.get_task(task_id).await.map_err(store_error)? else {
+            return Ok((None, None));
+        };
+        let coworker = self
+            .store
+            .get_coworker(task.coworker_id)
+            .await
+            .map_err(store_error)?
+            .map(|c| c.handle);
+        let project = match task.project_id {
+            Some(id) => self
+                .store
+                .list_projects()
+                .await
+                .map_err(store_error)?
+                .into_iter()
+                .find(|p| p.id == id)
+                .map(|p| p.slug),
+            None => None,
+        };
+        Ok((project, coworker))
+    }
+
+    async fn from_template(&self, context: &ToolCallContext, args: TemplateArgs) -> Result<String, ToolError> {
+        crate::template::check_name(&args.template).map_err(document_error)?;
+        let (project, coworker) = self.scopes(context.task_id).await?;
+        let candidates = crate::template::candidates(&args.template, project.as_deref(), coworker.as_deref());
+        let mut found = None;
+        for path in &candidates {
+            match self.workspace.read(path, None).await {
+                Ok(content) => {
+                    found = Some((path.clone(), content));
+                    break;
+                }
+                Err(WorkspaceError::NotFound(_)) => continue,
+                Err(other) => return Err(workspace_error(other)),
+            }
+        }
+        let Some((template_path, content)) = found else {
+            return Err(ToolError::new(format!(
+                "no template named {:?}: looked for {}; write one there with workspace.write_file",
+                args.template,
+                candidates.join(", ")
+            )));
+        };
+        let source = content
+            .text()
+            .ok_or_else(|| ToolError::new(format!("{template_path} is not text")))?
+            .to_owned();
+        let (title, markdown) = crate::template::render(&args.template, &source, &args.data.unwrap_or(json!({})))
+            .map_err(document_error)?;
+        let document = DocumentArgs {
+            title: args.title.or(title).unwrap_or_else(|| args.template.replace(['-', '_'], " ")),
+            markdown,
+            path: Some(template_stem(args.path.as_deref(), &args.template).map_err(document_error)?),
+            formats: args.formats,
+        };
+        let rendered = self.render_document(document).await?;
+        self.save(
+            context,
+            rendered,
+            Some(format!("Made from template {template_path} (version {}).", content.file.version)),
+        )
+        .await
+    }
+
     async fn render_document(&self, args: DocumentArgs) -> Result<Rendered, ToolError> {
         // Parse once here to find the images (and refuse oversize input before any I/O).
         let blocks = markdown::parse(&args.markdown).map_err(document_error)?;
@@ -342,6 +435,26 @@ impl Tool for DocumentTool {
     }
 }
 
+/// `create_from_template` arguments.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct TemplateArgs {
+    template: String,
+    #[serde(default)]
+    data: Option<Value>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    formats: Option<Vec<String>>,
+}
+
+/// Where a document made from a template is saved: `path`, else `documents/<template>`
+/// (a fixed default, so each run of a standing job makes a new version of the same file).
+fn template_stem(path: Option<&str>, template: &str) -> Result<String, DocumentError> {
+    render::stem(Some(path.unwrap_or(&format!("documents/{template}"))), "documents", template)
+}
+
 /// Re-reads what the `documents.*` tools saved, before delivery.
 pub struct DocumentsValidator {
     workspace: Arc<Workspace>,
@@ -354,11 +467,22 @@ impl DocumentsValidator {
     }
 
     async fn check(&self, call: &ProducedCall, reports: &mut Vec<DeliverableReport>) {
-        let arguments = match call.tool.rsplit('.').next() {
-            Some("edit_document") => {
-                // An edit re-renders the document: check it like the document it now is.
-                let Some(path) = call.arguments.get("path").and_then(Value::as_str) else { return };
-                let Ok(stem) = render::stem(Some(path), "documents", "") else { return };
+        let short = call.tool.rsplit('.').next().unwrap_or_default();
+        // Edits and templates re-render a document from its saved Markdown source: check the
+        // document as it now is.
+        let source_stem = match short {
+            "edit_document" => call
+                .arguments
+                .get("path")
+                .and_then(Value::as_str)
+                .and_then(|path| render::stem(Some(path), "documents", "").ok()),
+            "create_from_template" => call.arguments.get("template").and_then(Value::as_str).and_then(|template| {
+                template_stem(call.arguments.get("path").and_then(Value::as_str), template).ok()
+            }),
+            _ => None,
+        };
+        let arguments = match source_stem {
+            Some(stem) => {
                 let Ok(source) = self.workspace.read(&format!("{stem}.md"), None).await else {
                     reports.push(DeliverableReport {
                         path: format!("{stem}.md"),
@@ -375,7 +499,7 @@ impl DocumentsValidator {
                 }
                 ("documents.create_document".to_owned(), arguments)
             }
-            _ => (call.tool.clone(), call.arguments.clone()),
+            None => (call.tool.clone(), call.arguments.clone()),
         };
         let Some(expected) = render::expected(&arguments.0, &arguments.1) else { return };
         let prose = prose_of(&arguments.0, &arguments.1);

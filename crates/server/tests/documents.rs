@@ -18,6 +18,7 @@ backend_tests!(
     a_validation_failure_is_retried_and_fixed,
     validation_failures_past_the_bound_reach_the_human_and_the_task_is_not_done,
     bad_input_is_an_error_result_and_saves_nothing,
+    a_named_template_shapes_the_document_and_the_narrower_scope_wins,
 );
 
 async fn start(db: &TestDb, script: Script) -> (TestNode, ScriptedModelServer) {
@@ -362,5 +363,45 @@ async fn bad_input_is_an_error_result_and_saves_nothing(db: &TestDb) {
     let files = workspace(&node).list("", None, 100).await.unwrap();
     assert!(files.files.iter().all(|f| f.path.starts_with("results/")), "{:?}", files.files);
     assert!(validations(&events).is_empty());
+    node.stop().await;
+}
+
+async fn a_named_template_shapes_the_document_and_the_narrower_scope_wins(db: &TestDb) {
+    let arguments = json!({"template": "monday-brief", "data": {"week": 23, "items": [{"name": "Ads", "status": "on track"}, {"name": "Email", "status": "late"}]}});
+    let script = Script::new()
+        .turn(Turn::when(
+            Match::UserSays("monday brief".into()),
+            calls(vec![call("t1", "documents__create_from_template", arguments)]),
+        ))
+        .turn(Turn::when(Match::ToolResultContains("Made from template".into()), Reply::text("Brief ready.")))
+        .turn(Turn::when(Match::UserSays(VALIDATION_PROMPT.into()), Reply::text("PASS")));
+    let (node, _model) = start(db, script).await;
+    let author = Author {
+        created_by: "user:test".into(),
+        task_id: None,
+        project_id: None,
+    };
+    let workspace = workspace(&node);
+    workspace
+        .write("templates/monday-brief.md", b"# Org brief\n\nGeneric.\n", &author)
+        .await
+        .unwrap();
+    workspace
+        .write(
+            "coworkers/assistant/templates/monday-brief.md",
+            "# Monday brief \u{2014} week {{ week }}\n\n## Status\n\n{% for item in items %}- {{ item.name }}: {{ item.status }}\n{% endfor %}".as_bytes(),
+            &author,
+        )
+        .await
+        .unwrap();
+    let task = coworker_testkit::node::delegate(&node.base_url, &node.owner_token, "assistant", "the monday brief").await;
+    let ended = wait_for_end(&node, task).await;
+    let events = journal(&node, task).await;
+    assert_eq!(ended.status, TaskStatus::Done, "{:?}\n{events:#?}", ended.result);
+    assert_eq!(validations(&events)[0]["passed"], true);
+    let docx = workspace.read("documents/monday-brief.docx", None).await.unwrap();
+    assert_eq!(readers::inspect_docx(&docx.bytes, &[]).texts, vec!["Monday brief \u{2014} week 23", "Status"]);
+    let source = workspace.read("documents/monday-brief.md", None).await.unwrap();
+    assert!(source.text().unwrap().contains("- Email: late"), "{:?}", source.text());
     node.stop().await;
 }
