@@ -93,7 +93,10 @@ pub async fn run(client: &Client, command: FilesCommand) -> anyhow::Result<ExitC
             if json {
                 print_json(&serde_json::json!({"files": files}));
             } else if files.is_empty() {
-                println!("No files{}.", prefix.map(|p| format!(" under {p:?}")).unwrap_or_default());
+                println!(
+                    "No files{}.",
+                    prefix.map(|p| format!(" under {p:?}")).unwrap_or_default()
+                );
             } else {
                 for file in &files {
                     println!("{}", line(file));
@@ -121,7 +124,9 @@ pub async fn run(client: &Client, command: FilesCommand) -> anyhow::Result<ExitC
         }
         FilesCommand::Download { file, version, output } => {
             let detail = detail(client, &file).await?;
-            let id = detail["file"]["id"].as_str().context("the node returned a file without an id")?;
+            let id = detail["file"]["id"]
+                .as_str()
+                .context("the node returned a file without an id")?;
             let mut path = format!("/files/{id}/download");
             if let Some(version) = version {
                 path.push_str(&format!("?version={version}"));

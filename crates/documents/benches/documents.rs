@@ -13,7 +13,13 @@ use coworker_documents::spreadsheet::{ColumnArgs, SheetArgs, SpreadsheetArgs};
 use serde_json::{Value, json};
 
 const SCENARIO_VAR: &str = "COWORKER_DOCUMENTS_BENCH_SCENARIO";
-const SCENARIOS: [&str; 5] = ["pdf-50-pages", "xlsx-100k-rows", "xlsx-100k-rows-write-only", "pptx-30-slides", "slides-pdf-30"];
+const SCENARIOS: [&str; 5] = [
+    "pdf-50-pages",
+    "xlsx-100k-rows",
+    "xlsx-100k-rows-write-only",
+    "pptx-30-slides",
+    "slides-pdf-30",
+];
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -31,7 +37,12 @@ fn report_markdown(sections: usize, rows: usize) -> String {
             "## Region {s}\n\nRevenue for region {s} grew steadily; the table lists each account with its revenue, margin and status for the quarter.\n\n| Account | Revenue | Margin | Status |\n|---|--:|--:|---|\n"
         ));
         for r in 1..=rows {
-            md.push_str(&format!("| Account {s}-{r} | {} | {}% | {} |\n", 1000 + r * 37, 10 + r % 30, if r % 3 == 0 { "at risk" } else { "ok" }));
+            md.push_str(&format!(
+                "| Account {s}-{r} | {} | {}% | {} |\n",
+                1000 + r * 37,
+                10 + r % 30,
+                if r % 3 == 0 { "at risk" } else { "ok" }
+            ));
         }
         md.push('\n');
     }
@@ -84,7 +95,9 @@ fn deck(slides: usize, formats: &[&str]) -> SlidesArgs {
         slides: (1..=slides)
             .map(|i| SlideArgs {
                 title: format!("Topic {i}"),
-                bullets: (1..=5).map(|b| format!("Point {b} about topic {i}, with enough words to wrap")).collect(),
+                bullets: (1..=5)
+                    .map(|b| format!("Point {b} about topic {i}, with enough words to wrap"))
+                    .collect(),
                 notes: Some(format!("Speaker notes for topic {i}.")),
                 image: None,
                 table: None,
@@ -101,7 +114,7 @@ fn run(scenario: &str) {
         "pdf-50-pages" => {
             let args = DocumentArgs {
                 title: "Quarterly report".into(),
-                markdown: report_markdown(34, 30),
+                markdown: report_markdown(60, 30),
                 path: None,
                 formats: Some(vec!["pdf".into()]),
             };
@@ -111,22 +124,34 @@ fn run(scenario: &str) {
         }
         "xlsx-100k-rows" => {
             let args = spreadsheet(100_000);
-            let rendered = render::spreadsheet(&args).expect("renders");
-            format!("{} rows, {} KiB (written and re-read)", rendered.outputs[0].inspection.units, rendered.outputs[0].bytes.len() / 1024)
+            let rendered = render::spreadsheet_owned(args).expect("renders");
+            format!(
+                "{} rows, {} KiB (written and re-read)",
+                rendered.outputs[0].inspection.units,
+                rendered.outputs[0].bytes.len() / 1024
+            )
         }
         "xlsx-100k-rows-write-only" => {
             let args = spreadsheet(100_000);
-            let model = coworker_documents::spreadsheet::check(&args).expect("checks");
+            let model = coworker_documents::spreadsheet::check_owned(args).expect("checks");
             let bytes = coworker_documents::spreadsheet::write_xlsx(&model, None).expect("writes");
             format!("{} KiB (checked and written, not re-read)", bytes.len() / 1024)
         }
         "pptx-30-slides" => {
             let rendered = render::slides(&deck(30, &["pptx"]), &Images::new()).expect("renders");
-            format!("{} slides, {} KiB", rendered.outputs[0].inspection.units, rendered.outputs[0].bytes.len() / 1024)
+            format!(
+                "{} slides, {} KiB",
+                rendered.outputs[0].inspection.units,
+                rendered.outputs[0].bytes.len() / 1024
+            )
         }
         "slides-pdf-30" => {
             let rendered = render::slides(&deck(30, &["pdf"]), &Images::new()).expect("renders");
-            format!("{} pages, {} KiB", rendered.outputs[0].inspection.units, rendered.outputs[0].bytes.len() / 1024)
+            format!(
+                "{} pages, {} KiB",
+                rendered.outputs[0].inspection.units,
+                rendered.outputs[0].bytes.len() / 1024
+            )
         }
         other => panic!("unknown scenario {other}"),
     };
@@ -149,7 +174,10 @@ fn main() {
         if !only.is_empty() && !only.iter().any(|o| scenario.contains(o.as_str())) {
             continue;
         }
-        let status = Command::new(&exe).env(SCENARIO_VAR, scenario).status().expect("run a scenario");
+        let status = Command::new(&exe)
+            .env(SCENARIO_VAR, scenario)
+            .status()
+            .expect("run a scenario");
         assert!(status.success(), "{scenario} failed");
     }
 }

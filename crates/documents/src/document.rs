@@ -8,8 +8,8 @@ use std::io::Cursor;
 
 use docx_rs::{
     AbstractNumbering, AlignmentType, BreakType, Docx, Hyperlink, HyperlinkType, IndentLevel, Level, LevelJc,
-    LevelText, NumberFormat, Numbering, NumberingId, Paragraph, Pic, Run, RunFonts, Shading, SpecialIndentType,
-    Start, Style, StyleType, Table, TableCell, TableRow,
+    LevelText, NumberFormat, Numbering, NumberingId, Paragraph, Pic, Run, RunFonts, Shading, SpecialIndentType, Start,
+    Style, StyleType, Table, TableCell, TableRow,
 };
 
 use crate::DocumentError;
@@ -79,9 +79,8 @@ impl Image {
                 bytes.len()
             )));
         }
-        let kind = ImageKind::sniff(&bytes).ok_or_else(|| {
-            DocumentError::Input(format!("{path:?} is not a PNG, JPEG, GIF or SVG image"))
-        })?;
+        let kind = ImageKind::sniff(&bytes)
+            .ok_or_else(|| DocumentError::Input(format!("{path:?} is not a PNG, JPEG, GIF or SVG image")))?;
         let size_px = match kind {
             ImageKind::Svg => None,
             _ => Some(
@@ -89,7 +88,9 @@ impl Image {
                     .with_guessed_format()
                     .ok()
                     .and_then(|r| r.into_dimensions().ok())
-                    .ok_or_else(|| DocumentError::Input(format!("image {path:?} is damaged: its size cannot be read")))?,
+                    .ok_or_else(|| {
+                        DocumentError::Input(format!("image {path:?} is damaged: its size cannot be read"))
+                    })?,
             ),
         };
         Ok(Image { bytes, kind, size_px })
@@ -127,8 +128,16 @@ fn base64(bytes: &[u8]) -> String {
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         out.push(TABLE[(n >> 18) as usize & 63] as char);
         out.push(TABLE[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { TABLE[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { TABLE[n as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 1 {
+            TABLE[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            TABLE[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -216,7 +225,11 @@ fn html_inlines(inlines: &[Inline], images: &Images) -> String {
             Inline::Strike(c) => out.push_str(&format!("<del>{}</del>", html_inlines(c, images))),
             Inline::Link { url, children } => {
                 let safe = safe_url(url);
-                out.push_str(&format!("<a href=\"{}\">{}</a>", esc(&safe), html_inlines(children, images)));
+                out.push_str(&format!(
+                    "<a href=\"{}\">{}</a>",
+                    esc(&safe),
+                    html_inlines(children, images)
+                ));
             }
             Inline::Image { path, alt } => match images.get(path) {
                 Some(image) => out.push_str(&format!(
@@ -370,9 +383,10 @@ impl DocxWriter<'_> {
                 Block::Paragraph(content) => {
                     let mut p = Paragraph::new();
                     if let Some(numbering) = list {
-                        p = p
-                            .style("ListParagraph")
-                            .numbering(NumberingId::new(numbering), IndentLevel::new(depth.saturating_sub(1).min(8)));
+                        p = p.style("ListParagraph").numbering(
+                            NumberingId::new(numbering),
+                            IndentLevel::new(depth.saturating_sub(1).min(8)),
+                        );
                     }
                     let p = self.inlines(p, content, RunStyle::default())?;
                     self.docx = std::mem::take(&mut self.docx).add_paragraph(p);
@@ -387,9 +401,8 @@ impl DocxWriter<'_> {
                             let mut abstract_numbering = AbstractNumbering::new(id);
                             list_levels(&mut abstract_numbering, true);
                             let first = start.unwrap_or(1) as usize;
-                            let numbering = Numbering::new(id, id).add_override(
-                                docx_rs::LevelOverride::new(0).start(first),
-                            );
+                            let numbering =
+                                Numbering::new(id, id).add_override(docx_rs::LevelOverride::new(0).start(first));
                             self.docx = std::mem::take(&mut self.docx)
                                 .add_abstract_numbering(abstract_numbering)
                                 .add_numbering(numbering);
@@ -489,7 +502,14 @@ impl DocxWriter<'_> {
         let head: Vec<TableCell> = (0..columns)
             .map(|i| {
                 let content = header.get(i).cloned().unwrap_or_default();
-                let p = self.inlines(Paragraph::new().align(alignment(i)), &content, RunStyle { bold: true, ..Default::default() })?;
+                let p = self.inlines(
+                    Paragraph::new().align(alignment(i)),
+                    &content,
+                    RunStyle {
+                        bold: true,
+                        ..Default::default()
+                    },
+                )?;
                 Ok(TableCell::new()
                     .add_paragraph(p)
                     .shading(Shading::new().fill("D9E1F2"))
@@ -541,7 +561,8 @@ impl DocxWriter<'_> {
                         let mut width = w.saturating_mul(9525);
                         let mut height = h.saturating_mul(9525);
                         if width > MAX_IMAGE_WIDTH_EMU {
-                            height = (u64::from(height) * u64::from(MAX_IMAGE_WIDTH_EMU) / u64::from(width.max(1))) as u32;
+                            height =
+                                (u64::from(height) * u64::from(MAX_IMAGE_WIDTH_EMU) / u64::from(width.max(1))) as u32;
                             width = MAX_IMAGE_WIDTH_EMU;
                         }
                         let pic = Pic::new_with_dimensions(png, w, h).size(width, height);
@@ -596,7 +617,10 @@ impl RunStyle {
 /// Renders a PDF with typst: A4, the title, then the blocks.
 pub fn to_pdf(title: &str, blocks: &[Block], images: &Images) -> Result<crate::pdf::Rendered, DocumentError> {
     let mut writer = TypstWriter::new(images);
-    writer.t.raw(&crate::pdf::preamble(title, "paper: \"a4\", margin: 2cm, numbering: \"1\""));
+    writer.t.raw(&crate::pdf::preamble(
+        title,
+        "paper: \"a4\", margin: 2cm, numbering: \"1\"",
+    ));
     writer.t.raw("#align(center, text(22pt, weight: \"bold\")[");
     writer.t.text(title);
     writer.t.raw("])\n\n");
@@ -702,7 +726,10 @@ impl<'a> TypstWriter<'a> {
                         _ => "left",
                     })
                     .collect();
-                self.t.raw(&format!("#table(columns: {columns}, align: ({},), table.header(", aligns.join(", ")));
+                self.t.raw(&format!(
+                    "#table(columns: {columns}, align: ({},), table.header(",
+                    aligns.join(", ")
+                ));
                 for i in 0..columns {
                     self.t.raw("[");
                     self.inlines(header.get(i).map(Vec::as_slice).unwrap_or_default());

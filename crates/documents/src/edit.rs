@@ -77,7 +77,11 @@ fn section(lines: &[&str], heading: &str) -> Result<(usize, usize), DocumentErro
         Some((s, _)) => Ok((s, lines.len())),
         None => Err(bad(format!(
             "the document has no heading {wanted:?}; its headings are: {}",
-            headings(lines).iter().map(|h| format!("{h:?}")).collect::<Vec<_>>().join(", ")
+            headings(lines)
+                .iter()
+                .map(|h| format!("{h:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -101,7 +105,9 @@ pub fn apply(body: &str, args: &EditArgs) -> Result<String, DocumentError> {
                 .markdown
                 .as_deref()
                 .filter(|m| !m.trim().is_empty())
-                .ok_or_else(|| bad("append_section needs `markdown`: the new section, starting with its heading".into()))?;
+                .ok_or_else(|| {
+                    bad("append_section needs `markdown`: the new section, starting with its heading".into())
+                })?;
             Ok(format!("{}\n\n{}\n", body.trim_end(), markdown.trim()))
         }
         "replace_section" => {
@@ -206,22 +212,49 @@ mod tests {
 
     #[test]
     fn edits_sections_and_tables() {
-        let appended = apply(BODY, &args(json!({"path": "d", "operation": "append_section", "markdown": "# Risks\n\nNone."}))).unwrap();
+        let appended = apply(
+            BODY,
+            &args(json!({"path": "d", "operation": "append_section", "markdown": "# Risks\n\nNone."})),
+        )
+        .unwrap();
         assert!(appended.ends_with("Later.\n\n# Risks\n\nNone.\n"));
 
-        let replaced = apply(BODY, &args(json!({"path": "d", "operation": "replace_section", "heading": "Summary", "markdown": "New summary."}))).unwrap();
-        assert!(replaced.starts_with("# Summary\n\nNew summary.\n\n# Next"), "{replaced}");
+        let replaced = apply(
+            BODY,
+            &args(
+                json!({"path": "d", "operation": "replace_section", "heading": "Summary", "markdown": "New summary."}),
+            ),
+        )
+        .unwrap();
+        assert!(
+            replaced.starts_with("# Summary\n\nNew summary.\n\n# Next"),
+            "{replaced}"
+        );
 
         let updated = apply(BODY, &args(json!({"path": "d", "operation": "update_table", "heading": "Numbers", "rows": [["North", 5], ["South", "a|b"]]}))).unwrap();
-        assert!(updated.contains("| North | 5 |\n| South | a\\|b |\n\n# Next"), "{updated}");
+        assert!(
+            updated.contains("| North | 5 |\n| South | a\\|b |\n\n# Next"),
+            "{updated}"
+        );
         assert!(diff("d.md", BODY, &updated).contains("-| North | 1 |\n+| North | 5 |"));
     }
 
     #[test]
     fn bad_edits_name_the_problem() {
-        let error = apply(BODY, &args(json!({"path": "d", "operation": "replace_section", "heading": "Nope", "markdown": "x"}))).unwrap_err();
-        assert!(error.to_string().contains("\"Summary\", \"Numbers\", \"Next\""), "{error}");
-        let error = apply(BODY, &args(json!({"path": "d", "operation": "update_table", "rows": [["only one"]]}))).unwrap_err();
+        let error = apply(
+            BODY,
+            &args(json!({"path": "d", "operation": "replace_section", "heading": "Nope", "markdown": "x"})),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("\"Summary\", \"Numbers\", \"Next\""),
+            "{error}"
+        );
+        let error = apply(
+            BODY,
+            &args(json!({"path": "d", "operation": "update_table", "rows": [["only one"]]})),
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("2 columns"), "{error}");
     }
 }

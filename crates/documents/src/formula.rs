@@ -173,11 +173,7 @@ impl Parser {
 
     fn number(&mut self) -> Result<Expr, String> {
         let start = self.at;
-        while self
-            .chars
-            .get(self.at)
-            .is_some_and(|c| c.is_ascii_digit() || *c == '.')
-        {
+        while self.chars.get(self.at).is_some_and(|c| c.is_ascii_digit() || *c == '.') {
             self.at += 1;
         }
         let text: String = self.chars[start..self.at].iter().collect();
@@ -268,7 +264,9 @@ impl Parser {
             column = column.saturating_mul(26).saturating_add(usize::from(c - b'A' + 1));
         }
         let column = column - 1;
-        let row: usize = digits.parse().map_err(|_| format!("{word:?} has no valid row number"))?;
+        let row: usize = digits
+            .parse()
+            .map_err(|_| format!("{word:?} has no valid row number"))?;
         if row == 0 {
             return Err(format!("{word}: rows start at 1"));
         }
@@ -373,7 +371,9 @@ impl<'a> Evaluator<'a> {
                                     // Like Excel, functions over ranges skip text and blanks.
                                     match (self.lookup)((row, column)) {
                                         CellValue::Number(n) => numbers.push(n),
-                                        CellValue::Formula(expr) => numbers.push(self.evaluate_cell((row, column), &expr)?),
+                                        CellValue::Formula(expr) => {
+                                            numbers.push(self.evaluate_cell((row, column), &expr)?)
+                                        }
                                         CellValue::Empty | CellValue::Text => {}
                                     }
                                 }
@@ -443,7 +443,12 @@ mod tests {
             _ => CellValue::Empty,
         };
         let expr = parse("=A3", BOUNDS).unwrap();
-        assert!(Evaluator::new(&cyclic).evaluate_cell((1, 0), &expr).unwrap_err().contains("circular"));
+        assert!(
+            Evaluator::new(&cyclic)
+                .evaluate_cell((1, 0), &expr)
+                .unwrap_err()
+                .contains("circular")
+        );
     }
 
     #[test]

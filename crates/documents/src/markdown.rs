@@ -515,7 +515,11 @@ pub fn chart_svg(chart: &ChartData) -> String {
             let bar = slot * 0.8 / n;
             for (i, v) in series.values.iter().enumerate() {
                 let x = LEFT + slot * i as f64 + slot * 0.1 + bar * s as f64;
-                let (top, height) = if *v >= 0.0 { (y(*v), y(0.0) - y(*v)) } else { (y(0.0), y(*v) - y(0.0)) };
+                let (top, height) = if *v >= 0.0 {
+                    (y(*v), y(0.0) - y(*v))
+                } else {
+                    (y(0.0), y(*v) - y(0.0))
+                };
                 svg.push_str(&format!(
                     r##"<rect x="{x:.1}" y="{top:.1}" width="{bar:.1}" height="{height:.1}" fill="{color}"/>"##
                 ));

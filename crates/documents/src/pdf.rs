@@ -27,7 +27,8 @@ use crate::DocumentError;
 /// The fixed path of every document's main source.
 const MAIN_PATH: &str = "/main.typ";
 /// Font families tried in order; typst falls back to any font covering a character.
-pub const TEXT_FONTS: &str = "(\"Libertinus Serif\", \"Noto Serif CJK JP\", \"Noto Sans CJK JP\", \"New Computer Modern\")";
+pub const TEXT_FONTS: &str =
+    "(\"Libertinus Serif\", \"Noto Serif CJK JP\", \"Noto Sans CJK JP\", \"New Computer Modern\")";
 
 struct Fonts {
     store: FontStore,
@@ -131,13 +132,21 @@ pub fn render(markup: String, files: Vec<(String, Vec<u8>)>) -> Result<Rendered,
         let document = compiled.output.map_err(|errors| {
             DocumentError::Render(format!(
                 "typesetting the PDF failed: {}",
-                errors.iter().map(|e| e.message.to_string()).collect::<Vec<_>>().join("; ")
+                errors
+                    .iter()
+                    .map(|e| e.message.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ))
         })?;
         let bytes = typst_pdf::pdf(&document, &typst_pdf::PdfOptions::default()).map_err(|errors| {
             DocumentError::Render(format!(
                 "writing the PDF failed: {}",
-                errors.iter().map(|e| e.message.to_string()).collect::<Vec<_>>().join("; ")
+                errors
+                    .iter()
+                    .map(|e| e.message.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ))
         })?;
         let mut warnings: Vec<String> = compiled
@@ -177,7 +186,11 @@ pub fn missing_glyphs(text: &str) -> Option<String> {
     if missing.is_empty() {
         return None;
     }
-    let listed: Vec<String> = missing.iter().take(20).map(|c| format!("{c:?} (U+{:04X})", *c as u32)).collect();
+    let listed: Vec<String> = missing
+        .iter()
+        .take(20)
+        .map(|c| format!("{c:?} (U+{:04X})", *c as u32))
+        .collect();
     Some(format!(
         "no installed font has glyphs for {} character(s): {}{}; they will show as boxes in the PDF. Install fonts for these scripts on the node (e.g. Debian's fonts-noto-cjk for Chinese, Japanese and Korean, fonts-noto-core for others)",
         missing.len(),

@@ -77,7 +77,9 @@ pub fn csv_table(bytes: &[u8], max_rows: usize, max_columns: usize) -> Result<Ta
             if record.len() > max_columns {
                 preview.truncated = true;
             }
-            preview.rows.push(record.iter().take(max_columns).map(str::to_owned).collect());
+            preview
+                .rows
+                .push(record.iter().take(max_columns).map(str::to_owned).collect());
         } else {
             preview.truncated = true;
         }

@@ -75,7 +75,13 @@ pub fn inspect_xlsx(bytes: &[u8], model: &SpreadsheetModel) -> Inspection {
                 continue;
             }
         };
-        let formulas = workbook.worksheet_formula(&sheet.name).ok();
+        // The formula grid is as large as the sheet: read it only when there are formulas.
+        let has_formulas = sheet.rows.iter().flatten().any(|c| matches!(c, Cell::Formula { .. }));
+        let formulas = if has_formulas {
+            workbook.worksheet_formula(&sheet.name).ok()
+        } else {
+            None
+        };
         let formula_at = |row: usize, column: usize| -> Option<String> {
             formulas
                 .as_ref()?
@@ -127,7 +133,8 @@ pub fn inspect_xlsx(bytes: &[u8], model: &SpreadsheetModel) -> Inspection {
                         };
                         let formula = formula_at(at.0, at.1);
                         let same_formula = formula.as_deref().is_some_and(|f| {
-                            f.replace(' ', "").eq_ignore_ascii_case(&text.trim_start_matches('=').replace(' ', ""))
+                            f.replace(' ', "")
+                                .eq_ignore_ascii_case(&text.trim_start_matches('=').replace(' ', ""))
                         });
                         if !same_formula {
                             out.problem(format!(
@@ -257,7 +264,8 @@ struct Package {
 
 impl Package {
     fn open(bytes: &[u8]) -> Result<Package, String> {
-        let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| format!("not a valid zip package: {e}"))?;
+        let mut archive =
+            zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| format!("not a valid zip package: {e}"))?;
         let mut parts = HashMap::new();
         for index in 0..archive.len() {
             let mut file = archive
@@ -266,7 +274,10 @@ impl Package {
             if file.is_dir() {
                 continue;
             }
-            let name = file.name().map(|n| n.into_owned()).unwrap_or_else(|_| format!("entry {index}"));
+            let name = file
+                .name()
+                .map(|n| n.into_owned())
+                .unwrap_or_else(|_| format!("entry {index}"));
             if file.size() > MAX_PART_BYTES {
                 return Err(format!("part {name} is larger than {MAX_PART_BYTES} bytes"));
             }
@@ -296,7 +307,10 @@ impl Package {
             }
         }
         // Content types.
-        let types = self.parts.get("[Content_Types].xml").map(|c| attributes(c, "Default", "Extension"));
+        let types = self
+            .parts
+            .get("[Content_Types].xml")
+            .map(|c| attributes(c, "Default", "Extension"));
         let overrides = self
             .parts
             .get("[Content_Types].xml")
@@ -307,19 +321,25 @@ impl Package {
                     continue;
                 }
                 let extension = name.rsplit('.').next().unwrap_or_default().to_ascii_lowercase();
-                if !overrides.contains(&format!("/{name}")) && !defaults.iter().any(|d| d.eq_ignore_ascii_case(&extension)) {
+                if !overrides.contains(&format!("/{name}"))
+                    && !defaults.iter().any(|d| d.eq_ignore_ascii_case(&extension))
+                {
                     out.problem(format!("part {name} has no content type in [Content_Types].xml"));
                 }
             }
             for part in &overrides {
                 if !self.parts.contains_key(part.trim_start_matches('/')) {
-                    out.problem(format!("[Content_Types].xml names {part}, which the package does not contain"));
+                    out.problem(format!(
+                        "[Content_Types].xml names {part}, which the package does not contain"
+                    ));
                 }
             }
         }
         // Relationships.
         for (name, content) in &self.parts {
-            let Some(source) = name.strip_suffix(".rels") else { continue };
+            let Some(source) = name.strip_suffix(".rels") else {
+                continue;
+            };
             // `word/_rels/document.xml.rels` → base folder `word/`.
             let base = source
                 .rsplit_once("_rels/")
@@ -500,7 +520,9 @@ fn docx_paragraphs(content: &[u8]) -> Vec<(Option<String>, String)> {
 
 fn general_ref(r: &quick_xml::events::BytesRef<'_>) -> String {
     let name: &str = r.as_ref();
-    quick_xml::escape::unescape(&format!("&{name};")).map(|s| s.into_owned()).unwrap_or_default()
+    quick_xml::escape::unescape(&format!("&{name};"))
+        .map(|s| s.into_owned())
+        .unwrap_or_default()
 }
 
 /// Re-opens a DOCX: package structure, every paragraph style defined in `styles.xml`, and
@@ -512,7 +534,13 @@ pub fn inspect_docx(bytes: &[u8], expected_headings: &[String]) -> Inspection {
         Err(e) => return Inspection::failed(format!("the DOCX {e}")),
     };
     package.check(
-        &["[Content_Types].xml", "_rels/.rels", "word/document.xml", "word/styles.xml", "word/_rels/document.xml.rels"],
+        &[
+            "[Content_Types].xml",
+            "_rels/.rels",
+            "word/document.xml",
+            "word/styles.xml",
+            "word/_rels/document.xml.rels",
+        ],
         &mut out,
     );
     let Some(document) = package.parts.get("word/document.xml") else {
@@ -525,7 +553,11 @@ pub fn inspect_docx(bytes: &[u8], expected_headings: &[String]) -> Inspection {
         .unwrap_or_default();
     let paragraphs = docx_paragraphs(document);
     out.units = paragraphs.len();
-    for style in paragraphs.iter().filter_map(|(s, _)| s.as_ref()).collect::<BTreeSet<_>>() {
+    for style in paragraphs
+        .iter()
+        .filter_map(|(s, _)| s.as_ref())
+        .collect::<BTreeSet<_>>()
+    {
         if !defined.contains(style) {
             out.problem(format!(
                 "paragraph style {style:?} is used but not defined in word/styles.xml (Word would show it as Normal)"
@@ -534,7 +566,11 @@ pub fn inspect_docx(bytes: &[u8], expected_headings: &[String]) -> Inspection {
     }
     out.texts = paragraphs
         .iter()
-        .filter(|(style, _)| style.as_deref().is_some_and(|s| s.starts_with("Heading") || s == "Title"))
+        .filter(|(style, _)| {
+            style
+                .as_deref()
+                .is_some_and(|s| s.starts_with("Heading") || s == "Title")
+        })
         .map(|(_, text)| text.trim().to_owned())
         .collect();
     let mut found = out.texts.iter();
@@ -561,9 +597,10 @@ fn slide_texts(content: &[u8]) -> (String, String) {
             Event::Start(e) if local(e.name().as_ref()) == "sp" => shape_is_title = false,
             Event::End(e) if local(e.name().as_ref()) == "sp" => shape_is_title = false,
             Event::Start(e) | Event::Empty(e) if local(e.name().as_ref()) == "ph" => {
-                shape_is_title = e.attributes().flatten().any(|a| {
-                    local(a.key.as_ref()) == "type" && matches!(&*a.value, "title" | "ctrTitle")
-                });
+                shape_is_title = e
+                    .attributes()
+                    .flatten()
+                    .any(|a| local(a.key.as_ref()) == "type" && matches!(&*a.value, "title" | "ctrTitle"));
             }
             Event::Start(e) if local(e.name().as_ref()) == "t" => in_text = true,
             Event::End(e) if local(e.name().as_ref()) == "t" => in_text = false,
@@ -625,12 +662,18 @@ pub fn inspect_pptx(bytes: &[u8], expected_titles: &[String]) -> Inspection {
         for list in ["fillStyleLst", "bgFillStyleLst"] {
             let count = child_count(theme, list);
             if count != Some(3) {
-                out.problem(format!("the theme's {list} has {count:?} fills; PowerPoint requires exactly 3"));
+                out.problem(format!(
+                    "the theme's {list} has {count:?} fills; PowerPoint requires exactly 3"
+                ));
             }
         }
     }
     let slide_count = element_count(
-        package.parts.get("ppt/presentation.xml").map(Vec::as_slice).unwrap_or_default(),
+        package
+            .parts
+            .get("ppt/presentation.xml")
+            .map(Vec::as_slice)
+            .unwrap_or_default(),
         "sldId",
     );
     out.units = slide_count;
@@ -649,11 +692,17 @@ pub fn inspect_pptx(bytes: &[u8], expected_titles: &[String]) -> Inspection {
         out.notes.push(notes);
     }
     if slide_count != expected_titles.len() {
-        out.problem(format!("the deck has {slide_count} slides, expected {}", expected_titles.len()));
+        out.problem(format!(
+            "the deck has {slide_count} slides, expected {}",
+            expected_titles.len()
+        ));
     }
     for (index, (found, expected)) in out.texts.clone().iter().zip(expected_titles).enumerate() {
         if found != expected.trim() {
-            out.problem(format!("slide {}: the title is {found:?}, expected {expected:?}", index + 1));
+            out.problem(format!(
+                "slide {}: the title is {found:?}, expected {expected:?}",
+                index + 1
+            ));
         }
     }
     out
@@ -734,7 +783,10 @@ mod tests {
     #[test]
     fn resolves_relationship_targets() {
         assert_eq!(resolve_target("ppt", "slides/slide1.xml"), "ppt/slides/slide1.xml");
-        assert_eq!(resolve_target("ppt/slides", "../slideLayouts/slideLayout1.xml"), "ppt/slideLayouts/slideLayout1.xml");
+        assert_eq!(
+            resolve_target("ppt/slides", "../slideLayouts/slideLayout1.xml"),
+            "ppt/slideLayouts/slideLayout1.xml"
+        );
         assert_eq!(resolve_target("", "/ppt/presentation.xml"), "ppt/presentation.xml");
     }
 

@@ -60,7 +60,8 @@ pub fn stem(path: Option<&str>, folder: &str, name: &str) -> Result<String, Docu
     let Some(path) = path.map(str::trim).filter(|p| !p.is_empty()) else {
         return Ok(format!("{folder}/{}", slug(name)));
     };
-    let normalized = coworker_tools::workspace::normalize_path(path).map_err(|e| DocumentError::Input(e.to_string()))?;
+    let normalized =
+        coworker_tools::workspace::normalize_path(path).map_err(|e| DocumentError::Input(e.to_string()))?;
     let stem = match normalized.rsplit_once('.') {
         Some((stem, extension))
             if !stem.ends_with('/') && KNOWN_EXTENSIONS.contains(&extension.to_ascii_lowercase().as_str()) =>
@@ -73,7 +74,11 @@ pub fn stem(path: Option<&str>, folder: &str, name: &str) -> Result<String, Docu
 }
 
 /// The requested formats, checked against those `tool` offers; `None` means all of them.
-pub fn formats(requested: Option<&[String]>, allowed: &[&'static str], tool: &str) -> Result<Vec<&'static str>, DocumentError> {
+pub fn formats(
+    requested: Option<&[String]>,
+    allowed: &[&'static str],
+    tool: &str,
+) -> Result<Vec<&'static str>, DocumentError> {
     let Some(requested) = requested else {
         return Ok(allowed.to_vec());
     };
@@ -99,7 +104,12 @@ pub fn formats(requested: Option<&[String]>, allowed: &[&'static str], tool: &st
     Ok(out)
 }
 
-fn checked(format: &'static str, path: String, bytes: Vec<u8>, inspection: Inspection) -> Result<Output, DocumentError> {
+fn checked(
+    format: &'static str,
+    path: String,
+    bytes: Vec<u8>,
+    inspection: Inspection,
+) -> Result<Output, DocumentError> {
     if !inspection.problems.is_empty() {
         return Err(DocumentError::Check {
             format: format.to_uppercase(),
@@ -126,22 +136,34 @@ pub fn csv_paths(stem: &str, model: &SpreadsheetModel) -> Vec<String> {
     if model.sheets.len() == 1 {
         vec![format!("{stem}.csv")]
     } else {
-        model.sheets.iter().map(|s| format!("{stem}-{}.csv", slug(&s.name))).collect()
+        model
+            .sheets
+            .iter()
+            .map(|s| format!("{stem}-{}.csv", slug(&s.name)))
+            .collect()
     }
 }
 
 /// Renders and checks a spreadsheet.
 pub fn spreadsheet(args: &SpreadsheetArgs) -> Result<Rendered, DocumentError> {
+    spreadsheet_owned(args.clone())
+}
+
+/// Like [`spreadsheet`], consuming the arguments (large sheets are not held twice).
+pub fn spreadsheet_owned(args: SpreadsheetArgs) -> Result<Rendered, DocumentError> {
     let formats = formats(args.formats.as_deref(), &SPREADSHEET_FORMATS, "create_spreadsheet")?;
-    let model = spreadsheet::check(args)?;
-    let stem = stem(args.path.as_deref(), "spreadsheets", &model.sheets[0].name)?;
+    let path = args.path.clone();
+    let model = spreadsheet::check_owned(args)?;
+    let stem = stem(path.as_deref(), "spreadsheets", &model.sheets[0].name)?;
     let mut rendered = Rendered::default();
     for format in formats {
         match format {
             "xlsx" => {
                 let bytes = spreadsheet::write_xlsx(&model, None)?;
                 let inspection = readers::inspect_xlsx(&bytes, &model);
-                rendered.outputs.push(checked("xlsx", format!("{stem}.xlsx"), bytes, inspection)?);
+                rendered
+                    .outputs
+                    .push(checked("xlsx", format!("{stem}.xlsx"), bytes, inspection)?);
             }
             _ => {
                 for (sheet, path) in model.sheets.iter().zip(csv_paths(&stem, &model)) {
@@ -176,23 +198,31 @@ pub fn document(args: &DocumentArgs, images: &Images) -> Result<Rendered, Docume
             "docx" => {
                 let bytes = document::to_docx(args.title.trim(), &blocks, images)?;
                 let inspection = readers::inspect_docx(&bytes, &headings);
-                rendered.outputs.push(checked("docx", format!("{stem}.docx"), bytes, inspection)?);
+                rendered
+                    .outputs
+                    .push(checked("docx", format!("{stem}.docx"), bytes, inspection)?);
             }
             "pdf" => {
                 let pdf = document::to_pdf(args.title.trim(), &blocks, images)?;
                 rendered.warnings.extend(pdf.warnings);
                 let inspection = readers::inspect_pdf(&pdf.bytes, Some(pdf.pages), &[]);
-                rendered.outputs.push(checked("pdf", format!("{stem}.pdf"), pdf.bytes, inspection)?);
+                rendered
+                    .outputs
+                    .push(checked("pdf", format!("{stem}.pdf"), pdf.bytes, inspection)?);
             }
             _ => {
                 let html = document::to_html(args.title.trim(), &blocks, images);
                 let mut inspection = Inspection::default();
                 for heading in &headings {
                     if !html.contains(&markdown::xml_escape(heading)) {
-                        inspection.problems.push(format!("the heading {heading:?} is missing from the HTML"));
+                        inspection
+                            .problems
+                            .push(format!("the heading {heading:?} is missing from the HTML"));
                     }
                 }
-                rendered.outputs.push(checked("html", format!("{stem}.html"), html.into_bytes(), inspection)?);
+                rendered
+                    .outputs
+                    .push(checked("html", format!("{stem}.html"), html.into_bytes(), inspection)?);
             }
         }
     }
@@ -238,16 +268,22 @@ pub fn slides(args: &SlidesArgs, images: &Images) -> Result<Rendered, DocumentEr
                     let expected = slide.notes.as_deref().unwrap_or_default().trim();
                     let found = inspection.notes.get(index + 1).map(String::as_str).unwrap_or_default();
                     if readers::normalize_space(found) != readers::normalize_space(expected) {
-                        inspection.problems.push(format!("slide {}: the speaker notes did not survive", index + 2));
+                        inspection
+                            .problems
+                            .push(format!("slide {}: the speaker notes did not survive", index + 2));
                     }
                 }
-                rendered.outputs.push(checked("pptx", format!("{stem}.pptx"), bytes, inspection)?);
+                rendered
+                    .outputs
+                    .push(checked("pptx", format!("{stem}.pptx"), bytes, inspection)?);
             }
             _ => {
                 let pdf = slides::to_pdf(args, &tables, images)?;
                 rendered.warnings.extend(pdf.warnings);
                 let inspection = readers::inspect_pdf(&pdf.bytes, Some(titles.len()), &[]);
-                rendered.outputs.push(checked("pdf", format!("{stem}.pdf"), pdf.bytes, inspection)?);
+                rendered
+                    .outputs
+                    .push(checked("pdf", format!("{stem}.pdf"), pdf.bytes, inspection)?);
             }
         }
     }
@@ -286,7 +322,8 @@ pub fn inspect(expectation: &Expectation, bytes: &[u8]) -> Inspection {
             let text = String::from_utf8_lossy(bytes);
             for heading in headings {
                 if !text.contains(&markdown::xml_escape(heading)) {
-                    out.problems.push(format!("the heading {heading:?} is missing from the HTML"));
+                    out.problems
+                        .push(format!("the heading {heading:?} is missing from the HTML"));
                 }
             }
             out
@@ -358,13 +395,27 @@ mod tests {
 
     #[test]
     fn paths_and_formats() {
-        assert_eq!(stem(None, "documents", "Q3 Report: Final!").unwrap(), "documents/q3-report-final");
+        assert_eq!(
+            stem(None, "documents", "Q3 Report: Final!").unwrap(),
+            "documents/q3-report-final"
+        );
         assert_eq!(stem(Some("reports/q3.docx"), "documents", "x").unwrap(), "reports/q3");
         assert_eq!(stem(Some("reports/v1.2"), "documents", "x").unwrap(), "reports/v1.2");
         assert!(stem(Some("../etc/passwd"), "documents", "x").is_err());
-        assert_eq!(formats(None, &DOCUMENT_FORMATS, "t").unwrap(), DOCUMENT_FORMATS.to_vec());
-        assert_eq!(formats(Some(&["PDF".into()]), &DOCUMENT_FORMATS, "t").unwrap(), vec!["pdf"]);
-        assert!(formats(Some(&["odt".into()]), &DOCUMENT_FORMATS, "t").unwrap_err().to_string().contains("odt"));
+        assert_eq!(
+            formats(None, &DOCUMENT_FORMATS, "t").unwrap(),
+            DOCUMENT_FORMATS.to_vec()
+        );
+        assert_eq!(
+            formats(Some(&["PDF".into()]), &DOCUMENT_FORMATS, "t").unwrap(),
+            vec!["pdf"]
+        );
+        assert!(
+            formats(Some(&["odt".into()]), &DOCUMENT_FORMATS, "t")
+                .unwrap_err()
+                .to_string()
+                .contains("odt")
+        );
         let source = source_markdown("Weekly", "# A\n");
         let (title, body) = split_source(&source);
         assert_eq!((title.as_deref(), body), (Some("Weekly"), "# A\n"));

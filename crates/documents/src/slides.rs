@@ -119,7 +119,10 @@ pub fn check(args: &SlidesArgs, images: &Images) -> Result<Vec<Option<SlideTable
         return Err(bad("`slides` is empty; give at least one slide".into()));
     }
     if args.slides.len() > MAX_SLIDES {
-        return Err(bad(format!("{} slides is more than the limit of {MAX_SLIDES}", args.slides.len())));
+        return Err(bad(format!(
+            "{} slides is more than the limit of {MAX_SLIDES}",
+            args.slides.len()
+        )));
     }
     let mut tables = Vec::new();
     for (index, slide) in args.slides.iter().enumerate() {
@@ -142,7 +145,9 @@ pub fn check(args: &SlidesArgs, images: &Images) -> Result<Vec<Option<SlideTable
                     )));
                 }
                 Some(image) if image.kind == ImageKind::Svg => {
-                    return Err(bad(format!("slide {n}: image {path:?} is SVG; slides take PNG, JPEG or GIF")));
+                    return Err(bad(format!(
+                        "slide {n}: image {path:?} is SVG; slides take PNG, JPEG or GIF"
+                    )));
                 }
                 Some(_) => {}
             }
@@ -205,7 +210,10 @@ fn esc(text: &str) -> String {
 fn run(text: &str, size_hundredths: Option<u32>, bold: bool) -> String {
     let size = size_hundredths.map(|s| format!(" sz=\"{s}\"")).unwrap_or_default();
     let b = if bold { " b=\"1\"" } else { "" };
-    format!("<a:r><a:rPr lang=\"en-US\"{size}{b} dirty=\"0\"/><a:t>{}</a:t></a:r>", esc(text))
+    format!(
+        "<a:r><a:rPr lang=\"en-US\"{size}{b} dirty=\"0\"/><a:t>{}</a:t></a:r>",
+        esc(text)
+    )
 }
 
 fn group_header() -> &'static str {
@@ -236,7 +244,8 @@ struct Part {
 }
 
 fn rels(entries: &[(String, &str, String)]) -> String {
-    let mut out = format!("{XML_DECL}<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">");
+    let mut out =
+        format!("{XML_DECL}<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">");
     for (id, kind, target) in entries {
         let kind_uri = if kind.starts_with("http") {
             (*kind).to_owned()
@@ -271,11 +280,26 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
         let mut slide_rels = vec![(
             "rId1".to_owned(),
             "slideLayout",
-            if index == 0 { "../slideLayouts/slideLayout1.xml" } else { "../slideLayouts/slideLayout2.xml" }.to_owned(),
+            if index == 0 {
+                "../slideLayouts/slideLayout1.xml"
+            } else {
+                "../slideLayouts/slideLayout2.xml"
+            }
+            .to_owned(),
         )];
-        slide_rels.push(("rId2".to_owned(), "notesSlide", format!("../notesSlides/notesSlide{number}.xml")));
+        slide_rels.push((
+            "rId2".to_owned(),
+            "notesSlide",
+            format!("../notesSlides/notesSlide{number}.xml"),
+        ));
         let (tree, notes) = if index == 0 {
-            let title = placeholder(2, "Title 1", "<p:ph type=\"ctrTitle\"/>", "", &paragraph(args.title.trim()));
+            let title = placeholder(
+                2,
+                "Title 1",
+                "<p:ph type=\"ctrTitle\"/>",
+                "",
+                &paragraph(args.title.trim()),
+            );
             let subtitle = placeholder(
                 3,
                 "Subtitle 2",
@@ -287,7 +311,13 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
         } else {
             let slide = &args.slides[index - 1];
             let table = tables.get(index - 1).and_then(Option::as_ref);
-            let mut tree = placeholder(2, "Title 1", "<p:ph type=\"title\"/>", "", &paragraph(slide.title.trim()));
+            let mut tree = placeholder(
+                2,
+                "Title 1",
+                "<p:ph type=\"title\"/>",
+                "",
+                &paragraph(slide.title.trim()),
+            );
             let has_visual = slide.image.is_some() || table.is_some();
             let mut next_id = 3;
             if !slide.bullets.is_empty() || !has_visual {
@@ -298,17 +328,35 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
                         .bullets
                         .iter()
                         .map(|b| {
-                            let level = if b.starts_with("  ") || b.starts_with('\t') { 1 } else { 0 };
+                            let level = if b.starts_with("  ") || b.starts_with('\t') {
+                                1
+                            } else {
+                                0
+                            };
                             let text = b.trim().trim_start_matches(['-', '*', '•']).trim();
                             format!("<a:p><a:pPr lvl=\"{level}\"/>{}</a:p>", run(text, None, false))
                         })
                         .collect()
                 };
-                let sp_pr = if has_visual { xfrm(MARGIN_X, BODY_Y, HALF_W, BODY_H) } else { String::new() };
-                tree.push_str(&placeholder(next_id, "Content Placeholder 2", "<p:ph idx=\"1\"/>", &sp_pr, &body));
+                let sp_pr = if has_visual {
+                    xfrm(MARGIN_X, BODY_Y, HALF_W, BODY_H)
+                } else {
+                    String::new()
+                };
+                tree.push_str(&placeholder(
+                    next_id,
+                    "Content Placeholder 2",
+                    "<p:ph idx=\"1\"/>",
+                    &sp_pr,
+                    &body,
+                ));
                 next_id += 1;
             }
-            let (area_x, area_w) = if slide.bullets.is_empty() { (MARGIN_X, BODY_W) } else { (RIGHT_X, HALF_W) };
+            let (area_x, area_w) = if slide.bullets.is_empty() {
+                (MARGIN_X, BODY_W)
+            } else {
+                (RIGHT_X, HALF_W)
+            };
             let mut area_y = BODY_Y;
             let mut area_h = BODY_H;
             if slide.image.is_some() && table.is_some() {
@@ -363,13 +411,23 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
             format!(
                 "{XML_DECL}<p:notes {NS}><p:cSld><p:spTree>{}<p:sp><p:nvSpPr><p:cNvPr id=\"2\" name=\"Slide Image Placeholder 1\"/><p:cNvSpPr><a:spLocks noGrp=\"1\" noRot=\"1\" noChangeAspect=\"1\"/></p:cNvSpPr><p:nvPr><p:ph type=\"sldImg\"/></p:nvPr></p:nvSpPr><p:spPr/></p:sp>{}</p:spTree></p:cSld><p:clrMapOvr><a:masterClrMapping/></p:clrMapOvr></p:notes>",
                 group_header(),
-                placeholder(3, "Notes Placeholder 2", "<p:ph type=\"body\" idx=\"1\"/>", "", &notes_paragraphs)
+                placeholder(
+                    3,
+                    "Notes Placeholder 2",
+                    "<p:ph type=\"body\" idx=\"1\"/>",
+                    "",
+                    &notes_paragraphs
+                )
             ),
         );
         add(
             &format!("ppt/notesSlides/_rels/notesSlide{number}.xml.rels"),
             rels(&[
-                ("rId1".to_owned(), "notesMaster", "../notesMasters/notesMaster1.xml".to_owned()),
+                (
+                    "rId1".to_owned(),
+                    "notesMaster",
+                    "../notesMasters/notesMaster1.xml".to_owned(),
+                ),
                 ("rId2".to_owned(), "slide", format!("../slides/slide{number}.xml")),
             ]),
         );
@@ -387,8 +445,16 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
         ),
     );
     let mut presentation_rels = vec![
-        ("rId1".to_owned(), "slideMaster", "slideMasters/slideMaster1.xml".to_owned()),
-        ("rId2".to_owned(), "notesMaster", "notesMasters/notesMaster1.xml".to_owned()),
+        (
+            "rId1".to_owned(),
+            "slideMaster",
+            "slideMasters/slideMaster1.xml".to_owned(),
+        ),
+        (
+            "rId2".to_owned(),
+            "notesMaster",
+            "notesMasters/notesMaster1.xml".to_owned(),
+        ),
         ("rId3".to_owned(), "theme", "theme/theme1.xml".to_owned()),
         ("rId4".to_owned(), "presProps", "presProps.xml".to_owned()),
         ("rId5".to_owned(), "viewProps", "viewProps.xml".to_owned()),
@@ -404,8 +470,16 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
     add(
         "ppt/slideMasters/_rels/slideMaster1.xml.rels",
         rels(&[
-            ("rId1".to_owned(), "slideLayout", "../slideLayouts/slideLayout1.xml".to_owned()),
-            ("rId2".to_owned(), "slideLayout", "../slideLayouts/slideLayout2.xml".to_owned()),
+            (
+                "rId1".to_owned(),
+                "slideLayout",
+                "../slideLayouts/slideLayout1.xml".to_owned(),
+            ),
+            (
+                "rId2".to_owned(),
+                "slideLayout",
+                "../slideLayouts/slideLayout2.xml".to_owned(),
+            ),
             ("rId3".to_owned(), "theme", "../theme/theme1.xml".to_owned()),
         ]),
     );
@@ -414,7 +488,11 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
     for n in 1..=2 {
         add(
             &format!("ppt/slideLayouts/_rels/slideLayout{n}.xml.rels"),
-            rels(&[("rId1".to_owned(), "slideMaster", "../slideMasters/slideMaster1.xml".to_owned())]),
+            rels(&[(
+                "rId1".to_owned(),
+                "slideMaster",
+                "../slideMasters/slideMaster1.xml".to_owned(),
+            )]),
         );
     }
     add("ppt/theme/theme1.xml", theme("Coworker"));
@@ -433,7 +511,9 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
     );
     add(
         "ppt/tableStyles.xml",
-        format!("{XML_DECL}<a:tblStyleLst xmlns:a=\"http://schemas.openxmlformats.org/drawingml/2006/main\" def=\"{TABLE_STYLE}\"/>"),
+        format!(
+            "{XML_DECL}<a:tblStyleLst xmlns:a=\"http://schemas.openxmlformats.org/drawingml/2006/main\" def=\"{TABLE_STYLE}\"/>"
+        ),
     );
 
     // Package properties.
@@ -497,17 +577,22 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
             name if name.starts_with("ppt/theme/") => "application/vnd.openxmlformats-officedocument.theme+xml".into(),
             _ => continue,
         };
-        types.push_str(&format!("<Override PartName=\"/{}\" ContentType=\"{kind}\"/>", part.name));
+        types.push_str(&format!(
+            "<Override PartName=\"/{}\" ContentType=\"{kind}\"/>",
+            part.name
+        ));
     }
     types.push_str("</Types>");
 
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     let failed = |e: String| DocumentError::Render(format!("writing the PPTX failed: {e}"));
-    zip.start_file("[Content_Types].xml", options).map_err(|e| failed(e.to_string()))?;
+    zip.start_file("[Content_Types].xml", options)
+        .map_err(|e| failed(e.to_string()))?;
     zip.write_all(types.as_bytes()).map_err(|e| failed(e.to_string()))?;
     for part in parts {
-        zip.start_file(part.name.as_str(), options).map_err(|e| failed(e.to_string()))?;
+        zip.start_file(part.name.as_str(), options)
+            .map_err(|e| failed(e.to_string()))?;
         zip.write_all(&part.content).map_err(|e| failed(e.to_string()))?;
     }
     let cursor = zip.finish().map_err(|e| failed(e.to_string()))?;
@@ -537,7 +622,11 @@ fn table_frame(id: u32, table: &SlideTable, x: i64, y: i64, w: i64, h: i64) -> S
             .map(|c| {
                 format!(
                     "<a:tc><a:txBody><a:bodyPr/><a:lstStyle/><a:p>{}</a:p></a:txBody><a:tcPr/></a:tc>",
-                    if c.is_empty() { format!("<a:endParaRPr lang=\"en-US\" sz=\"{font}\"/>") } else { run(c, Some(font), header) }
+                    if c.is_empty() {
+                        format!("<a:endParaRPr lang=\"en-US\" sz=\"{font}\"/>")
+                    } else {
+                        run(c, Some(font), header)
+                    }
                 )
             })
             .collect();
@@ -586,14 +675,20 @@ fn slide_master() -> String {
         2,
         "Title Placeholder 1",
         "<p:ph type=\"title\"/>",
-        &format!("{}<a:prstGeom prst=\"rect\"><a:avLst/></a:prstGeom>", xfrm(MARGIN_X, 365_125, BODY_W, 1_325_563)),
+        &format!(
+            "{}<a:prstGeom prst=\"rect\"><a:avLst/></a:prstGeom>",
+            xfrm(MARGIN_X, 365_125, BODY_W, 1_325_563)
+        ),
         &paragraph("Click to edit Master title style"),
     );
     let body = placeholder(
         3,
         "Text Placeholder 2",
         "<p:ph type=\"body\" idx=\"1\"/>",
-        &format!("{}<a:prstGeom prst=\"rect\"><a:avLst/></a:prstGeom>", xfrm(MARGIN_X, BODY_Y, BODY_W, BODY_H)),
+        &format!(
+            "{}<a:prstGeom prst=\"rect\"><a:avLst/></a:prstGeom>",
+            xfrm(MARGIN_X, BODY_Y, BODY_W, BODY_H)
+        ),
         &paragraph("Click to edit Master text styles"),
     );
     format!(
@@ -627,8 +722,20 @@ fn title_layout() -> String {
 }
 
 fn content_layout() -> String {
-    let title = placeholder(2, "Title 1", "<p:ph type=\"title\"/>", "", "<a:p><a:endParaRPr lang=\"en-US\"/></a:p>");
-    let body = placeholder(3, "Content Placeholder 2", "<p:ph idx=\"1\"/>", "", "<a:p><a:endParaRPr lang=\"en-US\"/></a:p>");
+    let title = placeholder(
+        2,
+        "Title 1",
+        "<p:ph type=\"title\"/>",
+        "",
+        "<a:p><a:endParaRPr lang=\"en-US\"/></a:p>",
+    );
+    let body = placeholder(
+        3,
+        "Content Placeholder 2",
+        "<p:ph idx=\"1\"/>",
+        "",
+        "<a:p><a:endParaRPr lang=\"en-US\"/></a:p>",
+    );
     format!(
         "{XML_DECL}<p:sldLayout {NS} type=\"obj\" preserve=\"1\"><p:cSld name=\"Title and Content\"><p:spTree>{}{title}{body}</p:spTree></p:cSld><p:clrMapOvr><a:masterClrMapping/></p:clrMapOvr></p:sldLayout>",
         group_header()
@@ -641,7 +748,10 @@ fn notes_master() -> String {
         3,
         "Notes Placeholder 2",
         "<p:ph type=\"body\" sz=\"quarter\" idx=\"3\"/>",
-        &format!("{}<a:prstGeom prst=\"rect\"><a:avLst/></a:prstGeom>", xfrm(685_800, 4_400_550, 5_486_400, 3_600_450)),
+        &format!(
+            "{}<a:prstGeom prst=\"rect\"><a:avLst/></a:prstGeom>",
+            xfrm(685_800, 4_400_550, 5_486_400, 3_600_450)
+        ),
         &paragraph("Click to edit Master text styles"),
     );
     format!(
@@ -716,12 +826,18 @@ pub fn to_pdf(
     }
     writer.t.raw("]\n");
     for (index, slide) in args.slides.iter().enumerate() {
-        writer.t.raw("#pagebreak()\n#text(32pt, weight: \"bold\", fill: rgb(\"#1F3864\"))[");
+        writer
+            .t
+            .raw("#pagebreak()\n#text(32pt, weight: \"bold\", fill: rgb(\"#1F3864\"))[");
         writer.t.text(slide.title.trim());
         writer.t.raw("]\n#v(0.6cm)\n");
         let table = tables.get(index).and_then(Option::as_ref);
         let visual = slide.image.is_some() || table.is_some();
-        let columns = if !slide.bullets.is_empty() && visual { "(1fr, 1fr)" } else { "(1fr,)" };
+        let columns = if !slide.bullets.is_empty() && visual {
+            "(1fr, 1fr)"
+        } else {
+            "(1fr,)"
+        };
         writer.t.raw(&format!("#grid(columns: {columns}, gutter: 1cm, "));
         if !slide.bullets.is_empty() {
             writer.t.raw("[#list(");
@@ -750,7 +866,10 @@ pub fn to_pdf(
                 ));
             }
             if let Some(table) = table {
-                writer.t.raw(&format!("#text(14pt)[#table(columns: {}, table.header(", table.header.len()));
+                writer.t.raw(&format!(
+                    "#text(14pt)[#table(columns: {}, table.header(",
+                    table.header.len()
+                ));
                 for cell in &table.header {
                     writer.t.raw("[");
                     writer.t.text(cell);

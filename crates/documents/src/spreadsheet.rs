@@ -246,15 +246,22 @@ pub struct SpreadsheetModel {
     pub sheets: Vec<Sheet>,
 }
 
-
 fn bad(message: String) -> DocumentError {
     DocumentError::Input(message)
 }
 
 /// Checks `args` into a model: names, types, cell counts and values, formulas evaluated.
 pub fn check(args: &SpreadsheetArgs) -> Result<SpreadsheetModel, DocumentError> {
+    check_owned(args.clone())
+}
+
+/// Like [`check`], consuming the arguments so each row's JSON is freed as it is converted
+/// (a 100,000-row sheet never holds its cells twice).
+pub fn check_owned(args: SpreadsheetArgs) -> Result<SpreadsheetModel, DocumentError> {
     if args.sheets.is_empty() {
-        return Err(bad("`sheets` is empty; give at least one sheet with columns and rows".into()));
+        return Err(bad(
+            "`sheets` is empty; give at least one sheet with columns and rows".into()
+        ));
     }
     if args.sheets.len() > MAX_SHEETS {
         return Err(bad(format!(
@@ -270,11 +277,13 @@ pub fn check(args: &SpreadsheetArgs) -> Result<SpreadsheetModel, DocumentError> 
     }
     let mut names: Vec<String> = Vec::new();
     let mut sheets = Vec::with_capacity(args.sheets.len());
-    for sheet in &args.sheets {
+    for sheet in args.sheets {
         let name = sheet.name.trim().to_owned();
         check_sheet_name(&name)?;
         if names.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
-            return Err(bad(format!("two sheets are named {name:?}; sheet names must be unique")));
+            return Err(bad(format!(
+                "two sheets are named {name:?}; sheet names must be unique"
+            )));
         }
         names.push(name.clone());
         sheets.push(check_sheet(name, sheet)?);
@@ -291,21 +300,28 @@ fn check_sheet_name(name: &str) -> Result<(), DocumentError> {
             "sheet name {name:?} is longer than {MAX_SHEET_NAME_CHARS} characters (Excel's limit)"
         )));
     }
-    if let Some(c) = name.chars().find(|c| matches!(c, '[' | ']' | ':' | '*' | '?' | '/' | '\\')) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| matches!(c, '[' | ']' | ':' | '*' | '?' | '/' | '\\'))
+    {
         return Err(bad(format!(
             "sheet name {name:?} contains {c:?}; Excel does not allow [ ] : * ? / \\ in sheet names"
         )));
     }
     if name.starts_with('\'') || name.ends_with('\'') {
-        return Err(bad(format!("sheet name {name:?} may not start or end with an apostrophe")));
+        return Err(bad(format!(
+            "sheet name {name:?} may not start or end with an apostrophe"
+        )));
     }
     Ok(())
 }
 
-fn check_sheet(name: String, sheet: &SheetArgs) -> Result<Sheet, DocumentError> {
+fn check_sheet(name: String, sheet: SheetArgs) -> Result<Sheet, DocumentError> {
     let sheet_name = &name;
     if sheet.columns.is_empty() {
-        return Err(bad(format!("sheet {sheet_name:?} has no columns; declare at least one")));
+        return Err(bad(format!(
+            "sheet {sheet_name:?} has no columns; declare at least one"
+        )));
     }
     if sheet.columns.len() > MAX_COLUMNS {
         return Err(bad(format!(
@@ -331,7 +347,10 @@ fn check_sheet(name: String, sheet: &SheetArgs) -> Result<Sheet, DocumentError> 
             ))
         })?;
         if column.name.trim().is_empty() {
-            return Err(bad(format!("sheet {sheet_name:?}, column {}: the name is empty", index + 1)));
+            return Err(bad(format!(
+                "sheet {sheet_name:?}, column {}: the name is empty",
+                index + 1
+            )));
         }
         if let Some(width) = column.width
             && !(0.0..=255.0).contains(&width)
@@ -366,7 +385,7 @@ fn check_sheet(name: String, sheet: &SheetArgs) -> Result<Sheet, DocumentError> 
         Formula(String, Expr),
     }
     let mut raw: Vec<Vec<Raw>> = Vec::with_capacity(sheet.rows.len());
-    for (r, row) in sheet.rows.iter().enumerate() {
+    for (r, row) in sheet.rows.into_iter().enumerate() {
         if row.len() != columns.len() {
             return Err(bad(format!(
                 "sheet {sheet_name:?}, row {} (spreadsheet row {}): {} cells, but the sheet declares {} columns ({}); give one value per column, null for an empty cell",
@@ -378,7 +397,7 @@ fn check_sheet(name: String, sheet: &SheetArgs) -> Result<Sheet, DocumentError> 
             )));
         }
         let mut cells = Vec::with_capacity(row.len());
-        for (c, value) in row.iter().enumerate() {
+        for (c, value) in row.into_iter().enumerate() {
             let column = &columns[c];
             let at = || {
                 format!(
@@ -389,7 +408,7 @@ fn check_sheet(name: String, sheet: &SheetArgs) -> Result<Sheet, DocumentError> 
                     column.kind.name()
                 )
             };
-            if let Value::String(text) = value
+            if let Value::String(text) = &value
                 && text.starts_with('=')
             {
                 if !column.kind.numeric() {
@@ -421,29 +440,39 @@ fn check_sheet(name: String, sheet: &SheetArgs) -> Result<Sheet, DocumentError> 
         }
     };
     let mut evaluator = Evaluator::new(&lookup);
-    let mut rows = Vec::with_capacity(raw.len());
+    let mut values = std::collections::HashMap::new();
     for (r, cells) in raw.iter().enumerate() {
-        let mut out = Vec::with_capacity(cells.len());
         for (c, cell) in cells.iter().enumerate() {
-            out.push(match cell {
-                Raw::Cell(cell) => cell.clone(),
-                Raw::Formula(text, expr) => {
-                    let value = evaluator.evaluate_cell((r + 1, c), expr).map_err(|e| {
-                        bad(format!(
-                            "sheet {sheet_name:?}, cell {}: formula {text:?} cannot be evaluated: {e}",
-                            formula::cell_name((r + 1, c))
-                        ))
-                    })?;
-                    Cell::Formula {
-                        text: text.clone(),
-                        value,
-                    }
-                }
-            });
+            if let Raw::Formula(text, expr) = cell {
+                let value = evaluator.evaluate_cell((r + 1, c), expr).map_err(|e| {
+                    bad(format!(
+                        "sheet {sheet_name:?}, cell {}: formula {text:?} cannot be evaluated: {e}",
+                        formula::cell_name((r + 1, c))
+                    ))
+                })?;
+                values.insert((r, c), value);
+            }
         }
-        rows.push(out);
     }
     drop(evaluator);
+    // Third pass: move the cells into the model (no copy of the sheet).
+    let rows: Vec<Vec<Cell>> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(r, cells)| {
+            cells
+                .into_iter()
+                .enumerate()
+                .map(|(c, cell)| match cell {
+                    Raw::Cell(cell) => cell,
+                    Raw::Formula(text, _) => Cell::Formula {
+                        value: values.get(&(r, c)).copied().unwrap_or_default(),
+                        text,
+                    },
+                })
+                .collect()
+        })
+        .collect();
     let chart = match &sheet.chart {
         None => None,
         Some(chart) => Some(check_chart(sheet_name, chart, &columns)?),
@@ -484,13 +513,19 @@ fn check_chart(sheet_name: &str, chart: &ChartArgs, columns: &[Column]) -> Resul
         columns.iter().position(|c| c.name == name).ok_or_else(|| {
             bad(format!(
                 "sheet {sheet_name:?}: the chart names column {name:?}, which the sheet does not have (it has {})",
-                columns.iter().map(|c| format!("{:?}", c.name)).collect::<Vec<_>>().join(", ")
+                columns
+                    .iter()
+                    .map(|c| format!("{:?}", c.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         })
     };
     let category = find(&chart.category_column)?;
     if chart.value_columns.is_empty() {
-        return Err(bad(format!("sheet {sheet_name:?}: the chart needs at least one value column")));
+        return Err(bad(format!(
+            "sheet {sheet_name:?}: the chart needs at least one value column"
+        )));
     }
     let mut values = Vec::new();
     for name in &chart.value_columns {
@@ -511,32 +546,36 @@ fn check_chart(sheet_name: &str, chart: &ChartArgs, columns: &[Column]) -> Resul
     })
 }
 
-fn check_value(kind: ColumnType, value: &Value) -> Result<Cell, String> {
+fn check_value(kind: ColumnType, value: Value) -> Result<Cell, String> {
     match (kind, value) {
         (_, Value::Null) => Ok(Cell::Empty),
         (ColumnType::Text, Value::String(text)) => {
             if text.chars().count() > MAX_CELL_CHARS {
-                return Err(format!("the text is longer than Excel's {MAX_CELL_CHARS} characters per cell"));
+                return Err(format!(
+                    "the text is longer than Excel's {MAX_CELL_CHARS} characters per cell"
+                ));
             }
-            Ok(Cell::Text(text.clone()))
+            Ok(Cell::Text(text))
         }
         (ColumnType::Text, Value::Number(n)) => Ok(Cell::Text(n.to_string())),
         (ColumnType::Text, Value::Bool(b)) => Ok(Cell::Text(b.to_string())),
-        (ColumnType::Date, Value::String(text)) => parse_date(text).ok_or_else(|| {
-            format!("{text:?} is not a date; write dates as YYYY-MM-DD, e.g. \"2026-03-31\"")
-        }),
+        (ColumnType::Date, Value::String(text)) => parse_date(&text)
+            .ok_or_else(|| format!("{text:?} is not a date; write dates as YYYY-MM-DD, e.g. \"2026-03-31\"")),
         (kind, Value::Number(n)) if kind.numeric() => n
             .as_f64()
             .filter(|n| n.is_finite())
             .map(Cell::Number)
             .ok_or_else(|| format!("{n} is not a finite number")),
-        (kind, Value::String(text)) if kind.numeric() => parse_number(kind, text).map(Cell::Number).ok_or_else(|| {
+        (kind, Value::String(text)) if kind.numeric() => parse_number(kind, &text).map(Cell::Number).ok_or_else(|| {
             let example = match kind {
                 ColumnType::Percent => "a fraction like 0.25 (or \"25%\")",
                 ColumnType::Currency => "a number like 1234.5 (no currency symbol)",
                 _ => "a number like 42 or 3.5",
             };
-            format!("{text:?} is not a {}; give {example}, or a formula starting with '='", kind.name())
+            format!(
+                "{text:?} is not a {}; give {example}, or a formula starting with '='",
+                kind.name()
+            )
         }),
         (kind, other) => Err(format!(
             "{} is not a valid {} value",
@@ -551,7 +590,12 @@ fn parse_number(kind: ColumnType, text: &str) -> Option<f64> {
     if kind == ColumnType::Percent
         && let Some(number) = text.strip_suffix('%')
     {
-        return number.trim().parse::<f64>().ok().filter(|n| n.is_finite()).map(|n| n / 100.0);
+        return number
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .map(|n| n / 100.0);
     }
     text.parse::<f64>().ok().filter(|n| n.is_finite())
 }
@@ -647,10 +691,14 @@ pub fn write_xlsx(model: &SpreadsheetModel, title: Option<&str>) -> Result<Vec<u
                 match cell {
                     Cell::Empty => {}
                     Cell::Text(text) => {
-                        worksheet.write_string_with_format(r, c, text, format).map_err(xlsx_error)?;
+                        worksheet
+                            .write_string_with_format(r, c, text, format)
+                            .map_err(xlsx_error)?;
                     }
                     Cell::Number(n) => {
-                        worksheet.write_number_with_format(r, c, *n, format).map_err(xlsx_error)?;
+                        worksheet
+                            .write_number_with_format(r, c, *n, format)
+                            .map_err(xlsx_error)?;
                     }
                     Cell::Date { year, month, day } => {
                         let date = ExcelDateTime::from_ymd(*year, *month, *day).map_err(xlsx_error)?;
@@ -754,7 +802,10 @@ mod tests {
         );
         assert_eq!(rows[2][3], Cell::Empty);
         let csv = String::from_utf8(write_csv(&model.sheets[0]).unwrap()).unwrap();
-        assert!(csv.starts_with("Region,Revenue,Share,Date\nNorth,1200.5,0.25,2026-01-31\n"), "{csv}");
+        assert!(
+            csv.starts_with("Region,Revenue,Share,Date\nNorth,1200.5,0.25,2026-01-31\n"),
+            "{csv}"
+        );
         assert!(csv.contains("Total,2000.5,1,"), "{csv}");
     }
 
@@ -763,7 +814,10 @@ mod tests {
         let mut wrong_count = sales();
         wrong_count["sheets"][0]["rows"][1] = json!(["South", 1]);
         let error = check(&args(wrong_count)).unwrap_err().to_string();
-        assert!(error.contains("row 2") && error.contains("2 cells") && error.contains("4 columns"), "{error}");
+        assert!(
+            error.contains("row 2") && error.contains("2 cells") && error.contains("4 columns"),
+            "{error}"
+        );
 
         let mut unknown_type = sales();
         unknown_type["sheets"][0]["columns"][1]["type"] = json!("money-ish");

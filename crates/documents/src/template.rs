@@ -19,7 +19,9 @@ pub const MAX_TEMPLATE_NAME_CHARS: usize = 64;
 pub fn check_name(name: &str) -> Result<(), DocumentError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_TEMPLATE_NAME_CHARS
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if ok {
         Ok(())
     } else {
@@ -83,12 +85,24 @@ mod tests {
     #[test]
     fn renders_with_data_and_names_missing_fields() {
         let source = "# Monday brief — week {{ week }}\n\n{% for item in items %}- {{ item.name }}: {{ item.status }}\n{% endfor %}";
-        let (title, body) = render("monday-brief", source, &json!({"week": 23, "items": [{"name": "Ads", "status": "ok"}]})).unwrap();
+        let (title, body) = render(
+            "monday-brief",
+            source,
+            &json!({"week": 23, "items": [{"name": "Ads", "status": "ok"}]}),
+        )
+        .unwrap();
         assert_eq!(title.as_deref(), Some("Monday brief — week 23"));
         assert_eq!(body, "- Ads: ok\n");
-        let error = render("monday-brief", source, &json!({"items": []})).unwrap_err().to_string();
+        let error = render("monday-brief", source, &json!({"items": []}))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("monday-brief") && error.contains("undefined"), "{error}");
-        let error = render("loop", "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", &json!({})).unwrap_err();
+        let error = render(
+            "loop",
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            &json!({}),
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("fuel"), "{error}");
         assert!(check_name("../x").is_err());
         assert_eq!(candidates("b", Some("p"), Some("ada"))[0], "projects/p/templates/b.md");

@@ -49,17 +49,23 @@ pub struct DocumentTool {
 
 /// The `documents.*` tools over `workspace`.
 pub fn document_tools(workspace: Arc<Workspace>, store: Store) -> Vec<Arc<dyn Tool>> {
-    [Kind::Document, Kind::Spreadsheet, Kind::Slides, Kind::Edit, Kind::Template]
-        .into_iter()
-        .map(|kind| {
-            Arc::new(DocumentTool {
-                kind,
-                spec: spec(kind),
-                workspace: workspace.clone(),
-                store: store.clone(),
-            }) as Arc<dyn Tool>
-        })
-        .collect()
+    [
+        Kind::Document,
+        Kind::Spreadsheet,
+        Kind::Slides,
+        Kind::Edit,
+        Kind::Template,
+    ]
+    .into_iter()
+    .map(|kind| {
+        Arc::new(DocumentTool {
+            kind,
+            spec: spec(kind),
+            workspace: workspace.clone(),
+            store: store.clone(),
+        }) as Arc<dyn Tool>
+    })
+    .collect()
 }
 
 fn path_schema(example: &str) -> Value {
@@ -220,7 +226,9 @@ fn workspace_error(error: WorkspaceError) -> ToolError {
 }
 
 /// Runs CPU-bound rendering off the async executor.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, DocumentError> + Send + 'static) -> Result<T, ToolError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, DocumentError> + Send + 'static,
+) -> Result<T, ToolError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ToolError::new(format!("rendering stopped unexpectedly: {e}")))?
@@ -253,12 +261,20 @@ impl DocumentTool {
                 )),
                 other => workspace_error(other),
             })?;
-            images.insert(path.clone(), Image::from_bytes(path, content.bytes).map_err(document_error)?);
+            images.insert(
+                path.clone(),
+                Image::from_bytes(path, content.bytes).map_err(document_error)?,
+            );
         }
         Ok(images)
     }
 
-    async fn save(&self, context: &ToolCallContext, rendered: Rendered, extra: Option<String>) -> Result<String, ToolError> {
+    async fn save(
+        &self,
+        context: &ToolCallContext,
+        rendered: Rendered,
+        extra: Option<String>,
+    ) -> Result<String, ToolError> {
         let author = self.author(context.task_id).await?;
         let mut lines = Vec::new();
         for output in &rendered.outputs {
@@ -298,7 +314,7 @@ impl DocumentTool {
         match self.kind {
             Kind::Spreadsheet => {
                 let args: SpreadsheetArgs = parse(&name, arguments)?;
-                let rendered = blocking(move || render::spreadsheet(&args)).await?;
+                let rendered = blocking(move || render::spreadsheet_owned(args)).await?;
                 self.save(&context, rendered, None).await
             }
             Kind::Document => {
@@ -319,8 +335,7 @@ impl DocumentTool {
             }
             Kind::Edit => {
                 let args: crate::edit::EditArgs = parse(&name, arguments)?;
-                let stem = render::stem(Some(&args.path), "documents", "")
-                    .map_err(document_error)?;
+                let stem = render::stem(Some(&args.path), "documents", "").map_err(document_error)?;
                 let source_path = format!("{stem}.md");
                 let source = self.workspace.read(&source_path, None).await.map_err(|e| match e {
                     WorkspaceError::NotFound(_) => ToolError::new(format!(
@@ -343,7 +358,8 @@ impl DocumentTool {
                     formats: args.formats.clone(),
                 };
                 let rendered = self.render_document(document).await?;
-                self.save(&context, rendered, Some(format!("Diff of the source:\n{diff}"))).await
+                self.save(&context, rendered, Some(format!("Diff of the source:\n{diff}")))
+                    .await
             }
         }
     }
@@ -403,7 +419,10 @@ impl DocumentTool {
         let (title, markdown) = crate::template::render(&args.template, &source, &args.data.unwrap_or(json!({})))
             .map_err(document_error)?;
         let document = DocumentArgs {
-            title: args.title.or(title).unwrap_or_else(|| args.template.replace(['-', '_'], " ")),
+            title: args
+                .title
+                .or(title)
+                .unwrap_or_else(|| args.template.replace(['-', '_'], " ")),
             markdown,
             path: Some(template_stem(args.path.as_deref(), &args.template).map_err(document_error)?),
             formats: args.formats,
@@ -412,7 +431,10 @@ impl DocumentTool {
         self.save(
             context,
             rendered,
-            Some(format!("Made from template {template_path} (version {}).", content.file.version)),
+            Some(format!(
+                "Made from template {template_path} (version {}).",
+                content.file.version
+            )),
         )
         .await
     }
@@ -452,7 +474,11 @@ struct TemplateArgs {
 /// Where a document made from a template is saved: `path`, else `documents/<template>`
 /// (a fixed default, so each run of a standing job makes a new version of the same file).
 fn template_stem(path: Option<&str>, template: &str) -> Result<String, DocumentError> {
-    render::stem(Some(path.unwrap_or(&format!("documents/{template}"))), "documents", template)
+    render::stem(
+        Some(path.unwrap_or(&format!("documents/{template}"))),
+        "documents",
+        template,
+    )
 }
 
 /// Re-reads what the `documents.*` tools saved, before delivery.
@@ -476,9 +502,11 @@ impl DocumentsValidator {
                 .get("path")
                 .and_then(Value::as_str)
                 .and_then(|path| render::stem(Some(path), "documents", "").ok()),
-            "create_from_template" => call.arguments.get("template").and_then(Value::as_str).and_then(|template| {
-                template_stem(call.arguments.get("path").and_then(Value::as_str), template).ok()
-            }),
+            "create_from_template" => call
+                .arguments
+                .get("template")
+                .and_then(Value::as_str)
+                .and_then(|template| template_stem(call.arguments.get("path").and_then(Value::as_str), template).ok()),
             _ => None,
         };
         let arguments = match source_stem {
@@ -501,7 +529,9 @@ impl DocumentsValidator {
             }
             None => (call.tool.clone(), call.arguments.clone()),
         };
-        let Some(expected) = render::expected(&arguments.0, &arguments.1) else { return };
+        let Some(expected) = render::expected(&arguments.0, &arguments.1) else {
+            return;
+        };
         let prose = prose_of(&arguments.0, &arguments.1);
         for (index, (path, expectation)) in expected.into_iter().enumerate() {
             if reports.iter().any(|r| r.path == path) {

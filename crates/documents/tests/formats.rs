@@ -29,7 +29,10 @@ fn png(width: u32, height: u32) -> Vec<u8> {
 
 fn images() -> Images {
     let mut images = Images::new();
-    images.insert("img/logo.png".into(), Image::from_bytes("img/logo.png", png(120, 60)).unwrap());
+    images.insert(
+        "img/logo.png".into(),
+        Image::from_bytes("img/logo.png", png(120, 60)).unwrap(),
+    );
     images
 }
 
@@ -78,7 +81,14 @@ pub fn slides_args() -> SlidesArgs {
 fn spreadsheet_round_trips_values_types_and_formula_results() {
     let rendered = render::spreadsheet(&spreadsheet_args()).unwrap();
     let paths: Vec<&str> = rendered.outputs.iter().map(|o| o.path.as_str()).collect();
-    assert_eq!(paths, vec!["reports/q3-sales.xlsx", "reports/q3-sales-sales.csv", "reports/q3-sales-notes.csv"]);
+    assert_eq!(
+        paths,
+        vec![
+            "reports/q3-sales.xlsx",
+            "reports/q3-sales-sales.csv",
+            "reports/q3-sales-notes.csv"
+        ]
+    );
 
     // Independently of our reader: calamine sees the stored formula result and the types.
     use calamine::{Data, Reader, Xlsx};
@@ -87,20 +97,34 @@ fn spreadsheet_round_trips_values_types_and_formula_results() {
     assert_eq!(workbook.sheet_names(), vec!["Sales", "Notes"]);
     let range = workbook.worksheet_range("Sales").unwrap();
     assert_eq!(range.get_value((0, 1)), Some(&Data::String("Revenue".into())));
-    assert_eq!(range.get_value((3, 1)), Some(&Data::Float(2000.5)), "the SUM's result is stored, not 0");
-    assert!(matches!(range.get_value((1, 3)), Some(Data::DateTime(_))), "dates are dates");
+    assert_eq!(
+        range.get_value((3, 1)),
+        Some(&Data::Float(2000.5)),
+        "the SUM's result is stored, not 0"
+    );
+    assert!(
+        matches!(range.get_value((1, 3)), Some(Data::DateTime(_))),
+        "dates are dates"
+    );
     let formulas = workbook.worksheet_formula("Sales").unwrap();
     assert_eq!(formulas.get_value((3, 1)).map(String::as_str), Some("SUM(B2:B3)"));
 
     let csv = String::from_utf8(rendered.outputs[1].bytes.clone()).unwrap();
-    assert_eq!(csv, "Region,Revenue,Share,Closed\nNorth,1200.5,0.25,2026-01-31\nSouth,800,0.75,2026-02-28\nTotal,2000.5,1,\n");
+    assert_eq!(
+        csv,
+        "Region,Revenue,Share,Closed\nNorth,1200.5,0.25,2026-01-31\nSouth,800,0.75,2026-02-28\nTotal,2000.5,1,\n"
+    );
 
     // The reader catches a file that does not match its declaration.
     let mut other = spreadsheet_args();
     other.sheets[0].rows[0][1] = json!(999);
     let model = coworker_documents::spreadsheet::check(&other).unwrap();
     let inspection = readers::inspect_xlsx(&xlsx.bytes, &model);
-    assert!(inspection.problems.iter().any(|p| p.contains("cell B2")), "{:?}", inspection.problems);
+    assert!(
+        inspection.problems.iter().any(|p| p.contains("cell B2")),
+        "{:?}",
+        inspection.problems
+    );
 }
 
 #[test]
@@ -118,7 +142,10 @@ fn document_renders_docx_pdf_html_with_its_headings() {
     assert_eq!(formats, vec!["md", "docx", "pdf", "html"]);
     let docx = output(&rendered, "docx");
     assert_eq!(docx.path, "documents/weekly-report.docx");
-    assert_eq!(docx.inspection.texts, vec!["Weekly Report", "Summary", "Details", "Next steps"]);
+    assert_eq!(
+        docx.inspection.texts,
+        vec!["Weekly Report", "Summary", "Details", "Next steps"]
+    );
     let pdf = output(&rendered, "pdf");
     assert!(pdf.inspection.units >= 1);
     let text = readers::normalize_space(&pdf.inspection.texts.join(" "));
@@ -133,7 +160,10 @@ fn slides_render_pptx_and_pdf_with_titles_and_notes() {
     let rendered = render::slides(&slides_args(), &images()).unwrap();
     let pptx = output(&rendered, "pptx");
     assert_eq!(pptx.inspection.units, 4);
-    assert_eq!(pptx.inspection.texts, vec!["Board Update", "Highlights", "Numbers", "Brand"]);
+    assert_eq!(
+        pptx.inspection.texts,
+        vec!["Board Update", "Highlights", "Numbers", "Brand"]
+    );
     assert_eq!(pptx.inspection.notes[1], "Open with the revenue number.");
     assert_eq!(pptx.inspection.notes[2], "Pause for questions.");
     let pdf = output(&rendered, "pdf");
@@ -150,16 +180,21 @@ fn bad_input_is_an_error_naming_the_problem() {
     let mut args = slides_args();
     args.slides[2].image = Some("img/missing.png".into());
     let error = render::slides(&args, &images()).unwrap_err().to_string();
-    assert!(error.contains("img/missing.png") && error.contains("does not exist"), "{error}");
+    assert!(
+        error.contains("img/missing.png") && error.contains("does not exist"),
+        "{error}"
+    );
 
-    let error = Image::from_bytes("img/x.png", b"\x89PNG not really".to_vec()).unwrap_err().to_string();
+    let error = Image::from_bytes("img/x.png", b"\x89PNG not really".to_vec())
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("damaged"), "{error}");
 }
 
 fn run(command: &mut Command) -> std::process::Output {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}; .ci/run installs it (libreoffice-*-nogui, poppler-utils)"));
+    let output = command.output().unwrap_or_else(|e| {
+        panic!("cannot run {command:?}: {e}; .ci/run installs it (libreoffice-*-nogui, poppler-utils)")
+    });
     assert!(
         output.status.success(),
         "{command:?} failed: {}\n{}",
@@ -191,9 +226,16 @@ fn libreoffice_converts_docx_xlsx_and_pptx() {
     let document = render::document(&document_args(), &images()).unwrap();
     assert!(libreoffice_pages(dir.path(), "report.docx", &output(&document, "docx").bytes) >= 1);
     let sheet = render::spreadsheet(&spreadsheet_args()).unwrap();
-    assert!(libreoffice_pages(dir.path(), "sales.xlsx", &output(&sheet, "xlsx").bytes) >= 2, "one page per sheet at least");
+    assert!(
+        libreoffice_pages(dir.path(), "sales.xlsx", &output(&sheet, "xlsx").bytes) >= 2,
+        "one page per sheet at least"
+    );
     let deck = render::slides(&slides_args(), &images()).unwrap();
-    assert_eq!(libreoffice_pages(dir.path(), "deck.pptx", &output(&deck, "pptx").bytes), 4, "one page per slide");
+    assert_eq!(
+        libreoffice_pages(dir.path(), "deck.pptx", &output(&deck, "pptx").bytes),
+        4,
+        "one page per slide"
+    );
 }
 
 /// The grey page image of page 1 of a PDF, via pdftoppm (PGM: header, then one byte per pixel).
@@ -201,7 +243,10 @@ fn page_image(dir: &Path, name: &str, pdf: &[u8]) -> Vec<u8> {
     let input = dir.join(format!("{name}.pdf"));
     std::fs::write(&input, pdf).unwrap();
     let prefix = dir.join(name);
-    run(Command::new("pdftoppm").args(["-gray", "-r", "60", "-f", "1", "-l", "1", "-singlefile"]).arg(&input).arg(&prefix));
+    run(Command::new("pdftoppm")
+        .args(["-gray", "-r", "60", "-f", "1", "-l", "1", "-singlefile"])
+        .arg(&input)
+        .arg(&prefix));
     let pgm = std::fs::read(prefix.with_extension("pgm")).unwrap();
     // Skip the three header lines ("P5", "W H", "255").
     let mut newlines = 0;
@@ -220,21 +265,35 @@ fn page_image(dir: &Path, name: &str, pdf: &[u8]) -> Vec<u8> {
 #[test]
 fn japanese_and_french_render_as_glyphs_not_boxes() {
     let text = "Rapport trimestriel : élève, garçon, déjà vu. 日本語の報告書です。売上は増加しました。";
-    let args: DocumentArgs = serde_json::from_value(json!({"title": "Résumé 概要", "markdown": text, "formats": ["pdf"]})).unwrap();
+    let args: DocumentArgs =
+        serde_json::from_value(json!({"title": "Résumé 概要", "markdown": text, "formats": ["pdf"]})).unwrap();
     let rendered = render::document(&args, &Images::new()).unwrap();
-    assert!(rendered.warnings.is_empty(), "fonts-noto-cjk covers Japanese: {:?}", rendered.warnings);
+    assert!(
+        rendered.warnings.is_empty(),
+        "fonts-noto-cjk covers Japanese: {:?}",
+        rendered.warnings
+    );
     let pdf = &output(&rendered, "pdf").bytes;
     let extracted = readers::normalize_space(&output(&rendered, "pdf").inspection.texts.join(" "));
-    assert!(extracted.contains("élève") && extracted.contains("日本語"), "{extracted}");
+    assert!(
+        extracted.contains("élève") && extracted.contains("日本語"),
+        "{extracted}"
+    );
 
     // The same characters with every CJK one replaced by a code point no font has: typst
     // draws those as identical boxes, and says so.
-    let boxed: String = text.chars().map(|c| if (c as u32) > 0x2E80 { '\u{17000}' } else { c }).collect();
+    let boxed: String = text
+        .chars()
+        .map(|c| if (c as u32) > 0x2E80 { '\u{17000}' } else { c })
+        .collect();
     let args: DocumentArgs =
-        serde_json::from_value(json!({"title": "Résumé \u{17000}\u{17000}", "markdown": boxed, "formats": ["pdf"]})).unwrap();
+        serde_json::from_value(json!({"title": "Résumé \u{17000}\u{17000}", "markdown": boxed, "formats": ["pdf"]}))
+            .unwrap();
     let tofu = render::document(&args, &Images::new()).unwrap();
     assert!(
-        tofu.warnings.iter().any(|w| w.contains("U+17000") && w.contains("boxes")),
+        tofu.warnings
+            .iter()
+            .any(|w| w.contains("U+17000") && w.contains("boxes")),
         "a missing glyph is warned about: {:?}",
         tofu.warnings
     );
@@ -244,7 +303,11 @@ fn japanese_and_french_render_as_glyphs_not_boxes() {
     let boxes = page_image(dir.path(), "boxes", &output(&tofu, "pdf").bytes);
     assert_eq!(real.len(), boxes.len());
     let ink = |image: &[u8]| image.iter().filter(|p| **p < 128).count();
-    let differing = real.iter().zip(&boxes).filter(|(a, b)| (**a < 128) != (**b < 128)).count();
+    let differing = real
+        .iter()
+        .zip(&boxes)
+        .filter(|(a, b)| (**a < 128) != (**b < 128))
+        .count();
     assert!(ink(&real) > 0);
     // Real glyphs differ from boxes in a good share of the inked pixels.
     assert!(

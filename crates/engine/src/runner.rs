@@ -1433,7 +1433,9 @@ impl Engine {
                 reports = validator.validate(ctx.task.id, &handled) => Some(reports),
                 () = signals.any() => None,
             };
-            let Some(checked) = checked else { return Ok(Validated::Interrupted) };
+            let Some(checked) = checked else {
+                return Ok(Validated::Interrupted);
+            };
             reports.extend(checked);
         }
         if reports.is_empty() {
@@ -1475,7 +1477,9 @@ impl Engine {
                 outcome = call => Some(outcome),
                 () = signals.any() => None,
             };
-            let Some(outcome) = outcome else { return Ok(Validated::Interrupted) };
+            let Some(outcome) = outcome else {
+                return Ok(Validated::Interrupted);
+            };
             match outcome {
                 Ok(routed) => {
                     let response = routed.response;

@@ -146,14 +146,23 @@ pub async fn get_file_by_path(
 ) -> Result<Json<FileDetail>, ApiError> {
     let workspace = workspace(&state);
     let file = match query.version {
-        Some(version) => workspace.read(&query.path, Some(version)).await.map_err(workspace_error)?.file,
+        Some(version) => {
+            workspace
+                .read(&query.path, Some(version))
+                .await
+                .map_err(workspace_error)?
+                .file
+        }
         None => workspace
             .latest(&query.path)
             .await
             .map_err(workspace_error)?
             .ok_or_else(|| ApiError::not_found(format!("no file at {:?}", query.path)))?,
     };
-    let versions = workspace.history(&file.path, MAX_FILE_PAGE).await.map_err(workspace_error)?;
+    let versions = workspace
+        .history(&file.path, MAX_FILE_PAGE)
+        .await
+        .map_err(workspace_error)?;
     Ok(Json(FileDetail { file, versions }))
 }
 

@@ -50,7 +50,10 @@ async fn wait_for_end(node: &TestNode, task: TaskId) -> coworker_store::Task {
         let store = store.clone();
         async move {
             let task = store.get_task(task).await.unwrap().unwrap();
-            matches!(task.status, TaskStatus::Done | TaskStatus::Failed | TaskStatus::Cancelled)
+            matches!(
+                task.status,
+                TaskStatus::Done | TaskStatus::Failed | TaskStatus::Cancelled
+            )
         }
     })
     .await;
@@ -82,8 +85,9 @@ fn call(id: &str, tool: &str, arguments: Value) -> (String, String, String) {
 }
 
 fn calls(list: Vec<(String, String, String)>) -> Reply {
-    list.into_iter()
-        .fold(Reply::tool_calls(), |reply, (id, tool, args)| reply.tool_call(id, tool, args))
+    list.into_iter().fold(Reply::tool_calls(), |reply, (id, tool, args)| {
+        reply.tool_call(id, tool, args)
+    })
 }
 
 /// The validation prompt holds each deliverable fenced in `<<<`/`>>>`; the retry note starts
@@ -115,8 +119,14 @@ async fn each_format_from_the_models_tool_calls_is_saved_checked_and_delivered(d
                 call("c3", "documents__create_slides", deck),
             ]),
         ))
-        .turn(Turn::when(Match::ToolResultContains("Saved".into()), Reply::text("The weekly pack is ready.")))
-        .turn(Turn::when(Match::UserSays(VALIDATION_PROMPT.into()), Reply::text("PASS")));
+        .turn(Turn::when(
+            Match::ToolResultContains("Saved".into()),
+            Reply::text("The weekly pack is ready."),
+        ))
+        .turn(Turn::when(
+            Match::UserSays(VALIDATION_PROMPT.into()),
+            Reply::text("PASS"),
+        ));
     let (node, model) = start(db, script).await;
     let author = Author {
         created_by: "user:test".into(),
@@ -125,7 +135,13 @@ async fn each_format_from_the_models_tool_calls_is_saved_checked_and_delivered(d
     };
     workspace(&node).write("brand/logo.png", &png(), &author).await.unwrap();
 
-    let task = coworker_testkit::node::delegate(&node.base_url, &node.owner_token, "assistant", "prepare the weekly pack").await;
+    let task = coworker_testkit::node::delegate(
+        &node.base_url,
+        &node.owner_token,
+        "assistant",
+        "prepare the weekly pack",
+    )
+    .await;
     let ended = wait_for_end(&node, task).await;
     let events = journal(&node, task).await;
     assert_eq!(ended.status, TaskStatus::Done, "{:?}\n{events:#?}", ended.result);
@@ -134,8 +150,22 @@ async fn each_format_from_the_models_tool_calls_is_saved_checked_and_delivered(d
     assert_eq!(found.len(), 1);
     assert_eq!(found[0]["passed"], true, "{}", found[0]);
     assert_eq!(found[0]["prose_checked"], true);
-    let checked: Vec<&str> = found[0]["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
-    for path in ["pack/sales.xlsx", "pack/sales.csv", "pack/report.md", "pack/report.docx", "pack/report.pdf", "pack/report.html", "pack/deck.pptx", "pack/deck.pdf"] {
+    let checked: Vec<&str> = found[0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    for path in [
+        "pack/sales.xlsx",
+        "pack/sales.csv",
+        "pack/report.md",
+        "pack/report.docx",
+        "pack/report.pdf",
+        "pack/report.html",
+        "pack/deck.pptx",
+        "pack/deck.pdf",
+    ] {
         assert!(checked.contains(&path), "{path} validated: {checked:?}");
     }
     let prompt = model
@@ -144,7 +174,10 @@ async fn each_format_from_the_models_tool_calls_is_saved_checked_and_delivered(d
         .map(|r| r.body.to_string())
         .find(|b| b.contains(VALIDATION_PROMPT))
         .expect("a validate call was made");
-    assert!(prompt.contains("prepare the weekly pack") && prompt.contains("None this week"), "the brief and the prose: {prompt}");
+    assert!(
+        prompt.contains("prepare the weekly pack") && prompt.contains("None this week"),
+        "the brief and the prose: {prompt}"
+    );
 
     // Each file is a workspace version linked to the task, and re-opens with its content.
     let workspace = workspace(&node);
@@ -162,19 +195,36 @@ async fn each_format_from_the_models_tool_calls_is_saved_checked_and_delivered(d
     }))
     .unwrap();
     let sheet_model = coworker_documents::spreadsheet::check(&model_sheet).unwrap();
-    assert_eq!(sheet_model.sheets[0].rows[2][1], coworker_documents::spreadsheet::Cell::Formula { text: "=SUM(B2:B3)".into(), value: 2000.0 });
-    assert!(readers::inspect_xlsx(&read("pack/sales.xlsx").await, &sheet_model).problems.is_empty());
+    assert_eq!(
+        sheet_model.sheets[0].rows[2][1],
+        coworker_documents::spreadsheet::Cell::Formula {
+            text: "=SUM(B2:B3)".into(),
+            value: 2000.0
+        }
+    );
+    assert!(
+        readers::inspect_xlsx(&read("pack/sales.xlsx").await, &sheet_model)
+            .problems
+            .is_empty()
+    );
     assert_eq!(
         String::from_utf8(read("pack/sales.csv").await).unwrap(),
         "Region,Revenue\nNorth,1200\nSouth,800\nTotal,2000\n"
     );
     let docx = readers::inspect_docx(&read("pack/report.docx").await, &[]);
     assert_eq!(docx.texts, vec!["Weekly Report", "Summary", "Risks"]);
-    let pdf = readers::inspect_pdf(&read("pack/report.pdf").await, None, &["Weekly Report".into(), "None this week".into()]);
+    let pdf = readers::inspect_pdf(
+        &read("pack/report.pdf").await,
+        None,
+        &["Weekly Report".into(), "None this week".into()],
+    );
     assert!(pdf.problems.is_empty() && pdf.units >= 1, "{:?}", pdf.problems);
     let html = String::from_utf8(read("pack/report.html").await).unwrap();
     assert!(html.contains("<h2>Risks</h2>"));
-    let pptx = readers::inspect_pptx(&read("pack/deck.pptx").await, &["Weekly Pack".into(), "Revenue".into(), "By region".into()]);
+    let pptx = readers::inspect_pptx(
+        &read("pack/deck.pptx").await,
+        &["Weekly Pack".into(), "Revenue".into(), "By region".into()],
+    );
     assert!(pptx.problems.is_empty(), "{:?}", pptx.problems);
     assert_eq!(pptx.notes[1], "Lead with revenue.");
     let deck_pdf = readers::inspect_pdf(&read("pack/deck.pdf").await, Some(3), &["By region".into()]);
@@ -198,19 +248,37 @@ async fn each_format_from_the_models_tool_calls_is_saved_checked_and_delivered(d
         }
     };
     let (_, html) = page("pack/sales.xlsx").await;
-    assert!(html.contains("Sheet Sales") && html.contains("<th>Revenue</th>") && html.contains("<td>2000</td>"), "{html}");
+    assert!(
+        html.contains("Sheet Sales") && html.contains("<th>Revenue</th>") && html.contains("<td>2000</td>"),
+        "{html}"
+    );
     let (_, html) = page("pack/sales.csv").await;
-    assert!(html.contains("<th>Region</th>") && html.contains("<td>North</td>"), "{html}");
+    assert!(
+        html.contains("<th>Region</th>") && html.contains("<td>North</td>"),
+        "{html}"
+    );
     let (_, html) = page("pack/report.html").await;
     assert!(html.contains("<iframe class=\"html-preview\" sandbox=\"\""), "{html}");
-    assert!(!html.contains("srcdoc=\"<!DOCTYPE"), "the frame's document is escaped: {html}");
+    assert!(
+        !html.contains("srcdoc=\"<!DOCTYPE"),
+        "the frame's document is escaped: {html}"
+    );
     let (_, html) = page("pack/report.docx").await;
-    assert!(html.contains("<li>Summary</li>") && html.contains("<li>Risks</li>"), "{html}");
+    assert!(
+        html.contains("<li>Summary</li>") && html.contains("<li>Risks</li>"),
+        "{html}"
+    );
     let (_, html) = page("pack/deck.pptx").await;
     assert!(html.contains("<li>By region</li>"), "{html}");
     let (id, html) = page("pack/deck.pdf").await;
-    assert!(html.contains("3 pages") && html.contains(&format!("/files/{id}/pages/3")), "{html}");
-    assert!(html.contains(&format!("/files/{id}/download?version=1")), "a download link");
+    assert!(
+        html.contains("3 pages") && html.contains(&format!("/files/{id}/pages/3")),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("/files/{id}/download?version=1")),
+        "a download link"
+    );
     let image = node
         .client()
         .get(node.url(&format!("/files/{id}/pages/2")))
@@ -227,13 +295,17 @@ async fn each_format_from_the_models_tool_calls_is_saved_checked_and_delivered(d
 
 async fn a_validation_failure_is_retried_and_fixed(db: &TestDb) {
     let document = json!({"title": "Weekly Report", "path": "reports/weekly", "markdown": "# Summary\n\nAll good."});
-    let fix = json!({"path": "reports/weekly.docx", "operation": "append_section", "markdown": "# Risks\n\nSupplier delay."});
+    let fix =
+        json!({"path": "reports/weekly.docx", "operation": "append_section", "markdown": "# Risks\n\nSupplier delay."});
     let script = Script::new()
         .turn(Turn::when(
             Match::UserSays("weekly report".into()),
             calls(vec![call("c1", "documents__create_document", document)]),
         ))
-        .turn(Turn::when(Match::ToolResultContains("Saved".into()), Reply::text("Done.")))
+        .turn(Turn::when(
+            Match::ToolResultContains("Saved".into()),
+            Reply::text("Done."),
+        ))
         .turn(Turn::when(
             Match::UserSays(VALIDATION_PROMPT.into()),
             Reply::text("- The brief asks for a Risks section; the report has none."),
@@ -242,8 +314,14 @@ async fn a_validation_failure_is_retried_and_fixed(db: &TestDb) {
             Match::UserSays(RETRY_NOTE.into()),
             calls(vec![call("c2", "documents__edit_document", fix)]),
         ))
-        .turn(Turn::when(Match::ToolResultContains("Diff".into()), Reply::text("Done, with the risks.")))
-        .turn(Turn::when(Match::UserSays(VALIDATION_PROMPT.into()), Reply::text("PASS")));
+        .turn(Turn::when(
+            Match::ToolResultContains("Diff".into()),
+            Reply::text("Done, with the risks."),
+        ))
+        .turn(Turn::when(
+            Match::UserSays(VALIDATION_PROMPT.into()),
+            Reply::text("PASS"),
+        ));
     let (node, model) = start(db, script).await;
     let task = coworker_testkit::node::delegate(
         &node.base_url,
@@ -259,7 +337,10 @@ async fn a_validation_failure_is_retried_and_fixed(db: &TestDb) {
 
     let found = validations(&events);
     assert_eq!(found.len(), 2, "{found:?}");
-    assert_eq!((found[0]["passed"].clone(), found[0]["retry"].clone()), (json!(false), json!(true)));
+    assert_eq!(
+        (found[0]["passed"].clone(), found[0]["retry"].clone()),
+        (json!(false), json!(true))
+    );
     assert!(found[0]["problems"][0].as_str().unwrap().contains("Risks section"));
     assert_eq!(found[1]["passed"], true);
     // The model was told exactly what was wrong.
@@ -275,10 +356,17 @@ async fn a_validation_failure_is_retried_and_fixed(db: &TestDb) {
         .iter()
         .find(|e| e.kind == "tool_finished" && e.payload["tool"] == "documents.edit_document")
         .unwrap();
-    assert!(finished.payload["content"].as_str().unwrap().contains("+# Risks"), "{}", finished.payload);
+    assert!(
+        finished.payload["content"].as_str().unwrap().contains("+# Risks"),
+        "{}",
+        finished.payload
+    );
     let docx = workspace(&node).read("reports/weekly.docx", None).await.unwrap();
     assert_eq!(docx.file.version, 2);
-    assert_eq!(readers::inspect_docx(&docx.bytes, &[]).texts, vec!["Weekly Report", "Summary", "Risks"]);
+    assert_eq!(
+        readers::inspect_docx(&docx.bytes, &[]).texts,
+        vec!["Weekly Report", "Summary", "Risks"]
+    );
     node.stop().await;
 }
 
@@ -289,9 +377,18 @@ async fn validation_failures_past_the_bound_reach_the_human_and_the_task_is_not_
             Match::UserSays("weekly report".into()),
             calls(vec![call("c1", "documents__create_document", document)]),
         ))
-        .turn(Turn::when(Match::ToolResultContains("Saved".into()), Reply::text("Done.")))
+        .turn(Turn::when(
+            Match::ToolResultContains("Saved".into()),
+            Reply::text("Done."),
+        ))
         .turn(Turn::when(Match::UserSays(RETRY_NOTE.into()), Reply::text("It is fine as it is.")).repeating())
-        .turn(Turn::when(Match::UserSays(VALIDATION_PROMPT.into()), Reply::text("- The Risks section is missing.")).repeating());
+        .turn(
+            Turn::when(
+                Match::UserSays(VALIDATION_PROMPT.into()),
+                Reply::text("- The Risks section is missing."),
+            )
+            .repeating(),
+        );
     let (node, _model) = start(db, script).await;
     let task = coworker_testkit::node::delegate(
         &node.base_url,
@@ -302,9 +399,17 @@ async fn validation_failures_past_the_bound_reach_the_human_and_the_task_is_not_
     .await;
     let ended = wait_for_end(&node, task).await;
     let events = journal(&node, task).await;
-    assert_eq!(ended.status, TaskStatus::Failed, "never marked done: {:?}", ended.result);
+    assert_eq!(
+        ended.status,
+        TaskStatus::Failed,
+        "never marked done: {:?}",
+        ended.result
+    );
     let error = ended.result.as_ref().unwrap()["error"].as_str().unwrap().to_owned();
-    assert!(error.contains("did not pass validation after 3 attempt(s)") && error.contains("The Risks section is missing"), "{error}");
+    assert!(
+        error.contains("did not pass validation after 3 attempt(s)") && error.contains("The Risks section is missing"),
+        "{error}"
+    );
     assert!(!events.iter().any(|e| e.kind == "completed"));
     let found = validations(&events);
     assert_eq!(found.len(), 3, "the default bound is two retries");
@@ -312,8 +417,15 @@ async fn validation_failures_past_the_bound_reach_the_human_and_the_task_is_not_
 
     // The delegator is told, with the problems.
     let notifications = node.node.store.task_notifications(task).await.unwrap();
-    let told = notifications.iter().find(|n| n.kind == "validation_failed").expect("a validation_failed notification");
-    assert!(told.body["problems"].to_string().contains("The Risks section is missing"));
+    let told = notifications
+        .iter()
+        .find(|n| n.kind == "validation_failed")
+        .expect("a validation_failed notification");
+    assert!(
+        told.body["problems"]
+            .to_string()
+            .contains("The Risks section is missing")
+    );
     // The task page over the API shows the problems.
     let response = node
         .client()
@@ -330,18 +442,46 @@ async fn validation_failures_past_the_bound_reach_the_human_and_the_task_is_not_
 async fn bad_input_is_an_error_result_and_saves_nothing(db: &TestDb) {
     let column = |t: &str| json!({"name": "Value", "type": t});
     let bad = vec![
-        call("b1", "documents__create_spreadsheet", json!({"sheets": [{"name": "S", "columns": [{"name": "A", "type": "text"}, column("number")], "rows": [["x", 1], ["y"]]}]})),
-        call("b2", "documents__create_spreadsheet", json!({"sheets": [{"name": "S", "columns": [column("decimal")], "rows": [[1]]}]})),
-        call("b3", "documents__create_spreadsheet", json!({"sheets": [{"name": "S", "columns": [column("number")], "rows": [[1], ["=SUM(A2:A99)"]]}]})),
-        call("b4", "documents__create_slides", json!({"title": "Deck", "slides": [{"title": "Logo", "image": "brand/none.png"}]})),
-        call("b5", "documents__create_document", json!({"title": "Huge", "markdown": "word ".repeat(2 * 1024 * 1024)})),
-        call("b6", "documents__edit_document", json!({"path": "reports/never-made.docx", "operation": "append_section", "markdown": "# X"})),
+        call(
+            "b1",
+            "documents__create_spreadsheet",
+            json!({"sheets": [{"name": "S", "columns": [{"name": "A", "type": "text"}, column("number")], "rows": [["x", 1], ["y"]]}]}),
+        ),
+        call(
+            "b2",
+            "documents__create_spreadsheet",
+            json!({"sheets": [{"name": "S", "columns": [column("decimal")], "rows": [[1]]}]}),
+        ),
+        call(
+            "b3",
+            "documents__create_spreadsheet",
+            json!({"sheets": [{"name": "S", "columns": [column("number")], "rows": [[1], ["=SUM(A2:A99)"]]}]}),
+        ),
+        call(
+            "b4",
+            "documents__create_slides",
+            json!({"title": "Deck", "slides": [{"title": "Logo", "image": "brand/none.png"}]}),
+        ),
+        call(
+            "b5",
+            "documents__create_document",
+            json!({"title": "Huge", "markdown": "word ".repeat(2 * 1024 * 1024)}),
+        ),
+        call(
+            "b6",
+            "documents__edit_document",
+            json!({"path": "reports/never-made.docx", "operation": "append_section", "markdown": "# X"}),
+        ),
     ];
     let script = Script::new()
         .turn(Turn::when(Match::UserSays("bad inputs".into()), calls(bad)))
-        .turn(Turn::when(Match::ToolResultFor("b6".into()), Reply::text("All six failed, as expected.")));
+        .turn(Turn::when(
+            Match::ToolResultFor("b6".into()),
+            Reply::text("All six failed, as expected."),
+        ));
     let (node, _model) = start(db, script).await;
-    let task = coworker_testkit::node::delegate(&node.base_url, &node.owner_token, "assistant", "try the bad inputs").await;
+    let task =
+        coworker_testkit::node::delegate(&node.base_url, &node.owner_token, "assistant", "try the bad inputs").await;
     let ended = wait_for_end(&node, task).await;
     let events = journal(&node, task).await;
     assert_eq!(ended.status, TaskStatus::Done, "{:?}", ended.result);
@@ -353,15 +493,39 @@ async fn bad_input_is_an_error_result_and_saves_nothing(db: &TestDb) {
         assert_eq!(event.payload["is_error"], true, "{}", event.payload);
         event.payload["content"].as_str().unwrap().to_owned()
     };
-    assert!(result_of("b1").contains("row 2") && result_of("b1").contains("1 cells"), "{}", result_of("b1"));
-    assert!(result_of("b2").contains("unknown column type \"decimal\""), "{}", result_of("b2"));
-    assert!(result_of("b3").contains("A99 is outside the sheet"), "{}", result_of("b3"));
-    assert!(result_of("b4").contains("brand/none.png") && result_of("b4").contains("does not exist"), "{}", result_of("b4"));
+    assert!(
+        result_of("b1").contains("row 2") && result_of("b1").contains("1 cells"),
+        "{}",
+        result_of("b1")
+    );
+    assert!(
+        result_of("b2").contains("unknown column type \"decimal\""),
+        "{}",
+        result_of("b2")
+    );
+    assert!(
+        result_of("b3").contains("A99 is outside the sheet"),
+        "{}",
+        result_of("b3")
+    );
+    assert!(
+        result_of("b4").contains("brand/none.png") && result_of("b4").contains("does not exist"),
+        "{}",
+        result_of("b4")
+    );
     assert!(result_of("b5").contains("more than the limit"), "{}", result_of("b5"));
-    assert!(result_of("b6").contains("create the document first"), "{}", result_of("b6"));
+    assert!(
+        result_of("b6").contains("create the document first"),
+        "{}",
+        result_of("b6")
+    );
     // Nothing half-made was saved, and with no deliverable there was nothing to validate.
     let files = workspace(&node).list("", None, 100).await.unwrap();
-    assert!(files.files.iter().all(|f| f.path.starts_with("results/")), "{:?}", files.files);
+    assert!(
+        files.files.iter().all(|f| f.path.starts_with("results/")),
+        "{:?}",
+        files.files
+    );
     assert!(validations(&events).is_empty());
     node.stop().await;
 }
@@ -373,8 +537,14 @@ async fn a_named_template_shapes_the_document_and_the_narrower_scope_wins(db: &T
             Match::UserSays("monday brief".into()),
             calls(vec![call("t1", "documents__create_from_template", arguments)]),
         ))
-        .turn(Turn::when(Match::ToolResultContains("Made from template".into()), Reply::text("Brief ready.")))
-        .turn(Turn::when(Match::UserSays(VALIDATION_PROMPT.into()), Reply::text("PASS")));
+        .turn(Turn::when(
+            Match::ToolResultContains("Made from template".into()),
+            Reply::text("Brief ready."),
+        ))
+        .turn(Turn::when(
+            Match::UserSays(VALIDATION_PROMPT.into()),
+            Reply::text("PASS"),
+        ));
     let (node, _model) = start(db, script).await;
     let author = Author {
         created_by: "user:test".into(),
@@ -394,13 +564,17 @@ async fn a_named_template_shapes_the_document_and_the_narrower_scope_wins(db: &T
         )
         .await
         .unwrap();
-    let task = coworker_testkit::node::delegate(&node.base_url, &node.owner_token, "assistant", "the monday brief").await;
+    let task =
+        coworker_testkit::node::delegate(&node.base_url, &node.owner_token, "assistant", "the monday brief").await;
     let ended = wait_for_end(&node, task).await;
     let events = journal(&node, task).await;
     assert_eq!(ended.status, TaskStatus::Done, "{:?}\n{events:#?}", ended.result);
     assert_eq!(validations(&events)[0]["passed"], true);
     let docx = workspace.read("documents/monday-brief.docx", None).await.unwrap();
-    assert_eq!(readers::inspect_docx(&docx.bytes, &[]).texts, vec!["Monday brief \u{2014} week 23", "Status"]);
+    assert_eq!(
+        readers::inspect_docx(&docx.bytes, &[]).texts,
+        vec!["Monday brief \u{2014} week 23", "Status"]
+    );
     let source = workspace.read("documents/monday-brief.md", None).await.unwrap();
     assert!(source.text().unwrap().contains("- Email: late"), "{:?}", source.text());
     node.stop().await;

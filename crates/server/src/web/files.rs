@@ -202,7 +202,11 @@ enum Preview {
     /// An HTML document, shown in a sandboxed frame (no scripts, no same origin).
     Html(String),
     /// A PDF: its page count and the pages shown as images (when `pdftoppm` is installed).
-    Pdf { pages: Vec<usize>, total: usize, images: bool },
+    Pdf {
+        pages: Vec<usize>,
+        total: usize,
+        images: bool,
+    },
     /// A document's headings or a deck's slide titles.
     Outline { label: String, items: Vec<String> },
     /// A file that should have previewed but could not be read: why.
@@ -342,7 +346,9 @@ fn binary_preview(content: &FileContent, kind: &str) -> Preview {
             },
             Err(e) => broken(e),
         },
-        "xlsx" => preview::xlsx_tables(&content.bytes, PREVIEW_ROWS, PREVIEW_COLUMNS).map_or_else(broken, Preview::Tables),
+        "xlsx" => {
+            preview::xlsx_tables(&content.bytes, PREVIEW_ROWS, PREVIEW_COLUMNS).map_or_else(broken, Preview::Tables)
+        }
         "docx" => Preview::Outline {
             label: "Headings".into(),
             items: preview::outline(&content.bytes, false),
@@ -487,11 +493,15 @@ async fn page_image(
         return Err(crate::ApiError::not_found(format!("{} is not a PDF", content.file.path)).into());
     }
     if page == 0 || page > PREVIEW_PAGES {
-        return Err(crate::ApiError::not_found(format!("page images are offered for pages 1 to {PREVIEW_PAGES}")).into());
+        return Err(
+            crate::ApiError::not_found(format!("page images are offered for pages 1 to {PREVIEW_PAGES}")).into(),
+        );
     }
     let png = render_page(content.bytes, page).await.map_err(|message| {
         tracing::warn!(%message, "rendering a PDF page failed");
-        WebError::from(crate::ApiError::not_found(format!("page {page} could not be rendered: {message}")))
+        WebError::from(crate::ApiError::not_found(format!(
+            "page {page} could not be rendered: {message}"
+        )))
     })?;
     let mut response = Response::new(axum::body::Body::from(png));
     let headers = response.headers_mut();
@@ -509,16 +519,28 @@ async fn render_page(pdf: Vec<u8>, page: usize) -> Result<Vec<u8>, String> {
         tokio::fs::write(&input, &pdf).await.map_err(|e| e.to_string())?;
         let mut command = tokio::process::Command::new("pdftoppm");
         command
-            .args(["-png", "-r", "80", "-f", &page.to_string(), "-l", &page.to_string(), "-singlefile"])
+            .args([
+                "-png",
+                "-r",
+                "80",
+                "-f",
+                &page.to_string(),
+                "-l",
+                &page.to_string(),
+                "-singlefile",
+            ])
             .arg(&input)
             .arg(dir.join("page"))
             .kill_on_drop(true)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
-        let output = tokio::time::timeout(std::time::Duration::from_secs(PAGE_RENDER_TIMEOUT_SECS), command.output())
-            .await
-            .map_err(|_| format!("pdftoppm took longer than {PAGE_RENDER_TIMEOUT_SECS}s"))?
-            .map_err(|e| format!("cannot run pdftoppm ({e}); install poppler-utils"))?;
+        let output = tokio::time::timeout(
+            std::time::Duration::from_secs(PAGE_RENDER_TIMEOUT_SECS),
+            command.output(),
+        )
+        .await
+        .map_err(|_| format!("pdftoppm took longer than {PAGE_RENDER_TIMEOUT_SECS}s"))?
+        .map_err(|e| format!("cannot run pdftoppm ({e}); install poppler-utils"))?;
         if !output.status.success() {
             return Err(String::from_utf8_lossy(&output.stderr).trim().to_owned());
         }
