@@ -101,6 +101,7 @@ fn deck(slides: usize, formats: &[&str]) -> SlidesArgs {
                 notes: Some(format!("Speaker notes for topic {i}.")),
                 image: None,
                 table: None,
+                chart: None,
             })
             .collect(),
         path: None,

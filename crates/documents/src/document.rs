@@ -666,7 +666,7 @@ impl<'a> TypstWriter<'a> {
         Some(crate::pdf::image_path(index))
     }
 
-    fn svg_file(&mut self, svg: String) -> String {
+    pub(crate) fn svg_file(&mut self, svg: String) -> String {
         let index = self.files.len();
         self.files.push((crate::pdf::image_path(index), svg.into_bytes()));
         crate::pdf::image_path(index)

@@ -287,6 +287,12 @@ fn chart(text: &str) -> Result<ChartData, DocumentError> {
             "a ```chart block is not valid chart JSON ({e}); write {{\"type\": \"bar\", \"title\": \"…\", \"labels\": [\"Q1\", \"Q2\"], \"series\": [{{\"name\": \"Revenue\", \"values\": [1, 2]}}]}}"
         ))
     })?;
+    check_chart(chart)
+}
+
+/// Checks a chart: a known type, 1 to [`MAX_CHART_POINTS`] labels, one finite value per label
+/// in every series.
+pub fn check_chart(chart: ChartData) -> Result<ChartData, DocumentError> {
     if !matches!(chart.kind.as_str(), "bar" | "line") {
         return Err(DocumentError::Input(format!(
             "chart {:?}: unknown chart type {:?}; use \"bar\" or \"line\"",
@@ -408,11 +414,7 @@ pub fn image_paths(blocks: &[Block]) -> Vec<String> {
     fn from_inlines(inlines: &[Inline], out: &mut Vec<String>) {
         for inline in inlines {
             match inline {
-                Inline::Image { path, .. } => {
-                    if !out.contains(path) {
-                        out.push(path.clone());
-                    }
-                }
+                Inline::Image { path, .. } if !out.contains(path) => out.push(path.clone()),
                 Inline::Strong(c) | Inline::Emph(c) | Inline::Strike(c) | Inline::Link { children: c, .. } => {
                     from_inlines(c, out)
                 }

@@ -604,11 +604,7 @@ fn slide_texts(content: &[u8]) -> (String, String) {
             }
             Event::Start(e) if local(e.name().as_ref()) == "t" => in_text = true,
             Event::End(e) if local(e.name().as_ref()) == "t" => in_text = false,
-            Event::End(e) if local(e.name().as_ref()) == "p" => {
-                if !shape_is_title {
-                    other.push('\n');
-                }
-            }
+            Event::End(e) if local(e.name().as_ref()) == "p" && !shape_is_title => other.push('\n'),
             Event::Text(t) if in_text => {
                 let text = t.xml10_content().into_owned();
                 if shape_is_title {

@@ -74,6 +74,9 @@ pub struct SlideArgs {
     /// A table: `{"columns": […], "rows": [[…]]}` or rows whose first row is the header.
     #[serde(default)]
     pub table: Option<TableArgs>,
+    /// A native chart: `{"type": "bar"|"line", "title", "labels": […], "series": [{"name", "values": […]}]}`.
+    #[serde(default)]
+    pub chart: Option<crate::markdown::ChartData>,
 }
 
 /// A slide table as the model sends it.
@@ -152,6 +155,14 @@ pub fn check(args: &SlidesArgs, images: &Images) -> Result<Vec<Option<SlideTable
                 Some(_) => {}
             }
         }
+        if let Some(chart) = &slide.chart {
+            if slide.image.is_some() || slide.table.is_some() {
+                return Err(bad(format!(
+                    "slide {n}: a chart takes the slide's visual area; put the image or table on another slide"
+                )));
+            }
+            crate::markdown::check_chart(chart.clone()).map_err(|e| bad(format!("slide {n}: {e}")))?;
+        }
         let table = match &slide.table {
             None => None,
             Some(table) => {
@@ -202,7 +213,7 @@ fn esc(text: &str) -> String {
     // Characters XML 1.0 forbids are dropped rather than producing a corrupt part.
     let clean: String = text
         .chars()
-        .filter(|c| !((*c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r')))
+        .filter(|c| (*c as u32) >= 0x20 || matches!(c, '\t' | '\n' | '\r'))
         .collect();
     escape(clean.as_str()).into_owned()
 }
@@ -273,6 +284,7 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
     let slide_count = args.slides.len() + 1;
     let mut media: Vec<(String, Vec<u8>)> = Vec::new();
     let mut media_extensions: Vec<&str> = Vec::new();
+    let mut charts: Vec<String> = Vec::new();
 
     // Slides and their notes.
     for index in 0..slide_count {
@@ -318,7 +330,7 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
                 "",
                 &paragraph(slide.title.trim()),
             );
-            let has_visual = slide.image.is_some() || table.is_some();
+            let has_visual = slide.image.is_some() || table.is_some() || slide.chart.is_some();
             let mut next_id = 3;
             if !slide.bullets.is_empty() || !has_visual {
                 let body: String = if slide.bullets.is_empty() {
@@ -390,6 +402,14 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
             }
             if let Some(table) = table {
                 tree.push_str(&table_frame(next_id, table, area_x, area_y, area_w, area_h));
+            }
+            if let Some(chart) = &slide.chart {
+                charts.push(chart_part(chart));
+                let chart_number = charts.len();
+                slide_rels.push(("rId4".to_owned(), "chart", format!("../charts/chart{chart_number}.xml")));
+                tree.push_str(&format!(
+                    "<p:graphicFrame><p:nvGraphicFramePr><p:cNvPr id=\"{next_id}\" name=\"Chart {next_id}\"/><p:cNvGraphicFramePr/><p:nvPr/></p:nvGraphicFramePr><p:xfrm><a:off x=\"{area_x}\" y=\"{area_y}\"/><a:ext cx=\"{area_w}\" cy=\"{area_h}\"/></p:xfrm><a:graphic><a:graphicData uri=\"http://schemas.openxmlformats.org/drawingml/2006/chart\"><c:chart xmlns:c=\"http://schemas.openxmlformats.org/drawingml/2006/chart\" r:id=\"rId4\"/></a:graphicData></a:graphic></p:graphicFrame>"
+                ));
             }
             (tree, slide.notes.clone().unwrap_or_default())
         };
@@ -549,6 +569,12 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
             content: bytes,
         });
     }
+    for (index, chart) in charts.into_iter().enumerate() {
+        parts.push(Part {
+            name: format!("ppt/charts/chart{}.xml", index + 1),
+            content: chart.into_bytes(),
+        });
+    }
 
     // Content types, written first.
     let mut types = format!(
@@ -575,6 +601,9 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
             name if name.starts_with("ppt/slideMasters/") => format!("{pml}.slideMaster+xml"),
             name if name.starts_with("ppt/notesMasters/") => format!("{pml}.notesMaster+xml"),
             name if name.starts_with("ppt/theme/") => "application/vnd.openxmlformats-officedocument.theme+xml".into(),
+            name if name.starts_with("ppt/charts/") => {
+                "application/vnd.openxmlformats-officedocument.drawingml.chart+xml".into()
+            }
             _ => continue,
         };
         types.push_str(&format!(
@@ -597,6 +626,58 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
     }
     let cursor = zip.finish().map_err(|e| failed(e.to_string()))?;
     Ok(cursor.into_inner())
+}
+
+/// A native DrawingML chart with its data inline (literal categories and values), so it is
+/// a real, editable chart rather than a picture, without an embedded workbook.
+fn chart_part(chart: &crate::markdown::ChartData) -> String {
+    let count = chart.labels.len();
+    let categories: String = chart
+        .labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("<c:pt idx=\"{i}\"><c:v>{}</c:v></c:pt>", esc(l)))
+        .collect();
+    let line = chart.kind == "line";
+    let series: String = chart
+        .series
+        .iter()
+        .enumerate()
+        .map(|(s, series)| {
+            let values: String = series
+                .values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| format!("<c:pt idx=\"{i}\"><c:v>{v}</c:v></c:pt>"))
+                .collect();
+            let marker = if line { "<c:marker><c:symbol val=\"circle\"/></c:marker>" } else { "<c:invertIfNegative val=\"0\"/>" };
+            format!(
+                "<c:ser><c:idx val=\"{s}\"/><c:order val=\"{s}\"/><c:tx><c:v>{}</c:v></c:tx>{marker}<c:cat><c:strLit><c:ptCount val=\"{count}\"/>{categories}</c:strLit></c:cat><c:val><c:numLit><c:formatCode>General</c:formatCode><c:ptCount val=\"{count}\"/>{values}</c:numLit></c:val>{}</c:ser>",
+                esc(&series.name),
+                if line { "<c:smooth val=\"0\"/>" } else { "" }
+            )
+        })
+        .collect();
+    let plot = if line {
+        format!(
+            "<c:lineChart><c:grouping val=\"standard\"/><c:varyColors val=\"0\"/>{series}<c:marker val=\"1\"/><c:axId val=\"50010001\"/><c:axId val=\"50010002\"/></c:lineChart>"
+        )
+    } else {
+        format!(
+            "<c:barChart><c:barDir val=\"col\"/><c:grouping val=\"clustered\"/><c:varyColors val=\"0\"/>{series}<c:gapWidth val=\"150\"/><c:axId val=\"50010001\"/><c:axId val=\"50010002\"/></c:barChart>"
+        )
+    };
+    let title = if chart.title.is_empty() {
+        "<c:autoTitleDeleted val=\"1\"/>".to_owned()
+    } else {
+        format!(
+            "<c:title><c:tx><c:rich><a:bodyPr/><a:lstStyle/><a:p><a:r><a:t>{}</a:t></a:r></a:p></c:rich></c:tx><c:overlay val=\"0\"/></c:title><c:autoTitleDeleted val=\"0\"/>",
+            esc(&chart.title)
+        )
+    };
+    format!(
+        "{XML_DECL}<c:chartSpace xmlns:c=\"http://schemas.openxmlformats.org/drawingml/2006/chart\" xmlns:a=\"http://schemas.openxmlformats.org/drawingml/2006/main\" xmlns:r=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships\"><c:roundedCorners val=\"0\"/><c:chart>{title}<c:plotArea><c:layout/>{plot}<c:catAx><c:axId val=\"50010001\"/><c:scaling><c:orientation val=\"minMax\"/></c:scaling><c:delete val=\"0\"/><c:axPos val=\"b\"/><c:numFmt formatCode=\"General\" sourceLinked=\"0\"/><c:tickLblPos val=\"nextTo\"/><c:crossAx val=\"50010002\"/><c:crosses val=\"autoZero\"/><c:auto val=\"1\"/><c:lblAlgn val=\"ctr\"/><c:lblOffset val=\"100\"/></c:catAx><c:valAx><c:axId val=\"50010002\"/><c:scaling><c:orientation val=\"minMax\"/></c:scaling><c:delete val=\"0\"/><c:axPos val=\"l\"/><c:majorGridlines/><c:numFmt formatCode=\"General\" sourceLinked=\"0\"/><c:tickLblPos val=\"nextTo\"/><c:crossAx val=\"50010001\"/><c:crosses val=\"autoZero\"/><c:crossBetween val=\"between\"/></c:valAx></c:plotArea><c:legend><c:legendPos val=\"b\"/><c:overlay val=\"0\"/></c:legend><c:plotVisOnly val=\"1\"/><c:dispBlanksAs val=\"gap\"/></c:chart></c:chartSpace>"
+    )
 }
 
 /// The largest size with the image's aspect ratio that fits the box.
@@ -832,7 +913,7 @@ pub fn to_pdf(
         writer.t.text(slide.title.trim());
         writer.t.raw("]\n#v(0.6cm)\n");
         let table = tables.get(index).and_then(Option::as_ref);
-        let visual = slide.image.is_some() || table.is_some();
+        let visual = slide.image.is_some() || table.is_some() || slide.chart.is_some();
         let columns = if !slide.bullets.is_empty() && visual {
             "(1fr, 1fr)"
         } else {
@@ -856,6 +937,13 @@ pub fn to_pdf(
         }
         if visual {
             writer.t.raw("[");
+            if let Some(chart) = &slide.chart {
+                let file = writer.svg_file(crate::markdown::chart_svg(chart));
+                writer.t.raw(&format!(
+                    "#align(center, image({}, format: \"svg\", height: 11cm, fit: \"contain\"))\n",
+                    crate::pdf::string(&file)
+                ));
+            }
             if let Some(path) = &slide.image
                 && let Some(file) = writer.image_file(path)
             {

@@ -138,7 +138,7 @@ fn spec(kind: Kind) -> ToolSpec {
         Kind::Slides => (
             "create_slides",
             "Create a slide deck as PPTX (title slide, then one slide each with title, bullets, speaker notes and an \
-             optional workspace image or table) and PDF. The deck is re-opened and checked before it is saved.",
+             optional workspace image, table or native chart) and PDF. The deck is re-opened and checked before it is saved.",
             json!({
                 "type": "object",
                 "properties": {
@@ -152,7 +152,15 @@ fn spec(kind: Kind) -> ToolSpec {
                                 "description": "Start a bullet with two spaces for a sub-point."},
                             "notes": {"type": "string", "description": "Speaker notes."},
                             "image": {"type": "string", "description": "Workspace path of a PNG, JPEG or GIF."},
-                            "table": {"description": "{\"columns\": [...], \"rows\": [[...]]}, or rows whose first row is the header."}
+                            "table": {"description": "{\"columns\": [...], \"rows\": [[...]]}, or rows whose first row is the header."},
+                            "chart": {"type": "object", "description": "A native chart instead of an image or table.", "properties": {
+                                "type": {"type": "string", "enum": ["bar", "line"]},
+                                "title": {"type": "string"},
+                                "labels": {"type": "array", "items": {"type": "string"}},
+                                "series": {"type": "array", "items": {"type": "object", "properties": {
+                                    "name": {"type": "string"}, "values": {"type": "array", "items": {"type": "number"}}
+                                }, "required": ["values"]}}
+                            }, "required": ["labels", "series"]}
                         },
                         "required": ["title"]
                     }},
@@ -331,7 +339,7 @@ impl DocumentTool {
             }
             Kind::Template => {
                 let args: TemplateArgs = parse(&name, arguments)?;
-                self.from_template(&context, args).await
+                self.create_from_template(&context, args).await
             }
             Kind::Edit => {
                 let args: crate::edit::EditArgs = parse(&name, arguments)?;
@@ -390,7 +398,7 @@ impl DocumentTool {
         Ok((project, coworker))
     }
 
-    async fn from_template(&self, context: &ToolCallContext, args: TemplateArgs) -> Result<String, ToolError> {
+    async fn create_from_template(&self, context: &ToolCallContext, args: TemplateArgs) -> Result<String, ToolError> {
         crate::template::check_name(&args.template).map_err(document_error)?;
         let (project, coworker) = self.scopes(context.task_id).await?;
         let candidates = crate::template::candidates(&args.template, project.as_deref(), coworker.as_deref());

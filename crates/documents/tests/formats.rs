@@ -71,7 +71,8 @@ pub fn slides_args() -> SlidesArgs {
         "slides": [
             {"title": "Highlights", "bullets": ["Revenue up 12%", "  North led", "Churn down"], "notes": "Open with the revenue number."},
             {"title": "Numbers", "table": {"columns": ["Region", "Revenue"], "rows": [["North", 1200], ["South", 800]]}, "notes": "Pause for questions."},
-            {"title": "Brand", "bullets": ["New logo"], "image": "img/logo.png"}
+            {"title": "Brand", "bullets": ["New logo"], "image": "img/logo.png"},
+            {"title": "Trend", "chart": {"type": "line", "title": "Revenue", "labels": ["Q1", "Q2", "Q3"], "series": [{"name": "2026", "values": [1, 3, 2]}]}}
         ]
     }))
     .unwrap()
@@ -159,15 +160,23 @@ fn document_renders_docx_pdf_html_with_its_headings() {
 fn slides_render_pptx_and_pdf_with_titles_and_notes() {
     let rendered = render::slides(&slides_args(), &images()).unwrap();
     let pptx = output(&rendered, "pptx");
-    assert_eq!(pptx.inspection.units, 4);
+    assert_eq!(pptx.inspection.units, 5);
     assert_eq!(
         pptx.inspection.texts,
-        vec!["Board Update", "Highlights", "Numbers", "Brand"]
+        vec!["Board Update", "Highlights", "Numbers", "Brand", "Trend"]
     );
     assert_eq!(pptx.inspection.notes[1], "Open with the revenue number.");
     assert_eq!(pptx.inspection.notes[2], "Pause for questions.");
     let pdf = output(&rendered, "pdf");
-    assert_eq!(pdf.inspection.units, 4);
+    assert_eq!(pdf.inspection.units, 5);
+    // The chart is a native chart part (editable data), not a picture.
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(pptx.bytes.clone())).unwrap();
+    let mut chart = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("ppt/charts/chart1.xml").unwrap(), &mut chart).unwrap();
+    assert!(
+        chart.contains("<c:lineChart>") && chart.contains("<c:v>Q2</c:v>"),
+        "{chart}"
+    );
 }
 
 #[test]
@@ -233,7 +242,7 @@ fn libreoffice_converts_docx_xlsx_and_pptx() {
     let deck = render::slides(&slides_args(), &images()).unwrap();
     assert_eq!(
         libreoffice_pages(dir.path(), "deck.pptx", &output(&deck, "pptx").bytes),
-        4,
+        5,
         "one page per slide"
     );
 }
