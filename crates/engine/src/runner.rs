@@ -498,7 +498,14 @@ impl Engine {
                 Next::Complete(text) => match self.validate(ctx, state, journal, signals).await? {
                     Validated::Passed => {
                         journal.append(state, kind::COMPLETED, json!({"result": text})).await?;
-                        let result = json!({"text": text, "cost_micros_usd": state.cost_micros_usd});
+                        let mut result = json!({"text": text, "cost_micros_usd": state.cost_micros_usd});
+                        // The validated deliverables are attached to the result.
+                        let turn = state.turns.last().map_or(0, |t| t.turn);
+                        if let Some(validation) = state.validation_of(turn)
+                            && !validation.files.is_empty()
+                        {
+                            result["files"] = Value::Array(validation.files.clone());
+                        }
                         return self.finish(ctx, journal, TaskStatus::Done, Some(result)).await;
                     }
                     Validated::Retry | Validated::Interrupted => Step::Continue,

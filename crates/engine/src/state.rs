@@ -73,6 +73,8 @@ pub struct Validation {
     pub retry: bool,
     /// The problems found.
     pub problems: Vec<String>,
+    /// The files checked: `{path, version}` each (delivered with the result when passed).
+    pub files: Vec<Value>,
 }
 
 /// `started` payload.
@@ -319,6 +321,16 @@ impl RunState {
                         .get("problems")
                         .and_then(Value::as_array)
                         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                        .unwrap_or_default(),
+                    files: p
+                        .get("files")
+                        .and_then(Value::as_array)
+                        .map(|files| {
+                            files
+                                .iter()
+                                .map(|f| serde_json::json!({"path": f.get("path"), "version": f.get("version")}))
+                                .collect()
+                        })
                         .unwrap_or_default(),
                 };
                 // The second model call that checked the prose is paid for like any other.

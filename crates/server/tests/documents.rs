@@ -149,6 +149,16 @@ async fn each_format_from_the_models_tool_calls_is_saved_checked_and_delivered(d
     let found = validations(&events);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0]["passed"], true, "{}", found[0]);
+    let attached = ended.result.as_ref().unwrap()["files"]
+        .as_array()
+        .expect("files attached to the result")
+        .clone();
+    assert!(
+        attached
+            .iter()
+            .any(|f| f["path"] == "pack/deck.pptx" && f["version"] == 1),
+        "{attached:?}"
+    );
     assert_eq!(found[0]["prose_checked"], true);
     let checked: Vec<&str> = found[0]["files"]
         .as_array()
