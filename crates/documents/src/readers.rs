@@ -10,7 +10,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::{Cursor, Read};
 
-use calamine::{Data, Reader, Xlsx};
+use calamine::{DataRef, Reader, Xlsx};
 use quick_xml::events::Event;
 
 use crate::spreadsheet::{Cell, ColumnType, Sheet, SpreadsheetModel};
@@ -55,7 +55,9 @@ fn numbers_equal(a: f64, b: f64) -> bool {
 }
 
 /// Re-opens an XLSX and checks every sheet against the model: header, row count and bounds,
-/// each cell's value and type, each formula present with its stored result.
+/// each cell's value and type, each formula present with its stored result. Cells are
+/// streamed (calamine's cell reader), so checking a 100,000-row sheet does not hold a second
+/// copy of it in memory.
 pub fn inspect_xlsx(bytes: &[u8], model: &SpreadsheetModel) -> Inspection {
     let mut out = Inspection::default();
     let mut workbook = match Xlsx::new(Cursor::new(bytes)) {
@@ -68,28 +70,98 @@ pub fn inspect_xlsx(bytes: &[u8], model: &SpreadsheetModel) -> Inspection {
             out.problem(format!("sheet {:?} is missing (the file has {names:?})", sheet.name));
             continue;
         }
-        let range = match workbook.worksheet_range(&sheet.name) {
-            Ok(range) => range,
+        let mut reader = match workbook.worksheet_cells_reader(&sheet.name) {
+            Ok(reader) => reader,
             Err(e) => {
                 out.problem(format!("sheet {:?} cannot be read: {e}", sheet.name));
                 continue;
             }
         };
-        // The formula grid is as large as the sheet: read it only when there are formulas.
-        let has_formulas = sheet.rows.iter().flatten().any(|c| matches!(c, Cell::Formula { .. }));
-        let formulas = if has_formulas {
-            workbook.worksheet_formula(&sheet.name).ok()
-        } else {
-            None
-        };
-        let formula_at = |row: usize, column: usize| -> Option<String> {
-            formulas
-                .as_ref()?
-                .get_value((row as u32, column as u32))
-                .filter(|f| !f.is_empty())
-                .cloned()
-        };
-        let rows_in_file = range.end().map_or(0, |(row, _)| row as usize);
+        let columns = sheet.columns.len();
+        // Which expected cells were found, header row included.
+        let mut found = vec![false; (sheet.rows.len() + 1) * columns];
+        let mut rows_in_file = 0usize;
+        loop {
+            let record = match reader.next_cell_with_formula() {
+                Ok(Some(record)) => record,
+                Ok(None) => break,
+                Err(e) => {
+                    out.problem(format!("sheet {:?} cannot be read: {e}", sheet.name));
+                    break;
+                }
+            };
+            let (row, column) = (record.pos.0 as usize, record.pos.1 as usize);
+            let name = crate::formula::cell_name((row, column));
+            if matches!(record.value, DataRef::Empty) && record.formula.is_none() {
+                continue;
+            }
+            rows_in_file = rows_in_file.max(row);
+            if column >= columns || row > sheet.rows.len() {
+                out.problem(format!(
+                    "sheet {:?}, cell {name}: a value outside the declared table ({:?})",
+                    sheet.name, record.value
+                ));
+                continue;
+            }
+            found[row * columns + column] = true;
+            if row == 0 {
+                let header = &sheet.columns[column].name;
+                if !matches!(&record.value, DataRef::SharedString(s) if *s == header.as_str())
+                    && !matches!(&record.value, DataRef::String(s) if s == header)
+                {
+                    out.problem(format!(
+                        "sheet {:?}: header of column {} is {:?}, expected {header:?}",
+                        sheet.name,
+                        column + 1,
+                        record.value
+                    ));
+                }
+                continue;
+            }
+            let expected = &sheet.rows[row - 1][column];
+            let text = |value: &DataRef<'_>| match value {
+                DataRef::SharedString(s) => Some((*s).to_owned()),
+                DataRef::String(s) => Some(s.clone()),
+                _ => None,
+            };
+            let number = |value: &DataRef<'_>| match value {
+                DataRef::Float(f) => Some(*f),
+                DataRef::Int(i) => Some(*i as f64),
+                _ => None,
+            };
+            let ok = match expected {
+                Cell::Empty => text(&record.value).is_some_and(|t| t.is_empty()),
+                Cell::Text(t) => text(&record.value).as_deref() == Some(t.as_str()),
+                Cell::Number(n) => number(&record.value).is_some_and(|f| numbers_equal(*n, f)),
+                Cell::Date { year, month, day } => match &record.value {
+                    DataRef::DateTime(dt) => rust_xlsxwriter::ExcelDateTime::from_ymd(*year, *month, *day)
+                        .is_ok_and(|d| numbers_equal(d.to_excel(), dt.as_f64())),
+                    _ => false,
+                },
+                Cell::Formula { text: formula, value } => {
+                    let same_formula = record.formula.as_deref().is_some_and(|f| {
+                        f.replace(' ', "")
+                            .eq_ignore_ascii_case(&formula.trim_start_matches('=').replace(' ', ""))
+                    });
+                    if !same_formula {
+                        out.problem(format!(
+                            "sheet {:?}, cell {name}: expected the formula {formula}, found {:?}",
+                            sheet.name, record.formula
+                        ));
+                    }
+                    number(&record.value).is_some_and(|s| numbers_equal(s, *value))
+                }
+            };
+            if !ok {
+                out.problem(format!(
+                    "sheet {:?}, cell {name} ({}): expected {}, found {:?}",
+                    sheet.name,
+                    sheet.columns[column].kind.name(),
+                    describe(expected),
+                    record.value
+                ));
+            }
+        }
         out.units += rows_in_file;
         check_row_bounds(&mut out, sheet, rows_in_file);
         if rows_in_file != sheet.rows.len() {
@@ -99,61 +171,16 @@ pub fn inspect_xlsx(bytes: &[u8], model: &SpreadsheetModel) -> Inspection {
                 sheet.rows.len()
             ));
         }
-        for (c, column) in sheet.columns.iter().enumerate() {
-            let found = range.get_value((0, c as u32));
-            if found != Some(&Data::String(column.name.clone())) {
+        // Every non-empty expected cell (and every header) must have been in the file.
+        for (index, was_found) in found.iter().enumerate() {
+            let (row, column) = (index / columns, index % columns);
+            let expected_something = row == 0 || !matches!(sheet.rows[row - 1][column], Cell::Empty);
+            if expected_something && !was_found {
                 out.problem(format!(
-                    "sheet {:?}: header of column {} is {found:?}, expected {:?}",
+                    "sheet {:?}, cell {} is missing from the file",
                     sheet.name,
-                    c + 1,
-                    column.name
+                    crate::formula::cell_name((row, column))
                 ));
-            }
-        }
-        for (r, row) in sheet.rows.iter().enumerate() {
-            for (c, expected) in row.iter().enumerate() {
-                let at = (r + 1, c);
-                let found = range.get_value((at.0 as u32, at.1 as u32)).unwrap_or(&Data::Empty);
-                let name = crate::formula::cell_name(at);
-                let ok = match (expected, found) {
-                    (Cell::Empty, Data::Empty) => true,
-                    (Cell::Empty, Data::String(s)) => s.is_empty(),
-                    (Cell::Text(text), Data::String(s)) => text == s,
-                    (Cell::Number(n), Data::Float(f)) => numbers_equal(*n, *f),
-                    (Cell::Number(n), Data::Int(i)) => numbers_equal(*n, *i as f64),
-                    (Cell::Date { year, month, day }, Data::DateTime(dt)) => {
-                        rust_xlsxwriter::ExcelDateTime::from_ymd(*year, *month, *day)
-                            .is_ok_and(|d| numbers_equal(d.to_excel(), dt.as_f64()))
-                    }
-                    (Cell::Formula { text, value }, found) => {
-                        let stored = match found {
-                            Data::Float(f) => Some(*f),
-                            Data::Int(i) => Some(*i as f64),
-                            _ => None,
-                        };
-                        let formula = formula_at(at.0, at.1);
-                        let same_formula = formula.as_deref().is_some_and(|f| {
-                            f.replace(' ', "")
-                                .eq_ignore_ascii_case(&text.trim_start_matches('=').replace(' ', ""))
-                        });
-                        if !same_formula {
-                            out.problem(format!(
-                                "sheet {:?}, cell {name}: expected the formula {text}, found {formula:?}",
-                                sheet.name
-                            ));
-                        }
-                        stored.is_some_and(|s| numbers_equal(s, *value))
-                    }
-                    _ => false,
-                };
-                if !ok {
-                    out.problem(format!(
-                        "sheet {:?}, cell {name} ({}): expected {}, found {found:?}",
-                        sheet.name,
-                        sheet.columns[c].kind.name(),
-                        describe(expected)
-                    ));
-                }
             }
         }
     }
