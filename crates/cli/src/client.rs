@@ -71,6 +71,29 @@ impl Client {
         self.send(self.http.get(format!("{}/api/v1{path}", self.base))).await
     }
 
+    /// `GET path`, returning the raw body (downloads).
+    pub async fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let response = self
+            .http
+            .get(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot reach the Coworker node at {} (is `coworker serve` running? use --server or COWORKER_SERVER)",
+                    self.base
+                )
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let message = body["error"]["message"].as_str().unwrap_or("request failed");
+            bail!("{message} (HTTP {})", status.as_u16());
+        }
+        Ok(response.bytes().await.context("reading the download")?.to_vec())
+    }
+
     /// `PUT path` with a JSON body.
     pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.send(self.http.put(format!("{}/api/v1{path}", self.base)).json(body))

@@ -4,6 +4,7 @@
 mod accounts;
 mod audit;
 mod client;
+mod files;
 mod load;
 mod logging;
 mod mcp;
@@ -111,6 +112,9 @@ enum Command {
     /// Memory: facts and past tasks coworkers remember (add, search, review, import, …)
     #[command(subcommand)]
     Memory(memory::MemoryCommand),
+    /// The shared workspace's files: list, show (with versions), download (talks to a running node)
+    #[command(subcommand)]
+    Files(files::FilesCommand),
 }
 
 #[derive(Subcommand)]
@@ -405,6 +409,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schedules(command) => schedules::schedules(&work_client(&cli.global)?, command).await,
         Command::Triggers(command) => schedules::triggers(&work_client(&cli.global)?, command).await,
         Command::Memory(command) => memory::run(&cli.global, command).await,
+        Command::Files(command) => files::run(&work_client(&cli.global)?, command).await,
     }
 }
 

@@ -146,7 +146,7 @@ pub async fn run(client: &Client, command: PolicyCommand) -> anyhow::Result<Exit
 }
 
 /// Percent-encodes a query value (tool names are mostly safe; globs and spaces are not).
-fn urlencode(value: &str) -> String {
+pub(crate) fn urlencode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {

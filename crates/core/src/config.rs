@@ -85,7 +85,7 @@ pub struct McpToolOverride {
 }
 
 /// Tool namespaces of the engine and the built-in toolsets; no MCP server may take one.
-pub const RESERVED_TOOL_NAMESPACES: &[&str] = &["tasks", "workspace", "http"];
+pub const RESERVED_TOOL_NAMESPACES: &[&str] = &["tasks", "workspace", "http", "documents"];
 
 /// One `[[mcp]]` server: a child process (`command`) or a streamable-HTTP endpoint (`url`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

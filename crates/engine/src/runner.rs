@@ -209,6 +209,24 @@ fn next_midnight_ms(timezone: &str) -> i64 {
         .map_or(now_ms() + 86_400_000, |z| z.timestamp().as_millisecond())
 }
 
+/// What validating the deliverables decided.
+enum Validated {
+    /// Every check passed (or there was nothing to check): deliver.
+    Passed,
+    /// Problems were found and handed to the model for another attempt.
+    Retry,
+    /// Problems remain after the last attempt: the task fails undelivered with this message.
+    Failed(String),
+    /// A signal (lease lost, cancel, shutdown) interrupted the check; it runs again.
+    Interrupted,
+}
+
+/// Instruction for the second model call that checks prose deliverables.
+const VALIDATE_SYSTEM: &str = "You check a coworker's deliverables against the brief before a human sees them. \
+Judge only what the brief asks for: missing sections or items, wrong or contradictory facts, numbers that do not add up, \
+wrong language or audience, placeholder text. Reply with exactly PASS if the deliverables satisfy the brief. Otherwise \
+reply with the specific problems only, one per line, each starting with \"- \".";
+
 /// Largest diff shown in an approval preview, in bytes.
 pub const MAX_PREVIEW_DIFF_BYTES: usize = 64 * 1024;
 
@@ -233,6 +251,36 @@ async fn call_preview(tool: &Arc<dyn Tool>, tool_name: &str, arguments: &Value, 
         object.extend(extra.clone());
     }
     preview
+}
+
+/// The problems a validating model listed; none when it answered PASS.
+fn prose_problems(reply: &str) -> Vec<String> {
+    let reply = reply.trim();
+    if reply.is_empty() {
+        return vec!["the prose check returned an empty answer".into()];
+    }
+    if reply.to_ascii_uppercase().starts_with("PASS") {
+        return Vec::new();
+    }
+    let listed: Vec<String> = reply
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| l.strip_prefix("- ").or_else(|| l.strip_prefix("* ")))
+        .map(|l| format!("prose: {}", l.trim()))
+        .filter(|l| l.len() > "prose: ".len())
+        .collect();
+    if listed.is_empty() {
+        vec![format!("prose: {reply}")]
+    } else {
+        listed
+    }
+}
+
+fn validation_failure_message(attempts: u32, problems: &[String]) -> String {
+    format!(
+        "the deliverables did not pass validation after {attempts} attempt(s), so they were not delivered as done; problems:\n{}",
+        problems.iter().map(|p| format!("- {p}")).collect::<Vec<_>>().join("\n")
+    )
 }
 
 /// Cuts a tool result to `limit` bytes (on a character boundary) with a note saying so.
@@ -475,11 +523,22 @@ impl Engine {
                     return self.finish(ctx, state, journal, status, None).await;
                 }
                 Next::Start => self.start(ctx, state, journal).await?,
-                Next::Complete(text) => {
-                    journal.append(state, kind::COMPLETED, json!({"result": text})).await?;
-                    let result = json!({"text": text, "cost_micros_usd": state.cost_micros_usd});
-                    return self.finish(ctx, state, journal, TaskStatus::Done, Some(result)).await;
-                }
+                Next::Complete(text) => match self.validate(ctx, state, journal, signals).await? {
+                    Validated::Passed => {
+                        journal.append(state, kind::COMPLETED, json!({"result": text})).await?;
+                        let mut result = json!({"text": text, "cost_micros_usd": state.cost_micros_usd});
+                        // The validated deliverables are attached to the result.
+                        let turn = state.turns.last().map_or(0, |t| t.turn);
+                        if let Some(validation) = state.validation_of(turn)
+                            && !validation.files.is_empty()
+                        {
+                            result["files"] = Value::Array(validation.files.clone());
+                        }
+                        return self.finish(ctx, state, journal, TaskStatus::Done, Some(result)).await;
+                    }
+                    Validated::Retry | Validated::Interrupted => Step::Continue,
+                    Validated::Failed(message) => self.fail(ctx, state, journal, message).await?,
+                },
                 Next::ModelTurn => self.model_turn(ctx, state, journal, signals).await?,
                 Next::Call(call_id) => self.resolve_call(ctx, state, journal, &call_id, signals).await?,
             };
@@ -1418,6 +1477,158 @@ impl Engine {
             json!({"failure_key": failure_key, "notify": notify}),
         )
         .await
+    }
+
+    /// Validates the deliverables of the final answer (design §6): every registered
+    /// validator re-reads the files the run's successful tool calls saved, then a second
+    /// model call (`validate` purpose) checks their prose against the brief. Journaled as
+    /// `validation_finished`; failures go back to the model up to
+    /// `max_validation_retries` times, then the task fails with the problems, undelivered.
+    async fn validate(
+        &self,
+        ctx: &RunContext,
+        state: &mut RunState,
+        journal: &mut Journal<'_>,
+        signals: &mut Signals,
+    ) -> Result<Validated, EngineError> {
+        let turn = state.turns.last().map_or(0, |t| t.turn);
+        let failures = state.validations.iter().filter(|v| !v.passed).count() as u32;
+        if let Some(done) = state.validation_of(turn) {
+            return Ok(if done.passed {
+                Validated::Passed
+            } else {
+                Validated::Failed(validation_failure_message(failures, &done.problems))
+            });
+        }
+        let validators = self.inner.tools.validators();
+        let calls = state.successful_calls();
+        let mut reports = Vec::new();
+        for validator in &validators {
+            let handled: Vec<coworker_tools::deliverables::ProducedCall> = calls
+                .iter()
+                .filter(|(tool, _)| validator.handles(tool))
+                .map(|(tool, arguments)| coworker_tools::deliverables::ProducedCall {
+                    tool: tool.clone(),
+                    arguments: arguments.clone(),
+                })
+                .collect();
+            if handled.is_empty() {
+                continue;
+            }
+            let checked = tokio::select! {
+                reports = validator.validate(ctx.task.id, &handled) => Some(reports),
+                () = signals.any() => None,
+            };
+            let Some(checked) = checked else {
+                return Ok(Validated::Interrupted);
+            };
+            reports.extend(checked);
+        }
+        if reports.is_empty() {
+            return Ok(Validated::Passed);
+        }
+        let mut problems: Vec<String> = reports
+            .iter()
+            .flat_map(|r| r.problems.iter().map(move |p| format!("{}: {p}", r.path)))
+            .collect();
+
+        // Prose against the brief, by a second model call.
+        let prose: Vec<(String, String)> = reports
+            .iter()
+            .filter_map(|r| r.prose.clone().map(|p| (r.path.clone(), p)))
+            .collect();
+        let mut cost = 0i64;
+        let mut tokens = 0u64;
+        let mut model = String::new();
+        if !prose.is_empty() {
+            let mut text = format!("Brief:\n{}\n", ctx.task.brief);
+            for (path, body) in &prose {
+                text.push_str(&format!("\nDeliverable {path}:\n<<<\n{body}\n>>>\n"));
+            }
+            let mut request = ModelRequest::new(Purpose::Validate, vec![coworker_models::Message::user(text)]);
+            request.system = vec![SystemBlock {
+                text: VALIDATE_SYSTEM.into(),
+                stable: true,
+            }];
+            request.tool_choice = ToolChoice::None;
+            request.max_output_tokens = 1_024;
+            model = self
+                .inner
+                .router
+                .choose(&ctx.policy, Purpose::Validate)
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            let call = self.inner.router.complete(&ctx.policy, request);
+            let outcome = tokio::select! {
+                outcome = call => Some(outcome),
+                () = signals.any() => None,
+            };
+            let Some(outcome) = outcome else {
+                return Ok(Validated::Interrupted);
+            };
+            match outcome {
+                Ok(routed) => {
+                    let response = routed.response;
+                    cost = response.cost_micros_usd;
+                    tokens = response.usage.input_tokens + response.usage.output_tokens;
+                    self.inner
+                        .store
+                        .add_task_usage(
+                            ctx.task.id,
+                            ctx.coworker.id,
+                            &today_in(&ctx.def.timezone),
+                            cost,
+                            response.usage.input_tokens as i64,
+                            response.usage.output_tokens as i64,
+                        )
+                        .await?;
+                    problems.extend(prose_problems(&response.text));
+                }
+                Err(error) => problems.push(format!(
+                    "the check of the prose against the brief could not run ({error}); the deliverables are unverified"
+                )),
+            }
+        }
+        let passed = problems.is_empty();
+        let retry = !passed && failures < self.inner.settings.max_validation_retries;
+        let files: Vec<Value> = reports
+            .iter()
+            .map(|r| json!({"path": r.path, "version": r.version, "problems": r.problems}))
+            .collect();
+        journal
+            .append(
+                state,
+                kind::VALIDATION_FINISHED,
+                json!({
+                    "turn": turn,
+                    "attempt": failures + 1,
+                    "passed": passed,
+                    "retry": retry,
+                    "problems": problems,
+                    "files": files,
+                    "prose_checked": !prose.is_empty(),
+                    "model": model,
+                    "cost_micros_usd": cost,
+                    "tokens": tokens,
+                }),
+            )
+            .await?;
+        if passed {
+            return Ok(Validated::Passed);
+        }
+        if retry {
+            return Ok(Validated::Retry);
+        }
+        let message = validation_failure_message(failures + 1, &problems);
+        self.notify_delegator(
+            ctx,
+            "validation_failed",
+            format!("{}'s deliverables did not pass validation", ctx.def.name),
+            json!({"problems": problems, "files": files}),
+            &format!("{}:validation:{turn}", journal.run_id),
+        )
+        .await?;
+        Ok(Validated::Failed(message))
     }
 
     /// Appends to the audit log as this run's coworker.

@@ -24,6 +24,9 @@ pub struct EngineSettings {
     pub tiers: TierDefaults,
     /// Events read per page when rebuilding a run.
     pub journal_page: i64,
+    /// How many times deliverables that fail validation go back to the model before the
+    /// problems are surfaced to the human and the task fails undelivered.
+    pub max_validation_retries: u32,
 }
 
 impl Default for EngineSettings {
@@ -38,6 +41,7 @@ impl Default for EngineSettings {
             wrap_up_percent: 80,
             tiers: TierDefaults::default(),
             journal_page: 5_000,
+            max_validation_retries: 2,
         }
     }
 }

@@ -57,6 +57,24 @@ pub mod kind {
     pub const FAILED: &str = "failed";
     /// A human cancelled the task.
     pub const CANCELLED: &str = "cancelled";
+    /// Deliverables were re-read and checked before delivery: passed, or the problems and
+    /// whether the model gets another attempt.
+    pub const VALIDATION_FINISHED: &str = "validation_finished";
+}
+
+/// One validation of the deliverables, as journaled.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Validation {
+    /// The model turn whose final answer was being delivered.
+    pub turn: u32,
+    /// Whether every check passed.
+    pub passed: bool,
+    /// Whether the model is given the problems for another attempt.
+    pub retry: bool,
+    /// The problems found.
+    pub problems: Vec<String>,
+    /// The files checked: `{path, version}` each (delivered with the result when passed).
+    pub files: Vec<Value>,
 }
 
 /// `started` payload.
@@ -153,6 +171,8 @@ pub struct RunState {
     pub blocked: Option<String>,
     /// Highest seq folded.
     pub last_seq: i64,
+    /// Validations of the deliverables, in order.
+    pub validations: Vec<Validation>,
 }
 
 /// What the run should do next.
@@ -297,6 +317,41 @@ impl RunState {
                 self.wrap_up_sent = true;
                 self.notes.push((self.turns.len(), text("instruction")));
             }
+            kind::VALIDATION_FINISHED => {
+                let validation = Validation {
+                    turn: p.get("turn").and_then(Value::as_u64).unwrap_or(0) as u32,
+                    passed: p.get("passed").and_then(Value::as_bool).unwrap_or(false),
+                    retry: p.get("retry").and_then(Value::as_bool).unwrap_or(false),
+                    problems: p
+                        .get("problems")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                        .unwrap_or_default(),
+                    files: p
+                        .get("files")
+                        .and_then(Value::as_array)
+                        .map(|files| {
+                            files
+                                .iter()
+                                .map(|f| serde_json::json!({"path": f.get("path"), "version": f.get("version")}))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                };
+                // The second model call that checked the prose is paid for like any other.
+                self.cost_micros_usd += p.get("cost_micros_usd").and_then(Value::as_i64).unwrap_or(0);
+                self.tokens += p.get("tokens").and_then(Value::as_u64).unwrap_or(0);
+                if !validation.passed && validation.retry {
+                    self.notes.push((
+                        self.turns.len(),
+                        format!(
+                            "[validation] Your deliverables were re-opened and checked before delivery, and did not pass:\n{}\nFix these problems (call the tools again to produce corrected files), then give your final answer.",
+                            validation.problems.iter().map(|p| format!("- {p}")).collect::<Vec<_>>().join("\n")
+                        ),
+                    ));
+                }
+                self.validations.push(validation);
+            }
             kind::BLOCKED => self.blocked = Some(text("reason")),
             kind::COMPLETED => self.terminal = Some(Terminal::Completed(text("result"))),
             kind::FAILED => self.terminal = Some(Terminal::Failed(text("error"))),
@@ -312,6 +367,27 @@ impl RunState {
                 self.blocked = None;
             }
         }
+    }
+
+    /// The validation of turn `turn`'s final answer, if it was validated.
+    pub fn validation_of(&self, turn: u32) -> Option<&Validation> {
+        self.validations.iter().rev().find(|v| v.turn == turn)
+    }
+
+    /// Successful tool calls, in the order they were made: (tool, arguments).
+    pub fn successful_calls(&self) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for turn in &self.turns {
+            for call in &turn.response.tool_calls {
+                if let Some(record) = self.calls.get(&call_key(turn.turn, &call.id))
+                    && matches!(record.result, Some((_, false)))
+                    && call.malformed.is_none()
+                {
+                    out.push((record.tool.clone(), call.arguments.clone()));
+                }
+            }
+        }
+        out
     }
 
     /// The question the coworker is waiting on (`tasks.ask` asked, not yet answered): its
@@ -342,6 +418,14 @@ impl RunState {
             }
         }
         if last.response.tool_calls.is_empty() {
+            // A final answer whose deliverables failed validation goes back to the model.
+            if self
+                .validations
+                .last()
+                .is_some_and(|v| v.turn == last.turn && !v.passed && v.retry)
+            {
+                return Next::ModelTurn;
+            }
             return Next::Complete(last.response.text.clone());
         }
         Next::ModelTurn

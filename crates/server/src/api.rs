@@ -92,6 +92,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::export_audit))
         .routes(routes!(files::list_files))
         .routes(routes!(files::get_file))
+        .routes(routes!(files::get_file_by_path))
         .routes(routes!(files::download_file))
         // Schedules and triggers.
         .routes(routes!(schedules::create_schedule, schedules::list_schedules))

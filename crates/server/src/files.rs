@@ -124,6 +124,48 @@ pub async fn get_file(State(state): State<AppState>, Path(id): Path<String>) -> 
     Ok(Json(FileDetail { file, versions }))
 }
 
+/// Query of `GET /api/v1/files/by-path`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FileByPath {
+    /// The workspace path, e.g. `reports/q3.docx`.
+    pub path: String,
+    /// A version of it (default: the latest).
+    pub version: Option<i64>,
+}
+
+/// A file by its path (the latest version, or `version`) and its path's versions.
+#[utoipa::path(
+    get, path = "/files/by-path", tag = "files",
+    params(FileByPath),
+    responses((status = 200, body = FileDetail)),
+)]
+pub async fn get_file_by_path(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<FileByPath>,
+) -> Result<Json<FileDetail>, ApiError> {
+    let workspace = workspace(&state);
+    let file = match query.version {
+        Some(version) => {
+            workspace
+                .read(&query.path, Some(version))
+                .await
+                .map_err(workspace_error)?
+                .file
+        }
+        None => workspace
+            .latest(&query.path)
+            .await
+            .map_err(workspace_error)?
+            .ok_or_else(|| ApiError::not_found(format!("no file at {:?}", query.path)))?,
+    };
+    let versions = workspace
+        .history(&file.path, MAX_FILE_PAGE)
+        .await
+        .map_err(workspace_error)?;
+    Ok(Json(FileDetail { file, versions }))
+}
+
 /// Query of `GET /api/v1/files/{id}/download`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

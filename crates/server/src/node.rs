@@ -315,6 +315,12 @@ async fn start_tools(
     for tool in coworker_engine::schedules::tools(store.clone()) {
         tools.register(tool);
     }
+    // Deliverables (issue 14): documents.* for every coworker granted them, and the validator
+    // the engine runs on their files before delivery.
+    for tool in coworker_documents::document_tools(workspace.clone(), store.clone()) {
+        tools.register(tool);
+    }
+    tools.add_validator(Arc::new(coworker_documents::DocumentsValidator::new(workspace.clone())));
     tools.set_result_sink(workspace);
     let (servers, problems) = all_servers(config, store).await?;
     for problem in problems {

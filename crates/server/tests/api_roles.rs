@@ -292,6 +292,13 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
         ),
         case(
             M::GET,
+            "/api/v1/files/by-path",
+            "/api/v1/files/by-path?path=missing.txt".into(),
+            None,
+            anyone,
+        ),
+        case(
+            M::GET,
             "/api/v1/files/{id}/download",
             format!("/api/v1/files/{file}/download"),
             None,

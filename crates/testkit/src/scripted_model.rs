@@ -34,6 +34,9 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+/// Largest request body the server accepts, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
 /// Which wire format a server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -305,7 +308,11 @@ impl ScriptedModelServer {
             .await
             .expect("bind a loopback port for the scripted model server");
         let addr = listener.local_addr().expect("a bound listener has an address");
-        let app = Router::new().fallback(handle).with_state(Arc::clone(&state));
+        // Conversations may carry large tool arguments (a test sends 10 MB of Markdown).
+        let app = Router::new()
+            .fallback(handle)
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+            .with_state(Arc::clone(&state));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

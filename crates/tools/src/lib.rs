@@ -3,6 +3,7 @@
 //! toolsets. The engine gates, journals and executes; this crate only knows how to call.
 
 pub mod builtin;
+pub mod deliverables;
 pub mod egress;
 pub mod html;
 pub mod http;

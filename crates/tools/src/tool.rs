@@ -151,6 +151,7 @@ pub struct ToolRegistry {
 struct Inner {
     tools: BTreeMap<String, Vec<Entry>>,
     sink: Option<Arc<dyn ResultSink>>,
+    validators: Vec<Arc<dyn crate::deliverables::DeliverableValidator>>,
 }
 
 impl std::fmt::Debug for ToolRegistry {
@@ -258,6 +259,16 @@ impl ToolRegistry {
     /// Where oversize results are saved, if anywhere.
     pub fn result_sink(&self) -> Option<Arc<dyn ResultSink>> {
         self.read().sink.clone()
+    }
+
+    /// Adds a validator the engine runs on deliverables before a task is delivered.
+    pub fn add_validator(&self, validator: Arc<dyn crate::deliverables::DeliverableValidator>) {
+        self.write().validators.push(validator);
+    }
+
+    /// The deliverable validators.
+    pub fn validators(&self) -> Vec<Arc<dyn crate::deliverables::DeliverableValidator>> {
+        self.read().validators.clone()
     }
 }
 

@@ -491,6 +491,7 @@ pub fn media_type_for(path: &str, content: &[u8]) -> String {
         "zip" => Some("application/zip".to_owned()),
         "xlsx" => Some("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_owned()),
         "docx" => Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document".to_owned()),
+        "pptx" => Some("application/vnd.openxmlformats-officedocument.presentationml.presentation".to_owned()),
         _ => None,
     };
     match known {

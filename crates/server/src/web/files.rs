@@ -1,6 +1,8 @@
 //! Files: browse the shared workspace (latest version of each path, filtered by prefix, a
 //! page at a time), look at one file (its versions, a preview of text — escaped — or of
-//! Markdown rendered without any raw HTML), and download any version.
+//! Markdown rendered without any raw HTML; CSV and XLSX as tables, HTML in a sandboxed frame,
+//! PDF pages as images rendered by poppler's `pdftoppm` when installed, DOCX headings and
+//! PPTX slide titles), and download any version.
 //!
 //! File metadata, history and downloads come from the API's functions in `crate::files`
 //! (which read through the tools crate's `Workspace`), so both surfaces apply the same rules;
@@ -40,11 +42,23 @@ const PREVIEW_CSP: &str = "default-src 'self'; img-src 'self'; object-src 'none'
 /// runs nothing and loads nothing.
 const DOWNLOAD_CSP: &str = "sandbox; default-src 'none'";
 
+/// Largest binary file (PDF, XLSX, DOCX, PPTX) read for a preview, in bytes.
+pub const MAX_BINARY_PREVIEW_BYTES: i64 = 32 * 1024 * 1024;
+/// Rows of a table preview (CSV, each XLSX sheet), header included.
+pub const PREVIEW_ROWS: usize = 200;
+/// Columns of a table preview.
+pub const PREVIEW_COLUMNS: usize = 50;
+/// PDF pages shown as images on a file's page.
+pub const PREVIEW_PAGES: usize = 10;
+/// Longest a `pdftoppm` page render may take, in seconds.
+pub const PAGE_RENDER_TIMEOUT_SECS: u64 = 20;
+
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/files", get(list_page))
         .route("/files/{id}", get(file_page))
         .route("/files/{id}/download", get(download))
+        .route("/files/{id}/pages/{page}", get(page_image))
 }
 
 /// Sizes for people: `812 B`, `4.2 KB`, `3.1 MB`.
@@ -183,8 +197,47 @@ enum Preview {
     Markdown { html: String, source: String },
     /// Text, escaped by the template.
     Text(String),
+    /// Tables (a CSV, or each sheet of a workbook).
+    Tables(Vec<coworker_documents::preview::TablePreview>),
+    /// An HTML document, shown in a sandboxed frame (no scripts, no same origin).
+    Html(String),
+    /// A PDF: its page count and the pages shown as images (when `pdftoppm` is installed).
+    Pdf {
+        pages: Vec<usize>,
+        total: usize,
+        images: bool,
+    },
+    /// A document's headings or a deck's slide titles.
+    Outline { label: String, items: Vec<String> },
+    /// A file that should have previewed but could not be read: why.
+    Broken(String),
     /// Not text: download it.
     None,
+}
+
+/// What kind of binary preview a media type gets, if any.
+fn binary_kind(media_type: &str) -> Option<&'static str> {
+    let essence = media_type.split(';').next().unwrap_or_default().trim();
+    match essence {
+        "application/pdf" => Some("pdf"),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => Some("xlsx"),
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => Some("docx"),
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation" => Some("pptx"),
+        _ => None,
+    }
+}
+
+/// Whether poppler's `pdftoppm` can be run here.
+fn pdftoppm_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        std::process::Command::new("pdftoppm")
+            .arg("-v")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok()
+    })
 }
 
 #[derive(Template)]
@@ -219,7 +272,12 @@ async fn file_page(
     // Only text is read for a preview; a 10 MB archive is not loaded to say "download it".
     let listed = history.iter().find(|v| v.version == wanted).cloned();
     let (shown, preview, truncated) = match listed {
-        Some(version) if !is_text(&version.media_type) => (version, Preview::None, false),
+        Some(version)
+            if !is_text(&version.media_type)
+                && (binary_kind(&version.media_type).is_none() || version.size_bytes > MAX_BINARY_PREVIEW_BYTES) =>
+        {
+            (version, Preview::None, false)
+        }
         _ => {
             let content = workspace.read(&row.path, Some(wanted)).await.map_err(workspace_error)?;
             let (preview, truncated) = preview_of(&content);
@@ -276,8 +334,37 @@ fn is_text(media_type: &str) -> bool {
         )
 }
 
+fn binary_preview(content: &FileContent, kind: &str) -> Preview {
+    use coworker_documents::preview;
+    let broken = |e: String| Preview::Broken(e);
+    match kind {
+        "pdf" => match preview::pdf_pages(&content.bytes) {
+            Ok(total) => Preview::Pdf {
+                pages: (1..=total.min(PREVIEW_PAGES)).collect(),
+                total,
+                images: pdftoppm_available(),
+            },
+            Err(e) => broken(e),
+        },
+        "xlsx" => {
+            preview::xlsx_tables(&content.bytes, PREVIEW_ROWS, PREVIEW_COLUMNS).map_or_else(broken, Preview::Tables)
+        }
+        "docx" => Preview::Outline {
+            label: "Headings".into(),
+            items: preview::outline(&content.bytes, false),
+        },
+        _ => Preview::Outline {
+            label: "Slides".into(),
+            items: preview::outline(&content.bytes, true),
+        },
+    }
+}
+
 fn preview_of(content: &FileContent) -> (Preview, bool) {
     let media_type = &content.file.media_type;
+    if let Some(kind) = binary_kind(media_type) {
+        return (binary_preview(content, kind), false);
+    }
     if !is_text(media_type) {
         return (Preview::None, false);
     }
@@ -300,6 +387,13 @@ fn preview_of(content: &FileContent) -> (Preview, bool) {
             html: render_markdown(text),
             source: text.to_owned(),
         }
+    } else if media_type.starts_with("text/csv") {
+        match coworker_documents::preview::csv_table(text.as_bytes(), PREVIEW_ROWS, PREVIEW_COLUMNS) {
+            Ok(table) => Preview::Tables(vec![table]),
+            Err(_) => Preview::Text(text.to_owned()),
+        }
+    } else if media_type.starts_with("text/html") {
+        Preview::Html(text.to_owned())
     } else {
         Preview::Text(text.to_owned())
     };
@@ -373,6 +467,88 @@ fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
     };
     let allowed = !has_scheme || ["http:", "https:", "mailto:"].iter().any(|s| squeezed.starts_with(s));
     if allowed { url } else { CowStr::Borrowed("#") }
+}
+
+/// Query of a page image.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    /// Which version (default: the one the id names).
+    #[serde(default)]
+    version: Option<i64>,
+}
+
+/// Page `page` (1-based) of a PDF version as a PNG, rendered by `pdftoppm`.
+async fn page_image(
+    State(state): State<AppState>,
+    _user: WebUser,
+    Path((id, page)): Path<(String, usize)>,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let axum::Json(detail) = crate::files::get_file(State(state.clone()), Path(id)).await?;
+    let content = workspace(&state)
+        .read(&detail.file.path, Some(query.version.unwrap_or(detail.file.version)))
+        .await
+        .map_err(workspace_error)?;
+    if binary_kind(&content.file.media_type) != Some("pdf") {
+        return Err(crate::ApiError::not_found(format!("{} is not a PDF", content.file.path)).into());
+    }
+    if page == 0 || page > PREVIEW_PAGES {
+        return Err(
+            crate::ApiError::not_found(format!("page images are offered for pages 1 to {PREVIEW_PAGES}")).into(),
+        );
+    }
+    let png = render_page(content.bytes, page).await.map_err(|message| {
+        tracing::warn!(%message, "rendering a PDF page failed");
+        WebError::from(crate::ApiError::not_found(format!(
+            "page {page} could not be rendered: {message}"
+        )))
+    })?;
+    let mut response = Response::new(axum::body::Body::from(png));
+    let headers = response.headers_mut();
+    headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+    Ok(response)
+}
+
+/// Runs `pdftoppm` on a private temporary copy, bounded by [`PAGE_RENDER_TIMEOUT_SECS`].
+async fn render_page(pdf: Vec<u8>, page: usize) -> Result<Vec<u8>, String> {
+    let dir = std::env::temp_dir().join(format!("coworker-page-{}", uuid::Uuid::now_v7().simple()));
+    tokio::fs::create_dir_all(&dir).await.map_err(|e| e.to_string())?;
+    let input = dir.join("in.pdf");
+    let result = async {
+        tokio::fs::write(&input, &pdf).await.map_err(|e| e.to_string())?;
+        let mut command = tokio::process::Command::new("pdftoppm");
+        command
+            .args([
+                "-png",
+                "-r",
+                "80",
+                "-f",
+                &page.to_string(),
+                "-l",
+                &page.to_string(),
+                "-singlefile",
+            ])
+            .arg(&input)
+            .arg(dir.join("page"))
+            .kill_on_drop(true)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let output = tokio::time::timeout(
+            std::time::Duration::from_secs(PAGE_RENDER_TIMEOUT_SECS),
+            command.output(),
+        )
+        .await
+        .map_err(|_| format!("pdftoppm took longer than {PAGE_RENDER_TIMEOUT_SECS}s"))?
+        .map_err(|e| format!("cannot run pdftoppm ({e}); install poppler-utils"))?;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).trim().to_owned());
+        }
+        tokio::fs::read(dir.join("page.png")).await.map_err(|e| e.to_string())
+    }
+    .await;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    result
 }
 
 async fn download(
