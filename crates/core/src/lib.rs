@@ -12,6 +12,8 @@ pub mod domain;
 pub mod ids;
 pub mod policy;
 pub mod schedule;
+// Channels (issue 13).
+pub mod channel;
 pub mod text;
 
 pub use ids::*;
