@@ -343,6 +343,11 @@ pub enum MeCredential {
         /// The session's id.
         id: SessionId,
     },
+    /// A channel acting for its linked user (never seen over HTTP).
+    Channel {
+        /// `slack`.
+        kind: String,
+    },
 }
 
 /// The node answering.
@@ -366,6 +371,7 @@ pub async fn me(State(state): State<AppState>, Extension(principal): Extension<P
                 role: token.role,
             },
             Credential::Session { id, .. } => MeCredential::Session { id: *id },
+            Credential::Channel(kind) => MeCredential::Channel { kind: kind.clone() },
         },
         user: principal.user,
         node: NodeInfo {

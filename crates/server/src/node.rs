@@ -132,8 +132,7 @@ impl Node {
 
         crate::metrics::handle();
         let max_request_bytes = usize::try_from(config.server.max_request_bytes).unwrap_or(usize::MAX);
-        let app = router(
-            AppState {
+        let state = AppState {
                 store: store.clone(),
                 public_url: public_url.clone(),
                 engine: engine.clone(),
@@ -143,20 +142,32 @@ impl Node {
                 models_summary: models_summary.clone(),
                 models_catalog: Arc::new(coworker_models::models_list(&providers)),
                 data_dir: data_dir.clone(),
-            },
-            max_request_bytes,
-        );
+        };
+        // Channels (issue 13): Slack's endpoints authenticate by signature, not by the API's
+        // middleware, so they are merged beside the API router.
+        let slack = if options.engine_only {
+            None
+        } else {
+            crate::channels::start_slack(&config, &env, &secrets, &state).await?
+        };
+        let mut app = router(state, max_request_bytes);
+        if let Some(slack) = &slack {
+            app = app.merge(slack.router());
+        }
 
         let shutdown = Shutdown::new();
         if options.handle_signals {
             shutdown.on_signals();
         }
         let node_name = format!("{}-{}", local_addr, std::process::id());
-        let workers = if config.engine.workers > 0 {
+        let mut workers = if config.engine.workers > 0 {
             engine.spawn_workers(&node_name, shutdown.subscribe())
         } else {
             Vec::new()
         };
+        if let Some(slack) = &slack {
+            workers.extend(slack.spawn(shutdown.subscribe()));
+        }
         tokio::spawn(reload_mcp_servers(
             config.clone(),
             store.clone(),
