@@ -101,7 +101,6 @@ type Shared = Arc<(Mutex<Inner>, Notify)>;
 /// The fake Slack server.
 pub struct FakeSlack {
     addr: SocketAddr,
-    ws_addr: SocketAddr,
     state: Shared,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -143,7 +142,7 @@ impl FakeSlack {
         });
         FakeSlack {
             addr,
-            ws_addr,
+
             state,
             tasks: vec![http, ws],
         }

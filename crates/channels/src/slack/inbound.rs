@@ -310,9 +310,8 @@ impl Slack {
                     .await;
             }
         };
-        store
-            .bind_slack_thread(task_id, &message.team, &message.channel, &reply_thread, &message.user)
-            .await?;
+        // The acknowledgement goes first, so it leads the thread; binding the thread then lets
+        // the delivery loop render the journal after it.
         self.post_once(
             &format!("ack:{task_id}"),
             Some(task_id),
@@ -322,6 +321,9 @@ impl Slack {
             &OutboundMessage::text("On it — plan below."),
         )
         .await?;
+        store
+            .bind_slack_thread(task_id, &message.team, &message.channel, &reply_thread, &message.user)
+            .await?;
         self.inner.outbound_wake.notify_one();
         Ok(())
     }
