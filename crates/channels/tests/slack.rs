@@ -22,6 +22,7 @@ backend_tests!(
     socket_mode_survives_refresh_and_a_dropped_socket,
     an_event_acknowledged_before_a_crash_is_answered_once_after_restart,
     an_unlinked_person_is_told_how_to_get_access,
+    delivery_targets_and_explicit_links,
 );
 
 const CHANNEL: &str = "C0GENERAL";
@@ -488,4 +489,66 @@ async fn an_unlinked_person_is_told_how_to_get_access(db: &TestDb) {
     assert!(told.args["text"].as_str().unwrap().contains("coworker users link"), "{}", told.args);
     assert!(tasks(&world).await.is_empty(), "their text reached no task");
     assert!(world.fake.ok_calls("chat.postMessage").is_empty());
+}
+
+async fn delivery_targets_and_explicit_links(db: &TestDb) {
+    let script = Script::new()
+        .turn(Turn::when(Match::UserSays("monday brief".into()), Reply::text("Brief: all quiet.")))
+        .turn(Turn::when(Match::UserSays("ops digest".into()), Reply::text("Digest: two incidents.")));
+    let world = start(db, script, SlackMode::Events).await;
+    let store = &world.node.node.store;
+    let ada = store
+        .create_user(NewUser {
+            email: Some("ada@example.com".into()),
+            display_name: "Ada".into(),
+            role: Role::Member,
+        })
+        .await
+        .unwrap();
+    let client = world.node.client();
+    let owner = &world.node.owner_token;
+
+    // An explicit link, by email; a malformed Slack id is refused with a hint.
+    let bad = client
+        .put(world.node.url("/api/v1/users/ada@example.com/slack"))
+        .bearer_auth(owner)
+        .json(&json!({"slack_user_id": "ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let linked = client
+        .put(world.node.url("/api/v1/users/ada@example.com/slack"))
+        .bearer_auth(owner)
+        .json(&json!({"slack_user_id": "U0ADA"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(linked.status(), 200, "{}", linked.text().await.unwrap());
+    assert_eq!(store.user_by_slack_id("U0ADA").await.unwrap().unwrap().id, ada.id);
+
+    let create = |brief: &str, target: &str| {
+        client
+            .post(world.node.url("/api/v1/tasks"))
+            .bearer_auth(owner)
+            .json(&json!({"to": "assistant", "brief": brief, "deliver_to": target}))
+            .send()
+    };
+    let refused = create("anything", "slack:pigeon:x").await.unwrap();
+    assert_eq!(refused.status(), 400, "an unknown target kind is refused before anything is created");
+    assert!(tasks(&world).await.is_empty());
+    assert_eq!(create("the monday brief", "slack:dm:ada@example.com").await.unwrap().status(), 201);
+    assert_eq!(create("the ops digest", "slack:channel:#ops").await.unwrap().status(), 201);
+
+    let dm = world
+        .fake
+        .wait_for("the DM delivery", |f| f.messages().into_iter().find(|m| shown(m).contains("all quiet")))
+        .await;
+    assert_eq!(dm.channel, "D0ADA", "the linked account's DM");
+    let channel = world
+        .fake
+        .wait_for("the channel delivery", |f| f.messages().into_iter().find(|m| shown(m).contains("two incidents")))
+        .await;
+    assert_eq!(channel.channel, "C0OPS00001", "the channel found by name");
+    assert_eq!(world.fake.ok_calls("chat.postMessage").len(), 2, "one message each");
 }

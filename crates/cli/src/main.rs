@@ -9,6 +9,8 @@ mod logging;
 mod mcp;
 mod policy;
 mod secrets;
+// Slack (issue 13).
+mod slack;
 mod work;
 
 use std::path::PathBuf;
@@ -100,6 +102,9 @@ enum Command {
     Users(accounts::UsersCommand),
     /// Print the version and the database schema version this binary expects
     Version(JsonArg),
+    /// Slack: print the app manifest, test the tokens and the connection
+    #[command(subcommand)]
+    Slack(slack::SlackCommand),
 }
 
 #[derive(Subcommand)]
@@ -117,6 +122,9 @@ enum TaskCommand {
         /// Project slug (see `coworker projects`)
         #[arg(long)]
         project: Option<String>,
+        /// Also deliver the result to slack:dm:<user id or email> or slack:channel:<name or id>
+        #[arg(long, value_name = "TARGET")]
+        deliver_to: Option<String>,
         /// Follow progress until the task ends; exit 0 on done, 1 on failed/cancelled/blocked
         #[arg(long)]
         wait: bool,
@@ -318,6 +326,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(args) => init(&args),
         Command::Serve(args) => serve(&cli.global, args).await,
         Command::Doctor(args) => doctor(&cli.global, args).await,
+        Command::Slack(command) => slack::run(load::config(cli.global.config.as_deref(), None, None)?.config, command).await,
         Command::Migrate(args) => migrate(&cli.global, args).await,
         Command::Worker(args) => worker(&cli.global, args).await,
         Command::Models(ModelsCommand::List { json }) => models_list(&cli.global, json).await,
@@ -329,6 +338,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     brief,
                     priority,
                     project,
+                    deliver_to,
                     wait,
                     json,
                 } => {
@@ -337,6 +347,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         brief: &brief,
                         priority: priority.as_deref(),
                         project: project.as_deref(),
+                        deliver_to: deliver_to.as_deref(),
                     };
                     work::task_new(&client, args, wait, json).await
                 }

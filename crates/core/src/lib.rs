@@ -13,6 +13,7 @@ pub mod ids;
 pub mod policy;
 pub mod schedule;
 // Channels (issue 13).
+#[cfg(feature = "channels")]
 pub mod channel;
 pub mod text;
 

@@ -89,6 +89,8 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(files::list_files))
         .routes(routes!(files::get_file))
         .routes(routes!(files::download_file))
+        // Channels (issue 13).
+        .routes(routes!(crate::channels::link_slack))
         .fallback(api_not_found);
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::base())
         .nest(API_PREFIX, api)

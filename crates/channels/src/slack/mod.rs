@@ -17,6 +17,7 @@ pub mod client;
 pub mod http;
 pub mod inbound;
 pub mod outbound;
+pub mod setup;
 pub mod signature;
 pub mod socket;
 

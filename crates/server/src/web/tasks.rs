@@ -509,6 +509,7 @@ async fn create(
         priority: Some(form.priority.clone()).filter(|p| !p.trim().is_empty()),
         project: Some(form.project.clone()).filter(|p| !p.trim().is_empty()),
         idempotency_key: Some(form.idempotency_key.clone()).filter(|k| !k.trim().is_empty()),
+        deliver_to: None,
     };
     match work::delegate(&state, &user.principal, &request, "web").await {
         Ok((created, handle)) => {
