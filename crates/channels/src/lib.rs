@@ -12,4 +12,4 @@ pub mod slack;
 pub mod work;
 
 pub use slack::{Slack, SlackCredentials, SlackSetupError};
-pub use work::{Delegation, Work, WorkError, WorkFuture};
+pub use work::{Delegation, Work, WorkError, WorkFuture, follow_up_brief};

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use coworker_core::{ApprovalId, TaskId};
-use coworker_store::{Approval, User};
+use coworker_store::{Approval, Task, User};
 
 /// A boxed future returned by [`Work`] methods.
 pub type WorkFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, WorkError>> + Send + 'a>>;
@@ -56,4 +56,21 @@ pub trait Work: Send + Sync {
         decision: &'a str,
         note: Option<&'a str>,
     ) -> WorkFuture<'a, Approval>;
+}
+
+/// The brief of a follow-up written after `previous` ended: the new text, with the earlier
+/// request and answer, so the conversation continues with its history (every surface —
+/// Slack threads, the web task page — builds it here).
+pub fn follow_up_brief(previous: &Task, text: &str) -> String {
+    let answer = previous
+        .result
+        .as_ref()
+        .and_then(|r| r.get("text").and_then(serde_json::Value::as_str).map(str::to_owned))
+        .or_else(|| previous.result.as_ref().map(serde_json::Value::to_string))
+        .unwrap_or_else(|| format!("(none: the task ended {})", previous.status));
+    format!(
+        "{}\n\n(A follow-up in the same conversation. Earlier request: {}\nYour earlier answer: {answer})",
+        text.trim(),
+        previous.brief
+    )
 }

@@ -23,6 +23,7 @@ backend_tests!(
     an_event_acknowledged_before_a_crash_is_answered_once_after_restart,
     an_unlinked_person_is_told_how_to_get_access,
     delivery_targets_and_explicit_links,
+    a_reply_after_the_task_is_done_continues_the_conversation,
 );
 
 const CHANNEL: &str = "C0GENERAL";
@@ -148,19 +149,33 @@ async fn a_mention_becomes_a_task_answered_in_its_thread(db: &TestDb) {
     send(&world, &mention("Ev1", "U0ADA", root, "get the weekly numbers")).await;
 
     let fake = &world.fake;
-    fake.wait_for("the acknowledgement", |f| f.thread(CHANNEL, root).into_iter().find(|m| m.text.contains("On it")))
-        .await;
-    fake.wait_for("the question in the thread", |f| {
-        f.thread(CHANNEL, root).into_iter().find(|m| shown(m).contains("Which week"))
+    fake.wait_for("the acknowledgement", |f| {
+        f.thread(CHANNEL, root).into_iter().find(|m| m.text.contains("On it"))
     })
     .await;
-    send(&world, &thread_reply("Ev2", "U0ADA", "1700000100.000002", root, "last week please")).await;
+    fake.wait_for("the question in the thread", |f| {
+        f.thread(CHANNEL, root)
+            .into_iter()
+            .find(|m| shown(m).contains("Which week"))
+    })
+    .await;
+    send(
+        &world,
+        &thread_reply("Ev2", "U0ADA", "1700000100.000002", root, "last week please"),
+    )
+    .await;
     let result = fake
         .wait_for("the result in the thread", |f| {
-            f.thread(CHANNEL, root).into_iter().find(|m| shown(m).contains("was up 4%"))
+            f.thread(CHANNEL, root)
+                .into_iter()
+                .find(|m| shown(m).contains("was up 4%"))
         })
         .await;
-    assert!(shown(&result).contains("*Revenue*"), "Markdown became mrkdwn: {}", shown(&result));
+    assert!(
+        shown(&result).contains("*Revenue*"),
+        "Markdown became mrkdwn: {}",
+        shown(&result)
+    );
 
     let all = tasks(&world).await;
     assert_eq!(all.len(), 1, "the reply went to the same task");
@@ -169,7 +184,9 @@ async fn a_mention_becomes_a_task_answered_in_its_thread(db: &TestDb) {
     let run = world.node.node.store.run_for_task(task.id).await.unwrap().unwrap();
     let events = world.node.node.store.list_events(run.id, 0, 500).await.unwrap();
     assert!(
-        events.iter().any(|e| e.kind == "answer_received" && e.payload["answer"] == "last week please"),
+        events
+            .iter()
+            .any(|e| e.kind == "answer_received" && e.payload["answer"] == "last week please"),
         "the thread reply answered the run's question"
     );
     // Nothing leaked out of the thread.
@@ -177,7 +194,9 @@ async fn a_mention_becomes_a_task_answered_in_its_thread(db: &TestDb) {
         assert_eq!(call.args["thread_ts"], root, "{}", call.args);
     }
     // The status message was edited, not reposted.
-    let status = fake.wait_for("a status edit", |f| f.messages().into_iter().find(|m| m.edits > 0)).await;
+    let status = fake
+        .wait_for("a status edit", |f| f.messages().into_iter().find(|m| m.edits > 0))
+        .await;
     assert_eq!(status.thread_ts.as_deref(), Some(root));
 }
 
@@ -198,14 +217,29 @@ async fn retries_and_twins_make_one_task_and_one_reply(db: &TestDb) {
     send(&world, &twin).await;
     world
         .fake
-        .wait_for("the result", |f| f.thread(CHANNEL, ts).into_iter().find(|m| shown(m).contains("Here is the summary")))
+        .wait_for("the result", |f| {
+            f.thread(CHANNEL, ts)
+                .into_iter()
+                .find(|m| shown(m).contains("Here is the summary"))
+        })
         .await;
     let store = &world.node.node.store;
     assert!(store.pending_slack_events().await.unwrap().is_empty());
     assert_eq!(tasks(&world).await.len(), 1, "one task");
     let thread = world.fake.thread(CHANNEL, ts);
-    assert_eq!(thread.iter().filter(|m| m.text.contains("On it")).count(), 1, "one acknowledgement");
-    assert_eq!(thread.iter().filter(|m| shown(m).contains("Here is the summary")).count(), 1, "one reply");
+    assert_eq!(
+        thread.iter().filter(|m| m.text.contains("On it")).count(),
+        1,
+        "one acknowledgement"
+    );
+    assert_eq!(
+        thread
+            .iter()
+            .filter(|m| shown(m).contains("Here is the summary"))
+            .count(),
+        1,
+        "one reply"
+    );
 }
 
 /// A coworker whose file writes need approval, a task asking for one, and the approval
@@ -214,7 +248,11 @@ async fn approval_world(db: &TestDb) -> (World, String, String, coworker_store::
     let script = Script::new()
         .turn(Turn::when(
             Match::UserSays("write the report".into()),
-            Reply::tool_calls().tool_call("w1", "workspace__write_file", r##"{"path":"report.md","content":"# Report\nAll good.\n"}"##),
+            Reply::tool_calls().tool_call(
+                "w1",
+                "workspace__write_file",
+                r##"{"path":"report.md","content":"# Report\nAll good.\n"}"##,
+            ),
         ))
         .turn(Turn::when(Match::ToolResultFor("w1".into()), Reply::text("Wrote the report.")).repeating());
     let world = start(db, script, SlackMode::Events).await;
@@ -235,14 +273,31 @@ async fn approval_world(db: &TestDb) -> (World, String, String, coworker_store::
     let message = world
         .fake
         .wait_for("the approval message", |f| {
-            f.thread(CHANNEL, &root).into_iter().find(|m| shown(m).contains("coworker_approve"))
+            f.thread(CHANNEL, &root)
+                .into_iter()
+                .find(|m| shown(m).contains("coworker_approve"))
         })
         .await;
     let task = tasks(&world).await.remove(0);
-    let approval = world.node.node.store.approvals_for_task(task.id).await.unwrap().remove(0);
+    let approval = world
+        .node
+        .node
+        .store
+        .approvals_for_task(task.id)
+        .await
+        .unwrap()
+        .remove(0);
     assert!(shown(&message).contains(&approval.id.to_string()));
-    assert!(shown(&message).contains("workspace.write_file"), "what: {}", shown(&message));
-    assert!(shown(&message).contains("All good."), "the preview: {}", shown(&message));
+    assert!(
+        shown(&message).contains("workspace.write_file"),
+        "what: {}",
+        shown(&message)
+    );
+    assert!(
+        shown(&message).contains("All good."),
+        "the preview: {}",
+        shown(&message)
+    );
     (world, root, ada_token, approval)
 }
 
@@ -257,33 +312,65 @@ async fn an_approval_is_decided_from_its_buttons(db: &TestDb) {
     let id = approval.id.to_string();
 
     // Bob did not delegate the task: refused privately, nothing changes.
-    let response = FakeSlack::post_interaction(&world.node.base_url, &button_click("U0BOB", "approve", &id, &message.ts, &root)).await;
+    let response = FakeSlack::post_interaction(
+        &world.node.base_url,
+        &button_click("U0BOB", "approve", &id, &message.ts, &root),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let refusal = fake
         .wait_for("the refusal", |f| {
-            f.ok_calls("chat.postEphemeral").into_iter().find(|c| c.args["user"] == "U0BOB")
+            f.ok_calls("chat.postEphemeral")
+                .into_iter()
+                .find(|c| c.args["user"] == "U0BOB")
         })
         .await;
-    assert!(refusal.args["text"].as_str().unwrap().contains("may not decide"), "{}", refusal.args);
+    assert!(
+        refusal.args["text"].as_str().unwrap().contains("may not decide"),
+        "{}",
+        refusal.args
+    );
     let still = world.node.node.store.get_approval(approval.id).await.unwrap().unwrap();
     assert_eq!(still.status.to_string(), "pending");
-    assert!(fake.ok_calls("chat.update").iter().all(|c| c.args["ts"] != message.ts.as_str()));
+    assert!(
+        fake.ok_calls("chat.update")
+            .iter()
+            .all(|c| c.args["ts"] != message.ts.as_str())
+    );
 
     // Ada approves: the run resumes and finishes; the buttons give way to the decision.
-    let response = FakeSlack::post_interaction(&world.node.base_url, &button_click("U0ADA", "approve", &id, &message.ts, &root)).await;
+    let response = FakeSlack::post_interaction(
+        &world.node.base_url,
+        &button_click("U0ADA", "approve", &id, &message.ts, &root),
+    )
+    .await;
     assert_eq!(response.status(), 200);
-    fake.wait_for("the result", |f| f.thread(CHANNEL, &root).into_iter().find(|m| shown(m).contains("Wrote the report")))
-        .await;
+    fake.wait_for("the result", |f| {
+        f.thread(CHANNEL, &root)
+            .into_iter()
+            .find(|m| shown(m).contains("Wrote the report"))
+    })
+    .await;
     let updated = fake
         .wait_for("the approval message updated", |f| {
             f.messages().into_iter().find(|m| m.ts == message.ts && m.edits > 0)
         })
         .await;
-    assert!(shown(&updated).contains("Approved by ada@example.com"), "{}", shown(&updated));
-    assert!(!shown(&updated).contains("coworker_approve"), "no buttons left: {}", shown(&updated));
+    assert!(
+        shown(&updated).contains("Approved by ada@example.com"),
+        "{}",
+        shown(&updated)
+    );
+    assert!(
+        !shown(&updated).contains("coworker_approve"),
+        "no buttons left: {}",
+        shown(&updated)
+    );
     // The file the task wrote was uploaded into the thread.
     let complete = fake
-        .wait_for("the file upload", |f| f.ok_calls("files.completeUploadExternal").into_iter().next())
+        .wait_for("the file upload", |f| {
+            f.ok_calls("files.completeUploadExternal").into_iter().next()
+        })
         .await;
     assert_eq!(complete.args["thread_ts"], root.as_str());
     let files: Value = serde_json::from_str(complete.args["files"].as_str().unwrap()).unwrap();
@@ -316,7 +403,11 @@ async fn a_decision_on_the_web_updates_the_slack_message(db: &TestDb) {
             f.messages().into_iter().find(|m| m.ts == message_ts && m.edits > 0)
         })
         .await;
-    assert!(shown(&updated).contains("Rejected by ada@example.com"), "{}", shown(&updated));
+    assert!(
+        shown(&updated).contains("Rejected by ada@example.com"),
+        "{}",
+        shown(&updated)
+    );
     assert!(shown(&updated).contains("not this week"));
     assert!(!shown(&updated).contains("coworker_reject"), "no buttons left");
 }
@@ -324,7 +415,9 @@ async fn a_decision_on_the_web_updates_the_slack_message(db: &TestDb) {
 async fn bad_signatures_and_stale_requests_are_refused(db: &TestDb) {
     let world = start(db, Script::new(), SlackMode::Events).await;
     member(&world, "ada@example.com", "U0ADA").await;
-    let body = mention("EvX", "U0ADA", "1700000400.000001", "do something").to_string().into_bytes();
+    let body = mention("EvX", "U0ADA", "1700000400.000001", "do something")
+        .to_string()
+        .into_bytes();
     let url = format!("{}/slack/events", world.node.base_url);
     let now = now_ms() / 1000;
     let wrong = FakeSlack::post_signed(&url, "application/json", body.clone(), now, "not-the-secret").await;
@@ -343,11 +436,18 @@ async fn bad_signatures_and_stale_requests_are_refused(db: &TestDb) {
     .await;
     assert_eq!(interaction.status(), 401);
     let store = &world.node.node.store;
-    assert!(store.pending_slack_events().await.unwrap().is_empty(), "nothing recorded");
+    assert!(
+        store.pending_slack_events().await.unwrap().is_empty(),
+        "nothing recorded"
+    );
     assert!(tasks(&world).await.is_empty(), "nothing created");
 
     // The URL check Slack makes when the app is configured.
-    let challenge = FakeSlack::post_event(&world.node.base_url, &json!({"type": "url_verification", "token": "t", "challenge": "c-123"})).await;
+    let challenge = FakeSlack::post_event(
+        &world.node.base_url,
+        &json!({"type": "url_verification", "token": "t", "challenge": "c-123"}),
+    )
+    .await;
     assert_eq!(challenge.status(), 200);
     assert_eq!(challenge.json::<Value>().await.unwrap()["challenge"], "c-123");
 }
@@ -361,15 +461,35 @@ async fn a_rate_limited_post_is_delivered_once_after_retry_after(db: &TestDb) {
     send(&world, &mention("EvL", "U0ADA", ts, "quick one")).await;
     world
         .fake
-        .wait_for("the result", |f| f.thread(CHANNEL, ts).into_iter().find(|m| shown(m).contains("Done.")))
+        .wait_for("the result", |f| {
+            f.thread(CHANNEL, ts).into_iter().find(|m| shown(m).contains("Done."))
+        })
         .await;
-    let posts: Vec<_> = world.fake.calls().into_iter().filter(|c| c.method == "chat.postMessage").collect();
-    let limited = posts.iter().position(|c| c.outcome == "ratelimited").expect("one call was rate limited");
+    let posts: Vec<_> = world
+        .fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "chat.postMessage")
+        .collect();
+    let limited = posts
+        .iter()
+        .position(|c| c.outcome == "ratelimited")
+        .expect("one call was rate limited");
     let text = posts[limited].args["text"].clone();
-    let delivered: Vec<usize> = (0..posts.len()).filter(|&i| posts[i].outcome == "ok" && posts[i].args["text"] == text).collect();
+    let delivered: Vec<usize> = (0..posts.len())
+        .filter(|&i| posts[i].outcome == "ok" && posts[i].args["text"] == text)
+        .collect();
     assert_eq!(delivered.len(), 1, "delivered once: {text}");
     assert!(delivered[0] > limited, "after the pause");
-    assert_eq!(world.fake.thread(CHANNEL, ts).iter().filter(|m| m.text.contains("On it")).count(), 1);
+    assert_eq!(
+        world
+            .fake
+            .thread(CHANNEL, ts)
+            .iter()
+            .filter(|m| m.text.contains("On it"))
+            .count(),
+        1
+    );
 }
 
 async fn socket_mode_survives_refresh_and_a_dropped_socket(db: &TestDb) {
@@ -377,9 +497,11 @@ async fn socket_mode_survives_refresh_and_a_dropped_socket(db: &TestDb) {
     let world = start(db, script, SlackMode::Socket).await;
     member(&world, "ada@example.com", "U0ADA").await;
     let fake = &world.fake;
-    fake.wait_for("the first socket", |f| (f.socket_counts().0 == 1).then_some(())).await;
+    fake.wait_for("the first socket", |f| (f.socket_counts().0 == 1).then_some(()))
+        .await;
     let first = fake.deliver(&mention("EvS1", "U0ADA", "1700000600.000001", "first"));
-    fake.wait_for("the first ack", |f| f.acked().contains(&first).then_some(())).await;
+    fake.wait_for("the first ack", |f| f.acked().contains(&first).then_some(()))
+        .await;
 
     // Slack asks for a refresh: the replacement is greeted before the old one closes.
     fake.request_refresh();
@@ -389,19 +511,30 @@ async fn socket_mode_survives_refresh_and_a_dropped_socket(db: &TestDb) {
     })
     .await;
     let second = fake.deliver(&mention("EvS2", "U0ADA", "1700000600.000002", "second"));
-    fake.wait_for("the second ack", |f| f.acked().contains(&second).then_some(())).await;
+    fake.wait_for("the second ack", |f| f.acked().contains(&second).then_some(()))
+        .await;
 
     // The network drops the socket right after an envelope is sent: it is redelivered (new
     // envelope id) on the next socket, or was recorded before the drop; either way, once.
     let third_event = mention("EvS3", "U0ADA", "1700000600.000003", "third");
     fake.deliver(&third_event);
     fake.drop_sockets();
-    fake.wait_for("a new socket", |f| (f.socket_counts().2 >= 3 && f.socket_counts().0 == 1).then_some(())).await;
+    fake.wait_for("a new socket", |f| {
+        (f.socket_counts().2 >= 3 && f.socket_counts().0 == 1).then_some(())
+    })
+    .await;
     for ts in ["1700000600.000001", "1700000600.000002", "1700000600.000003"] {
-        fake.wait_for("each reply", |f| f.thread(CHANNEL, ts).into_iter().find(|m| shown(m).contains("Socket reply.")))
-            .await;
+        fake.wait_for("each reply", |f| {
+            f.thread(CHANNEL, ts)
+                .into_iter()
+                .find(|m| shown(m).contains("Socket reply."))
+        })
+        .await;
         assert_eq!(
-            fake.thread(CHANNEL, ts).iter().filter(|m| shown(m).contains("Socket reply.")).count(),
+            fake.thread(CHANNEL, ts)
+                .iter()
+                .filter(|m| shown(m).contains("Socket reply."))
+                .count(),
             1
         );
     }
@@ -414,7 +547,11 @@ async fn an_event_acknowledged_before_a_crash_is_answered_once_after_restart(db:
     let script = Script::new().turn(Turn::reply(Reply::text("Answered after restart.")).repeating());
     let world = start(db, script, SlackMode::Events).await;
     member(&world, "ada@example.com", "U0ADA").await;
-    let World { node, fake, _model: model } = world;
+    let World {
+        node,
+        fake,
+        _model: model,
+    } = world;
     let db = node.stop().await;
     // What a node killed right after acknowledging leaves behind: the event, recorded and
     // unprocessed, and nothing posted.
@@ -461,9 +598,19 @@ async fn an_event_acknowledged_before_a_crash_is_answered_once_after_restart(db:
     )
     .await
     .unwrap();
-    fake.wait_for("the answer", |f| f.thread(CHANNEL, ts).into_iter().find(|m| shown(m).contains("Answered after restart")))
-        .await;
-    assert_eq!(fake.thread(CHANNEL, ts).iter().filter(|m| m.text.contains("On it")).count(), 1);
+    fake.wait_for("the answer", |f| {
+        f.thread(CHANNEL, ts)
+            .into_iter()
+            .find(|m| shown(m).contains("Answered after restart"))
+    })
+    .await;
+    assert_eq!(
+        fake.thread(CHANNEL, ts)
+            .iter()
+            .filter(|m| m.text.contains("On it"))
+            .count(),
+        1
+    );
     node.shutdown();
     node.wait().await.unwrap();
 }
@@ -484,17 +631,31 @@ async fn an_unlinked_person_is_told_how_to_get_access(db: &TestDb) {
     send(&world, &mention("EvU", "U0EVE", "1700000800.000001", "secret plans")).await;
     let told = world
         .fake
-        .wait_for("the ephemeral", |f| f.ok_calls("chat.postEphemeral").into_iter().find(|c| c.args["user"] == "U0EVE"))
+        .wait_for("the ephemeral", |f| {
+            f.ok_calls("chat.postEphemeral")
+                .into_iter()
+                .find(|c| c.args["user"] == "U0EVE")
+        })
         .await;
-    assert!(told.args["text"].as_str().unwrap().contains("coworker users link"), "{}", told.args);
+    assert!(
+        told.args["text"].as_str().unwrap().contains("coworker users link"),
+        "{}",
+        told.args
+    );
     assert!(tasks(&world).await.is_empty(), "their text reached no task");
     assert!(world.fake.ok_calls("chat.postMessage").is_empty());
 }
 
 async fn delivery_targets_and_explicit_links(db: &TestDb) {
     let script = Script::new()
-        .turn(Turn::when(Match::UserSays("monday brief".into()), Reply::text("Brief: all quiet.")))
-        .turn(Turn::when(Match::UserSays("ops digest".into()), Reply::text("Digest: two incidents.")));
+        .turn(Turn::when(
+            Match::UserSays("monday brief".into()),
+            Reply::text("Brief: all quiet."),
+        ))
+        .turn(Turn::when(
+            Match::UserSays("ops digest".into()),
+            Reply::text("Digest: two incidents."),
+        ));
     let world = start(db, script, SlackMode::Events).await;
     let store = &world.node.node.store;
     let ada = store
@@ -535,20 +696,94 @@ async fn delivery_targets_and_explicit_links(db: &TestDb) {
             .send()
     };
     let refused = create("anything", "slack:pigeon:x").await.unwrap();
-    assert_eq!(refused.status(), 400, "an unknown target kind is refused before anything is created");
+    assert_eq!(
+        refused.status(),
+        400,
+        "an unknown target kind is refused before anything is created"
+    );
     assert!(tasks(&world).await.is_empty());
-    assert_eq!(create("the monday brief", "slack:dm:ada@example.com").await.unwrap().status(), 201);
-    assert_eq!(create("the ops digest", "slack:channel:#ops").await.unwrap().status(), 201);
+    assert_eq!(
+        create("the monday brief", "slack:dm:ada@example.com")
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(
+        create("the ops digest", "slack:channel:#ops").await.unwrap().status(),
+        201
+    );
 
     let dm = world
         .fake
-        .wait_for("the DM delivery", |f| f.messages().into_iter().find(|m| shown(m).contains("all quiet")))
+        .wait_for("the DM delivery", |f| {
+            f.messages().into_iter().find(|m| shown(m).contains("all quiet"))
+        })
         .await;
     assert_eq!(dm.channel, "D0ADA", "the linked account's DM");
     let channel = world
         .fake
-        .wait_for("the channel delivery", |f| f.messages().into_iter().find(|m| shown(m).contains("two incidents")))
+        .wait_for("the channel delivery", |f| {
+            f.messages().into_iter().find(|m| shown(m).contains("two incidents"))
+        })
         .await;
     assert_eq!(channel.channel, "C0OPS00001", "the channel found by name");
     assert_eq!(world.fake.ok_calls("chat.postMessage").len(), 2, "one message each");
+}
+
+async fn a_reply_after_the_task_is_done_continues_the_conversation(db: &TestDb) {
+    let script = Script::new()
+        .turn(Turn::when(
+            Match::UserSays("earlier answer: The venue is Lyon".into()),
+            Reply::text("Lyon it is, booked for 12."),
+        ))
+        .turn(Turn::when(
+            Match::UserSays("find a venue".into()),
+            Reply::text("The venue is Lyon."),
+        ));
+    let world = start(db, script, SlackMode::Events).await;
+    member(&world, "ada@example.com", "U0ADA").await;
+    let root = "1700000900.000001";
+    send(&world, &mention("EvF1", "U0ADA", root, "find a venue")).await;
+    world
+        .fake
+        .wait_for("the first result", |f| {
+            f.thread(CHANNEL, root)
+                .into_iter()
+                .find(|m| shown(m).contains("The venue is Lyon"))
+        })
+        .await;
+    // Wait until the task is recorded as done before replying.
+    let store = &world.node.node.store;
+    let first = tasks(&world).await.remove(0);
+    coworker_testkit::process::wait_until("the first task to finish", || async {
+        store.get_task(first.id).await.unwrap().unwrap().status.is_terminal()
+    })
+    .await;
+    send(
+        &world,
+        &thread_reply("EvF2", "U0ADA", "1700000900.000002", root, "book it for 12 people"),
+    )
+    .await;
+    world
+        .fake
+        .wait_for("the follow-up's result in the same thread", |f| {
+            f.thread(CHANNEL, root)
+                .into_iter()
+                .find(|m| shown(m).contains("booked for 12"))
+        })
+        .await;
+    let all = tasks(&world).await;
+    assert_eq!(all.len(), 2);
+    let follow_up = all.iter().find(|t| t.id != first.id).unwrap();
+    assert!(
+        follow_up.brief.starts_with("book it for 12 people"),
+        "{}",
+        follow_up.brief
+    );
+    assert!(
+        follow_up.brief.contains("The venue is Lyon."),
+        "carries the history: {}",
+        follow_up.brief
+    );
 }

@@ -326,7 +326,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(args) => init(&args),
         Command::Serve(args) => serve(&cli.global, args).await,
         Command::Doctor(args) => doctor(&cli.global, args).await,
-        Command::Slack(command) => slack::run(load::config(cli.global.config.as_deref(), None, None)?.config, command).await,
+        Command::Slack(command) => {
+            slack::run(load::config(cli.global.config.as_deref(), None, None)?.config, command).await
+        }
         Command::Migrate(args) => migrate(&cli.global, args).await,
         Command::Worker(args) => worker(&cli.global, args).await,
         Command::Models(ModelsCommand::List { json }) => models_list(&cli.global, json).await,

@@ -36,7 +36,10 @@ pub async fn run(config: Config, command: SlackCommand) -> anyhow::Result<ExitCo
             let checks = coworker_server::doctor::slack_checks(&config).await;
             let failed = checks.iter().any(|c| c.status == CheckStatus::Fail);
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ok": !failed, "checks": checks}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"ok": !failed, "checks": checks}))?
+                );
             } else {
                 for check in &checks {
                     let status = match check.status {

@@ -1486,15 +1486,22 @@ mod tests {
     #[test]
     fn slack_section_is_checked_only_when_enabled() {
         let err = |text: &str| load(text).unwrap_err().to_string();
-        assert_eq!(load("[slack]\nmode = \"events\"\n").unwrap().slack.mode, SlackMode::Events);
+        assert_eq!(
+            load("[slack]\nmode = \"events\"\n").unwrap().slack.mode,
+            SlackMode::Events
+        );
         assert!(err("[slack]\nbot_token = \"env:B\"\n").contains("slack.app_token"));
         assert!(err("[slack]\nmode = \"events\"\nbot_token = \"x\"\n").contains("slack.signing_secret"));
         assert!(err("[slack]\nbot_token = \"x\"\napp_token = \"secret:\"\n").contains("names no variable"));
         assert!(
-            err("[slack]\nbot_token = \"x\"\napp_token = \"y\"\napi_url = \"http://h/api\"\n").contains("ending in '/'")
+            err("[slack]\nbot_token = \"x\"\napp_token = \"y\"\napi_url = \"http://h/api\"\n")
+                .contains("ending in '/'")
         );
         let ok = load("[slack]\nbot_token = \"xoxb-1\"\napp_token = \"env:APP\"\n").unwrap();
-        assert!(!format!("{:?}", ok.slack).contains("xoxb"), "tokens never Debug-printed");
+        assert!(
+            !format!("{:?}", ok.slack).contains("xoxb"),
+            "tokens never Debug-printed"
+        );
         assert_eq!(CredentialRef::parse("env:APP"), CredentialRef::Env("APP".into()));
         assert_eq!(CredentialRef::parse("secret:s"), CredentialRef::Secret("s".into()));
         assert_eq!(CredentialRef::parse("xoxb-1"), CredentialRef::Literal);

@@ -118,7 +118,9 @@ pub async fn slack_credentials(
         .map_err(error)?
         .ok_or_else(|| crate::NodeError::Channels("slack.bot_token is empty".into()))?;
     let app_token = resolve("app_token", slack.app_token.clone()).await.map_err(error)?;
-    let signing_secret = resolve("signing_secret", slack.signing_secret.clone()).await.map_err(error)?;
+    let signing_secret = resolve("signing_secret", slack.signing_secret.clone())
+        .await
+        .map_err(error)?;
     Ok(SlackCredentials {
         bot_token,
         app_token,
@@ -216,7 +218,14 @@ pub async fn link_slack(
         Ok(uid) => state.store.get_user(uid).await?,
         Err(_) => state.store.user_by_email(&id).await?,
     }
-    .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no user {id:?}"), "list them with `coworker users list`"))?;
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no user {id:?}"),
+            "list them with `coworker users list`",
+        )
+    })?;
     state.store.link_slack_user(user.id, slack_id).await?;
     state
         .store

@@ -33,7 +33,11 @@ pub async fn run_checks(config: &Config, config_source: &str) -> Vec<Check> {
 /// `coworker slack test`: the Slack checks alone (tokens, scopes, connection).
 pub async fn slack_checks(config: &Config) -> Vec<Check> {
     let data_dir = Path::new(&config.storage.data_dir);
-    let store = if data_dir.exists() { check_database(config, data_dir).await.1 } else { None };
+    let store = if data_dir.exists() {
+        check_database(config, data_dir).await.1
+    } else {
+        None
+    };
     let env: Vec<(String, String)> = std::env::vars().collect();
     let checks = check_slack(config, store.as_ref(), &env).await;
     if let Some(store) = store {

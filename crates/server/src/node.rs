@@ -133,15 +133,15 @@ impl Node {
         crate::metrics::handle();
         let max_request_bytes = usize::try_from(config.server.max_request_bytes).unwrap_or(usize::MAX);
         let state = AppState {
-                store: store.clone(),
-                public_url: public_url.clone(),
-                engine: engine.clone(),
-                signin_limiter: Arc::default(),
-                secrets: secrets.clone(),
-                mcp: mcp.clone(),
-                models_summary: models_summary.clone(),
-                models_catalog: Arc::new(coworker_models::models_list(&providers)),
-                data_dir: data_dir.clone(),
+            store: store.clone(),
+            public_url: public_url.clone(),
+            engine: engine.clone(),
+            signin_limiter: Arc::default(),
+            secrets: secrets.clone(),
+            mcp: mcp.clone(),
+            models_summary: models_summary.clone(),
+            models_catalog: Arc::new(coworker_models::models_list(&providers)),
+            data_dir: data_dir.clone(),
         };
         // Channels (issue 13): Slack's endpoints authenticate by signature, not by the API's
         // middleware, so they are merged beside the API router.

@@ -272,7 +272,12 @@ pub async fn delegate(
         Some(text) => match coworker_core::schedule::DeliveryTarget::parse(text) {
             Ok(coworker_core::schedule::DeliveryTarget::Inbox) => None,
             Ok(target) => Some(target.to_string()),
-            Err(e) => return Err(bad_request(e.to_string(), "use slack:dm:U0123ABCD, slack:dm:person@example.com or slack:channel:#ops")),
+            Err(e) => {
+                return Err(bad_request(
+                    e.to_string(),
+                    "use slack:dm:U0123ABCD, slack:dm:person@example.com or slack:channel:#ops",
+                ));
+            }
         },
         None => None,
     };

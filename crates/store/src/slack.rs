@@ -148,8 +148,7 @@ impl From<PostRow> for SlackPost {
     }
 }
 
-const THREAD_COLUMNS: &str =
-    "task_id, team_id, channel_id, thread_ts, slack_user_id, delivered_seq, finished_at_ms";
+const THREAD_COLUMNS: &str = "task_id, team_id, channel_id, thread_ts, slack_user_id, delivered_seq, finished_at_ms";
 const POST_COLUMNS: &str =
     "post_key, task_id, approval_id, channel_id, thread_ts, message_ts, state, resolved_at_ms, updated_at_ms";
 
@@ -187,7 +186,8 @@ impl Store {
         rows.into_iter()
             .map(|r| {
                 Ok(SlackEvent {
-                    payload: serde_json::from_str(&r.payload).map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?,
+                    payload: serde_json::from_str(&r.payload)
+                        .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?,
                     event_id: r.event_id,
                     team_id: r.team_id,
                     channel_id: r.channel_id,
@@ -277,7 +277,12 @@ impl Store {
     }
 
     /// Records how far a thread's journal has been rendered; `finished` stops watching it.
-    pub async fn advance_slack_thread(&self, task_id: TaskId, delivered_seq: i64, finished: bool) -> Result<(), StoreError> {
+    pub async fn advance_slack_thread(
+        &self,
+        task_id: TaskId,
+        delivered_seq: i64,
+        finished: bool,
+    ) -> Result<(), StoreError> {
         let finished_at = finished.then(now_ms);
         on_pool!(self, pool => sqlx::query(
             "UPDATE slack_threads SET delivered_seq = $1, finished_at_ms = COALESCE(finished_at_ms, $2) WHERE task_id = $3",
@@ -320,7 +325,11 @@ impl Store {
             what: "slack post",
             key: post_key.to_owned(),
         })?;
-        Ok(if inserted == 1 { Created::New(post) } else { Created::Existing(post) })
+        Ok(if inserted == 1 {
+            Created::New(post)
+        } else {
+            Created::Existing(post)
+        })
     }
 
     /// The record of `post_key`.

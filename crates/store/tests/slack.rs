@@ -48,11 +48,20 @@ async fn task(store: &Store) -> coworker_core::TaskId {
 async fn an_event_and_its_twin_are_recorded_once(db: &TestDb) {
     let store = &db.store;
     assert!(store.record_slack_event(&event("Ev1", "1.1")).await.unwrap());
-    assert!(!store.record_slack_event(&event("Ev1", "1.1")).await.unwrap(), "a retry");
-    assert!(!store.record_slack_event(&event("Ev2", "1.1")).await.unwrap(), "the message twin");
+    assert!(
+        !store.record_slack_event(&event("Ev1", "1.1")).await.unwrap(),
+        "a retry"
+    );
+    assert!(
+        !store.record_slack_event(&event("Ev2", "1.1")).await.unwrap(),
+        "the message twin"
+    );
     assert!(store.record_slack_event(&event("Ev3", "1.2")).await.unwrap());
     let pending = store.pending_slack_events().await.unwrap();
-    assert_eq!(pending.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["Ev1", "Ev3"]);
+    assert_eq!(
+        pending.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(),
+        ["Ev1", "Ev3"]
+    );
     assert_eq!(pending[0].payload["type"], "app_mention");
     store.finish_slack_event("Ev1").await.unwrap();
     assert_eq!(store.pending_slack_events().await.unwrap().len(), 1);
@@ -60,7 +69,10 @@ async fn an_event_and_its_twin_are_recorded_once(db: &TestDb) {
 
 async fn post_intents_are_found_again(db: &TestDb) {
     let store = &db.store;
-    let first = store.slack_post_intent("ack:x", None, None, "C1", Some("1.1")).await.unwrap();
+    let first = store
+        .slack_post_intent("ack:x", None, None, "C1", Some("1.1"))
+        .await
+        .unwrap();
     assert!(first.is_new());
     let first = first.into_inner();
     assert_eq!(first.state, "intent");
@@ -90,8 +102,14 @@ async fn threads_map_to_the_newest_task(db: &TestDb) {
     assert!(store.task_for_slack_thread("T1", "C1", "9.9").await.unwrap().is_none());
 
     store.set_task_delivery(first, "slack:dm:U1").await.unwrap();
-    assert_eq!(store.task_delivery(first).await.unwrap().as_deref(), Some("slack:dm:U1"));
-    assert!(store.due_task_deliveries().await.unwrap().is_empty(), "not finished yet");
+    assert_eq!(
+        store.task_delivery(first).await.unwrap().as_deref(),
+        Some("slack:dm:U1")
+    );
+    assert!(
+        store.due_task_deliveries().await.unwrap().is_empty(),
+        "not finished yet"
+    );
 }
 
 async fn a_slack_user_links_to_one_account(db: &TestDb) {
@@ -103,7 +121,10 @@ async fn a_slack_user_links_to_one_account(db: &TestDb) {
     };
     let ada = store.create_user(user("Ada@example.com")).await.unwrap();
     let bob = store.create_user(user("bob@example.com")).await.unwrap();
-    assert_eq!(store.user_by_email("ada@EXAMPLE.com").await.unwrap().unwrap().id, ada.id);
+    assert_eq!(
+        store.user_by_email("ada@EXAMPLE.com").await.unwrap().unwrap().id,
+        ada.id
+    );
     assert!(store.link_slack_user(ada.id, "U1").await.unwrap());
     assert_eq!(store.user_by_slack_id("U1").await.unwrap().unwrap().id, ada.id);
     // Linking the same Slack user to another account moves the link.

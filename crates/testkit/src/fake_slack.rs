@@ -120,10 +120,20 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, Inner> {
 impl FakeSlack {
     /// Starts the fake on loopback ports.
     pub async fn start() -> FakeSlack {
-        let state: Shared = Arc::new((Mutex::new(Inner { next_ts: 1, ..Inner::default() }), Notify::new()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake Slack");
+        let state: Shared = Arc::new((
+            Mutex::new(Inner {
+                next_ts: 1,
+                ..Inner::default()
+            }),
+            Notify::new(),
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake Slack");
         let addr = listener.local_addr().expect("bound address");
-        let ws_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake Slack socket");
+        let ws_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake Slack socket");
         let ws_addr = ws_listener.local_addr().expect("bound address");
         lock(&state).http_addr = Some(addr);
         let app = Router::new()
@@ -136,7 +146,9 @@ impl FakeSlack {
         let ws_state = state.clone();
         let ws = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = ws_listener.accept().await else { return };
+                let Ok((stream, _)) = ws_listener.accept().await else {
+                    return;
+                };
                 tokio::spawn(serve_socket(ws_state.clone(), stream));
             }
         });
@@ -167,7 +179,11 @@ impl FakeSlack {
 
     /// Makes the next calls of `method` fail with `fault`, once per entry.
     pub fn fail_next(&self, method: &str, fault: Fault) {
-        lock(&self.state).faults.entry(method.to_owned()).or_default().push_back(fault);
+        lock(&self.state)
+            .faults
+            .entry(method.to_owned())
+            .or_default()
+            .push_back(fault);
     }
 
     /// Every call so far.
@@ -213,8 +229,15 @@ impl FakeSlack {
                 return found;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                let calls: Vec<String> = self.calls().iter().map(|c| format!("{} {} → {}", c.method, c.args, c.outcome)).collect();
-                panic!("fake Slack: {what} did not happen within {WAIT:?}; calls:\n{}", calls.join("\n"));
+                let calls: Vec<String> = self
+                    .calls()
+                    .iter()
+                    .map(|c| format!("{} {} → {}", c.method, c.args, c.outcome))
+                    .collect();
+                panic!(
+                    "fake Slack: {what} did not happen within {WAIT:?}; calls:\n{}",
+                    calls.join("\n")
+                );
             }
         }
     }
@@ -230,7 +253,14 @@ impl FakeSlack {
     /// POSTs a signed `event_callback` (or any JSON) to a node's `/slack/events`.
     pub async fn post_event(node_url: &str, body: &Value) -> reqwest::Response {
         let body = body.to_string();
-        Self::post_signed(&format!("{node_url}/slack/events"), "application/json", body.into_bytes(), now_secs(), SIGNING_SECRET).await
+        Self::post_signed(
+            &format!("{node_url}/slack/events"),
+            "application/json",
+            body.into_bytes(),
+            now_secs(),
+            SIGNING_SECRET,
+        )
+        .await
     }
 
     /// POSTs a signed interactivity payload (`payload=<json>`, form-encoded) to a node.
@@ -250,7 +280,13 @@ impl FakeSlack {
 
     /// POSTs `body` to `url` with Slack's signature headers computed at `timestamp` with
     /// `secret` (tests pass a wrong secret or an old timestamp).
-    pub async fn post_signed(url: &str, content_type: &str, body: Vec<u8>, timestamp: i64, secret: &str) -> reqwest::Response {
+    pub async fn post_signed(
+        url: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        timestamp: i64,
+        secret: &str,
+    ) -> reqwest::Response {
         let signature = Self::sign(&body, timestamp, secret);
         crate::node::http_client()
             .post(url)
@@ -281,7 +317,9 @@ impl FakeSlack {
         let mut inner = lock(&self.state);
         inner.next_id += 1;
         let envelope_id = format!("env-{}", inner.next_id);
-        inner.unacked.push((envelope_id.clone(), payload.clone(), kind.to_owned()));
+        inner
+            .unacked
+            .push((envelope_id.clone(), payload.clone(), kind.to_owned()));
         let envelope = json!({"envelope_id": envelope_id, "payload": payload, "type": kind, "accepts_response_payload": kind != "events_api", "retry_attempt": 0, "retry_reason": ""});
         let newest = *inner.sockets.keys().max().expect("a Socket Mode socket is open");
         let _ = inner.sockets[&newest].send(Message::text(envelope.to_string()));
@@ -298,7 +336,8 @@ impl FakeSlack {
         let inner = lock(&self.state);
         for socket in inner.sockets.values() {
             let _ = socket.send(Message::text(
-                json!({"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "fake"}}).to_string(),
+                json!({"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "fake"}})
+                    .to_string(),
             ));
         }
     }
@@ -329,7 +368,9 @@ fn now_secs() -> i64 {
 }
 
 async fn serve_socket(state: Shared, stream: tokio::net::TcpStream) {
-    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else { return };
+    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
     let (mut sink, mut source) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let id = {
@@ -429,18 +470,31 @@ async fn api(
         let (outcome, response) = match fault {
             Some(Fault::RateLimited(secs)) => (
                 "ratelimited".to_owned(),
-                (StatusCode::TOO_MANY_REQUESTS, [("retry-after", secs.to_string())], axum::Json(json!({"ok": false, "error": "ratelimited"}))).into_response(),
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", secs.to_string())],
+                    axum::Json(json!({"ok": false, "error": "ratelimited"})),
+                )
+                    .into_response(),
             ),
-            Some(Fault::Error(code)) => (code.clone(), axum::Json(json!({"ok": false, "error": code})).into_response()),
+            Some(Fault::Error(code)) => (
+                code.clone(),
+                axum::Json(json!({"ok": false, "error": code})).into_response(),
+            ),
             None => match answer(&mut inner, &method, &args, &token, ws_addr) {
                 Ok(value) => ("ok".to_owned(), {
                     let mut response = axum::Json(value).into_response();
                     if method == "auth.test" {
-                        response.headers_mut().insert("x-oauth-scopes", SCOPES.parse().expect("a valid header value"));
+                        response
+                            .headers_mut()
+                            .insert("x-oauth-scopes", SCOPES.parse().expect("a valid header value"));
                     }
                     response
                 }),
-                Err(code) => (code.clone(), axum::Json(json!({"ok": false, "error": code})).into_response()),
+                Err(code) => (
+                    code.clone(),
+                    axum::Json(json!({"ok": false, "error": code})).into_response(),
+                ),
             },
         };
         inner.calls.push(Call {
@@ -465,7 +519,9 @@ fn answer(inner: &mut Inner, method: &str, args: &Value, token: &str, ws_addr: S
         return Err("invalid_auth".into());
     }
     match method {
-        "auth.test" => Ok(json!({"ok": true, "url": "https://fake.slack.com/", "team": "Fake", "user": "coworker", "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": "B0001", "is_enterprise_install": false})),
+        "auth.test" => Ok(
+            json!({"ok": true, "url": "https://fake.slack.com/", "team": "Fake", "user": "coworker", "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": "B0001", "is_enterprise_install": false}),
+        ),
         "apps.connections.open" => {
             if !token.starts_with("xapp-") {
                 return Err("not_allowed_token_type".into());
@@ -489,10 +545,15 @@ fn answer(inner: &mut Inner, method: &str, args: &Value, token: &str, ws_addr: S
                 edits: 0,
             };
             inner.messages.push(message);
-            Ok(json!({"ok": true, "channel": channel, "ts": ts, "message": {"type": "message", "text": args["text"], "user": BOT_USER_ID, "bot_id": "B0001", "ts": ts}}))
+            Ok(
+                json!({"ok": true, "channel": channel, "ts": ts, "message": {"type": "message", "text": args["text"], "user": BOT_USER_ID, "bot_id": "B0001", "ts": ts}}),
+            )
         }
         "chat.update" => {
-            let (channel, ts) = (arg(args, "channel").ok_or("channel_not_found")?, arg(args, "ts").ok_or("message_not_found")?);
+            let (channel, ts) = (
+                arg(args, "channel").ok_or("channel_not_found")?,
+                arg(args, "ts").ok_or("message_not_found")?,
+            );
             let message = inner
                 .messages
                 .iter_mut()
@@ -525,7 +586,10 @@ fn answer(inner: &mut Inner, method: &str, args: &Value, token: &str, ws_addr: S
             let messages: Vec<Value> = inner
                 .messages
                 .iter()
-                .filter(|m| m.channel == channel && (thread.is_none() || m.thread_ts.as_deref() == thread || Some(m.ts.as_str()) == thread))
+                .filter(|m| {
+                    m.channel == channel
+                        && (thread.is_none() || m.thread_ts.as_deref() == thread || Some(m.ts.as_str()) == thread)
+                })
                 .map(|m| {
                     let mut v = json!({"type": "message", "ts": m.ts, "text": m.text, "bot_id": "B0001"});
                     if with_metadata && !m.metadata.is_null() {
@@ -536,7 +600,9 @@ fn answer(inner: &mut Inner, method: &str, args: &Value, token: &str, ws_addr: S
                 .collect();
             Ok(json!({"ok": true, "messages": messages, "has_more": false}))
         }
-        "conversations.list" => Ok(json!({"ok": true, "channels": [{"id": "C0GENERAL", "name": "general"}, {"id": "C0OPS00001", "name": "ops"}], "response_metadata": {"next_cursor": ""}})),
+        "conversations.list" => Ok(
+            json!({"ok": true, "channels": [{"id": "C0GENERAL", "name": "general"}, {"id": "C0OPS00001", "name": "ops"}], "response_metadata": {"next_cursor": ""}}),
+        ),
         "files.getUploadURLExternal" => {
             arg(args, "filename").ok_or("invalid_arguments")?;
             arg(args, "length").ok_or("invalid_arguments")?;
@@ -546,8 +612,15 @@ fn answer(inner: &mut Inner, method: &str, args: &Value, token: &str, ws_addr: S
             Ok(json!({"ok": true, "upload_url": format!("http://{http}/upload/{file_id}"), "file_id": file_id}))
         }
         "files.completeUploadExternal" => {
-            let files: Value = arg(args, "files").and_then(|f| serde_json::from_str(f).ok()).ok_or("invalid_arguments")?;
-            let ids: Vec<String> = files.as_array().into_iter().flatten().filter_map(|f| f["id"].as_str().map(str::to_owned)).collect();
+            let files: Value = arg(args, "files")
+                .and_then(|f| serde_json::from_str(f).ok())
+                .ok_or("invalid_arguments")?;
+            let ids: Vec<String> = files
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["id"].as_str().map(str::to_owned))
+                .collect();
             for id in &ids {
                 if !inner.uploads.contains_key(id) {
                     return Err("file_not_found".into());

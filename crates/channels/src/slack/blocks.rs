@@ -214,7 +214,9 @@ impl Block {
                 "type": "section",
                 "fields": fields.iter().take(10).map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{}*\n{}", escape(k), truncate(&escape(v), 1900))})).collect::<Vec<_>>(),
             }),
-            Block::Context(text) => json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, 2900)}]}),
+            Block::Context(text) => {
+                json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, 2900)}]})
+            }
             Block::Actions(block_id, buttons) => json!({
                 "type": "actions",
                 "block_id": block_id,
@@ -323,7 +325,10 @@ mod tests {
     #[test]
     fn markdown_becomes_mrkdwn() {
         assert_eq!(markdown_to_mrkdwn("**bold** and *it* ~~x~~"), "*bold* and _it_ ~x~");
-        assert_eq!(markdown_to_mrkdwn("[docs](https://a.example/x)"), "<https://a.example/x|docs>");
+        assert_eq!(
+            markdown_to_mrkdwn("[docs](https://a.example/x)"),
+            "<https://a.example/x|docs>"
+        );
         assert_eq!(markdown_to_mrkdwn("# Title\n\ntext"), "*Title*\n\ntext");
         assert_eq!(markdown_to_mrkdwn("- a\n- b"), "• a\n• b");
         assert_eq!(markdown_to_mrkdwn("1. a\n2. b"), "1. a\n2. b");
@@ -355,7 +360,10 @@ mod tests {
 
     #[test]
     fn a_long_result_becomes_several_messages() {
-        let text = (0..8000).map(|i| format!("paragraph {i} with some words in it")).collect::<Vec<_>>().join("\n\n");
+        let text = (0..8000)
+            .map(|i| format!("paragraph {i} with some words in it"))
+            .collect::<Vec<_>>()
+            .join("\n\n");
         let rendered = render(&OutboundMessage::text(text));
         assert!(rendered.len() >= 2);
         for message in &rendered {

@@ -46,7 +46,9 @@ struct Inner {
 
 impl std::fmt::Debug for SlackClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlackClient").field("api_url", &self.inner.api_url).finish_non_exhaustive()
+        f.debug_struct("SlackClient")
+            .field("api_url", &self.inner.api_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -128,7 +130,12 @@ impl SlackClient {
         let scopes = headers
             .get("x-oauth-scopes")
             .and_then(|v| v.to_str().ok())
-            .map(|s| s.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect())
+            .map(|s| {
+                s.split(',')
+                    .map(|x| x.trim().to_owned())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
         Ok((reply, scopes))
     }
@@ -171,7 +178,12 @@ impl SlackClient {
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .unwrap_or(1)
                     .min(MAX_RETRY_AFTER_SECS);
-                tracing::warn!(method, retry_after_secs = secs, attempt, "Slack rate limit; pausing this method");
+                tracing::warn!(
+                    method,
+                    retry_after_secs = secs,
+                    attempt,
+                    "Slack rate limit; pausing this method"
+                );
                 self.pause(method, Duration::from_secs(secs)).await;
                 if attempt >= MAX_RATE_LIMITED_ATTEMPTS {
                     return Err(refused(method, format!("ratelimited {attempt} times; giving up")));
@@ -181,13 +193,16 @@ impl SlackClient {
             let headers = response.headers().clone();
             let bytes = response.bytes().await.map_err(|e| transport(method, e.to_string()))?;
             if bytes.len() > MAX_RESPONSE_BYTES {
-                return Err(transport(method, format!("response of {} bytes is too large", bytes.len())));
+                return Err(transport(
+                    method,
+                    format!("response of {} bytes is too large", bytes.len()),
+                ));
             }
             if !status.is_success() {
                 return Err(transport(method, format!("HTTP {status}")));
             }
-            let value: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| transport(method, format!("response is not JSON: {e}")))?;
+            let value: Value =
+                serde_json::from_slice(&bytes).map_err(|e| transport(method, format!("response is not JSON: {e}")))?;
             if value["ok"] != json!(true) {
                 let error = value["error"].as_str().unwrap_or("unknown_error").to_owned();
                 return Err(refused(method, error));

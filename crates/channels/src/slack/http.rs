@@ -35,7 +35,9 @@ fn unauthorized(error: &str) -> Response {
 
 fn verify(slack: &Slack, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
     let Some(secret) = &slack.inner.signing_secret else {
-        return Err(unauthorized("this node has no slack.signing_secret, so it cannot verify Slack requests"));
+        return Err(unauthorized(
+            "this node has no slack.signing_secret, so it cannot verify Slack requests",
+        ));
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     signature::verify(
@@ -72,7 +74,9 @@ async fn events(State(slack): State<Slack>, headers: HeaderMap, body: Bytes) -> 
 }
 
 fn form_field(body: &[u8], name: &str) -> Option<String> {
-    form_urlencoded::parse(body).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(body)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 async fn interactivity(State(slack): State<Slack>, headers: HeaderMap, body: Bytes) -> Response {
@@ -115,7 +119,9 @@ impl Slack {
             Some("block_actions") => {
                 for action in payload["actions"].as_array().into_iter().flatten() {
                     let id = action["action_id"].as_str().unwrap_or_default();
-                    let Some(what) = id.strip_prefix(ACTION_PREFIX) else { continue };
+                    let Some(what) = id.strip_prefix(ACTION_PREFIX) else {
+                        continue;
+                    };
                     let Some(approval) = action["value"].as_str().and_then(|v| v.parse::<ApprovalId>().ok()) else {
                         continue;
                     };
@@ -131,7 +137,9 @@ impl Slack {
                     Ok(Some(problem)) => Some(json!({"response_action": "errors", "errors": {"note": problem}})),
                     Err(error) => {
                         tracing::warn!(%error, "Slack modal not handled");
-                        Some(json!({"response_action": "errors", "errors": {"note": "Something went wrong; try again."}}))
+                        Some(
+                            json!({"response_action": "errors", "errors": {"note": "Something went wrong; try again."}}),
+                        )
                     }
                 }
             }

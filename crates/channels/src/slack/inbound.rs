@@ -75,7 +75,10 @@ pub fn parse_callback(callback: &Value, bot_user_id: Option<&str>) -> Option<Mes
         team,
         channel: event["channel"].as_str()?.to_owned(),
         ts: event["ts"].as_str()?.to_owned(),
-        thread_ts: event["thread_ts"].as_str().filter(|t| Some(*t) != event["ts"].as_str()).map(str::to_owned),
+        thread_ts: event["thread_ts"]
+            .as_str()
+            .filter(|t| Some(*t) != event["ts"].as_str())
+            .map(str::to_owned),
         user,
         text,
         direct: event["channel_type"] == "im",
@@ -157,7 +160,12 @@ impl Slack {
         if let Some(user) = store.user_by_slack_id(slack_user).await? {
             return Ok((!user.disabled).then_some(user));
         }
-        let info = match self.inner.client.call_form("users.info", &[("user", slack_user.to_owned())]).await {
+        let info = match self
+            .inner
+            .client
+            .call_form("users.info", &[("user", slack_user.to_owned())])
+            .await
+        {
             Ok(info) => info,
             Err(coworker_core::channel::ChannelError::Refused { error, .. }) => {
                 tracing::info!(slack_user, %error, "users.info refused; treating the user as unlinked");
@@ -238,7 +246,9 @@ impl Slack {
         let store = &self.inner.store;
         let mut follow_up = None;
         if let Some(thread_ts) = &message.thread_ts
-            && let Some(bound) = store.task_for_slack_thread(&message.team, &message.channel, thread_ts).await?
+            && let Some(bound) = store
+                .task_for_slack_thread(&message.team, &message.channel, thread_ts)
+                .await?
             && let Some(task) = store.get_task(bound.task_id).await?
         {
             if !task.status.is_terminal() {
@@ -267,19 +277,7 @@ impl Slack {
                     .get_coworker(previous.coworker_id)
                     .await?
                     .map_or_else(|| self.inner.config.default_coworker.clone(), |c| c.handle);
-                let result = previous
-                    .result
-                    .as_ref()
-                    .and_then(|r| r.get("text").or_else(|| r.get("result")).and_then(Value::as_str).map(str::to_owned))
-                    .or_else(|| previous.result.as_ref().map(Value::to_string))
-                    .unwrap_or_default();
-                (
-                    handle,
-                    format!(
-                        "{}\n\n(A follow-up in the same conversation. Earlier request: {}\nYour earlier answer: {})",
-                        message.text, previous.brief, result
-                    ),
-                )
+                (handle, crate::work::follow_up_brief(previous, &message.text))
             }
             None => {
                 let handles: Vec<String> = store.list_coworkers().await?.into_iter().map(|c| c.handle).collect();
@@ -342,7 +340,9 @@ pub(crate) async fn run(slack: Slack, mut stop: watch::Receiver<bool>) {
                             }
                         }
                         // Left pending: retried on the next pass (every step is idempotent).
-                        Err(error) => tracing::warn!(event_id = %event.event_id, %error, "Slack event not processed yet"),
+                        Err(error) => {
+                            tracing::warn!(event_id = %event.event_id, %error, "Slack event not processed yet")
+                        }
                     }
                 }
             }
@@ -385,7 +385,11 @@ mod tests {
             json!({"type": "message", "user": "UBOT", "text": "x", "ts": "1", "channel": "C"}),
             json!({"type": "reaction_added", "user": "U1", "ts": "1", "channel": "C"}),
         ] {
-            assert_eq!(parse_callback(&callback(ignored.clone()), Some("UBOT")), None, "{ignored}");
+            assert_eq!(
+                parse_callback(&callback(ignored.clone()), Some("UBOT")),
+                None,
+                "{ignored}"
+            );
         }
     }
 

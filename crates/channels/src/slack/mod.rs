@@ -183,7 +183,9 @@ impl Slack {
             .bot_user_id
             .get_or_try_init(|| async {
                 let (reply, _) = self.inner.client.auth_test().await?;
-                Ok::<String, coworker_core::channel::ChannelError>(reply["user_id"].as_str().unwrap_or_default().to_owned())
+                Ok::<String, coworker_core::channel::ChannelError>(
+                    reply["user_id"].as_str().unwrap_or_default().to_owned(),
+                )
             })
             .await
             .map_err(|error| tracing::warn!(%error, "slack auth.test failed"))

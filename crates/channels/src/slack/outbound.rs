@@ -61,9 +61,21 @@ impl Slack {
     ) -> Result<Option<String>, DeliveryError> {
         let mut first = None;
         for (i, part) in render(message).into_iter().enumerate() {
-            let part_key = if i == 0 { key.to_owned() } else { format!("{key}#{}", i + 1) };
+            let part_key = if i == 0 {
+                key.to_owned()
+            } else {
+                format!("{key}#{}", i + 1)
+            };
             let ts = self
-                .post_part(&part_key, task, if i == 0 { approval } else { None }, channel, thread, &part.text, &part.blocks)
+                .post_part(
+                    &part_key,
+                    task,
+                    if i == 0 { approval } else { None },
+                    channel,
+                    thread,
+                    &part.text,
+                    &part.blocks,
+                )
                 .await?;
             if i == 0 {
                 first = ts;
@@ -98,7 +110,12 @@ impl Slack {
                 }
                 store.touch_slack_post(key).await?;
                 if let Some(ts) = self
-                    .find_posted(&record.channel_id, record.thread_ts.as_deref(), record.updated_at_ms, key)
+                    .find_posted(
+                        &record.channel_id,
+                        record.thread_ts.as_deref(),
+                        record.updated_at_ms,
+                        key,
+                    )
                     .await?
                 {
                     store.slack_post_done(key, &ts).await?;
@@ -181,7 +198,12 @@ impl Slack {
     }
 
     /// Replaces message `ts` in `channel`.
-    pub async fn update_message(&self, channel: &str, ts: &str, message: &OutboundMessage) -> Result<(), DeliveryError> {
+    pub async fn update_message(
+        &self,
+        channel: &str,
+        ts: &str,
+        message: &OutboundMessage,
+    ) -> Result<(), DeliveryError> {
         let part = render(message).into_iter().next().unwrap_or(blocks::Rendered {
             text: String::new(),
             blocks: Vec::new(),
@@ -189,7 +211,10 @@ impl Slack {
         match self
             .inner
             .client
-            .call("chat.update", &json!({"channel": channel, "ts": ts, "text": part.text, "blocks": part.blocks}))
+            .call(
+                "chat.update",
+                &json!({"channel": channel, "ts": ts, "text": part.text, "blocks": part.blocks}),
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -212,7 +237,14 @@ impl Slack {
         match existing.and_then(|p| p.message_ts.map(|ts| (p.channel_id, ts))) {
             Some((channel, ts)) => self.update_message(&channel, &ts, &message).await,
             None => self
-                .post_once(&key, Some(thread.task_id), None, &thread.channel_id, Some(&thread.thread_ts), &message)
+                .post_once(
+                    &key,
+                    Some(thread.task_id),
+                    None,
+                    &thread.channel_id,
+                    Some(&thread.thread_ts),
+                    &message,
+                )
                 .await
                 .map(|_| ()),
         }
@@ -222,13 +254,17 @@ impl Slack {
     async fn deliver_thread(&self, thread: &SlackThread) -> Result<(), DeliveryError> {
         let store = &self.inner.store;
         let Some(task) = store.get_task(thread.task_id).await? else {
-            store.advance_slack_thread(thread.task_id, thread.delivered_seq, true).await?;
+            store
+                .advance_slack_thread(thread.task_id, thread.delivered_seq, true)
+                .await?;
             return Ok(());
         };
         let Some(run) = store.run_for_task(task.id).await? else {
             return Ok(());
         };
-        let events = store.list_events(run.id, thread.delivered_seq, MAX_EVENTS_PER_PASS).await?;
+        let events = store
+            .list_events(run.id, thread.delivered_seq, MAX_EVENTS_PER_PASS)
+            .await?;
         let (channel, root) = (thread.channel_id.as_str(), Some(thread.thread_ts.as_str()));
         let mut seq = thread.delivered_seq;
         let mut status = None;
@@ -241,15 +277,26 @@ impl Slack {
                     let mut text = plan["summary"].as_str().map(|s| format!("{s}\n\n")).unwrap_or_default();
                     for (i, step) in plan["steps"].as_array().into_iter().flatten().enumerate() {
                         let tool = step["tool"].as_str().map(|t| format!(" (`{t}`)")).unwrap_or_default();
-                        text.push_str(&format!("{}. {}{tool}\n", i + 1, step["description"].as_str().unwrap_or("")));
+                        text.push_str(&format!(
+                            "{}. {}{tool}\n",
+                            i + 1,
+                            step["description"].as_str().unwrap_or("")
+                        ));
                     }
                     let message = OutboundMessage {
                         title: "Plan".into(),
                         text,
                         ..OutboundMessage::default()
                     };
-                    self.post_once(&format!("plan:{}:{}", task.id, event.seq), Some(task.id), None, channel, root, &message)
-                        .await?;
+                    self.post_once(
+                        &format!("plan:{}:{}", task.id, event.seq),
+                        Some(task.id),
+                        None,
+                        channel,
+                        root,
+                        &message,
+                    )
+                    .await?;
                 }
                 kind::TOOL_REQUESTED => {
                     let tool = p["tool"].as_str().unwrap_or("a tool");
@@ -266,8 +313,15 @@ impl Slack {
                         ..OutboundMessage::default()
                     };
                     let call = p["call_id"].as_str().unwrap_or_default();
-                    self.post_once(&format!("question:{}:{call}", task.id), Some(task.id), None, channel, root, &message)
-                        .await?;
+                    self.post_once(
+                        &format!("question:{}:{call}", task.id),
+                        Some(task.id),
+                        None,
+                        channel,
+                        root,
+                        &message,
+                    )
+                    .await?;
                     status = Some("Waiting for your answer".into());
                 }
                 kind::BLOCKED => {
@@ -275,13 +329,27 @@ impl Slack {
                         "I'm blocked: {}",
                         p["reason"].as_str().unwrap_or("no reason given")
                     ));
-                    self.post_once(&format!("blocked:{}:{}", task.id, event.seq), Some(task.id), None, channel, root, &message)
-                        .await?;
+                    self.post_once(
+                        &format!("blocked:{}:{}", task.id, event.seq),
+                        Some(task.id),
+                        None,
+                        channel,
+                        root,
+                        &message,
+                    )
+                    .await?;
                 }
                 kind::COMPLETED => {
                     let text = p["result"].as_str().unwrap_or_default();
-                    self.post_once(&format!("result:{}", task.id), Some(task.id), None, channel, root, &OutboundMessage::text(text))
-                        .await?;
+                    self.post_once(
+                        &format!("result:{}", task.id),
+                        Some(task.id),
+                        None,
+                        channel,
+                        root,
+                        &OutboundMessage::text(text),
+                    )
+                    .await?;
                     self.upload_files(task.id, channel, root).await?;
                     status = Some("Done ✓".into());
                     finished = true;
@@ -291,8 +359,15 @@ impl Slack {
                         "I couldn't finish this: {}",
                         p["error"].as_str().unwrap_or("unknown error")
                     ));
-                    self.post_once(&format!("result:{}", task.id), Some(task.id), None, channel, root, &message)
-                        .await?;
+                    self.post_once(
+                        &format!("result:{}", task.id),
+                        Some(task.id),
+                        None,
+                        channel,
+                        root,
+                        &message,
+                    )
+                    .await?;
                     status = Some("Failed".into());
                     finished = true;
                 }
@@ -408,7 +483,10 @@ impl Slack {
         } else {
             fields.push(("What".to_owned(), approval.kind.replace('_', " ")));
         }
-        let why = preview["rule"].as_str().map(str::to_owned).or_else(|| preview["risk"].as_str().map(|r| format!("{r} action")));
+        let why = preview["rule"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| preview["risk"].as_str().map(|r| format!("{r} action")));
         if let Some(why) = why {
             fields.push(("Why".to_owned(), why));
         }
@@ -458,7 +536,11 @@ impl Slack {
                         .map_or_else(|| "someone".to_owned(), |u| u.display_name),
                     None => "the system".to_owned(),
                 };
-                let note = approval.decision_note.as_deref().map(|n| format!(": “{n}”")).unwrap_or_default();
+                let note = approval
+                    .decision_note
+                    .as_deref()
+                    .map(|n| format!(": “{n}”"))
+                    .unwrap_or_default();
                 message.footer = Some(match status {
                     ApprovalStatus::Approved => format!("Approved by {by}{note}"),
                     ApprovalStatus::Rejected => format!("Rejected by {by}{note}"),
@@ -510,7 +592,10 @@ impl Slack {
     /// Posts new pending approvals and refreshes decided ones.
     async fn deliver_approvals(&self) -> Result<(), DeliveryError> {
         let store = &self.inner.store;
-        for approval in store.pending_approvals_by_urgency(None, 0, coworker_store::MAX_SLACK_BATCH).await? {
+        for approval in store
+            .pending_approvals_by_urgency(None, 0, coworker_store::MAX_SLACK_BATCH)
+            .await?
+        {
             let key = format!("approval:{}", approval.id);
             if store.slack_post(&key).await?.is_some() {
                 continue;
@@ -534,8 +619,15 @@ impl Slack {
                 }
             };
             let message = self.approval_message(&approval).await?;
-            self.post_once(&key, Some(approval.task_id), Some(approval.id), &channel, thread.as_deref(), &message)
-                .await?;
+            self.post_once(
+                &key,
+                Some(approval.task_id),
+                Some(approval.id),
+                &channel,
+                thread.as_deref(),
+                &message,
+            )
+            .await?;
         }
         for post in store.unresolved_slack_approvals().await? {
             let Some(id) = post.approval_id else { continue };
@@ -594,7 +686,10 @@ impl Slack {
                     {
                         return Ok(found["id"].as_str().map(str::to_owned));
                     }
-                    cursor = reply["response_metadata"]["next_cursor"].as_str().unwrap_or_default().to_owned();
+                    cursor = reply["response_metadata"]["next_cursor"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
                     if cursor.is_empty() {
                         break;
                     }
@@ -625,8 +720,15 @@ impl Slack {
                     text,
                     ..OutboundMessage::default()
                 };
-                self.post_once(&format!("delivery:{}", task.id), Some(task.id), None, &channel, None, &message)
-                    .await?;
+                self.post_once(
+                    &format!("delivery:{}", task.id),
+                    Some(task.id),
+                    None,
+                    &channel,
+                    None,
+                    &message,
+                )
+                .await?;
                 self.upload_files(task.id, &channel, None).await?;
             }
             store.finish_task_delivery(delivery.task_id).await?;

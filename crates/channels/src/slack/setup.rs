@@ -68,7 +68,11 @@ pub async fn checks(client: &SlackClient, mode: SlackMode, has_signing_secret: b
                     who["team_id"].as_str().unwrap_or("?")
                 ),
             ));
-            let missing: Vec<&str> = BOT_SCOPES.iter().copied().filter(|s| !scopes.iter().any(|have| have == s)).collect();
+            let missing: Vec<&str> = BOT_SCOPES
+                .iter()
+                .copied()
+                .filter(|s| !scopes.iter().any(|have| have == s))
+                .collect();
             if missing.is_empty() {
                 checks.push(Check::ok("slack scopes", "the bot token has every scope Coworker uses"));
             } else {
@@ -87,7 +91,10 @@ pub async fn checks(client: &SlackClient, mode: SlackMode, has_signing_secret: b
     }
     match mode {
         SlackMode::Socket => match client.open_connection().await {
-            Ok(_) => checks.push(Check::ok("slack socket mode", "apps.connections.open returned a WebSocket URL")),
+            Ok(_) => checks.push(Check::ok(
+                "slack socket mode",
+                "apps.connections.open returned a WebSocket URL",
+            )),
             Err(e) => checks.push(Check::fail(
                 "slack socket mode",
                 e.to_string(),
@@ -117,9 +124,15 @@ mod tests {
         assert_eq!(m["settings"]["socket_mode_enabled"], true);
         assert_eq!(m["settings"]["interactivity"]["is_enabled"], true);
         assert_eq!(m["oauth_config"]["scopes"]["bot"].as_array().unwrap().len(), 10);
-        assert_eq!(m["settings"]["event_subscriptions"]["bot_events"], json!(["app_mention", "message.im", "message.channels"]));
+        assert_eq!(
+            m["settings"]["event_subscriptions"]["bot_events"],
+            json!(["app_mention", "message.im", "message.channels"])
+        );
         let m = manifest("Coworker", SlackMode::Events, "https://cw.example.com/");
-        assert_eq!(m["settings"]["event_subscriptions"]["request_url"], "https://cw.example.com/slack/events");
+        assert_eq!(
+            m["settings"]["event_subscriptions"]["request_url"],
+            "https://cw.example.com/slack/events"
+        );
         assert_eq!(m["settings"]["socket_mode_enabled"], false);
     }
 }

@@ -16,7 +16,9 @@ pub enum SignatureError {
     #[error("missing or malformed {0} header")]
     Header(&'static str),
     /// The timestamp is outside the window.
-    #[error("request timestamp is {age_secs} s away from now (limit {MAX_REQUEST_AGE_SECS} s): a replay or a wrong clock")]
+    #[error(
+        "request timestamp is {age_secs} s away from now (limit {MAX_REQUEST_AGE_SECS} s): a replay or a wrong clock"
+    )]
     Stale {
         /// How far off.
         age_secs: i64,
@@ -87,14 +89,29 @@ mod tests {
     #[test]
     fn refuses_tampering_staleness_and_missing_headers() {
         let now = 1531420618;
-        assert_eq!(verify(SECRET, Some(TS), Some(EXPECTED), b"token=other", now), Err(SignatureError::Mismatch));
-        assert_eq!(verify(b"wrong", Some(TS), Some(EXPECTED), BODY, now), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(SECRET, Some(TS), Some(EXPECTED), b"token=other", now),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"wrong", Some(TS), Some(EXPECTED), BODY, now),
+            Err(SignatureError::Mismatch)
+        );
         assert_eq!(
             verify(SECRET, Some(TS), Some(EXPECTED), BODY, now + 301),
             Err(SignatureError::Stale { age_secs: 301 })
         );
-        assert_eq!(verify(SECRET, None, Some(EXPECTED), BODY, now), Err(SignatureError::Header("X-Slack-Request-Timestamp")));
-        assert_eq!(verify(SECRET, Some(TS), None, BODY, now), Err(SignatureError::Header("X-Slack-Signature")));
-        assert_eq!(verify(SECRET, Some(TS), Some("v1=zz"), BODY, now), Err(SignatureError::Header("X-Slack-Signature")));
+        assert_eq!(
+            verify(SECRET, None, Some(EXPECTED), BODY, now),
+            Err(SignatureError::Header("X-Slack-Request-Timestamp"))
+        );
+        assert_eq!(
+            verify(SECRET, Some(TS), None, BODY, now),
+            Err(SignatureError::Header("X-Slack-Signature"))
+        );
+        assert_eq!(
+            verify(SECRET, Some(TS), Some("v1=zz"), BODY, now),
+            Err(SignatureError::Header("X-Slack-Signature"))
+        );
     }
 }
