@@ -168,10 +168,7 @@ impl Scheduler {
                 tool.spec().risk
             ));
         }
-        let arguments = schedule
-            .watch_arguments
-            .clone()
-            .unwrap_or_else(|| serde_json::json!({}));
+        let arguments = schedule.watch_arguments.clone().unwrap_or_else(|| serde_json::json!({}));
         crate::tools::check_arguments(&tool.spec().input_schema, &arguments).map_err(|e| e.to_string())?;
         // A poll is not a task: fresh ids that match no row, and a call id naming the poll.
         let context = ToolCallContext {
@@ -231,10 +228,7 @@ impl Scheduler {
 
 fn cut(text: &str) -> String {
     match text.char_indices().nth(MAX_WATCH_RESULT_CHARS_IN_BRIEF) {
-        Some((at, _)) => format!(
-            "{}\n[… cut at {MAX_WATCH_RESULT_CHARS_IN_BRIEF} characters]",
-            &text[..at]
-        ),
+        Some((at, _)) => format!("{}\n[… cut at {MAX_WATCH_RESULT_CHARS_IN_BRIEF} characters]", &text[..at]),
         None => text.to_owned(),
     }
 }

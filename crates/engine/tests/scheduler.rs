@@ -15,10 +15,7 @@ use coworker_store::{NewSchedule, NewUser};
 use coworker_testkit::scripted_model::{Format, Reply, Script, ScriptedModelServer, Turn};
 use coworker_testkit::{TestDb, backend_tests};
 
-backend_tests!(
-    a_schedule_fires_through_the_engine_on_a_stepped_clock,
-    catch_up_after_downtime_per_policy
-);
+backend_tests!(a_schedule_fires_through_the_engine_on_a_stepped_clock, catch_up_after_downtime_per_policy);
 
 /// A clock the test moves by hand.
 #[derive(Default)]
@@ -57,14 +54,7 @@ async fn engine(db: &TestDb, script: Script) -> (Engine, ScriptedModelServer) {
     (engine, server)
 }
 
-async fn schedule(
-    db: &TestDb,
-    cron: &str,
-    tz: &str,
-    policy: CatchUp,
-    max: i64,
-    created_at_ms: i64,
-) -> coworker_store::Schedule {
+async fn schedule(db: &TestDb, cron: &str, tz: &str, policy: CatchUp, max: i64, created_at_ms: i64) -> coworker_store::Schedule {
     let mut def = coworker_engine::coworkers::default_assistant();
     def.handle = "ada".into();
     let coworker = coworker_engine::coworkers::upsert(&db.store, &def).await.unwrap().id;
@@ -108,12 +98,7 @@ async fn a_schedule_fires_through_the_engine_on_a_stepped_clock(db: &TestDb) {
     let script = Script::new().turn(Turn::reply(Reply::text("Here is your Monday brief.").usage(50, 10)));
     let (engine, server) = engine(db, script).await;
     let clock = Arc::new(TestClock::default());
-    let scheduler = Scheduler::new(
-        db.store.clone(),
-        ToolRegistry::new(),
-        clock.clone(),
-        SchedulerSettings::default(),
-    );
+    let scheduler = Scheduler::new(db.store.clone(), ToolRegistry::new(), clock.clone(), SchedulerSettings::default());
     let created = MONDAY_8_PARIS - 86_400_000;
     let schedule = schedule(db, "0 8 * * MON", "Europe/Paris", CatchUp::Latest, 10, created).await;
     assert_eq!(schedule.next_fire_at_ms, Some(MONDAY_8_PARIS));
@@ -135,23 +120,14 @@ async fn a_schedule_fires_through_the_engine_on_a_stepped_clock(db: &TestDb) {
     assert_eq!(task.status, TaskStatus::Done, "{:?}", task.result);
     assert_eq!(server.model_requests().len(), 1);
     let shown = db.store.get_schedule(schedule.id).await.unwrap().unwrap();
-    assert_eq!(
-        shown.last_task_status,
-        Some(TaskStatus::Done),
-        "the last outcome is shown"
-    );
+    assert_eq!(shown.last_task_status, Some(TaskStatus::Done), "the last outcome is shown");
     assert_eq!(shown.next_fire_at_ms, Some(MONDAY_8_PARIS + 7 * 86_400_000));
 }
 
 async fn catch_up_after_downtime_per_policy(db: &TestDb) {
     let (_engine, _server) = engine(db, Script::new()).await;
     let clock = Arc::new(TestClock::default());
-    let scheduler = Scheduler::new(
-        db.store.clone(),
-        ToolRegistry::new(),
-        clock.clone(),
-        SchedulerSettings::default(),
-    );
+    let scheduler = Scheduler::new(db.store.clone(), ToolRegistry::new(), clock.clone(), SchedulerSettings::default());
     let created = MONDAY_8_PARIS - 1000;
     let latest = schedule(db, "*/10 * * * *", "UTC", CatchUp::Latest, 10, created).await;
     let all = schedule(db, "*/10 * * * *", "UTC", CatchUp::All, 4, created).await;
