@@ -78,11 +78,8 @@ pub fn markdown_to_mrkdwn(markdown: &str) -> String {
                     _ => out.push_str("• "),
                 }
             }
-            Event::End(TagEnd::Item) => {
-                if !out.ends_with('\n') {
-                    out.push('\n');
-                }
-            }
+            Event::End(TagEnd::Item) if !out.ends_with('\n') => out.push('\n'),
+            Event::End(TagEnd::Item) => {}
             Event::Start(Tag::Link { dest_url, .. }) => {
                 link = Some(dest_url.to_string());
                 link_text.clear();
@@ -173,7 +170,7 @@ pub fn split(text: &str, max_chars: usize) -> Vec<String> {
             in_fence = !in_fence;
         }
     }
-    if !current.trim().is_empty() && !(in_fence && current.trim() == FENCE) {
+    if !(current.trim().is_empty() || in_fence && current.trim() == FENCE) {
         chunks.push(current.trim_end_matches('\n').to_owned());
     }
     chunks

@@ -33,11 +33,11 @@ fn unauthorized(error: &str) -> Response {
     (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": {"code": "bad_signature", "message": error, "hint": "check slack.signing_secret and the server clock"}}))).into_response()
 }
 
-fn verify(slack: &Slack, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+fn verify(slack: &Slack, headers: &HeaderMap, body: &[u8]) -> Result<(), Box<Response>> {
     let Some(secret) = &slack.inner.signing_secret else {
-        return Err(unauthorized(
+        return Err(Box::new(unauthorized(
             "this node has no slack.signing_secret, so it cannot verify Slack requests",
-        ));
+        )));
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     signature::verify(
@@ -49,13 +49,13 @@ fn verify(slack: &Slack, headers: &HeaderMap, body: &[u8]) -> Result<(), Respons
     )
     .map_err(|e| {
         tracing::warn!(error = %e, "refused a Slack request");
-        unauthorized(&e.to_string())
+        Box::new(unauthorized(&e.to_string()))
     })
 }
 
 async fn events(State(slack): State<Slack>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(refused) = verify(&slack, &headers, &body) {
-        return refused;
+        return *refused;
     }
     let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "the body is not JSON").into_response();
@@ -81,7 +81,7 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
 
 async fn interactivity(State(slack): State<Slack>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(refused) = verify(&slack, &headers, &body) {
-        return refused;
+        return *refused;
     }
     let Some(payload) = form_field(&body, "payload").and_then(|p| serde_json::from_str::<Value>(&p).ok()) else {
         return (StatusCode::BAD_REQUEST, "no payload field").into_response();
@@ -94,7 +94,7 @@ async fn interactivity(State(slack): State<Slack>, headers: HeaderMap, body: Byt
 
 async fn commands(State(slack): State<Slack>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(refused) = verify(&slack, &headers, &body) {
-        return refused;
+        return *refused;
     }
     axum::Json(slack.command_reply()).into_response()
 }

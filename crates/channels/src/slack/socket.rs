@@ -43,7 +43,7 @@ type Opening = Pin<Box<dyn Future<Output = Result<Ws, String>> + Send>>;
 /// How serving one socket ended.
 enum Ended {
     Stop,
-    Replaced(Ws),
+    Replaced(Box<Ws>),
     Dropped(String),
 }
 
@@ -79,13 +79,13 @@ async fn connect(slack: Slack) -> Result<Ws, String> {
 /// Runs Socket Mode until `stop`.
 pub(crate) async fn run(slack: Slack, mut stop: watch::Receiver<bool>) {
     let mut backoff = BACKOFF_MIN;
-    let mut next: Option<Ws> = None;
+    let mut next: Option<Box<Ws>> = None;
     loop {
         if *stop.borrow() {
             return;
         }
         let ws = match next.take() {
-            Some(ws) => ws,
+            Some(ws) => *ws,
             None => match connect(slack.clone()).await {
                 Ok(ws) => {
                     backoff = BACKOFF_MIN;
@@ -151,7 +151,7 @@ async fn serve(slack: &Slack, mut ws: Ws, stop: &mut watch::Receiver<bool>) -> E
                 Some(Ok(Message::Close(_))) | None => {
                     return match replacement.take() {
                         Some(opening) => match opening.await {
-                            Ok(new) => Ended::Replaced(new),
+                            Ok(new) => Ended::Replaced(Box::new(new)),
                             Err(e) => Ended::Dropped(format!("closed; replacement failed: {e}")),
                         },
                         None => Ended::Dropped("the socket closed".into()),
@@ -177,7 +177,7 @@ async fn serve(slack: &Slack, mut ws: Ws, stop: &mut watch::Receiver<bool>) -> E
                 match opened {
                     Ok(new) => {
                         let _ = ws.close(None).await;
-                        return Ended::Replaced(new);
+                        return Ended::Replaced(Box::new(new));
                     }
                     // Keep the old socket while it lasts; it is replaced when it closes.
                     Err(error) => tracing::warn!(%error, "Slack replacement socket failed"),
