@@ -82,6 +82,15 @@ pub enum UsersCommand {
         /// User id
         id: String,
     },
+    /// Link an account to a Slack user, so their Slack messages act as the account (admins)
+    Link {
+        /// User id or email
+        #[arg(value_name = "USER_ID_OR_EMAIL")]
+        id: String,
+        /// Slack user id (profile → ⋮ → Copy member ID), e.g. U0123ABCD
+        #[arg(long, value_name = "SLACK_USER_ID")]
+        slack: String,
+    },
 }
 
 /// Every item of a paginated listing at `path`, following `next_cursor`.
@@ -246,6 +255,14 @@ pub async fn users(client: &Client, command: UsersCommand) -> anyhow::Result<Exi
                 .patch(&format!("/users/{id}"), &json!({"disabled": false}))
                 .await?;
             println!("{} is enabled again.", text(&updated["user"]["display_name"]));
+        }
+        UsersCommand::Link { id, slack } => {
+            let path = format!("/users/{}/slack", id.trim());
+            let updated = client.put(&path, &json!({"slack_user_id": slack})).await?;
+            println!(
+                "{} is linked to Slack user {slack}: their messages to a coworker now act as this account.",
+                text(&updated["user"]["display_name"])
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

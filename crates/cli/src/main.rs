@@ -12,6 +12,8 @@ mod memory;
 mod policy;
 mod schedules;
 mod secrets;
+// Slack (issue 13).
+mod slack;
 mod work;
 
 use std::path::PathBuf;
@@ -115,6 +117,9 @@ enum Command {
     /// The shared workspace's files: list, show (with versions), download (talks to a running node)
     #[command(subcommand)]
     Files(files::FilesCommand),
+    /// Slack: print the app manifest, test the tokens and the connection
+    #[command(subcommand)]
+    Slack(slack::SlackCommand),
 }
 
 #[derive(Subcommand)]
@@ -132,6 +137,9 @@ enum TaskCommand {
         /// Project slug (see `coworker projects`)
         #[arg(long)]
         project: Option<String>,
+        /// Also deliver the result to slack:dm:<user id or email> or slack:channel:<name or id>
+        #[arg(long, value_name = "TARGET")]
+        deliver_to: Option<String>,
         /// Follow progress until the task ends; exit 0 on done, 1 on failed/cancelled/blocked
         #[arg(long)]
         wait: bool,
@@ -333,6 +341,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(args) => init(&args),
         Command::Serve(args) => serve(&cli.global, args).await,
         Command::Doctor(args) => doctor(&cli.global, args).await,
+        Command::Slack(command) => {
+            slack::run(load::config(cli.global.config.as_deref(), None, None)?.config, command).await
+        }
         Command::Migrate(args) => migrate(&cli.global, args).await,
         Command::Worker(args) => worker(&cli.global, args).await,
         Command::Models(ModelsCommand::List { json }) => models_list(&cli.global, json).await,
@@ -344,6 +355,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     brief,
                     priority,
                     project,
+                    deliver_to,
                     wait,
                     json,
                 } => {
@@ -352,6 +364,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         brief: &brief,
                         priority: priority.as_deref(),
                         project: project.as_deref(),
+                        deliver_to: deliver_to.as_deref(),
                     };
                     work::task_new(&client, args, wait, json).await
                 }

@@ -137,6 +137,8 @@ pub struct NewTaskArgs<'a> {
     pub priority: Option<&'a str>,
     /// Project slug.
     pub project: Option<&'a str>,
+    /// Delivery target (`slack:dm:…`, `slack:channel:…`).
+    pub deliver_to: Option<&'a str>,
 }
 
 /// `coworker task new`.
@@ -146,8 +148,9 @@ pub async fn task_new(client: &Client, args: NewTaskArgs<'_>, wait: bool, json_o
         brief,
         priority,
         project,
+        deliver_to,
     } = args;
-    let body = json!({"to": to, "brief": brief, "priority": priority, "project": project});
+    let body = json!({"to": to, "brief": brief, "priority": priority, "project": project, "deliver_to": deliver_to});
     let created = client.post("/tasks", &body).await?;
     let id = created["task"]["id"].as_str().unwrap_or_default().to_owned();
     if !wait {

@@ -63,6 +63,8 @@ pub struct Config {
     pub schedules: SchedulesConfig,
     /// Memory: embedder, context sizes, consolidation and decay (issue 11).
     pub memory: MemoryConfig,
+    /// Slack (issue 13): off unless `bot_token` is set.
+    pub slack: SlackConfig,
 }
 
 /// `[policy]`
@@ -674,6 +676,155 @@ pub const MAX_USD_PER_MTOK: f64 = 10_000.0;
 /// Most attempts a model call may be configured to make.
 pub const MAX_MODEL_ATTEMPTS: u32 = 10;
 
+/// How Slack reaches the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlackMode {
+    /// Socket Mode: the node opens a WebSocket to Slack (no public URL needed).
+    #[default]
+    Socket,
+    /// Events API: Slack POSTs signed requests to the node's `/slack/*` endpoints.
+    Events,
+}
+
+/// Default Slack Web API base URL (method names are appended).
+pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api/";
+
+/// `[slack]`: the Slack app this node speaks for. Token values are credential references
+/// ([`CredentialRef`]), never logged.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackConfig {
+    /// `socket` or `events`.
+    pub mode: SlackMode,
+    /// Bot token (`xoxb-…`); Slack is off while empty.
+    pub bot_token: String,
+    /// App-level token (`xapp-…`, `connections:write`) for Socket Mode.
+    pub app_token: String,
+    /// Signing secret for the Events API.
+    pub signing_secret: String,
+    /// Web API base URL, ending in `/`.
+    pub api_url: String,
+    /// Handle of the coworker a message goes to when it names none.
+    pub default_coworker: String,
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        SlackConfig {
+            mode: SlackMode::Socket,
+            bot_token: String::new(),
+            app_token: String::new(),
+            signing_secret: String::new(),
+            api_url: DEFAULT_SLACK_API_URL.to_owned(),
+            default_coworker: "assistant".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SlackConfig {
+    // Literal tokens may sit in these fields: show only whether each is set.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |v: &str| if v.is_empty() { "(unset)" } else { "(set)" };
+        f.debug_struct("SlackConfig")
+            .field("mode", &self.mode)
+            .field("bot_token", &shown(&self.bot_token))
+            .field("app_token", &shown(&self.app_token))
+            .field("signing_secret", &shown(&self.signing_secret))
+            .field("api_url", &self.api_url)
+            .field("default_coworker", &self.default_coworker)
+            .finish()
+    }
+}
+
+/// Where a credential's value comes from: `env:NAME`, `secret:NAME`, or the literal text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialRef {
+    /// The value itself.
+    Literal,
+    /// An environment variable.
+    Env(String),
+    /// A secret in the encrypted secret store.
+    Secret(String),
+}
+
+impl CredentialRef {
+    /// Classifies a configured value.
+    pub fn parse(value: &str) -> CredentialRef {
+        let value = value.trim();
+        if let Some(name) = value.strip_prefix("env:") {
+            CredentialRef::Env(name.trim().to_owned())
+        } else if let Some(name) = value.strip_prefix("secret:") {
+            CredentialRef::Secret(name.trim().to_owned())
+        } else {
+            CredentialRef::Literal
+        }
+    }
+}
+
+impl SlackConfig {
+    /// Whether Slack is configured at all.
+    pub fn enabled(&self) -> bool {
+        !self.bot_token.trim().is_empty()
+    }
+
+    /// Checks the section (only when enabled).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        for (key, value) in [
+            ("bot_token", &self.bot_token),
+            ("app_token", &self.app_token),
+            ("signing_secret", &self.signing_secret),
+        ] {
+            match CredentialRef::parse(value) {
+                CredentialRef::Env(name) | CredentialRef::Secret(name) if name.is_empty() => {
+                    return Err(ConfigError::invalid(
+                        &format!("slack.{key}"),
+                        format!("{value:?} names no variable or secret"),
+                        "write env:NAME, secret:NAME or the value itself",
+                    ));
+                }
+                _ => {}
+            }
+        }
+        match self.mode {
+            SlackMode::Socket if self.app_token.trim().is_empty() => {
+                return Err(ConfigError::invalid(
+                    "slack.app_token",
+                    "is empty, and mode = \"socket\" needs it",
+                    "create an app-level token with connections:write (Slack app settings → Basic Information), or use mode = \"events\" with signing_secret",
+                ));
+            }
+            SlackMode::Events if self.signing_secret.trim().is_empty() => {
+                return Err(ConfigError::invalid(
+                    "slack.signing_secret",
+                    "is empty, and mode = \"events\" needs it",
+                    "copy the signing secret from the Slack app's Basic Information page",
+                ));
+            }
+            _ => {}
+        }
+        let url = self.api_url.trim();
+        if !(url.starts_with("http://") || url.starts_with("https://")) || !url.ends_with('/') {
+            return Err(ConfigError::invalid(
+                "slack.api_url",
+                format!("{url:?} is not an http(s) URL ending in '/'"),
+                format!("the default is {DEFAULT_SLACK_API_URL:?}; method names are appended to it"),
+            ));
+        }
+        if self.default_coworker.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "slack.default_coworker",
+                "is empty",
+                "name the coworker a message goes to when it names none, e.g. \"assistant\"",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Which database a configuration points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseKind {
@@ -767,6 +918,7 @@ impl Config {
             }
             mcp_names.push(&server.name);
         }
+        self.slack.validate()?;
         if self.tools.http.timeout_secs == 0 || self.tools.http.max_bytes == 0 {
             return Err(ConfigError::invalid(
                 "tools.http",
@@ -1407,6 +1559,7 @@ pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; 
 # max_webhook_bytes = 262144
 # How far a webhook's X-Coworker-Timestamp may be from now, in seconds (else 401).
 # webhook_tolerance_secs = 300
+
 # [memory]
 # Embedder: "local" (a MiniLM model run in-process; `coworker memory install-model` installs
 # it), "openai" (an OpenAI-compatible /embeddings endpoint) or "none" (full text only).
@@ -1430,6 +1583,20 @@ pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; 
 # decay_after_days = 180
 # decay_unused_days = 90
 # decay_max_use_count = 0
+
+# [slack]
+# Off while bot_token is empty. Each token is a literal, "env:NAME" (an environment variable)
+# or "secret:NAME" (the encrypted secret store: `coworker secrets set NAME`).
+# "socket" (Socket Mode: needs app_token, no public URL) or "events" (Events API over HTTP at
+# /slack/events, /slack/interactivity and /slack/commands: needs signing_secret).
+# mode = "socket"
+# bot_token = ""
+# app_token = ""
+# signing_secret = ""
+# Slack's Web API base; method names are appended (point it at a test server in tests).
+# api_url = "https://slack.com/api/"
+# The coworker a message goes to when it names none.
+# default_coworker = "assistant"
 "#;
 
 #[cfg(test)]
@@ -1465,6 +1632,30 @@ mod tests {
         assert_eq!(parsed, Config::default());
         // And the template as written (all commented) is valid too.
         assert_eq!(load(CONFIG_TEMPLATE).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn slack_section_is_checked_only_when_enabled() {
+        let err = |text: &str| load(text).unwrap_err().to_string();
+        assert_eq!(
+            load("[slack]\nmode = \"events\"\n").unwrap().slack.mode,
+            SlackMode::Events
+        );
+        assert!(err("[slack]\nbot_token = \"env:B\"\n").contains("slack.app_token"));
+        assert!(err("[slack]\nmode = \"events\"\nbot_token = \"x\"\n").contains("slack.signing_secret"));
+        assert!(err("[slack]\nbot_token = \"x\"\napp_token = \"secret:\"\n").contains("names no variable"));
+        assert!(
+            err("[slack]\nbot_token = \"x\"\napp_token = \"y\"\napi_url = \"http://h/api\"\n")
+                .contains("ending in '/'")
+        );
+        let ok = load("[slack]\nbot_token = \"xoxb-1\"\napp_token = \"env:APP\"\n").unwrap();
+        assert!(
+            !format!("{:?}", ok.slack).contains("xoxb"),
+            "tokens never Debug-printed"
+        );
+        assert_eq!(CredentialRef::parse("env:APP"), CredentialRef::Env("APP".into()));
+        assert_eq!(CredentialRef::parse("secret:s"), CredentialRef::Secret("s".into()));
+        assert_eq!(CredentialRef::parse("xoxb-1"), CredentialRef::Literal);
     }
 
     #[test]

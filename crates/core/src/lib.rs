@@ -12,6 +12,9 @@ pub mod domain;
 pub mod ids;
 pub mod policy;
 pub mod schedule;
+// Channels (issue 13).
+#[cfg(feature = "channels")]
+pub mod channel;
 pub mod text;
 
 pub use ids::*;

@@ -415,7 +415,7 @@ pub async fn create_token(
     // A capped credential only makes capped tokens: no way up through a new token.
     let caller_cap = match &principal.credential {
         Credential::Token(token) => token.role.map(|_| principal.user.role),
-        Credential::Session { .. } => None,
+        Credential::Session { .. } | Credential::Channel(_) => None,
     };
     let role = body.role.or(caller_cap);
     let expires_at_ms = match body.expires_in_days {

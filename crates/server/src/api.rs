@@ -115,6 +115,8 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(crate::memory::reindex))
         .routes(routes!(crate::memory::consolidate))
         .routes(routes!(crate::memory::status))
+        // Channels (issue 13).
+        .routes(routes!(crate::channels::link_slack))
         .fallback(api_not_found);
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::base())
         .nest(API_PREFIX, api)
@@ -371,6 +373,11 @@ pub enum MeCredential {
         /// The session's id.
         id: SessionId,
     },
+    /// A channel acting for its linked user (never seen over HTTP).
+    Channel {
+        /// `slack`.
+        kind: String,
+    },
 }
 
 /// The node answering.
@@ -394,6 +401,7 @@ pub async fn me(State(state): State<AppState>, Extension(principal): Extension<P
                 role: token.role,
             },
             Credential::Session { id, .. } => MeCredential::Session { id: *id },
+            Credential::Channel(kind) => MeCredential::Channel { kind: kind.clone() },
         },
         user: principal.user,
         node: NodeInfo {

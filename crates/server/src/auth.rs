@@ -59,6 +59,9 @@ pub enum Credential {
         /// Its CSRF token, for forms the page renders.
         csrf_token: String,
     },
+    /// A person acting through a channel (Slack) that authenticated them and is linked to
+    /// their account; never an HTTP credential.
+    Channel(String),
 }
 
 /// Who is calling: attached to every authenticated request.
@@ -80,7 +83,7 @@ impl Principal {
     pub fn csrf_token(&self) -> &str {
         match &self.credential {
             Credential::Session { csrf_token, .. } => csrf_token,
-            Credential::Token(_) => "",
+            Credential::Token(_) | Credential::Channel(_) => "",
         }
     }
 

@@ -25,10 +25,38 @@ pub async fn run_checks(config: &Config, config_source: &str) -> Vec<Check> {
     checks.extend(check_mcp(config, store.as_ref()).await);
     // memory (issue 11)
     checks.extend(check_memory(config, store.as_ref()).await);
+    checks.extend(check_slack(config, store.as_ref(), &env).await);
     if let Some(store) = store {
         store.close().await;
     }
     checks
+}
+
+/// `coworker slack test`: the Slack checks alone (tokens, scopes, connection).
+pub async fn slack_checks(config: &Config) -> Vec<Check> {
+    let data_dir = Path::new(&config.storage.data_dir);
+    let store = if data_dir.exists() {
+        check_database(config, data_dir).await.1
+    } else {
+        None
+    };
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let checks = check_slack(config, store.as_ref(), &env).await;
+    if let Some(store) = store {
+        store.close().await;
+    }
+    checks
+}
+
+/// Slack (issue 13): `secret:` references are read only when a master key already exists.
+async fn check_slack(config: &Config, store: Option<&Store>, env: &[(String, String)]) -> Vec<Check> {
+    let key_exists = std::env::var(coworker_tools::secrets::MASTER_KEY_ENV).is_ok()
+        || coworker_tools::secrets::key_file_path(config).exists();
+    let secrets = match (store, key_exists) {
+        (Some(store), true) => Secrets::open(store.clone(), config).ok().map(Arc::new),
+        _ => None,
+    };
+    crate::channels::slack_checks(config, env, secrets.as_ref()).await
 }
 
 /// Connects to every MCP server (from the file and, when the database is usable, those added

@@ -12,6 +12,9 @@ pub enum NodeError {
     /// Invalid configuration.
     #[error("{0}")]
     Config(#[from] coworker_core::config::ConfigError),
+    /// A channel (Slack) could not be set up.
+    #[error("{0}")]
+    Channels(String),
     /// The data dir could not be created or written.
     #[error("data dir {path}: {message}\n  fix: {hint}")]
     DataDir {

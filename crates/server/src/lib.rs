@@ -14,6 +14,8 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+// Channels (issue 13).
+pub mod channels;
 pub mod datadir;
 pub mod doctor;
 pub mod error;

@@ -144,22 +144,30 @@ impl Node {
 
         crate::metrics::handle();
         let max_request_bytes = usize::try_from(config.server.max_request_bytes).unwrap_or(usize::MAX);
-        let app = router(
-            AppState {
-                store: store.clone(),
-                public_url: public_url.clone(),
-                engine: engine.clone(),
-                signin_limiter: Arc::default(),
-                secrets: secrets.clone(),
-                mcp: mcp.clone(),
-                models_summary: models_summary.clone(),
-                models_catalog: Arc::new(coworker_models::models_list(&providers)),
-                data_dir: data_dir.clone(),
-                schedules: config.schedules.clone(),
-                memory: memory.clone(),
-            },
-            max_request_bytes,
-        );
+        let state = AppState {
+            store: store.clone(),
+            public_url: public_url.clone(),
+            engine: engine.clone(),
+            signin_limiter: Arc::default(),
+            secrets: secrets.clone(),
+            mcp: mcp.clone(),
+            models_summary: models_summary.clone(),
+            models_catalog: Arc::new(coworker_models::models_list(&providers)),
+            data_dir: data_dir.clone(),
+            schedules: config.schedules.clone(),
+            memory: memory.clone(),
+        };
+        // Channels (issue 13): Slack's endpoints authenticate by signature, not by the API's
+        // middleware, so they are merged beside the API router.
+        let slack = if options.engine_only {
+            None
+        } else {
+            crate::channels::start_slack(&config, &env, &secrets, &state).await?
+        };
+        let mut app = router(state, max_request_bytes);
+        if let Some(slack) = &slack {
+            app = app.merge(slack.router());
+        }
 
         let shutdown = Shutdown::new();
         if options.handle_signals {
@@ -189,6 +197,9 @@ impl Node {
             engine.router().clone(),
             shutdown.clone(),
         ));
+        if let Some(slack) = &slack {
+            workers.extend(slack.spawn(shutdown.subscribe()));
+        }
         tokio::spawn(reload_mcp_servers(
             config.clone(),
             store.clone(),

@@ -178,6 +178,10 @@ pub struct CreateTask {
     /// Slug of the project the task belongs to.
     #[serde(default)]
     pub project: Option<String>,
+    /// Where the result goes besides the web inbox: `slack:dm:<user id or linked email>`,
+    /// `slack:channel:<name or id>` (issue 13).
+    #[serde(default)]
+    pub deliver_to: Option<String>,
 }
 
 /// Response of `POST /api/v1/tasks`.
@@ -263,6 +267,20 @@ pub async fn delegate(
         })?),
         None => None,
     };
+    // Delivery target (issue 13): checked before anything is written.
+    let deliver_to = match body.deliver_to.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) => match coworker_core::schedule::DeliveryTarget::parse(text) {
+            Ok(coworker_core::schedule::DeliveryTarget::Inbox) => None,
+            Ok(target) => Some(target.to_string()),
+            Err(e) => {
+                return Err(bad_request(
+                    e.to_string(),
+                    "use slack:dm:U0123ABCD, slack:dm:person@example.com or slack:channel:#ops",
+                ));
+            }
+        },
+        None => None,
+    };
     let created = state
         .store
         .create_task(&NewTask {
@@ -273,6 +291,9 @@ pub async fn delegate(
             ..NewTask::new(coworker.id, brief, origin)
         })
         .await?;
+    if let Some(target) = &deliver_to {
+        state.store.set_task_delivery(created.row().id, target).await?;
+    }
     if created.is_new() {
         let task = created.row();
         state

@@ -237,6 +237,14 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
             Some(json!({"disabled": false})),
             admins,
         ),
+        // Channels (issue 13).
+        case(
+            M::PUT,
+            "/api/v1/users/{id}/slack",
+            format!("/api/v1/users/{target_user}/slack"),
+            Some(json!({"slack_user_id": "U0ROLES01"})),
+            admins,
+        ),
         case(
             M::POST,
             "/api/v1/invitations",

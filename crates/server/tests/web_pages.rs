@@ -21,6 +21,7 @@ backend_tests!(
     csrf_and_roles_guard_the_decide_form,
     the_inbox_puts_urgent_work_first_and_pages_large_backlogs,
     pages_need_a_session_and_escape_what_people_typed,
+    a_follow_up_continues_a_finished_conversation,
 );
 
 /// Longest a test waits for the engine to reach a state.
@@ -689,4 +690,45 @@ fn hidden_href(html: &str, id: &str) -> String {
     let end = html.find(&marker).unwrap_or_else(|| panic!("no #{id} in {html}"));
     let start = html[..end].rfind("href=\"").unwrap() + "href=\"".len();
     html[start..end].to_owned()
+}
+
+/// Issue 13: a finished task's page offers a follow-up, which continues the conversation as a
+/// new task carrying the earlier request and answer (once, however often the form is sent).
+async fn a_follow_up_continues_a_finished_conversation(db: &TestDb) {
+    let script = Script::new()
+        .turn(Turn::when(
+            Match::UserSays("earlier answer: Paris".into()),
+            Reply::text("Because of the trains."),
+        ))
+        .turn(Turn::when(Match::UserSays("pick a city".into()), Reply::text("Paris")));
+    let (node, _model) = start(db, script).await;
+    let first = coworker_testkit::node::delegate(&node.base_url, &node.owner_token, "assistant", "pick a city").await;
+    wait_for_status(&node, first, TaskStatus::Done).await;
+    let ada = person(&node, "ada@example.com", Role::Admin).await;
+    let (status, html) = get(&node, &ada, &format!("/tasks/{first}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("task-follow-up-form"),
+        "a finished task offers a follow-up"
+    );
+    let path = format!("/tasks/{first}/follow-up");
+    let (status, location) = post(&node, &ada, &path, &[("text", "why Paris?")], true).await;
+    assert_eq!(status, 303, "{location}");
+    let next: TaskId = location
+        .trim_start_matches("/tasks/")
+        .parse()
+        .expect("redirected to the new task");
+    assert_ne!(next, first);
+    wait_for_status(&node, next, TaskStatus::Done).await;
+    let task = node.node.store.get_task(next).await.unwrap().unwrap();
+    assert!(
+        task.brief.starts_with("why Paris?") && task.brief.contains("Paris"),
+        "{}",
+        task.brief
+    );
+    assert_eq!(task.result.unwrap()["text"], "Because of the trains.");
+    let (_, again) = post(&node, &ada, &path, &[("text", "why Paris?")], true).await;
+    assert_eq!(again, location, "the same follow-up sent twice is one task");
+    let (_, refused) = post(&node, &ada, &path, &[("text", "why Paris?")], false).await;
+    assert_ne!(refused, location, "CSRF still guards the form");
 }

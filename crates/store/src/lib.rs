@@ -27,6 +27,8 @@ mod stats;
 mod tasks;
 mod triggers;
 mod users;
+// Slack (issue 13).
+mod slack;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -68,6 +70,8 @@ pub use schedules::{
     fire_idempotency_key,
 };
 pub use triggers::{MAX_TRIGGER_PAGE, NewTrigger, Trigger};
+// Slack (issue 13).
+pub use slack::{MAX_SLACK_BATCH, SlackEvent, SlackPost, SlackThread, TaskDelivery};
 
 /// File name of the SQLite database inside the data dir.
 pub const SQLITE_FILE_NAME: &str = "coworker.db";

@@ -5,6 +5,8 @@
 //! gets its own schema in that database, dropped when the test's handle is dropped.
 
 pub mod db;
+// Slack (issue 13).
+pub mod fake_slack;
 pub mod node;
 pub mod npm;
 pub mod process;

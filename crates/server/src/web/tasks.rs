@@ -95,6 +95,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/tasks/{id}/answer", post(answer))
         .route("/tasks/{id}/messages", post(message))
         .route("/tasks/{id}/cancel", post(cancel))
+        // The conversation continues after the task (issue 13).
+        .route("/tasks/{id}/follow-up", post(follow_up))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -509,6 +511,7 @@ async fn create(
         priority: Some(form.priority.clone()).filter(|p| !p.trim().is_empty()),
         project: Some(form.project.clone()).filter(|p| !p.trim().is_empty()),
         idempotency_key: Some(form.idempotency_key.clone()).filter(|k| !k.trim().is_empty()),
+        deliver_to: None,
     };
     match work::delegate(&state, &user.principal, &request, "web").await {
         Ok((created, handle)) => {
@@ -852,6 +855,8 @@ fn size(bytes: i64) -> String {
 #[template(path = "task.html")]
 struct DetailPage {
     page: PageContext,
+    /// The task ended and the viewer may write a follow-up (issue 13).
+    can_follow_up: bool,
     id: String,
     brief: String,
     status: &'static str,
@@ -1042,6 +1047,7 @@ async fn detail_page(
         brief: task.brief.clone(),
         status: task.status.as_str(),
         terminal: task.status.is_terminal(),
+        can_follow_up: task.status.is_terminal() && user.principal.has(Role::Member),
         priority: task.priority.as_str(),
         origin: task.origin_kind.clone(),
         coworker_handle: coworker.as_ref().map(|c| c.handle.clone()).unwrap_or_default(),
@@ -1199,6 +1205,83 @@ async fn cancel(State(state): State<AppState>, user: WebUser, Path(id): Path<Str
             FlashKind::Ok,
             "Cancelling: the coworker stops before its next step.",
         )),
+        Err(error) => refused(error, &back),
+    }
+}
+
+/// A follow-up written on a finished task's page: a new task for the same coworker whose
+/// brief carries the conversation so far (and, for a task from Slack, the same thread).
+async fn follow_up(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(id): Path<String>,
+    Form(form): Form<TextForm>,
+) -> Result<Response, WebError> {
+    let back = format!("/tasks/{id}");
+    let previous = work::load_task(&state, &id).await?;
+    if !previous.status.is_terminal() {
+        return Ok(redirect_with(
+            &back,
+            FlashKind::Error,
+            "The task is still running: send it a message instead.",
+        ));
+    }
+    let handle = match state
+        .store
+        .get_coworker(previous.coworker_id)
+        .await
+        .map_err(ApiError::from)?
+    {
+        Some(coworker) => coworker.handle,
+        None => {
+            return Ok(redirect_with(
+                &back,
+                FlashKind::Error,
+                "That coworker no longer exists.",
+            ));
+        }
+    };
+    let text = form.text.trim();
+    let key = {
+        use sha2::Digest;
+        format!("follow-up:{id}:{}", hex::encode(sha2::Sha256::digest(text.as_bytes())))
+    };
+    let request = CreateTask {
+        to: handle,
+        brief: coworker_channels::follow_up_brief(&previous, text),
+        idempotency_key: Some(key),
+        ..CreateTask::default()
+    };
+    if text.is_empty() {
+        return Ok(redirect_with(&back, FlashKind::Error, "Write the follow-up first."));
+    }
+    match work::delegate(&state, &user.principal, &request, "web").await {
+        Ok((created, _)) => {
+            let task = created.into_inner();
+            if let Some(thread) = state
+                .store
+                .slack_thread_of_task(previous.id)
+                .await
+                .map_err(ApiError::from)?
+            {
+                state
+                    .store
+                    .bind_slack_thread(
+                        task.id,
+                        &thread.team_id,
+                        &thread.channel_id,
+                        &thread.thread_ts,
+                        &thread.slack_user_id,
+                    )
+                    .await
+                    .map_err(ApiError::from)?;
+            }
+            Ok(redirect_with(
+                &format!("/tasks/{}", task.id),
+                FlashKind::Ok,
+                "Follow-up sent: the conversation continues here.",
+            ))
+        }
         Err(error) => refused(error, &back),
     }
 }

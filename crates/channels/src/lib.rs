@@ -1,0 +1,15 @@
+//! Coworker's channels (design §5): where people reach coworkers outside the web app.
+//! Slack today (Socket Mode and the Events API); each channel is one more implementation of
+//! [`coworker_core::channel::Channel`] with no engine change.
+//!
+//! Architecture invariants: the engine never calls a channel — channels read journals,
+//! approvals, notifications and delivery targets from the store and write back only through
+//! [`work::Work`] (the same actions as the API: permissions, audit, wake-ups); every inbound
+//! event is recorded durably before it is acknowledged; every outbound message is recorded as
+//! an intent before it is posted, so nothing is ever posted twice.
+
+pub mod slack;
+pub mod work;
+
+pub use slack::{Slack, SlackCredentials, SlackSetupError};
+pub use work::{Delegation, Work, WorkError, WorkFuture, follow_up_brief};

@@ -1,0 +1,789 @@
+//! Slack end to end, on both backends, against the fake Slack in the testkit: a whole node
+//! with the scripted model, driven by signed Events API requests and interactivity payloads
+//! (or Socket Mode envelopes), observed through the fake's record of Web API calls.
+
+use coworker_core::config::{Config, ProviderConfig, ProviderKind, SlackMode};
+use coworker_core::domain::Role;
+use coworker_server::auth::{generate_token, hash_token};
+use coworker_server::{Node, NodeOptions};
+use coworker_store::{NewUser, PoolSettings, SlackEvent, Store, TokenKind, now_ms};
+use coworker_testkit::fake_slack::{self, FakeSlack, Fault, SIGNING_SECRET, TEAM_ID};
+use coworker_testkit::scripted_model::{Format, Match, Reply, Script, ScriptedModelServer, Turn};
+use coworker_testkit::{Backend, TestDb, TestNode, backend_tests};
+use serde_json::{Value, json};
+
+backend_tests!(
+    a_mention_becomes_a_task_answered_in_its_thread,
+    retries_and_twins_make_one_task_and_one_reply,
+    an_approval_is_decided_from_its_buttons,
+    a_decision_on_the_web_updates_the_slack_message,
+    bad_signatures_and_stale_requests_are_refused,
+    a_rate_limited_post_is_delivered_once_after_retry_after,
+    socket_mode_survives_refresh_and_a_dropped_socket,
+    an_event_acknowledged_before_a_crash_is_answered_once_after_restart,
+    an_unlinked_person_is_told_how_to_get_access,
+    delivery_targets_and_explicit_links,
+    a_reply_after_the_task_is_done_continues_the_conversation,
+);
+
+const CHANNEL: &str = "C0GENERAL";
+
+fn slack_config(config: &mut Config, fake: &FakeSlack, model: &ScriptedModelServer, mode: SlackMode) {
+    config.providers = vec![ProviderConfig {
+        name: "scripted".into(),
+        kind: ProviderKind::Openai,
+        base_url: model.base_url(),
+        api_key_env: String::new(),
+        api_key_secret: String::new(),
+    }];
+    config.models.default = "scripted/test-model".into();
+    config.models.max_attempts = 1;
+    config.slack.mode = mode;
+    config.slack.bot_token = "xoxb-test-token".into();
+    config.slack.app_token = "xapp-test-token".into();
+    config.slack.signing_secret = SIGNING_SECRET.into();
+    config.slack.api_url = fake.api_url();
+    config.slack.default_coworker = "assistant".into();
+}
+
+struct World {
+    node: TestNode,
+    fake: FakeSlack,
+    _model: ScriptedModelServer,
+}
+
+async fn start(db: &TestDb, script: Script, mode: SlackMode) -> World {
+    let fake = FakeSlack::start().await;
+    let model = ScriptedModelServer::start(Format::OpenAi, script).await;
+    let node = TestNode::start_with(db.backend, |config| slack_config(config, &fake, &model, mode))
+        .await
+        .expect("backend configured");
+    World {
+        node,
+        fake,
+        _model: model,
+    }
+}
+
+/// A member account with a bearer token, and a Slack user whose verified email matches it.
+async fn member(world: &World, email: &str, slack_id: &str) -> (coworker_core::UserId, String) {
+    let store = &world.node.node.store;
+    let user = store
+        .create_user(NewUser {
+            email: Some(email.into()),
+            display_name: email.into(),
+            role: Role::Member,
+        })
+        .await
+        .unwrap();
+    let token = generate_token().unwrap();
+    store
+        .create_token(Some(user.id), "test", TokenKind::Api, &hash_token(&token), None)
+        .await
+        .unwrap();
+    world.fake.add_user(slack_id, email, true);
+    (user.id, token)
+}
+
+fn callback(event_id: &str, event: Value) -> Value {
+    json!({
+        "token": "legacy", "team_id": TEAM_ID, "api_app_id": "A0001", "type": "event_callback",
+        "event_id": event_id, "event_time": 1_700_000_000, "event": event,
+    })
+}
+
+fn mention(event_id: &str, user: &str, ts: &str, text: &str) -> Value {
+    callback(
+        event_id,
+        json!({"type": "app_mention", "user": user, "text": format!("<@{}> {text}", fake_slack::BOT_USER_ID), "ts": ts, "channel": CHANNEL, "event_ts": ts}),
+    )
+}
+
+fn thread_reply(event_id: &str, user: &str, ts: &str, thread_ts: &str, text: &str) -> Value {
+    callback(
+        event_id,
+        json!({"type": "message", "channel_type": "channel", "user": user, "text": text, "ts": ts, "thread_ts": thread_ts, "channel": CHANNEL, "event_ts": ts}),
+    )
+}
+
+async fn send(world: &World, body: &Value) {
+    let response = FakeSlack::post_event(&world.node.base_url, body).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+}
+
+/// Everything visible in a message: its text and its blocks.
+fn shown(message: &fake_slack::StoredMessage) -> String {
+    format!("{} {}", message.text, message.blocks)
+}
+
+fn button_click(user: &str, action: &str, approval_id: &str, message_ts: &str, thread_ts: &str) -> Value {
+    json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": user.to_lowercase(), "team_id": TEAM_ID},
+        "api_app_id": "A0001", "team": {"id": TEAM_ID, "domain": "fake"},
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": CHANNEL, "is_ephemeral": false},
+        "trigger_id": "1337.42.abcd", "channel": {"id": CHANNEL, "name": "general"},
+        "message": {"type": "message", "ts": message_ts, "thread_ts": thread_ts, "text": "Approval needed"},
+        "response_url": "https://hooks.slack.com/actions/T/1/x",
+        "actions": [{"action_id": format!("coworker_{action}"), "block_id": approval_id, "value": approval_id, "type": "button", "action_ts": "1700000001.000"}],
+    })
+}
+
+async fn tasks(world: &World) -> Vec<coworker_store::Task> {
+    world.node.node.store.list_tasks(None, 100).await.unwrap()
+}
+
+async fn a_mention_becomes_a_task_answered_in_its_thread(db: &TestDb) {
+    let script = Script::new()
+        .turn(Turn::when(
+            Match::UserSays("weekly numbers".into()),
+            Reply::tool_calls().tool_call("q1", "tasks__ask", r#"{"question":"Which week, this one or last?"}"#),
+        ))
+        .turn(Turn::when(
+            Match::ToolResultContains("last week".into()),
+            Reply::text("**Revenue** was up 4% last week.").usage(40, 10),
+        ));
+    let world = start(db, script, SlackMode::Events).await;
+    member(&world, "ada@example.com", "U0ADA").await;
+    let root = "1700000100.000001";
+    send(&world, &mention("Ev1", "U0ADA", root, "get the weekly numbers")).await;
+
+    let fake = &world.fake;
+    fake.wait_for("the acknowledgement", |f| {
+        f.thread(CHANNEL, root).into_iter().find(|m| m.text.contains("On it"))
+    })
+    .await;
+    fake.wait_for("the question in the thread", |f| {
+        f.thread(CHANNEL, root)
+            .into_iter()
+            .find(|m| shown(m).contains("Which week"))
+    })
+    .await;
+    send(
+        &world,
+        &thread_reply("Ev2", "U0ADA", "1700000100.000002", root, "last week please"),
+    )
+    .await;
+    let result = fake
+        .wait_for("the result in the thread", |f| {
+            f.thread(CHANNEL, root)
+                .into_iter()
+                .find(|m| shown(m).contains("was up 4%"))
+        })
+        .await;
+    assert!(
+        shown(&result).contains("*Revenue*"),
+        "Markdown became mrkdwn: {}",
+        shown(&result)
+    );
+
+    let all = tasks(&world).await;
+    assert_eq!(all.len(), 1, "the reply went to the same task");
+    let task = &all[0];
+    assert_eq!(task.origin_kind, "slack");
+    let run = world.node.node.store.run_for_task(task.id).await.unwrap().unwrap();
+    let events = world.node.node.store.list_events(run.id, 0, 500).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "answer_received" && e.payload["answer"] == "last week please"),
+        "the thread reply answered the run's question"
+    );
+    // Nothing leaked out of the thread.
+    for call in fake.ok_calls("chat.postMessage") {
+        assert_eq!(call.args["thread_ts"], root, "{}", call.args);
+    }
+    // The status message was edited, not reposted.
+    let status = fake
+        .wait_for("a status edit", |f| f.messages().into_iter().find(|m| m.edits > 0))
+        .await;
+    assert_eq!(status.thread_ts.as_deref(), Some(root));
+}
+
+async fn retries_and_twins_make_one_task_and_one_reply(db: &TestDb) {
+    let script = Script::new().turn(Turn::reply(Reply::text("Here is the summary.")).repeating());
+    let world = start(db, script, SlackMode::Events).await;
+    member(&world, "ada@example.com", "U0ADA").await;
+    let ts = "1700000200.000001";
+    let event = mention("EvA", "U0ADA", ts, "summarise the doc");
+    for _ in 0..3 {
+        send(&world, &event).await;
+    }
+    // The `message` twin of the same message: another event id, same (team, channel, ts).
+    let twin = callback(
+        "EvB",
+        json!({"type": "message", "channel_type": "channel", "user": "U0ADA", "text": format!("<@{}> summarise the doc", fake_slack::BOT_USER_ID), "ts": ts, "channel": CHANNEL}),
+    );
+    send(&world, &twin).await;
+    world
+        .fake
+        .wait_for("the result", |f| {
+            f.thread(CHANNEL, ts)
+                .into_iter()
+                .find(|m| shown(m).contains("Here is the summary"))
+        })
+        .await;
+    let store = &world.node.node.store;
+    assert!(store.pending_slack_events().await.unwrap().is_empty());
+    assert_eq!(tasks(&world).await.len(), 1, "one task");
+    let thread = world.fake.thread(CHANNEL, ts);
+    assert_eq!(
+        thread.iter().filter(|m| m.text.contains("On it")).count(),
+        1,
+        "one acknowledgement"
+    );
+    assert_eq!(
+        thread
+            .iter()
+            .filter(|m| shown(m).contains("Here is the summary"))
+            .count(),
+        1,
+        "one reply"
+    );
+}
+
+/// A coworker whose file writes need approval, a task asking for one, and the approval
+/// message once it is in the thread.
+async fn approval_world(db: &TestDb) -> (World, String, String, coworker_store::Approval) {
+    let script = Script::new()
+        .turn(Turn::when(
+            Match::UserSays("write the report".into()),
+            Reply::tool_calls().tool_call(
+                "w1",
+                "workspace__write_file",
+                r##"{"path":"report.md","content":"# Report\nAll good.\n"}"##,
+            ),
+        ))
+        .turn(Turn::when(Match::ToolResultFor("w1".into()), Reply::text("Wrote the report.")).repeating());
+    let world = start(db, script, SlackMode::Events).await;
+    let response = world
+        .node
+        .client()
+        .put(world.node.url("/api/v1/coworkers/assistant/policy"))
+        .bearer_auth(&world.node.owner_token)
+        .json(&json!({"rules": {"workspace.*": "approve"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (_, ada_token) = member(&world, "ada@example.com", "U0ADA").await;
+    member(&world, "bob@example.com", "U0BOB").await;
+    let root = "1700000300.000001".to_owned();
+    send(&world, &mention("EvR", "U0ADA", &root, "write the report")).await;
+    let message = world
+        .fake
+        .wait_for("the approval message", |f| {
+            f.thread(CHANNEL, &root)
+                .into_iter()
+                .find(|m| shown(m).contains("coworker_approve"))
+        })
+        .await;
+    let task = tasks(&world).await.remove(0);
+    let approval = world
+        .node
+        .node
+        .store
+        .approvals_for_task(task.id)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(shown(&message).contains(&approval.id.to_string()));
+    assert!(
+        shown(&message).contains("workspace.write_file"),
+        "what: {}",
+        shown(&message)
+    );
+    assert!(
+        shown(&message).contains("All good."),
+        "the preview: {}",
+        shown(&message)
+    );
+    (world, root, ada_token, approval)
+}
+
+async fn an_approval_is_decided_from_its_buttons(db: &TestDb) {
+    let (world, root, _, approval) = approval_world(db).await;
+    let fake = &world.fake;
+    let message = fake
+        .thread(CHANNEL, &root)
+        .into_iter()
+        .find(|m| shown(m).contains("coworker_approve"))
+        .unwrap();
+    let id = approval.id.to_string();
+
+    // Bob did not delegate the task: refused privately, nothing changes.
+    let response = FakeSlack::post_interaction(
+        &world.node.base_url,
+        &button_click("U0BOB", "approve", &id, &message.ts, &root),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let refusal = fake
+        .wait_for("the refusal", |f| {
+            f.ok_calls("chat.postEphemeral")
+                .into_iter()
+                .find(|c| c.args["user"] == "U0BOB")
+        })
+        .await;
+    assert!(
+        refusal.args["text"].as_str().unwrap().contains("may not decide"),
+        "{}",
+        refusal.args
+    );
+    let still = world.node.node.store.get_approval(approval.id).await.unwrap().unwrap();
+    assert_eq!(still.status.to_string(), "pending");
+    assert!(
+        fake.ok_calls("chat.update")
+            .iter()
+            .all(|c| c.args["ts"] != message.ts.as_str())
+    );
+
+    // Ada approves: the run resumes and finishes; the buttons give way to the decision.
+    let response = FakeSlack::post_interaction(
+        &world.node.base_url,
+        &button_click("U0ADA", "approve", &id, &message.ts, &root),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    fake.wait_for("the result", |f| {
+        f.thread(CHANNEL, &root)
+            .into_iter()
+            .find(|m| shown(m).contains("Wrote the report"))
+    })
+    .await;
+    let updated = fake
+        .wait_for("the approval message updated", |f| {
+            f.messages().into_iter().find(|m| m.ts == message.ts && m.edits > 0)
+        })
+        .await;
+    assert!(
+        shown(&updated).contains("Approved by ada@example.com"),
+        "{}",
+        shown(&updated)
+    );
+    assert!(
+        !shown(&updated).contains("coworker_approve"),
+        "no buttons left: {}",
+        shown(&updated)
+    );
+    // The file the task wrote was uploaded into the thread.
+    let complete = fake
+        .wait_for("the file upload", |f| {
+            f.ok_calls("files.completeUploadExternal").into_iter().next()
+        })
+        .await;
+    assert_eq!(complete.args["thread_ts"], root.as_str());
+    let files: Value = serde_json::from_str(complete.args["files"].as_str().unwrap()).unwrap();
+    let bytes = fake.upload_of(files[0]["id"].as_str().unwrap()).unwrap();
+    assert_eq!(bytes, b"# Report\nAll good.\n");
+}
+
+async fn a_decision_on_the_web_updates_the_slack_message(db: &TestDb) {
+    let (world, root, ada_token, approval) = approval_world(db).await;
+    let response = world
+        .node
+        .client()
+        .post(world.node.url(&format!("/api/v1/approvals/{}/decision", approval.id)))
+        .bearer_auth(&ada_token)
+        .json(&json!({"decision": "reject", "note": "not this week"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let message_ts = world
+        .fake
+        .thread(CHANNEL, &root)
+        .into_iter()
+        .find(|m| shown(m).contains(&approval.id.to_string()))
+        .unwrap()
+        .ts;
+    let updated = world
+        .fake
+        .wait_for("the approval message updated", |f| {
+            f.messages().into_iter().find(|m| m.ts == message_ts && m.edits > 0)
+        })
+        .await;
+    assert!(
+        shown(&updated).contains("Rejected by ada@example.com"),
+        "{}",
+        shown(&updated)
+    );
+    assert!(shown(&updated).contains("not this week"));
+    assert!(!shown(&updated).contains("coworker_reject"), "no buttons left");
+}
+
+async fn bad_signatures_and_stale_requests_are_refused(db: &TestDb) {
+    let world = start(db, Script::new(), SlackMode::Events).await;
+    member(&world, "ada@example.com", "U0ADA").await;
+    let body = mention("EvX", "U0ADA", "1700000400.000001", "do something")
+        .to_string()
+        .into_bytes();
+    let url = format!("{}/slack/events", world.node.base_url);
+    let now = now_ms() / 1000;
+    let wrong = FakeSlack::post_signed(&url, "application/json", body.clone(), now, "not-the-secret").await;
+    assert_eq!(wrong.status(), 401);
+    let stale = FakeSlack::post_signed(&url, "application/json", body.clone(), now - 6 * 60, SIGNING_SECRET).await;
+    assert_eq!(stale.status(), 401);
+    let unsigned = world.node.client().post(&url).body(body.clone()).send().await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let interaction = FakeSlack::post_signed(
+        &format!("{}/slack/interactivity", world.node.base_url),
+        "application/x-www-form-urlencoded",
+        b"payload=%7B%7D".to_vec(),
+        now,
+        "not-the-secret",
+    )
+    .await;
+    assert_eq!(interaction.status(), 401);
+    let store = &world.node.node.store;
+    assert!(
+        store.pending_slack_events().await.unwrap().is_empty(),
+        "nothing recorded"
+    );
+    assert!(tasks(&world).await.is_empty(), "nothing created");
+
+    // The URL check Slack makes when the app is configured.
+    let challenge = FakeSlack::post_event(
+        &world.node.base_url,
+        &json!({"type": "url_verification", "token": "t", "challenge": "c-123"}),
+    )
+    .await;
+    assert_eq!(challenge.status(), 200);
+    assert_eq!(challenge.json::<Value>().await.unwrap()["challenge"], "c-123");
+}
+
+async fn a_rate_limited_post_is_delivered_once_after_retry_after(db: &TestDb) {
+    let script = Script::new().turn(Turn::reply(Reply::text("Done.")).repeating());
+    let world = start(db, script, SlackMode::Events).await;
+    member(&world, "ada@example.com", "U0ADA").await;
+    world.fake.fail_next("chat.postMessage", Fault::RateLimited(1));
+    let ts = "1700000500.000001";
+    send(&world, &mention("EvL", "U0ADA", ts, "quick one")).await;
+    world
+        .fake
+        .wait_for("the result", |f| {
+            f.thread(CHANNEL, ts).into_iter().find(|m| shown(m).contains("Done."))
+        })
+        .await;
+    let posts: Vec<_> = world
+        .fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "chat.postMessage")
+        .collect();
+    let limited = posts
+        .iter()
+        .position(|c| c.outcome == "ratelimited")
+        .expect("one call was rate limited");
+    let text = posts[limited].args["text"].clone();
+    let delivered: Vec<usize> = (0..posts.len())
+        .filter(|&i| posts[i].outcome == "ok" && posts[i].args["text"] == text)
+        .collect();
+    assert_eq!(delivered.len(), 1, "delivered once: {text}");
+    assert!(delivered[0] > limited, "after the pause");
+    assert_eq!(
+        world
+            .fake
+            .thread(CHANNEL, ts)
+            .iter()
+            .filter(|m| m.text.contains("On it"))
+            .count(),
+        1
+    );
+}
+
+async fn socket_mode_survives_refresh_and_a_dropped_socket(db: &TestDb) {
+    let script = Script::new().turn(Turn::reply(Reply::text("Socket reply.")).repeating());
+    let world = start(db, script, SlackMode::Socket).await;
+    member(&world, "ada@example.com", "U0ADA").await;
+    let fake = &world.fake;
+    fake.wait_for("the first socket", |f| (f.socket_counts().0 == 1).then_some(()))
+        .await;
+    let first = fake.deliver(&mention("EvS1", "U0ADA", "1700000600.000001", "first"));
+    fake.wait_for("the first ack", |f| f.acked().contains(&first).then_some(()))
+        .await;
+
+    // Slack asks for a refresh: the replacement is greeted before the old one closes.
+    fake.request_refresh();
+    fake.wait_for("the replacement", |f| {
+        let (open, _, opened) = f.socket_counts();
+        (opened == 2 && open == 1).then_some(())
+    })
+    .await;
+    let second = fake.deliver(&mention("EvS2", "U0ADA", "1700000600.000002", "second"));
+    fake.wait_for("the second ack", |f| f.acked().contains(&second).then_some(()))
+        .await;
+
+    // The network drops the socket right after an envelope is sent: it is redelivered (new
+    // envelope id) on the next socket, or was recorded before the drop; either way, once.
+    let third_event = mention("EvS3", "U0ADA", "1700000600.000003", "third");
+    fake.deliver(&third_event);
+    fake.drop_sockets();
+    fake.wait_for("a new socket", |f| {
+        (f.socket_counts().2 >= 3 && f.socket_counts().0 == 1).then_some(())
+    })
+    .await;
+    for ts in ["1700000600.000001", "1700000600.000002", "1700000600.000003"] {
+        fake.wait_for("each reply", |f| {
+            f.thread(CHANNEL, ts)
+                .into_iter()
+                .find(|m| shown(m).contains("Socket reply."))
+        })
+        .await;
+        assert_eq!(
+            fake.thread(CHANNEL, ts)
+                .iter()
+                .filter(|m| shown(m).contains("Socket reply."))
+                .count(),
+            1
+        );
+    }
+    assert_eq!(tasks(&world).await.len(), 3);
+    let (_, max_open, _) = fake.socket_counts();
+    assert!(max_open <= 2, "never more than two sockets: {max_open}");
+}
+
+async fn an_event_acknowledged_before_a_crash_is_answered_once_after_restart(db: &TestDb) {
+    let script = Script::new().turn(Turn::reply(Reply::text("Answered after restart.")).repeating());
+    let world = start(db, script, SlackMode::Events).await;
+    member(&world, "ada@example.com", "U0ADA").await;
+    let World {
+        node,
+        fake,
+        _model: model,
+    } = world;
+    let db = node.stop().await;
+    // What a node killed right after acknowledging leaves behind: the event, recorded and
+    // unprocessed, and nothing posted.
+    let ts = "1700000700.000001";
+    let payload = mention("EvK", "U0ADA", ts, "are you there");
+    // The node's own database: on SQLite a file in its data dir.
+    let store = match db.backend {
+        Backend::Sqlite => Store::open_sqlite(
+            &db.dir().join("data").join(coworker_store::SQLITE_FILE_NAME),
+            &PoolSettings::default(),
+        )
+        .await
+        .unwrap(),
+        Backend::Postgres => db.store.clone(),
+    };
+    assert!(
+        store
+            .record_slack_event(&SlackEvent {
+                event_id: "EvK".into(),
+                team_id: TEAM_ID.into(),
+                channel_id: CHANNEL.into(),
+                message_ts: ts.into(),
+                payload,
+                received_at_ms: now_ms(),
+            })
+            .await
+            .unwrap()
+    );
+    if db.backend == Backend::Sqlite {
+        store.close().await;
+    }
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".into();
+    config.storage.data_dir = db.dir().join("data").display().to_string();
+    config.storage.database_url = db.database_url.clone();
+    config.models.detect_ollama = false;
+    slack_config(&mut config, &fake, &model, SlackMode::Events);
+    let node = Node::start(
+        config,
+        NodeOptions {
+            env: Some(Vec::new()),
+            ..NodeOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    fake.wait_for("the answer", |f| {
+        f.thread(CHANNEL, ts)
+            .into_iter()
+            .find(|m| shown(m).contains("Answered after restart"))
+    })
+    .await;
+    assert_eq!(
+        fake.thread(CHANNEL, ts)
+            .iter()
+            .filter(|m| m.text.contains("On it"))
+            .count(),
+        1
+    );
+    node.shutdown();
+    node.wait().await.unwrap();
+}
+
+async fn an_unlinked_person_is_told_how_to_get_access(db: &TestDb) {
+    let world = start(db, Script::new(), SlackMode::Events).await;
+    // A Slack user whose email is not verified, and one Coworker does not know.
+    world.fake.add_user("U0EVE", "eve@example.com", false);
+    let store = &world.node.node.store;
+    store
+        .create_user(NewUser {
+            email: Some("eve@example.com".into()),
+            display_name: "Eve".into(),
+            role: Role::Member,
+        })
+        .await
+        .unwrap();
+    send(&world, &mention("EvU", "U0EVE", "1700000800.000001", "secret plans")).await;
+    let told = world
+        .fake
+        .wait_for("the ephemeral", |f| {
+            f.ok_calls("chat.postEphemeral")
+                .into_iter()
+                .find(|c| c.args["user"] == "U0EVE")
+        })
+        .await;
+    assert!(
+        told.args["text"].as_str().unwrap().contains("coworker users link"),
+        "{}",
+        told.args
+    );
+    assert!(tasks(&world).await.is_empty(), "their text reached no task");
+    assert!(world.fake.ok_calls("chat.postMessage").is_empty());
+}
+
+async fn delivery_targets_and_explicit_links(db: &TestDb) {
+    let script = Script::new()
+        .turn(Turn::when(
+            Match::UserSays("monday brief".into()),
+            Reply::text("Brief: all quiet."),
+        ))
+        .turn(Turn::when(
+            Match::UserSays("ops digest".into()),
+            Reply::text("Digest: two incidents."),
+        ));
+    let world = start(db, script, SlackMode::Events).await;
+    let store = &world.node.node.store;
+    let ada = store
+        .create_user(NewUser {
+            email: Some("ada@example.com".into()),
+            display_name: "Ada".into(),
+            role: Role::Member,
+        })
+        .await
+        .unwrap();
+    let client = world.node.client();
+    let owner = &world.node.owner_token;
+
+    // An explicit link, by email; a malformed Slack id is refused with a hint.
+    let bad = client
+        .put(world.node.url("/api/v1/users/ada@example.com/slack"))
+        .bearer_auth(owner)
+        .json(&json!({"slack_user_id": "ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let linked = client
+        .put(world.node.url("/api/v1/users/ada@example.com/slack"))
+        .bearer_auth(owner)
+        .json(&json!({"slack_user_id": "U0ADA"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(linked.status(), 200, "{}", linked.text().await.unwrap());
+    assert_eq!(store.user_by_slack_id("U0ADA").await.unwrap().unwrap().id, ada.id);
+
+    let create = |brief: &str, target: &str| {
+        client
+            .post(world.node.url("/api/v1/tasks"))
+            .bearer_auth(owner)
+            .json(&json!({"to": "assistant", "brief": brief, "deliver_to": target}))
+            .send()
+    };
+    let refused = create("anything", "slack:pigeon:x").await.unwrap();
+    assert_eq!(
+        refused.status(),
+        400,
+        "an unknown target kind is refused before anything is created"
+    );
+    assert!(tasks(&world).await.is_empty());
+    assert_eq!(
+        create("the monday brief", "slack:dm:ada@example.com")
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(
+        create("the ops digest", "slack:channel:#ops").await.unwrap().status(),
+        201
+    );
+
+    let dm = world
+        .fake
+        .wait_for("the DM delivery", |f| {
+            f.messages().into_iter().find(|m| shown(m).contains("all quiet"))
+        })
+        .await;
+    assert_eq!(dm.channel, "D0ADA", "the linked account's DM");
+    let channel = world
+        .fake
+        .wait_for("the channel delivery", |f| {
+            f.messages().into_iter().find(|m| shown(m).contains("two incidents"))
+        })
+        .await;
+    assert_eq!(channel.channel, "C0OPS00001", "the channel found by name");
+    assert_eq!(world.fake.ok_calls("chat.postMessage").len(), 2, "one message each");
+}
+
+async fn a_reply_after_the_task_is_done_continues_the_conversation(db: &TestDb) {
+    let script = Script::new()
+        .turn(Turn::when(
+            Match::UserSays("earlier answer: The venue is Lyon".into()),
+            Reply::text("Lyon it is, booked for 12."),
+        ))
+        .turn(Turn::when(
+            Match::UserSays("find a venue".into()),
+            Reply::text("The venue is Lyon."),
+        ));
+    let world = start(db, script, SlackMode::Events).await;
+    member(&world, "ada@example.com", "U0ADA").await;
+    let root = "1700000900.000001";
+    send(&world, &mention("EvF1", "U0ADA", root, "find a venue")).await;
+    world
+        .fake
+        .wait_for("the first result", |f| {
+            f.thread(CHANNEL, root)
+                .into_iter()
+                .find(|m| shown(m).contains("The venue is Lyon"))
+        })
+        .await;
+    // Wait until the task is recorded as done before replying.
+    let store = &world.node.node.store;
+    let first = tasks(&world).await.remove(0);
+    coworker_testkit::process::wait_until("the first task to finish", || async {
+        store.get_task(first.id).await.unwrap().unwrap().status.is_terminal()
+    })
+    .await;
+    send(
+        &world,
+        &thread_reply("EvF2", "U0ADA", "1700000900.000002", root, "book it for 12 people"),
+    )
+    .await;
+    world
+        .fake
+        .wait_for("the follow-up's result in the same thread", |f| {
+            f.thread(CHANNEL, root)
+                .into_iter()
+                .find(|m| shown(m).contains("booked for 12"))
+        })
+        .await;
+    let all = tasks(&world).await;
+    assert_eq!(all.len(), 2);
+    let follow_up = all.iter().find(|t| t.id != first.id).unwrap();
+    assert!(
+        follow_up.brief.starts_with("book it for 12 people"),
+        "{}",
+        follow_up.brief
+    );
+    assert!(
+        follow_up.brief.contains("The venue is Lyon."),
+        "carries the history: {}",
+        follow_up.brief
+    );
+}
