@@ -78,7 +78,6 @@ fn reviewers(role: Role) -> Expect {
     }
 }
 
-
 /// Ids of the objects the matrix acts on.
 struct Seeds {
     task: String,

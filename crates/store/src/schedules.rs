@@ -308,6 +308,18 @@ macro_rules! insert_schedule_task {
                 .bind($now)
                 .execute(&mut *$tx)
                 .await?;
+            // Where the result goes: channels serve `task_deliveries` rows (the web inbox
+            // needs none), in the same transaction so a fire never loses its target.
+            if $schedule.deliver_to.starts_with("slack:") || $schedule.deliver_to.starts_with("email:") {
+                sqlx::query(
+                    "INSERT INTO task_deliveries (task_id, target, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (task_id) DO NOTHING",
+                )
+                .bind(task_id.as_uuid())
+                .bind(&$schedule.deliver_to)
+                .bind($now)
+                .execute(&mut *$tx)
+                .await?;
+            }
             (task_id, true)
         } else {
             let (existing,): (Uuid,) = sqlx::query_as("SELECT id FROM tasks WHERE idempotency_key = $1")

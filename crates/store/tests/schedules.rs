@@ -19,6 +19,7 @@ backend_tests!(
     pause_resume_and_delete,
     a_watch_fires_once_per_change,
     webhook_deliveries_are_deduplicated,
+    a_fire_carries_its_delivery_target,
 );
 
 /// 2026-12-07T08:00:00Z, a Monday.
@@ -427,4 +428,29 @@ async fn webhook_deliveries_are_deduplicated(db: &TestDb) {
     assert_eq!(listed[0].last_task_id, Some(created.row().id));
     assert!(store.delete_trigger(trigger.id).await.unwrap());
     assert!(store.get_trigger(trigger.id).await.unwrap().is_none());
+}
+
+/// A schedule delivering to Slack gives each fire's task that target (read by the channels'
+/// delivery loop); an inbox schedule's task has none.
+async fn a_fire_carries_its_delivery_target(db: &TestDb) {
+    let store = &db.store;
+    let (owner, coworker) = owner_and_coworker(store).await;
+    let mut to_slack = new_schedule(owner, coworker, "0 8 * * MON", MONDAY_8_UTC - 3_600_000);
+    to_slack.deliver_to = "slack:dm:U123".into();
+    store.create_schedule(&to_slack).await.unwrap();
+    let mut to_inbox = new_schedule(owner, coworker, "0 8 * * MON", MONDAY_8_UTC - 3_600_000);
+    to_inbox.brief = "inbox brief".into();
+    store.create_schedule(&to_inbox).await.unwrap();
+
+    let batch = store.fire_due_schedules(MONDAY_8_UTC + 250, 100).await.unwrap();
+    assert_eq!(batch.fires.len(), 2);
+    for fire in &batch.fires {
+        let task = store.get_task(fire.task_id.unwrap()).await.unwrap().unwrap();
+        let target = store.task_delivery(task.id).await.unwrap();
+        if task.brief == "inbox brief" {
+            assert_eq!(target, None);
+        } else {
+            assert_eq!(target.as_deref(), Some("slack:dm:U123"));
+        }
+    }
 }
