@@ -430,6 +430,41 @@ impl WorkingHours {
             end_minute,
         })
     }
+
+    /// The first instant at or after `at_ms` (epoch ms) that falls inside these hours in
+    /// `timezone` (IANA; an unknown one counts as UTC): `at_ms` itself when it is inside.
+    /// `None` only when no working day exists (an empty day list cannot be parsed, so never
+    /// for a parsed value).
+    pub fn next_open_at(&self, at_ms: i64, timezone: &str) -> Option<i64> {
+        let tz = jiff::tz::TimeZone::get(timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+        let now = jiff::Timestamp::from_millisecond(at_ms).ok()?.to_zoned(tz.clone());
+        // Eight days covers every weekday once more, whatever today is.
+        for offset in 0..8_i64 {
+            let day = now.date().checked_add(jiff::Span::new().days(offset)).ok()?;
+            let weekday = day.weekday().to_monday_zero_offset() as u8;
+            if !self.days.contains(&weekday) {
+                continue;
+            }
+            let at = |minute: u16| -> Option<i64> {
+                let (hour, minute) = (i8::try_from(minute / 60).ok()?, i8::try_from(minute % 60).ok()?);
+                // 24:00 is the next midnight.
+                let local = if hour == 24 {
+                    day.checked_add(jiff::Span::new().days(1)).ok()?.at(0, 0, 0, 0)
+                } else {
+                    day.at(hour, minute, 0, 0)
+                };
+                Some(local.to_zoned(tz.clone()).ok()?.timestamp().as_millisecond())
+            };
+            let (open, close) = (at(self.start_minute)?, at(self.end_minute)?);
+            if at_ms < open {
+                return Some(open);
+            }
+            if at_ms < close {
+                return Some(at_ms);
+            }
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -538,6 +573,30 @@ daily_usd = 20.00
         assert!(!glob_matches("github.*", "gitlab.create_issue"));
         assert!(glob_matches("*.read_*", "fs.read_file"));
         assert!(!glob_matches("fs.read", "fs.read_file"));
+    }
+
+    #[test]
+    fn working_hours_next_open_in_the_coworkers_timezone() {
+        let hours = WorkingHours::parse("Mon-Fri 08:00-19:00").unwrap();
+        let ms = |text: &str| text.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        // Saturday 2026-12-05 10:00 in Paris (09:00Z) waits for Monday 08:00 Paris (07:00Z).
+        assert_eq!(
+            hours.next_open_at(ms("2026-12-05T09:00:00Z"), "Europe/Paris"),
+            Some(ms("2026-12-07T07:00:00Z"))
+        );
+        // Inside the window: now.
+        let tuesday_noon_paris = ms("2026-12-08T11:00:00Z");
+        assert_eq!(hours.next_open_at(tuesday_noon_paris, "Europe/Paris"), Some(tuesday_noon_paris));
+        // After closing on a Friday: Monday morning.
+        assert_eq!(
+            hours.next_open_at(ms("2026-12-04T19:30:00Z"), "Europe/Paris"),
+            Some(ms("2026-12-07T07:00:00Z"))
+        );
+        // Early on a weekday: that morning.
+        assert_eq!(
+            hours.next_open_at(ms("2026-12-08T05:00:00Z"), "Europe/Paris"),
+            Some(ms("2026-12-08T07:00:00Z"))
+        );
     }
 
     #[test]

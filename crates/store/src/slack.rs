@@ -430,9 +430,11 @@ impl Store {
         let rows: Vec<(Uuid, String)> = on_pool!(self, pool => sqlx::query_as(
             "SELECT d.task_id, d.target FROM task_deliveries d JOIN tasks t ON t.id = d.task_id \
              WHERE d.delivered_at_ms IS NULL AND t.status IN ('done', 'failed', 'cancelled') \
+             AND (d.not_before_ms IS NULL OR d.not_before_ms <= $2) \
              ORDER BY d.created_at_ms LIMIT $1",
         )
         .bind(MAX_SLACK_BATCH)
+        .bind(now_ms())
         .fetch_all(pool)
         .await?);
         Ok(rows
@@ -442,6 +444,18 @@ impl Store {
                 target,
             })
             .collect())
+    }
+
+    /// Holds a task's delivery until `not_before_ms` (epoch ms): a scheduled run's result
+    /// that finished outside its coworker's working hours.
+    pub async fn hold_task_delivery(&self, task_id: TaskId, not_before_ms: i64) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query("UPDATE task_deliveries SET not_before_ms = $1 WHERE task_id = $2")
+            .bind(not_before_ms)
+            .bind(task_id.as_uuid())
+            .execute(pool)
+            .await
+            .map(|_| ())?);
+        Ok(())
     }
 
     /// Records that a task's delivery target was served.

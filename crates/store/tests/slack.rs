@@ -12,6 +12,7 @@ backend_tests!(
     post_intents_are_found_again,
     threads_map_to_the_newest_task,
     a_slack_user_links_to_one_account,
+    a_held_delivery_waits_until_its_time,
 );
 
 fn event(event_id: &str, ts: &str) -> SlackEvent {
@@ -132,4 +133,23 @@ async fn a_slack_user_links_to_one_account(db: &TestDb) {
     assert_eq!(store.user_by_slack_id("U1").await.unwrap().unwrap().id, bob.id);
     assert_eq!(store.slack_id_of_user(ada.id).await.unwrap(), None);
     assert!(!store.link_slack_user(coworker_core::UserId::new(), "U2").await.unwrap());
+}
+
+/// A delivery held for working hours is not due until its time, and is due after it.
+async fn a_held_delivery_waits_until_its_time(db: &TestDb) {
+    let store = &db.store;
+    let id = task(store).await;
+    store.set_task_delivery(id, "slack:dm:U1").await.unwrap();
+    store
+        .set_task_status(id, coworker_core::domain::TaskStatus::Done, Some(&json!({"text": "brief"})))
+        .await
+        .unwrap();
+    assert_eq!(store.due_task_deliveries().await.unwrap().len(), 1, "finished: due");
+    store
+        .hold_task_delivery(id, coworker_store::now_ms() + 3_600_000)
+        .await
+        .unwrap();
+    assert!(store.due_task_deliveries().await.unwrap().is_empty(), "held for an hour");
+    store.hold_task_delivery(id, coworker_store::now_ms() - 1).await.unwrap();
+    assert_eq!(store.due_task_deliveries().await.unwrap().len(), 1, "its time has come");
 }

@@ -11,7 +11,8 @@
 use coworker_core::channel::{Action, ActionStyle, ChannelError, OutboundMessage};
 use coworker_core::domain::ApprovalStatus;
 use coworker_core::schedule::DeliveryTarget;
-use coworker_core::{ApprovalId, TaskId};
+use coworker_core::coworker::WorkingHours;
+use coworker_core::{ApprovalId, ScheduleId, TaskId};
 use coworker_engine::state::kind;
 use coworker_store::{Approval, Created, SlackThread, StoreError, now_ms};
 use serde_json::{Value, json};
@@ -701,10 +702,49 @@ impl Slack {
         }
     }
 
+    /// When a scheduled or watch-fired task's result must wait for its coworker's working
+    /// hours (the schedule respects them and now is outside), the instant they open.
+    async fn held_until_working_hours(&self, task_id: TaskId) -> Result<Option<i64>, DeliveryError> {
+        let store = &self.inner.store;
+        let Some(task) = store.get_task(task_id).await? else {
+            return Ok(None);
+        };
+        if !matches!(task.origin_kind.as_str(), "schedule" | "watch") {
+            return Ok(None);
+        }
+        let Some(schedule_id) = task.origin_ref.as_deref().and_then(|r| r.parse::<ScheduleId>().ok()) else {
+            return Ok(None);
+        };
+        // A deleted schedule no longer says otherwise: its coworker's hours still hold.
+        let respect = match store.get_schedule(schedule_id).await? {
+            Some(schedule) => schedule.respect_working_hours,
+            None => true,
+        };
+        if !respect {
+            return Ok(None);
+        }
+        let Some(coworker) = store.get_coworker(task.coworker_id).await? else {
+            return Ok(None);
+        };
+        let Some(hours) = coworker.settings["working_hours"]
+            .as_str()
+            .filter(|text| !text.trim().is_empty())
+            .and_then(|text| WorkingHours::parse(text).ok())
+        else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        Ok(hours.next_open_at(now, &coworker.timezone).filter(|open| *open > now))
+    }
+
     /// Serves finished tasks' delivery targets.
     async fn deliver_targets(&self) -> Result<(), DeliveryError> {
         let store = &self.inner.store;
         for delivery in store.due_task_deliveries().await? {
+            if let Some(not_before_ms) = self.held_until_working_hours(delivery.task_id).await? {
+                store.hold_task_delivery(delivery.task_id, not_before_ms).await?;
+                continue;
+            }
             let target = DeliveryTarget::parse(&delivery.target).unwrap_or_default();
             if matches!(target, DeliveryTarget::SlackDm(_) | DeliveryTarget::SlackChannel(_))
                 && let Some(channel) = self.target_channel(&target).await?

@@ -50,6 +50,8 @@ CREATE TABLE task_deliveries (
     task_id             BLOB PRIMARY KEY NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
     target              TEXT NOT NULL,
     delivered_at_ms     BIGINT,
+    -- Held until then (a scheduled run's result outside its coworker's working hours).
+    not_before_ms       BIGINT,
     created_at_ms       BIGINT NOT NULL
 );
 CREATE INDEX task_deliveries_pending ON task_deliveries(delivered_at_ms);
