@@ -24,6 +24,7 @@ backend_tests!(
     an_unlinked_person_is_told_how_to_get_access,
     delivery_targets_and_explicit_links,
     a_reply_after_the_task_is_done_continues_the_conversation,
+    a_scheduled_result_waits_for_working_hours,
 );
 
 const CHANNEL: &str = "C0GENERAL";
@@ -786,4 +787,104 @@ async fn a_reply_after_the_task_is_done_continues_the_conversation(db: &TestDb) 
         "carries the history: {}",
         follow_up.brief
     );
+}
+
+/// A scheduled run's Slack delivery waits for its coworker's working hours (here: every day
+/// but today, so now is outside them); a schedule that opts out is delivered at once.
+async fn a_scheduled_result_waits_for_working_hours(db: &TestDb) {
+    let script = Script::new()
+        .turn(Turn::when(
+            Match::UserSays("held brief".into()),
+            Reply::text("Held: all quiet."),
+        ))
+        .turn(Turn::when(
+            Match::UserSays("eager brief".into()),
+            Reply::text("Eager: two incidents."),
+        ));
+    let world = start(db, script, SlackMode::Events).await;
+    let store = &world.node.node.store;
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .weekday()
+        .to_monday_zero_offset();
+    let days: Vec<&str> = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i as i8 != today)
+        .map(|(_, d)| d)
+        .collect();
+    let hours = format!("{} 00:00-24:00", days.join(","));
+    store
+        .upsert_coworker(&coworker_store::CoworkerSpec {
+            handle: "nightowl".into(),
+            name: "Night Owl".into(),
+            job_description: "test".into(),
+            manager_user_id: None,
+            timezone: "UTC".into(),
+            settings: json!({"working_hours": hours, "tools": ["*"]}),
+        })
+        .await
+        .unwrap();
+    world.fake.add_user("U0ADA", "ada@example.com", true);
+    let held = run_schedule_now(&world, "held brief", true).await;
+    run_schedule_now(&world, "eager brief", false).await;
+
+    world
+        .fake
+        .wait_for("the opted-out delivery", |f| {
+            f.messages().into_iter().find(|m| shown(m).contains("two incidents"))
+        })
+        .await;
+    // The held task finishes too, and the loop passes it over: it stays undelivered.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let done = store.get_task(held).await.unwrap().unwrap().status.is_terminal();
+        if done && store.due_task_deliveries().await.unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the held task never finished or was never passed over"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        store.task_delivery(held).await.unwrap().as_deref(),
+        Some("slack:dm:U0ADA")
+    );
+    assert!(
+        !world.fake.messages().iter().any(|m| shown(m).contains("all quiet")),
+        "nothing is posted outside working hours"
+    );
+}
+
+/// Creates a schedule for `nightowl` delivering to U0ADA's DM and fires it now; the task's id.
+async fn run_schedule_now(world: &World, brief: &str, respect_working_hours: bool) -> coworker_core::TaskId {
+    let client = world.node.client();
+    let owner = &world.node.owner_token;
+    let created: Value = client
+        .post(world.node.url("/api/v1/schedules"))
+        .bearer_auth(owner)
+        .json(
+            &json!({"to": "nightowl", "cron": "0 8 * * MON", "timezone": "UTC", "brief": brief,
+                       "deliver_to": "slack:dm:U0ADA", "respect_working_hours": respect_working_hours}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().expect("schedule id").to_owned();
+    let fired: Value = client
+        .post(world.node.url(&format!("/api/v1/schedules/{id}/run")))
+        .bearer_auth(owner)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let task = fired["task"]["id"].as_str().or(fired["id"].as_str()).expect("task id");
+    task.parse().unwrap()
 }

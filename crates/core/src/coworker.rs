@@ -586,7 +586,10 @@ daily_usd = 20.00
         );
         // Inside the window: now.
         let tuesday_noon_paris = ms("2026-12-08T11:00:00Z");
-        assert_eq!(hours.next_open_at(tuesday_noon_paris, "Europe/Paris"), Some(tuesday_noon_paris));
+        assert_eq!(
+            hours.next_open_at(tuesday_noon_paris, "Europe/Paris"),
+            Some(tuesday_noon_paris)
+        );
         // After closing on a Friday: Monday morning.
         assert_eq!(
             hours.next_open_at(ms("2026-12-04T19:30:00Z"), "Europe/Paris"),

@@ -141,7 +141,11 @@ async fn a_held_delivery_waits_until_its_time(db: &TestDb) {
     let id = task(store).await;
     store.set_task_delivery(id, "slack:dm:U1").await.unwrap();
     store
-        .set_task_status(id, coworker_core::domain::TaskStatus::Done, Some(&json!({"text": "brief"})))
+        .set_task_status(
+            id,
+            coworker_core::domain::TaskStatus::Done,
+            Some(&json!({"text": "brief"})),
+        )
         .await
         .unwrap();
     assert_eq!(store.due_task_deliveries().await.unwrap().len(), 1, "finished: due");
@@ -149,7 +153,13 @@ async fn a_held_delivery_waits_until_its_time(db: &TestDb) {
         .hold_task_delivery(id, coworker_store::now_ms() + 3_600_000)
         .await
         .unwrap();
-    assert!(store.due_task_deliveries().await.unwrap().is_empty(), "held for an hour");
-    store.hold_task_delivery(id, coworker_store::now_ms() - 1).await.unwrap();
+    assert!(
+        store.due_task_deliveries().await.unwrap().is_empty(),
+        "held for an hour"
+    );
+    store
+        .hold_task_delivery(id, coworker_store::now_ms() - 1)
+        .await
+        .unwrap();
     assert_eq!(store.due_task_deliveries().await.unwrap().len(), 1, "its time has come");
 }

@@ -9,9 +9,9 @@
 //! message carries its key as Slack message metadata) and posted only if it is not there.
 
 use coworker_core::channel::{Action, ActionStyle, ChannelError, OutboundMessage};
+use coworker_core::coworker::WorkingHours;
 use coworker_core::domain::ApprovalStatus;
 use coworker_core::schedule::DeliveryTarget;
-use coworker_core::coworker::WorkingHours;
 use coworker_core::{ApprovalId, ScheduleId, TaskId};
 use coworker_engine::state::kind;
 use coworker_store::{Approval, Created, SlackThread, StoreError, now_ms};
