@@ -89,7 +89,11 @@ async fn create_many(node: &Node, count: usize, brief: &str) {
 
 async fn until_done(store: &Store, task: TaskId) {
     wait_until("the task finishes", || async {
-        store.get_task(task).await.unwrap().is_some_and(|t| t.status.is_terminal())
+        store
+            .get_task(task)
+            .await
+            .unwrap()
+            .is_some_and(|t| t.status.is_terminal())
     })
     .await;
     let task = store.get_task(task).await.unwrap().unwrap();
@@ -137,7 +141,9 @@ async fn fan_out_once(node: &Node, store: &Store, n: usize) -> f64 {
 }
 
 async fn fan_out(n: usize, latency_ms: u64) {
-    let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
     let model = ScriptedModelServer::start(Format::OpenAi, fan_out_script(n, Duration::from_millis(latency_ms))).await;
     let node = start(&db, &model.base_url(), n + 4, n, n * 4);
     // Warm-up: one single task.
@@ -158,7 +164,9 @@ async fn fan_out(n: usize, latency_ms: u64) {
     drop(model);
 
     // Engine overhead: the same fan-out with a zero-latency model.
-    let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
     let model = ScriptedModelServer::start(Format::OpenAi, fan_out_script(n, Duration::ZERO)).await;
     let node = start(&db, &model.base_url(), n + 4, n, n * 4);
     until_done(&db.store, create(&node, "bench part warm-up").await).await;
@@ -199,7 +207,9 @@ fn waiting_script(children: usize) -> Script {
 }
 
 async fn waiting(parents: usize, children: usize) {
-    let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
     let model = ScriptedModelServer::start(Format::OpenAi, waiting_script(children)).await;
     let node = start(&db, &model.base_url(), 8, children, parents * children + 1);
     let pid = node.child.id();
@@ -215,7 +225,10 @@ async fn waiting(parents: usize, children: usize) {
     create_many(&node, parents, "bench parent").await;
     let target = ((parents + 1) * (children + 1)) as i64;
     while count(&db.store, TaskStatus::Waiting).await < target {
-        assert!(started.elapsed() < Duration::from_secs(3600), "the trees did not reach their waits");
+        assert!(
+            started.elapsed() < Duration::from_secs(3600),
+            "the trees did not reach their waits"
+        );
         assert_eq!(count(&db.store, TaskStatus::Failed).await, 0, "a bench task failed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -37,15 +37,25 @@ async fn tree_and_reassign_from_the_cli(backend: Backend) {
         .turn(Turn::when(
             Match::UserSays("two parts".into()),
             Reply::tool_calls()
-                .tool_call("d1", "tasks__delegate", json!({"to": "self", "brief": "part alpha"}).to_string())
+                .tool_call(
+                    "d1",
+                    "tasks__delegate",
+                    json!({"to": "self", "brief": "part alpha"}).to_string(),
+                )
                 .tool_call("w1", "tasks__wait", "{}"),
         ))
         .turn(Turn::when(
             Match::UserSays("part alpha".into()),
             Reply::tool_calls().tool_call("q1", "tasks__ask", json!({"question": "alpha or beta?"}).to_string()),
         ))
-        .turn(Turn::when(Match::UserSays("[handoff]".into()), Reply::text("alpha finished by helper")))
-        .turn(Turn::when(Match::ToolResultFor("w1".into()), Reply::text("both parts done")));
+        .turn(Turn::when(
+            Match::UserSays("[handoff]".into()),
+            Reply::text("alpha finished by helper"),
+        ))
+        .turn(Turn::when(
+            Match::ToolResultFor("w1".into()),
+            Reply::text("both parts done"),
+        ));
     let model = ScriptedModelServer::start(Format::OpenAi, script).await;
     let base_url = model.base_url();
     let Some(node) = TestNode::start_with(backend, |config| {
@@ -66,7 +76,9 @@ async fn tree_and_reassign_from_the_cli(backend: Backend) {
     };
     let mut helper = coworker_engine::coworkers::default_assistant();
     helper.handle = "helper".into();
-    coworker_engine::coworkers::upsert(&node.node.store, &helper).await.unwrap();
+    coworker_engine::coworkers::upsert(&node.node.store, &helper)
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = node.node.store.clone();
     let root = coworker_testkit::node::delegate(&node.base_url, &node.owner_token, "assistant", "two parts").await;
@@ -80,7 +92,12 @@ async fn tree_and_reassign_from_the_cli(backend: Backend) {
     })
     .await;
 
-    let (code, out, err) = coworker(&node, dir.path(), &["task", "show", &root.to_string(), "--tree", "--json"]).await;
+    let (code, out, err) = coworker(
+        &node,
+        dir.path(),
+        &["task", "show", &root.to_string(), "--tree", "--json"],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     let tree: Value = serde_json::from_str(&out).unwrap();
     let nodes = tree["subtasks"].as_array().unwrap();
@@ -98,12 +115,19 @@ async fn tree_and_reassign_from_the_cli(backend: Backend) {
     assert!(out.contains("Asked the delegator: alpha or beta?"), "{out}");
 
     wait_until("the parent completes", || async {
-        store.get_task(root).await.unwrap().is_some_and(|t| t.status == TaskStatus::Done)
+        store
+            .get_task(root)
+            .await
+            .unwrap()
+            .is_some_and(|t| t.status == TaskStatus::Done)
     })
     .await;
     let (code, out, _) = coworker(&node, dir.path(), &["task", "show", &root.to_string(), "--tree"]).await;
     assert_eq!(code, 0);
-    assert!(out.contains("@helper [done]") && out.contains("alpha finished by helper"), "{out}");
+    assert!(
+        out.contains("@helper [done]") && out.contains("alpha finished by helper"),
+        "{out}"
+    );
 
     // A finished task cannot be handed over: a clear message, a failing exit.
     let (code, _, err) = coworker(&node, dir.path(), &["task", "reassign", &child, "--to", "assistant"]).await;

@@ -56,7 +56,9 @@ async fn killed_with_five_subtasks_in_flight(backend: Backend) {
     let server = ScriptedModelServer::start(Format::OpenAi, script).await;
     let config = process::config_file(db.dir(), &server.base_url(), &db.database_url, "");
     // Enough workers for all five subtasks at once.
-    let text = std::fs::read_to_string(&config).unwrap().replace("workers = 4", "workers = 8");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("workers = 4", "workers = 8");
     std::fs::write(&config, text).unwrap();
     let data_dir = db.node_data_dir();
 
@@ -106,11 +108,7 @@ async fn killed_with_five_subtasks_in_flight(backend: Backend) {
     let events = store.list_events(run.id, 0, 1000).await.unwrap();
     assert_eq!(events.iter().filter(|e| e.kind == "subtask_spawned").count(), PARTS);
     assert_eq!(events.iter().filter(|e| e.kind == "subtask_finished").count(), PARTS);
-    let joined = events
-        .iter()
-        .rfind(|e| e.kind == "tool_finished")
-        .unwrap()
-        .payload["content"]
+    let joined = events.iter().rfind(|e| e.kind == "tool_finished").unwrap().payload["content"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -71,7 +71,7 @@ impl Drop for AbortOnDrop {
 
 /// Signals the heartbeat raises while a run is driven.
 #[derive(Clone)]
-pub(crate) struct Signals {
+struct Signals {
     lost: watch::Receiver<bool>,
     cancel: watch::Receiver<bool>,
     shutdown: watch::Receiver<bool>,

@@ -217,7 +217,11 @@ async fn sequential_delegation_validates_the_result_schema_and_rolls_up_cost(db:
     assert_eq!(children.len(), 1);
     let child = &children[0];
     assert_eq!(child.status, TaskStatus::Done);
-    assert_eq!(child.delegator_user_id, Some(h.owner), "the subtask acts for the root's delegator");
+    assert_eq!(
+        child.delegator_user_id,
+        Some(h.owner),
+        "the subtask acts for the root's delegator"
+    );
     assert_eq!(
         h.kinds(child.id).await,
         [
@@ -236,7 +240,10 @@ async fn sequential_delegation_validates_the_result_schema_and_rolls_up_cost(db:
     assert_eq!(validation.payload["passed"], false);
     assert_eq!(validation.payload["retry"], true);
     assert!(
-        validation.payload["problems"][0].as_str().unwrap().starts_with("result_schema:"),
+        validation.payload["problems"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("result_schema:"),
         "{validation:?}"
     );
     assert_eq!(child.result.as_ref().unwrap()["value"], json!({"price": 10}));
@@ -246,12 +253,13 @@ async fn sequential_delegation_validates_the_result_schema_and_rolls_up_cost(db:
     assert_eq!(finished.payload["result"], json!({"price": 10}));
     assert_eq!(finished.payload["status"], "done");
     assert_eq!(finished.payload["cost_micros_usd"], 2 * TURN_COST);
-    let wait_result = root_events
-        .iter()
-        .filter(|e| e.kind == "tool_finished")
-        .nth(1)
-        .unwrap();
-    assert!(wait_result.payload["content"].as_str().unwrap().contains("\"price\":10"));
+    let wait_result = root_events.iter().filter(|e| e.kind == "tool_finished").nth(1).unwrap();
+    assert!(
+        wait_result.payload["content"]
+            .as_str()
+            .unwrap()
+            .contains("\"price\":10")
+    );
 
     // Costs: each task keeps its own; the tree sums them.
     assert_eq!(h.get(root).await.cost_micros_usd, 3 * TURN_COST);
@@ -301,11 +309,7 @@ async fn fan_out_of_five_joins_all_results(db: &TestDb) {
     expected.extend(["tool_finished", "model_requested", "model_responded", "completed"]);
     assert_eq!(h.kinds(root).await, expected);
     let events = h.events(root).await;
-    let wait = events
-        .iter()
-        .rfind(|e| e.kind == "tool_finished")
-        .unwrap()
-        .payload["content"]
+    let wait = events.iter().rfind(|e| e.kind == "tool_finished").unwrap().payload["content"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -316,10 +320,7 @@ async fn fan_out_of_five_joins_all_results(db: &TestDb) {
     assert_eq!(children.len(), 5);
     for child in &children {
         assert_eq!(child.status, TaskStatus::Done);
-        assert_eq!(
-            h.kinds(child.id).await.iter().filter(|k| *k == "completed").count(),
-            1
-        );
+        assert_eq!(h.kinds(child.id).await.iter().filter(|k| *k == "completed").count(), 1);
     }
     assert_eq!(h.store.tree_usage(root).await.unwrap().cost_micros_usd, 7 * TURN_COST);
 }
@@ -328,12 +329,19 @@ async fn three_level_hierarchy_rolls_cost_up_every_level(db: &TestDb) {
     let script = Script::new()
         .turn(Turn::when(
             Match::UserSays("write the board deck".into()),
-            calls(&[delegate("d1", "finance", "get the numbers")], "tasks__delegate").tool_call("w1", "tasks__wait", "{}"),
+            calls(&[delegate("d1", "finance", "get the numbers")], "tasks__delegate").tool_call(
+                "w1",
+                "tasks__wait",
+                "{}",
+            ),
         ))
         .turn(Turn::when(
             Match::UserSays("get the numbers".into()),
-            calls(&[delegate("d2", "analyst", "pull Q3 revenue")], "tasks__delegate")
-                .tool_call("w2", "tasks__wait", "{}"),
+            calls(&[delegate("d2", "analyst", "pull Q3 revenue")], "tasks__delegate").tool_call(
+                "w2",
+                "tasks__wait",
+                "{}",
+            ),
         ))
         .turn(Turn::when(
             Match::UserSays("pull Q3 revenue".into()),
@@ -364,7 +372,12 @@ async fn three_level_hierarchy_rolls_cost_up_every_level(db: &TestDb) {
     assert_eq!(h.store.tree_usage(middle).await.unwrap().cost_micros_usd, 3 * TURN_COST);
     assert_eq!(h.store.tree_usage(root).await.unwrap().cost_micros_usd, 5 * TURN_COST);
     // The middle's journal reports its child's tree; the root's reports the middle's tree.
-    let root_finished = h.events(root).await.into_iter().find(|e| e.kind == "subtask_finished").unwrap();
+    let root_finished = h
+        .events(root)
+        .await
+        .into_iter()
+        .find(|e| e.kind == "subtask_finished")
+        .unwrap();
     assert_eq!(root_finished.payload["tree_cost_micros_usd"], 3 * TURN_COST);
     assert_eq!(root_finished.payload["result"], "Numbers: Q3 $4.2M");
     assert_eq!(
@@ -393,7 +406,11 @@ async fn a_fourth_level_is_refused(db: &TestDb) {
         script = script.turn(Turn::when(
             Match::UserSays(format!("go deeper {level}")),
             calls(
-                &[delegate(&format!("d{level}"), "self", &format!("go deeper {}", level + 1))],
+                &[delegate(
+                    &format!("d{level}"),
+                    "self",
+                    &format!("go deeper {}", level + 1),
+                )],
                 "tasks__delegate",
             )
             .tool_call(format!("w{level}"), "tasks__wait", "{}"),
@@ -420,7 +437,12 @@ async fn a_fourth_level_is_refused(db: &TestDb) {
     let events = h.events(deepest).await;
     let refused = events.iter().find(|e| e.kind == "delegation_refused").unwrap();
     assert_eq!(refused.payload["limit"], "depth");
-    assert!(refused.payload["reason"].as_str().unwrap().contains("at most 3 levels deep"));
+    assert!(
+        refused.payload["reason"]
+            .as_str()
+            .unwrap()
+            .contains("at most 3 levels deep")
+    );
     // Its waiting call finds nothing to wait for and the model finishes itself.
     assert_eq!(h.get(deepest).await.result.unwrap()["text"], "level 3 done");
     // The human is told.
@@ -432,8 +454,11 @@ async fn a_cycle_is_refused_but_self_is_not(db: &TestDb) {
     let script = Script::new()
         .turn(Turn::when(
             Match::UserSays("plan the launch".into()),
-            calls(&[delegate("d1", "bob", "draft the launch copy")], "tasks__delegate")
-                .tool_call("w1", "tasks__wait", "{}"),
+            calls(&[delegate("d1", "bob", "draft the launch copy")], "tasks__delegate").tool_call(
+                "w1",
+                "tasks__wait",
+                "{}",
+            ),
         ))
         .turn(Turn::when(
             Match::UserSays("draft the launch copy".into()),
@@ -446,9 +471,18 @@ async fn a_cycle_is_refused_but_self_is_not(db: &TestDb) {
             )
             .tool_call("w2", "tasks__wait", "{}"),
         ))
-        .turn(Turn::when(Match::UserSays("polish the copy".into()), Reply::text("polished")))
-        .turn(Turn::when(Match::ToolResultFor("w2".into()), Reply::text("copy drafted")))
-        .turn(Turn::when(Match::ToolResultFor("w1".into()), Reply::text("launch planned")));
+        .turn(Turn::when(
+            Match::UserSays("polish the copy".into()),
+            Reply::text("polished"),
+        ))
+        .turn(Turn::when(
+            Match::ToolResultFor("w2".into()),
+            Reply::text("copy drafted"),
+        ))
+        .turn(Turn::when(
+            Match::ToolResultFor("w1".into()),
+            Reply::text("launch planned"),
+        ));
     let h = harness(db, script, EngineSettings::default(), ToolRegistry::new()).await;
     let alice = h.coworker(def("alice")).await;
     h.coworker(def("bob")).await;
@@ -474,16 +508,23 @@ async fn fan_out_past_the_limit_is_refused(db: &TestDb) {
         },
         ..EngineSettings::default()
     };
-    let delegations: Vec<(String, String)> =
-        (0..4).map(|i| delegate(&format!("d{i}"), "researcher", &format!("item {i}"))).collect();
+    let delegations: Vec<(String, String)> = (0..4)
+        .map(|i| delegate(&format!("d{i}"), "researcher", &format!("item {i}")))
+        .collect();
     let mut script = Script::new().turn(Turn::when(
         Match::UserSays("research four items".into()),
         calls(&delegations, "tasks__delegate").tool_call("w1", "tasks__wait", "{}"),
     ));
     for i in 0..4 {
-        script = script.turn(Turn::when(Match::UserSays(format!("item {i}")), Reply::text(format!("found {i}"))));
+        script = script.turn(Turn::when(
+            Match::UserSays(format!("item {i}")),
+            Reply::text(format!("found {i}")),
+        ));
     }
-    script = script.turn(Turn::when(Match::ToolResultFor("w1".into()), Reply::text("three of four")));
+    script = script.turn(Turn::when(
+        Match::ToolResultFor("w1".into()),
+        Reply::text("three of four"),
+    ));
     let h = harness(db, script, settings, ToolRegistry::new()).await;
     let lead = h.coworker(def("lead")).await;
     h.coworker(def("researcher")).await;
@@ -531,7 +572,13 @@ async fn a_subtask_failing_three_times_is_escalated(db: &TestDb) {
 
     // Rejecting tells the model to stop; the task then waits on nothing new.
     h.store
-        .decide_approval(pending[0].id, ApprovalStatus::Rejected, "reject", Some("stop"), Some(h.owner))
+        .decide_approval(
+            pending[0].id,
+            ApprovalStatus::Rejected,
+            "reject",
+            Some("stop"),
+            Some(h.owner),
+        )
         .await
         .unwrap();
     h.store.wake_run(pending[0].run_id).await.unwrap();
@@ -556,11 +603,20 @@ async fn tree_cost_past_the_threshold_waits_for_approval(db: &TestDb) {
     let script = Script::new()
         .turn(Turn::when(
             Match::UserSays("big job".into()),
-            calls(&[delegate("d1", "researcher", "expensive part")], "tasks__delegate")
-                .tool_call("w1", "tasks__wait", "{}"),
+            calls(&[delegate("d1", "researcher", "expensive part")], "tasks__delegate").tool_call(
+                "w1",
+                "tasks__wait",
+                "{}",
+            ),
         ))
-        .turn(Turn::when(Match::UserSays("expensive part".into()), Reply::text("done")))
-        .turn(Turn::when(Match::ToolResultFor("w1".into()), Reply::text("all done").usage(100, 20)));
+        .turn(Turn::when(
+            Match::UserSays("expensive part".into()),
+            Reply::text("done"),
+        ))
+        .turn(Turn::when(
+            Match::ToolResultFor("w1".into()),
+            Reply::text("all done").usage(100, 20),
+        ));
     let h = harness(db, script, settings, ToolRegistry::new()).await;
     let lead = h.coworker(def("lead")).await;
     h.coworker(def("researcher")).await;
@@ -573,7 +629,12 @@ async fn tree_cost_past_the_threshold_waits_for_approval(db: &TestDb) {
     let pending = h.store.list_approvals(Some(ApprovalStatus::Pending), 10).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].kind, "tree_budget");
-    let exceeded = h.events(child.id).await.into_iter().find(|e| e.kind == "budget_exceeded").unwrap();
+    let exceeded = h
+        .events(child.id)
+        .await
+        .into_iter()
+        .find(|e| e.kind == "budget_exceeded")
+        .unwrap();
     assert_eq!(exceeded.payload["limit"], "tree_cost");
     assert_eq!(exceeded.payload["spent_micros_usd"], TURN_COST);
 
@@ -608,7 +669,9 @@ async fn a_subtask_cannot_use_a_tool_its_delegator_could_not(db: &TestDb) {
     let calls_made = Arc::new(Mutex::new(0));
     registry.register_scoped(
         "hr",
-        Scope::Org { roles: vec![Role::Admin] },
+        Scope::Org {
+            roles: vec![Role::Admin],
+        },
         Arc::new(RecordingTool {
             spec: ToolSpec {
                 name: "hr.payroll".into(),
@@ -654,7 +717,12 @@ async fn a_subtask_cannot_use_a_tool_its_delegator_could_not(db: &TestDb) {
     assert_eq!(*calls_made.lock().unwrap(), 0, "the tool never ran");
     let events = h.events(child.id).await;
     let result = events.iter().find(|e| e.kind == "tool_finished").unwrap();
-    assert!(result.payload["content"].as_str().unwrap().contains("There is no tool named hr.payroll"));
+    assert!(
+        result.payload["content"]
+            .as_str()
+            .unwrap()
+            .contains("There is no tool named hr.payroll")
+    );
     // Nor was it offered to the subtask's model.
     let offered = h
         .server
@@ -670,17 +738,27 @@ async fn cancelling_the_root_cancels_the_whole_tree(db: &TestDb) {
         .turn(Turn::when(
             Match::UserSays("big project".into()),
             calls(
-                &[delegate("d1", "researcher", "part one"), delegate("d2", "researcher", "part two")],
+                &[
+                    delegate("d1", "researcher", "part one"),
+                    delegate("d2", "researcher", "part two"),
+                ],
                 "tasks__delegate",
             )
             .tool_call("w1", "tasks__wait", "{}"),
         ))
         .turn(Turn::when(
             Match::UserSays("part one".into()),
-            calls(&[delegate("d3", "analyst", "part one detail")], "tasks__delegate").tool_call("w3", "tasks__wait", "{}"),
+            calls(&[delegate("d3", "analyst", "part one detail")], "tasks__delegate").tool_call(
+                "w3",
+                "tasks__wait",
+                "{}",
+            ),
         ))
         .turn(Turn::when(Match::UserSays("part two".into()), Reply::text("two")))
-        .turn(Turn::when(Match::UserSays("part one detail".into()), Reply::text("detail")));
+        .turn(Turn::when(
+            Match::UserSays("part one detail".into()),
+            Reply::text("detail"),
+        ));
     let h = harness(db, script, EngineSettings::default(), ToolRegistry::new()).await;
     let lead = h.coworker(def("lead")).await;
     h.coworker(def("researcher")).await;
@@ -700,7 +778,11 @@ async fn cancelling_the_root_cancels_the_whole_tree(db: &TestDb) {
         assert_eq!(t.task.status, TaskStatus::Cancelled, "level {}", t.level);
         assert_eq!(h.kinds(t.task.id).await.last().unwrap(), "cancelled");
     }
-    assert_eq!(h.server.model_requests().len(), requests_before, "nothing ran after the cancel");
+    assert_eq!(
+        h.server.model_requests().len(),
+        requests_before,
+        "nothing ran after the cancel"
+    );
 }
 
 async fn a_resumed_parent_never_creates_a_child_twice(db: &TestDb) {
@@ -711,7 +793,10 @@ async fn a_resumed_parent_never_creates_a_child_twice(db: &TestDb) {
             Match::UserSays("one thing".into()),
             calls(&[delegate("d1", "researcher", "the thing")], "tasks__delegate").tool_call("w1", "tasks__wait", "{}"),
         ))
-        .turn(Turn::when(Match::UserSays("the thing".into()), Reply::text("thing done")))
+        .turn(Turn::when(
+            Match::UserSays("the thing".into()),
+            Reply::text("thing done"),
+        ))
         .turn(Turn::when(Match::ToolResultFor("w1".into()), Reply::text("finished")));
     let h = harness(db, script, EngineSettings::default(), ToolRegistry::new()).await;
     let lead = h.coworker(def("lead")).await;
@@ -751,8 +836,16 @@ async fn a_budget_larger_than_the_parent_has_left_is_refused(db: &TestDb) {
         .turn(Turn::when(
             Match::UserSays("budgeted work".into()),
             Reply::tool_calls()
-                .tool_call("d1", "tasks__delegate", json!({"to": "researcher", "brief": "costly", "budget_usd": 5.0}).to_string())
-                .tool_call("d2", "tasks__delegate", json!({"to": "researcher", "brief": "cheap", "budget_usd": 0.5}).to_string())
+                .tool_call(
+                    "d1",
+                    "tasks__delegate",
+                    json!({"to": "researcher", "brief": "costly", "budget_usd": 5.0}).to_string(),
+                )
+                .tool_call(
+                    "d2",
+                    "tasks__delegate",
+                    json!({"to": "researcher", "brief": "cheap", "budget_usd": 0.5}).to_string(),
+                )
                 .tool_call("w1", "tasks__wait", "{}")
                 .usage(100, 20),
         ))
@@ -768,7 +861,20 @@ async fn a_budget_larger_than_the_parent_has_left_is_refused(db: &TestDb) {
     assert_eq!(h.get(root).await.status, TaskStatus::Done);
     let children = h.children(root).await;
     assert_eq!(children.len(), 1);
-    assert_eq!(h.store.get_subtask(children[0].id).await.unwrap().unwrap().budget_micros_usd, Some(500_000));
-    let refused = h.events(root).await.into_iter().find(|e| e.kind == "delegation_refused").unwrap();
+    assert_eq!(
+        h.store
+            .get_subtask(children[0].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .budget_micros_usd,
+        Some(500_000)
+    );
+    let refused = h
+        .events(root)
+        .await
+        .into_iter()
+        .find(|e| e.kind == "delegation_refused")
+        .unwrap();
     assert_eq!(refused.payload["limit"], "budget");
 }

@@ -164,7 +164,10 @@ pub async fn reassign(state: &AppState, principal: &Principal, id: TaskId, to: &
     let task = load_task(state, &id.to_string()).await?;
     if task.status.is_terminal() {
         return Err(conflict(
-            format!("task {} is already {}; only unfinished tasks can be handed over", task.id, task.status),
+            format!(
+                "task {} is already {}; only unfinished tasks can be handed over",
+                task.id, task.status
+            ),
             "delegate a new task instead",
         ));
     }
@@ -188,12 +191,19 @@ pub async fn reassign(state: &AppState, principal: &Principal, id: TaskId, to: &
         ));
     }
     let events = match store.run_for_task(task.id).await? {
-        Some(run) => store.list_events(run.id, 0, coworker_store::runs_max_event_page()).await?,
+        Some(run) => {
+            store
+                .list_events(run.id, 0, coworker_store::runs_max_event_page())
+                .await?
+        }
         None => Vec::new(),
     };
     let files = store.files_written_by_task(task.id, 100).await?;
     let summary = coworker_engine::delegation::handoff_summary(&from, &events, &files);
-    let file_list: Vec<Value> = files.iter().map(|f| json!({"path": f.path, "version": f.version})).collect();
+    let file_list: Vec<Value> = files
+        .iter()
+        .map(|f| json!({"path": f.path, "version": f.version}))
+        .collect();
     let payload = json!({"text": summary, "from_coworker": from, "files": file_list});
     let run_id = store
         .reassign_task(task.id, target.id, &payload, Some(principal.user.id))

@@ -82,16 +82,34 @@ async fn the_subtask_tree_reports_status_cost_and_result_of_each(db: &TestDb) {
         .turn(Turn::when(
             Match::UserSays("survey two markets".into()),
             Reply::tool_calls()
-                .tool_call("d1", "tasks__delegate", json!({"to": "self", "brief": "market north"}).to_string())
-                .tool_call("d2", "tasks__delegate", json!({"to": "self", "brief": "market south"}).to_string())
+                .tool_call(
+                    "d1",
+                    "tasks__delegate",
+                    json!({"to": "self", "brief": "market north"}).to_string(),
+                )
+                .tool_call(
+                    "d2",
+                    "tasks__delegate",
+                    json!({"to": "self", "brief": "market south"}).to_string(),
+                )
                 .tool_call("w1", "tasks__wait", "{}")
                 .usage(100, 20),
         ))
-        .turn(Turn::when(Match::UserSays("market north".into()), Reply::text("north: growing").usage(100, 20)))
-        .turn(Turn::when(Match::UserSays("market south".into()), Reply::text("south: flat").usage(100, 20)))
-        .turn(Turn::when(Match::ToolResultFor("w1".into()), Reply::text("north grows, south is flat").usage(100, 20)));
+        .turn(Turn::when(
+            Match::UserSays("market north".into()),
+            Reply::text("north: growing").usage(100, 20),
+        ))
+        .turn(Turn::when(
+            Match::UserSays("market south".into()),
+            Reply::text("south: flat").usage(100, 20),
+        ))
+        .turn(Turn::when(
+            Match::ToolResultFor("w1".into()),
+            Reply::text("north grows, south is flat").usage(100, 20),
+        ));
     let (node, _model) = start(db, script).await;
-    let root = coworker_testkit::node::delegate(&node.base_url, &node.owner_token, "assistant", "survey two markets").await;
+    let root =
+        coworker_testkit::node::delegate(&node.base_url, &node.owner_token, "assistant", "survey two markets").await;
     wait_for(&node, root, TaskStatus::Done).await;
 
     let (status, tree) = get(&node, &format!("/api/v1/tasks/{root}/subtasks")).await;
@@ -134,7 +152,10 @@ async fn the_subtask_tree_reports_status_cost_and_result_of_each(db: &TestDb) {
     assert_eq!(session.status().as_u16(), 200);
     let html = session.text().await.unwrap();
     assert_eq!(html.matches("class=\"tree-node\"").count(), 3, "{html}");
-    assert!(html.contains("north: growing") && html.contains("south: flat"), "{html}");
+    assert!(
+        html.contains("north: growing") && html.contains("south: flat"),
+        "{html}"
+    );
     assert!(html.contains("data-open=\"false\""));
 
     // Unknown task: 404 in the error shape.
@@ -166,18 +187,37 @@ async fn reassigning_a_waiting_task_carries_its_summary_and_files(db: &TestDb) {
     let mut helper = coworker_engine::coworkers::default_assistant();
     helper.handle = "helper".into();
     helper.name = "Helper".into();
-    coworker_engine::coworkers::upsert(&node.node.store, &helper).await.unwrap();
-    let task = coworker_testkit::node::delegate(&node.base_url, &node.owner_token, "assistant", "draft the pricing memo").await;
+    coworker_engine::coworkers::upsert(&node.node.store, &helper)
+        .await
+        .unwrap();
+    let task =
+        coworker_testkit::node::delegate(&node.base_url, &node.owner_token, "assistant", "draft the pricing memo")
+            .await;
     wait_for(&node, task, TaskStatus::Waiting).await;
     let old_run = node.node.store.run_for_task(task).await.unwrap().unwrap();
 
     // Reassigning to the same coworker, or to nobody, is refused.
-    let (status, body) = post(&node, &format!("/api/v1/tasks/{task}/reassign"), json!({"to": "assistant"})).await;
+    let (status, body) = post(
+        &node,
+        &format!("/api/v1/tasks/{task}/reassign"),
+        json!({"to": "assistant"}),
+    )
+    .await;
     assert_eq!(status, 409, "{body}");
-    let (status, _) = post(&node, &format!("/api/v1/tasks/{task}/reassign"), json!({"to": "nobody"})).await;
+    let (status, _) = post(
+        &node,
+        &format!("/api/v1/tasks/{task}/reassign"),
+        json!({"to": "nobody"}),
+    )
+    .await;
     assert_eq!(status, 404);
 
-    let (status, done) = post(&node, &format!("/api/v1/tasks/{task}/reassign"), json!({"to": "helper"})).await;
+    let (status, done) = post(
+        &node,
+        &format!("/api/v1/tasks/{task}/reassign"),
+        json!({"to": "helper"}),
+    )
+    .await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["from"], "assistant");
     assert_eq!(done["to"], "helper");
@@ -203,7 +243,12 @@ async fn reassigning_a_waiting_task_carries_its_summary_and_files(db: &TestDb) {
     assert!(last.contains("memo/pricing.md") && last.contains("@helper"), "{last}");
 
     // Finished tasks are not handed over.
-    let (status, body) = post(&node, &format!("/api/v1/tasks/{task}/reassign"), json!({"to": "assistant"})).await;
+    let (status, body) = post(
+        &node,
+        &format!("/api/v1/tasks/{task}/reassign"),
+        json!({"to": "assistant"}),
+    )
+    .await;
     assert_eq!(status, 409, "{body}");
     let audited = node
         .node

@@ -227,8 +227,7 @@ impl Store {
              CAST(COALESCE(SUM(t.output_tokens), 0) AS BIGINT), CAST(COUNT(*) AS BIGINT) FROM tree JOIN tasks t ON t.id = tree.id",
             tree_cte()
         );
-        let (cost_micros_usd, input_tokens, output_tokens, tasks): (i64, i64, i64, i64) =
-            on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
+        let (cost_micros_usd, input_tokens, output_tokens, tasks): (i64, i64, i64, i64) = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
                 .bind(root.as_uuid())
                 .fetch_one(pool)
                 .await?);
@@ -311,14 +310,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             // Newer than every earlier run, so it is the task's run from now on.
-            let created = sqlx::query_scalar::<_, i64>(
+            let latest: i64 = sqlx::query_scalar(
                 "SELECT CAST(COALESCE(MAX(created_at_ms), 0) AS BIGINT) FROM runs WHERE task_id = $1",
             )
             .bind(task_id.as_uuid())
             .fetch_one(&mut *tx)
-            .await?
-            .max(now - 1)
-                + 1;
+            .await?;
+            let created = latest.max(now - 1) + 1;
             sqlx::query(
                 "INSERT INTO runs (id, task_id, status, created_at_ms, updated_at_ms) VALUES ($1, $2, 'ready', $3, $3)",
             )

@@ -4,10 +4,10 @@
 //! [`crate::subtasks::reassign`] as the API.
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Form, Path, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use coworker_core::domain::Role;
 use coworker_store::Task;
 use serde::Deserialize;
@@ -55,7 +55,9 @@ struct TreePart {
 }
 
 fn result_excerpt(task: &Task) -> String {
-    let Some(result) = &task.result else { return String::new() };
+    let Some(result) = &task.result else {
+        return String::new();
+    };
     let text = match (result.get("value"), result.get("text"), result.get("error")) {
         (Some(value), _, _) => value.to_string(),
         (_, Some(text), _) => text.as_str().unwrap_or_default().to_owned(),
@@ -146,7 +148,10 @@ async fn reassign(
         Ok(done) => Ok(redirect_with(
             &back,
             FlashKind::Ok,
-            &format!("Handed over to @{}: it continues from @{}'s work and files.", done.to, done.from),
+            &format!(
+                "Handed over to @{}: it continues from @{}'s work and files.",
+                done.to, done.from
+            ),
         )),
         Err(error) => refused(error, &back),
     }
