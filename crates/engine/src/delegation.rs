@@ -338,7 +338,6 @@ impl Engine {
             let Some(record) = open.iter().find(|s| s.task_id == task.id.to_string()) else {
                 continue;
             };
-            let usage = self.store().tree_usage(task.id).await?;
             let result = match (&task.status, &task.result) {
                 (TaskStatus::Done, Some(r)) => r.get("value").or_else(|| r.get("text")).cloned().unwrap_or(Value::Null),
                 (TaskStatus::Failed, Some(r)) => r.get("error").cloned().unwrap_or(Value::Null),
@@ -355,9 +354,9 @@ impl Engine {
                         "status": task.status,
                         "result": result,
                         "cost_micros_usd": task.cost_micros_usd,
-                        "tree_cost_micros_usd": usage.cost_micros_usd,
-                        "tree_input_tokens": usage.input_tokens,
-                        "tree_output_tokens": usage.output_tokens,
+                        "tree_cost_micros_usd": task.tree_cost_micros_usd,
+                        "tree_input_tokens": task.tree_input_tokens,
+                        "tree_output_tokens": task.tree_output_tokens,
                     }),
                 )
                 .await?;
@@ -488,7 +487,7 @@ impl Engine {
         }
         if let (Some(asked), Some(budget)) = (args.budget_micros_usd, ctx.budget_micros) {
             let allowed = budget * (1 + i64::from(state.budget_extensions));
-            let spent = store.tree_usage(ctx.task.id).await?.cost_micros_usd;
+            let spent = store.get_task(ctx.task.id).await?.map_or(0, |t| t.tree_cost_micros_usd);
             let reserved: i64 = state
                 .subtasks
                 .iter()
@@ -861,7 +860,8 @@ impl Engine {
             .await?
             .last()
             .map_or(ctx.task.id, |t| t.id);
-        let spent = store.tree_usage(root).await?.cost_micros_usd;
+        // The root's tree total is kept up to date by every model call in the tree.
+        let spent = store.get_task(root).await?.map_or(0, |t| t.tree_cost_micros_usd);
         let approved = store.approved_in_tree(root, TREE_BUDGET_APPROVAL).await?;
         let allowed = threshold.saturating_mul(1 + approved);
         if spent < allowed {

@@ -158,6 +158,20 @@ async fn the_subtask_tree_reports_status_cost_and_result_of_each(db: &TestDb) {
     );
     assert!(html.contains("data-open=\"false\""));
 
+    // The task page itself renders the same tree, and the script refreshes it from there.
+    let page = node
+        .client()
+        .get(node.url(&format!("/tasks/{root}")))
+        .bearer_auth(&node.owner_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&format!("data-src=\"/tasks/{root}/tree\"")), "{page}");
+    assert_eq!(page.matches("class=\"tree-node\"").count(), 3);
+
     // Unknown task: 404 in the error shape.
     let (status, body) = get(&node, &format!("/api/v1/tasks/{}/subtasks", TaskId::new())).await;
     assert_eq!(status, 404, "{body}");
