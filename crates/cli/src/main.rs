@@ -384,7 +384,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     };
                     work::task_new(&client, args, wait, json).await
                 }
-                TaskCommand::Show { id, tree: true, json, .. } => orchestration::task_tree(&client, &id, json).await,
+                TaskCommand::Show {
+                    id, tree: true, json, ..
+                } => orchestration::task_tree(&client, &id, json).await,
                 TaskCommand::Show { id, wait, json, .. } => work::task_show(&client, &id, wait, json).await,
                 TaskCommand::Reassign { id, to, json } => orchestration::task_reassign(&client, &id, &to, json).await,
                 TaskCommand::List { status, json } => work::task_list(&client, status.as_deref(), json).await,

@@ -107,7 +107,12 @@ pub(crate) struct Journal<'a> {
 }
 
 impl Journal<'_> {
-    pub(crate) async fn append(&mut self, state: &mut RunState, kind: &str, payload: Value) -> Result<RunEvent, StoreError> {
+    pub(crate) async fn append(
+        &mut self,
+        state: &mut RunState,
+        kind: &str,
+        payload: Value,
+    ) -> Result<RunEvent, StoreError> {
         let event = self
             .store
             .append_event(self.run_id, self.epoch, self.next_seq, kind, &payload)
@@ -1683,7 +1688,13 @@ impl Engine {
     }
 
     /// Appends to the audit log as this run's coworker.
-    pub(crate) async fn audit(&self, ctx: &RunContext, action: &str, subject: String, details: Value) -> Result<(), EngineError> {
+    pub(crate) async fn audit(
+        &self,
+        ctx: &RunContext,
+        action: &str,
+        subject: String,
+        details: Value,
+    ) -> Result<(), EngineError> {
         self.inner
             .store
             .audit_append(
