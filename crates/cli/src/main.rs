@@ -15,6 +15,8 @@ mod secrets;
 // Slack (issue 13).
 mod slack;
 mod work;
+// Multi-agent orchestration (issue 15).
+mod orchestration;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -154,6 +156,9 @@ enum TaskCommand {
         /// Follow progress until the task ends
         #[arg(long)]
         wait: bool,
+        /// Show the tree of subtasks instead: status, cost and result of each
+        #[arg(long, conflicts_with = "wait")]
+        tree: bool,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -171,6 +176,17 @@ enum TaskCommand {
     Cancel {
         /// Task id
         id: String,
+    },
+    /// Hand an unfinished task to another coworker, with its journal summary and files
+    Reassign {
+        /// Task id
+        id: String,
+        /// Handle of the coworker who takes it over
+        #[arg(long, value_name = "HANDLE")]
+        to: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Answer the question a coworker asked on a task
     Answer {
@@ -368,7 +384,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     };
                     work::task_new(&client, args, wait, json).await
                 }
-                TaskCommand::Show { id, wait, json } => work::task_show(&client, &id, wait, json).await,
+                TaskCommand::Show {
+                    id, tree: true, json, ..
+                } => orchestration::task_tree(&client, &id, json).await,
+                TaskCommand::Show { id, wait, json, .. } => work::task_show(&client, &id, wait, json).await,
+                TaskCommand::Reassign { id, to, json } => orchestration::task_reassign(&client, &id, &to, json).await,
                 TaskCommand::List { status, json } => work::task_list(&client, status.as_deref(), json).await,
                 TaskCommand::Cancel { id } => {
                     client

@@ -10,7 +10,7 @@ use crate::client::Client;
 /// How often `task new --wait` / `task show --wait` polls for new events.
 const WAIT_POLL: Duration = Duration::from_millis(300);
 
-fn usd(micros: &Value) -> String {
+pub(crate) fn usd(micros: &Value) -> String {
     format!("${:.4}", micros.as_i64().unwrap_or(0) as f64 / 1e6)
 }
 
@@ -114,6 +114,10 @@ pub fn describe_event(event: &Value) -> Option<String> {
         "completed" => format!("completed:\n{}", s("result")),
         "failed" => format!("failed: {}", s("error")),
         "cancelled" => "cancelled".into(),
+        // Multi-agent orchestration (issue 15).
+        "subtask_spawned" => format!("delegated to @{}: subtask {}", s("to"), s("subtask_id")),
+        "subtask_finished" => format!("subtask {} (@{}) {}", s("subtask_id"), s("to"), s("status")),
+        "delegation_refused" => format!("delegation refused ({}): {}", s("limit"), s("reason")),
         _ => return None,
     };
     Some(line)
@@ -231,6 +235,9 @@ pub async fn task_show(client: &Client, id: &str, wait: bool, json_out: bool) ->
         task["input_tokens"],
         task["output_tokens"]
     );
+    if task["tree_cost_micros_usd"] != task["cost_micros_usd"] {
+        println!("With its subtasks: {}", usd(&task["tree_cost_micros_usd"]));
+    }
     if let Some(question) = detail["question"].as_str() {
         println!("Open question: {question}\n  answer: coworker task answer {id} \"…\"");
     }

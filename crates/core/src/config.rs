@@ -382,6 +382,37 @@ pub struct EngineConfig {
     pub max_tool_result_bytes: u64,
     /// Directory of coworker definitions (`<handle>.toml`), relative to the working directory.
     pub coworkers_dir: String,
+    /// Limits on coworkers delegating to coworkers (issue 15).
+    pub delegation: DelegationConfig,
+}
+
+/// `[engine.delegation]`: limits on delegation between coworkers (issue 15).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DelegationConfig {
+    /// Deepest level a subtask may be at; the task a person delegated is depth 0.
+    pub max_depth: u32,
+    /// Most subtasks one task may delegate.
+    pub max_fan_out: u32,
+    /// Most unfinished subtasks across the organisation at once.
+    pub max_in_flight: u32,
+    /// Failures of the same subtask after which delegating it again asks the delegator.
+    pub max_subtask_failures: u32,
+    /// A task tree's total cost, in US dollars, past which it waits for an approval to
+    /// continue (each approval allows as much again); 0 disables the check.
+    pub tree_cost_approval_usd: f64,
+}
+
+impl Default for DelegationConfig {
+    fn default() -> Self {
+        Self {
+            max_depth: 3,
+            max_fan_out: 10,
+            max_in_flight: 100,
+            max_subtask_failures: 3,
+            tree_cost_approval_usd: 10.0,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -393,6 +424,7 @@ impl Default for EngineConfig {
             poll_interval_ms: 5_000,
             max_tool_result_bytes: 16_384,
             coworkers_dir: "coworkers".to_owned(),
+            delegation: DelegationConfig::default(),
         }
     }
 }
@@ -1448,6 +1480,18 @@ pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; 
 # max_tool_result_bytes = 16384
 # Directory of coworker definitions, one <handle>.toml each.
 # coworkers_dir = "coworkers"
+
+# [engine.delegation]
+# Deepest level a subtask may be at (the task a person delegated is depth 0).
+# max_depth = 3
+# Most subtasks one task may delegate.
+# max_fan_out = 10
+# Most unfinished subtasks across the organisation at once.
+# max_in_flight = 100
+# Failures of the same subtask after which delegating it again asks the delegator.
+# max_subtask_failures = 3
+# A task tree's total cost in US dollars past which it waits for an approval (0: never).
+# tree_cost_approval_usd = 10.0
 
 # Model providers. With none configured, Coworker uses OPENAI_API_KEY or ANTHROPIC_API_KEY
 # from the environment, or an Ollama server on 127.0.0.1:11434, and says so at start-up.

@@ -11,6 +11,8 @@
 //! - Every limit is a named setting with a specific message when hit.
 
 pub mod coworkers;
+// multi-agent orchestration (issue 15)
+pub mod delegation;
 // memory (issue 11)
 pub mod memory;
 pub mod runner;

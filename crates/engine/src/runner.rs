@@ -49,7 +49,7 @@ pub(crate) struct Inner {
 }
 
 /// How one step of the loop ended.
-enum Step {
+pub(crate) enum Step {
     /// Keep stepping.
     Continue,
     /// Suspend until woken (or until `wake_at_ms`).
@@ -99,15 +99,20 @@ impl Signals {
 }
 
 /// Appends to one run's journal with the held epoch, keeping the folded state current.
-struct Journal<'a> {
+pub(crate) struct Journal<'a> {
     store: &'a Store,
-    run_id: RunId,
+    pub(crate) run_id: RunId,
     epoch: i64,
     next_seq: i64,
 }
 
 impl Journal<'_> {
-    async fn append(&mut self, state: &mut RunState, kind: &str, payload: Value) -> Result<RunEvent, StoreError> {
+    pub(crate) async fn append(
+        &mut self,
+        state: &mut RunState,
+        kind: &str,
+        payload: Value,
+    ) -> Result<RunEvent, StoreError> {
         let event = self
             .store
             .append_event(self.run_id, self.epoch, self.next_seq, kind, &payload)
@@ -119,13 +124,18 @@ impl Journal<'_> {
 }
 
 /// Everything a step needs about the run.
-struct RunContext {
-    task: Task,
-    coworker: Coworker,
-    def: CoworkerDef,
+pub(crate) struct RunContext {
+    pub(crate) task: Task,
+    pub(crate) coworker: Coworker,
+    pub(crate) def: CoworkerDef,
     policy: ModelPolicy,
-    /// Whom the task acts for: its tools are those this person may use.
-    delegator: Option<Delegator>,
+    /// Whom the task acts for: its tools are those this person may use. For a subtask, the
+    /// person who delegated the root task (delegation never widens access).
+    pub(crate) delegator: Option<Delegator>,
+    /// What the delegating run asked of this task, if it is a subtask (issue 15).
+    pub(crate) subtask: Option<coworker_store::Subtask>,
+    /// The task's cost budget: a subtask's carved-out budget, else the coworker's.
+    pub(crate) budget_micros: Option<i64>,
 }
 
 /// Whether `name` is one of the memory tools every coworker is offered (they only read or
@@ -384,12 +394,22 @@ impl Engine {
             }),
             None => None,
         };
+        let subtask = match task.parent_task_id {
+            Some(_) => store.get_subtask(task.id).await?,
+            None => None,
+        };
+        let budget_micros = subtask
+            .as_ref()
+            .and_then(|s| s.budget_micros_usd)
+            .or_else(|| def.budget.task_micros());
         let context = RunContext {
             task,
             coworker,
             def,
             policy,
             delegator,
+            subtask,
+            budget_micros,
         };
 
         let mut events = Vec::new();
@@ -527,6 +547,9 @@ impl Engine {
                     Validated::Passed => {
                         journal.append(state, kind::COMPLETED, json!({"result": text})).await?;
                         let mut result = json!({"text": text, "cost_micros_usd": state.cost_micros_usd});
+                        if let Some(value) = crate::delegation::result_value(ctx, &text) {
+                            result["value"] = value;
+                        }
                         // The validated deliverables are attached to the result.
                         let turn = state.turns.last().map_or(0, |t| t.turn);
                         if let Some(validation) = state.validation_of(turn)
@@ -580,6 +603,7 @@ impl Engine {
             .filter(|r| r.result.is_none() && r.decision.is_none())
             .filter_map(|r| r.approval.as_ref().map(|(id, _)| *id))
             .chain(state.budget_approval.as_ref().map(|(id, _)| *id))
+            .chain(state.tree_budget_approval)
             .collect();
         for id in pending {
             // Expired is the engine's own doing (it blocks the task): not news, or a blocked
@@ -603,6 +627,8 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let store = &self.inner.store;
         store.set_task_status(ctx.task.id, status, result.as_ref()).await?;
+        // Before the run is released, so a crash here repeats it (issue 15).
+        self.after_task_finished(ctx, state, status).await?;
         // The episode is memory, not the task's outcome: failing to write it is logged and
         // never fails the task (consolidation and later tasks simply lack it).
         if let Some(memory) = self.memory()
@@ -618,7 +644,7 @@ impl Engine {
         Ok(())
     }
 
-    async fn fail(
+    pub(crate) async fn fail(
         &self,
         ctx: &RunContext,
         state: &mut RunState,
@@ -634,6 +660,12 @@ impl Engine {
     async fn consume_inputs(&self, state: &mut RunState, journal: &mut Journal<'_>) -> Result<(), EngineError> {
         let store = &self.inner.store;
         for input in store.pending_run_inputs(journal.run_id).await? {
+            if input.kind == crate::delegation::SUBTASK_FINISHED_INPUT {
+                // A wake-up from a child: its outcome is read from the store, journaled once.
+                self.sync_subtasks(state, journal).await?;
+                store.consume_run_input(input.id).await?;
+                continue;
+            }
             let text = input
                 .payload
                 .get("text")
@@ -818,7 +850,7 @@ impl Engine {
             }
         }
         // Task cost budget: warn near it, ask a human past it.
-        if let Some(budget) = ctx.def.budget.task_micros() {
+        if let Some(budget) = ctx.budget_micros {
             let allowed = budget * (1 + i64::from(state.budget_extensions));
             if state.cost_micros_usd >= allowed {
                 return self.budget_approval(ctx, state, journal, allowed).await;
@@ -834,6 +866,10 @@ impl Engine {
                     .append(state, kind::BUDGET_WARNING, json!({"instruction": instruction}))
                     .await?;
             }
+        }
+
+        if let Some(step) = self.check_tree_budget(ctx, state, journal).await? {
+            return Ok(step);
         }
 
         let turn = state.turns.len() as u32 + 1;
@@ -928,7 +964,9 @@ impl Engine {
     }
 
     fn brief_message(&self, ctx: &RunContext) -> String {
-        format!("Task from your delegator:\n{}", ctx.task.brief)
+        let mut message = format!("Task from your delegator:\n{}", ctx.task.brief);
+        crate::delegation::extend_brief(ctx, &mut message);
+        message
     }
 
     async fn budget_approval(
@@ -976,7 +1014,7 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn request_approval(
+    pub(crate) async fn request_approval(
         &self,
         ctx: &RunContext,
         state: &mut RunState,
@@ -1033,7 +1071,7 @@ impl Engine {
 
     /// Reads an approval row and journals its outcome, or waits for it (escalating once at
     /// the deadline, then blocking the task).
-    async fn await_decision(
+    pub(crate) async fn await_decision(
         &self,
         ctx: &RunContext,
         state: &mut RunState,
@@ -1151,7 +1189,9 @@ impl Engine {
                         }),
                     )
                     .await?;
-                if approval.kind == "budget" && decision != "approve" {
+                if (approval.kind == "budget" || approval.kind == crate::delegation::TREE_BUDGET_APPROVAL)
+                    && decision != "approve"
+                {
                     let message = format!(
                         "stopped: the task reached its budget and {} declined to continue{}",
                         approval
@@ -1167,7 +1207,7 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn finish_call(
+    pub(crate) async fn finish_call(
         &self,
         state: &mut RunState,
         journal: &mut Journal<'_>,
@@ -1261,6 +1301,17 @@ impl Engine {
                 wake_at_ms: None,
                 blocked: false,
             });
+        }
+
+        if tool_name == crate::delegation::DELEGATE_TOOL {
+            return self
+                .resolve_delegate(ctx, state, journal, call_id, &record, &arguments)
+                .await;
+        }
+        if tool_name == crate::delegation::WAIT_TOOL {
+            return self
+                .resolve_wait(ctx, state, journal, call_id, &record, &arguments)
+                .await;
         }
 
         if tool_name == PLAN_TOOL {
@@ -1500,6 +1551,8 @@ impl Engine {
                 Validated::Failed(validation_failure_message(failures, &done.problems))
             });
         }
+        // A subtask's answer against the schema its delegator gave (issue 15).
+        let schema_problems = crate::delegation::result_schema_problems(ctx, state);
         let validators = self.inner.tools.validators();
         let calls = state.successful_calls();
         let mut reports = Vec::new();
@@ -1524,13 +1577,15 @@ impl Engine {
             };
             reports.extend(checked);
         }
-        if reports.is_empty() {
+        if reports.is_empty() && schema_problems.is_empty() {
             return Ok(Validated::Passed);
         }
         let mut problems: Vec<String> = reports
             .iter()
             .flat_map(|r| r.problems.iter().map(move |p| format!("{}: {p}", r.path)))
             .collect();
+        let schema_note = crate::delegation::schema_retry_note(ctx, &schema_problems, &problems);
+        problems.extend(schema_problems);
 
         // Prose against the brief, by a second model call.
         let prose: Vec<(String, String)> = reports
@@ -1610,6 +1665,7 @@ impl Engine {
                     "model": model,
                     "cost_micros_usd": cost,
                     "tokens": tokens,
+                    "note": schema_note,
                 }),
             )
             .await?;
@@ -1632,7 +1688,13 @@ impl Engine {
     }
 
     /// Appends to the audit log as this run's coworker.
-    async fn audit(&self, ctx: &RunContext, action: &str, subject: String, details: Value) -> Result<(), EngineError> {
+    pub(crate) async fn audit(
+        &self,
+        ctx: &RunContext,
+        action: &str,
+        subject: String,
+        details: Value,
+    ) -> Result<(), EngineError> {
         self.inner
             .store
             .audit_append(
@@ -1644,7 +1706,7 @@ impl Engine {
 
     /// Tells the task's delegator something (a notify-tier call ran, an approval waits, the
     /// task is blocked). `dedupe_key` makes a retried step notify once.
-    async fn notify_delegator(
+    pub(crate) async fn notify_delegator(
         &self,
         ctx: &RunContext,
         notification_kind: &str,

@@ -27,6 +27,8 @@ pub struct EngineSettings {
     /// How many times deliverables that fail validation go back to the model before the
     /// problems are surfaced to the human and the task fails undelivered.
     pub max_validation_retries: u32,
+    /// Limits on delegation between coworkers (issue 15).
+    pub delegation: crate::delegation::DelegationLimits,
 }
 
 impl Default for EngineSettings {
@@ -42,6 +44,7 @@ impl Default for EngineSettings {
             tiers: TierDefaults::default(),
             journal_page: 5_000,
             max_validation_retries: 2,
+            delegation: Default::default(),
         }
     }
 }

@@ -60,6 +60,30 @@ pub mod kind {
     /// Deliverables were re-read and checked before delivery: passed, or the problems and
     /// whether the model gets another attempt.
     pub const VALIDATION_FINISHED: &str = "validation_finished";
+    /// A `tasks.delegate` call created a subtask (issue 15).
+    pub const SUBTASK_SPAWNED: &str = "subtask_spawned";
+    /// A subtask this run delegated reached a terminal status.
+    pub const SUBTASK_FINISHED: &str = "subtask_finished";
+    /// A `tasks.delegate` call was refused by a limit (depth, cycle, fan-out, in flight,
+    /// budget): the limit and the reason.
+    pub const DELEGATION_REFUSED: &str = "delegation_refused";
+}
+
+/// A subtask this run delegated, as its journal tells it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SubtaskRecord {
+    /// The child task's id.
+    pub task_id: String,
+    /// The delegating call's key.
+    pub call_id: String,
+    /// What `to` said.
+    pub to: String,
+    /// Identity of "the same subtask" for repeated-failure counting.
+    pub failure_key: String,
+    /// Budget carved out for it, micro-dollars.
+    pub budget_micros_usd: Option<i64>,
+    /// `subtask_finished` payload, once journaled.
+    pub finished: Option<Value>,
 }
 
 /// One validation of the deliverables, as journaled.
@@ -173,6 +197,12 @@ pub struct RunState {
     pub last_seq: i64,
     /// Validations of the deliverables, in order.
     pub validations: Vec<Validation>,
+    /// Subtasks delegated by this run, in the order they were spawned (issue 15).
+    pub subtasks: Vec<SubtaskRecord>,
+    /// Failed subtasks per identity (`to` + brief).
+    pub subtask_failures: HashMap<String, u32>,
+    /// Pending approval to let the task tree spend past its threshold, if any.
+    pub tree_budget_approval: Option<ApprovalId>,
 }
 
 /// What the run should do next.
@@ -253,6 +283,8 @@ impl RunState {
                 if let Some(id) = id {
                     if approval_kind == "budget" {
                         self.budget_approval = Some((id, None));
+                    } else if approval_kind == crate::delegation::TREE_BUDGET_APPROVAL {
+                        self.tree_budget_approval = Some(id);
                     } else {
                         let record = self.calls.entry(call_id()).or_default();
                         record.approval = Some((id, approval_kind));
@@ -269,6 +301,8 @@ impl RunState {
                         self.budget_extensions += 1;
                     }
                     self.budget_approval = None;
+                } else if text("kind") == crate::delegation::TREE_BUDGET_APPROVAL {
+                    self.tree_budget_approval = None;
                 } else {
                     let record = self.calls.entry(call_id()).or_default();
                     record.decision = Some((decision, note));
@@ -341,7 +375,13 @@ impl RunState {
                 // The second model call that checked the prose is paid for like any other.
                 self.cost_micros_usd += p.get("cost_micros_usd").and_then(Value::as_i64).unwrap_or(0);
                 self.tokens += p.get("tokens").and_then(Value::as_u64).unwrap_or(0);
-                if !validation.passed && validation.retry {
+                if !validation.passed
+                    && validation.retry
+                    && let Some(note) = p.get("note").and_then(Value::as_str)
+                {
+                    // A check with its own instruction (a subtask's result schema).
+                    self.notes.push((self.turns.len(), note.to_owned()));
+                } else if !validation.passed && validation.retry {
                     self.notes.push((
                         self.turns.len(),
                         format!(
@@ -351,6 +391,23 @@ impl RunState {
                     ));
                 }
                 self.validations.push(validation);
+            }
+            kind::SUBTASK_SPAWNED => self.subtasks.push(SubtaskRecord {
+                task_id: text("subtask_id"),
+                call_id: call_id(),
+                to: text("to"),
+                failure_key: text("failure_key"),
+                budget_micros_usd: p.get("budget_micros_usd").and_then(Value::as_i64),
+                finished: None,
+            }),
+            kind::SUBTASK_FINISHED => {
+                let id = text("subtask_id");
+                if let Some(record) = self.subtasks.iter_mut().find(|r| r.task_id == id) {
+                    if text("status") == "failed" {
+                        *self.subtask_failures.entry(record.failure_key.clone()).or_default() += 1;
+                    }
+                    record.finished = Some(p.clone());
+                }
             }
             kind::BLOCKED => self.blocked = Some(text("reason")),
             kind::COMPLETED => self.terminal = Some(Terminal::Completed(text("result"))),

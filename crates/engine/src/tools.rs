@@ -20,7 +20,7 @@ pub const PLAN_TOOL: &str = "tasks.propose_plan";
 /// Specs of the tools the engine itself handles (they suspend or shape the run, so they
 /// are not executed through the registry).
 pub fn engine_tool_specs() -> Vec<ToolSpec> {
-    vec![
+    let mut specs = vec![
         ToolSpec {
             name: ASK_TOOL.into(),
             description: "Ask the person who delegated this task a question and wait for the answer. Use it when the \
@@ -54,5 +54,8 @@ pub fn engine_tool_specs() -> Vec<ToolSpec> {
             risk: RiskClass::Read,
             idempotent: true,
         },
-    ]
+    ];
+    // Multi-agent orchestration (issue 15).
+    specs.extend(crate::delegation::tool_specs());
+    specs
 }

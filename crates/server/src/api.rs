@@ -76,6 +76,8 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(work::get_task))
         .routes(routes!(events::task_events))
         .routes(routes!(work::cancel_task))
+        .routes(routes!(crate::subtasks::get_subtasks))
+        .routes(routes!(crate::subtasks::reassign_task))
         .routes(routes!(work::answer_task))
         .routes(routes!(work::message_task))
         .routes(routes!(work::list_approvals))

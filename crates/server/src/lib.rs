@@ -34,6 +34,8 @@ pub mod policy;
 pub mod ratelimit;
 pub mod schedules;
 pub mod shutdown;
+// Multi-agent orchestration (issue 15).
+pub mod subtasks;
 pub mod web;
 pub mod work;
 

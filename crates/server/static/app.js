@@ -209,3 +209,29 @@ document.addEventListener("DOMContentLoaded", () => {
   if (tz) tz.addEventListener("input", schedule);
   update();
 });
+
+// ---- Task detail: the tree of subtasks (web/subtasks.rs, issue 15) ----
+// Subtasks change without the parent's journal moving, so while any of them is unfinished
+// the page re-fetches the server's rendering of the tree every few seconds. A person choosing
+// a coworker to hand the task to keeps the form: the tree waits until the select is left.
+const TREE_POLL_MS = 2000;
+
+function liveTree() {
+  const box = document.getElementById("task-tree");
+  if (!box || !box.dataset.src) return;
+  const open = () => box.querySelector("[data-open='true']") !== null;
+  async function refresh() {
+    if (!open()) return;
+    const focused = box.contains(document.activeElement);
+    if (!document.hidden && !focused) {
+      try {
+        const response = await fetch(box.dataset.src, { headers: { Accept: "text/html" } });
+        if (response.ok) box.innerHTML = await response.text();
+      } catch (_) { /* offline: try again on the next tick */ }
+    }
+    if (open()) setTimeout(refresh, TREE_POLL_MS);
+  }
+  setTimeout(refresh, TREE_POLL_MS);
+}
+
+document.addEventListener("DOMContentLoaded", liveTree);

@@ -53,6 +53,10 @@ use crate::{Backend, Store, StoreError, now_ms, on_pool};
 pub mod actions {
     /// A task was delegated to a coworker.
     pub const TASK_CREATED: &str = "task.created";
+    /// A coworker delegated a subtask (issue 15).
+    pub const TASK_DELEGATED: &str = "task.delegated";
+    /// A running or blocked task was handed to another coworker (issue 15).
+    pub const TASK_REASSIGNED: &str = "task.reassigned";
     /// A plan was approved or rejected.
     pub const PLAN_DECIDED: &str = "plan.decided";
     /// A gated action is waiting for a human.

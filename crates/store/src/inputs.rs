@@ -21,6 +21,19 @@ pub const RUNNABLE_CHANNEL: &str = "coworker_runnable";
 const APPROVAL_COLUMNS: &str = "id, run_id, task_id, kind, title, preview, status, decided_by_user_id, decision, decision_note, \
     expires_at_ms, escalated_at_ms, created_at_ms, decided_at_ms, call_id, requested_by_user_id, escalate_to_user_id";
 
+/// Adds usage (`$1` cost, `$2`/`$3` tokens) to the tree totals of task `$4` and each of
+/// its ancestors.
+static ANCESTORS_TREE_USAGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH RECURSIVE up(id, level) AS (SELECT id, CAST(0 AS BIGINT) FROM tasks WHERE id = $4 UNION ALL \
+         SELECT t.parent_task_id, up.level + 1 FROM tasks t JOIN up ON t.id = up.id \
+         WHERE t.parent_task_id IS NOT NULL AND up.level < {}) \
+         UPDATE tasks SET tree_cost_micros_usd = tree_cost_micros_usd + $1, tree_input_tokens = tree_input_tokens + $2, \
+         tree_output_tokens = tree_output_tokens + $3 WHERE id IN (SELECT id FROM up)",
+        crate::subtasks::MAX_TREE_LEVELS
+    )
+});
+
 /// Largest page of approvals returned at once.
 pub const MAX_APPROVAL_PAGE: i64 = 1_000;
 
@@ -137,16 +150,21 @@ impl Store {
         Ok(())
     }
 
-    /// Asks a task's run to stop. A waiting run is woken so its worker can wind it down; a
+    /// Asks a task's run — and every descendant's (issue 15: cancelling a parent cancels
+    /// its whole tree) — to stop. A waiting run is woken so its worker can wind it down; a
     /// running one notices at its next heartbeat. Returns whether a live run was found.
     pub async fn request_cancel(&self, task_id: TaskId) -> Result<bool, StoreError> {
         let now = now_ms();
-        let affected = on_pool!(self, pool => sqlx::query(
-            "UPDATE runs SET cancel_requested_at_ms = COALESCE(cancel_requested_at_ms, $1), \
+        let sql = format!(
+            "WITH RECURSIVE tree(id, level) AS (SELECT id, CAST(0 AS BIGINT) FROM tasks WHERE id = $2 UNION ALL \
+             SELECT t.id, tree.level + 1 FROM tasks t JOIN tree ON t.parent_task_id = tree.id WHERE tree.level < {}) \
+             UPDATE runs SET cancel_requested_at_ms = COALESCE(cancel_requested_at_ms, $1), \
              status = CASE WHEN status = 'waiting' THEN 'ready' ELSE status END, \
              wake_at_ms = CASE WHEN status = 'waiting' THEN NULL ELSE wake_at_ms END, updated_at_ms = $1 \
-             WHERE task_id = $2 AND status <> 'finished'",
-        )
+             WHERE task_id IN (SELECT id FROM tree) AND status <> 'finished'",
+            crate::subtasks::MAX_TREE_LEVELS
+        );
+        let affected = on_pool!(self, pool => sqlx::query(AssertSqlSafe(sql.as_str()))
         .bind(now)
         .bind(task_id.as_uuid())
         .execute(pool)
@@ -195,6 +213,14 @@ impl Store {
             .bind(task_id.as_uuid())
             .execute(&mut *tx)
             .await?;
+            // The task's tree usage and every ancestor's (issue 15), in the same transaction.
+            sqlx::query(AssertSqlSafe(ANCESTORS_TREE_USAGE.as_str()))
+                .bind(cost_micros_usd)
+                .bind(input_tokens)
+                .bind(output_tokens)
+                .bind(task_id.as_uuid())
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(
                 "INSERT INTO coworker_spend (coworker_id, day, cost_micros_usd) VALUES ($1, $2, $3) \
                  ON CONFLICT (coworker_id, day) DO UPDATE SET cost_micros_usd = coworker_spend.cost_micros_usd + excluded.cost_micros_usd",

@@ -29,6 +29,8 @@ mod triggers;
 mod users;
 // Slack (issue 13).
 mod slack;
+// Multi-agent orchestration (issue 15).
+mod subtasks;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -72,6 +74,10 @@ pub use schedules::{
 pub use triggers::{MAX_TRIGGER_PAGE, NewTrigger, Trigger};
 // Slack (issue 13).
 pub use slack::{MAX_SLACK_BATCH, SlackEvent, SlackPost, SlackThread, TaskDelivery};
+// Multi-agent orchestration (issue 15).
+pub use subtasks::{
+    HANDOFF_INPUT, MAX_TREE_LEVELS, MAX_TREE_TASKS, NewSubtask, Subtask, TreeTask, TreeUsage, subtask_idempotency_key,
+};
 
 /// File name of the SQLite database inside the data dir.
 pub const SQLITE_FILE_NAME: &str = "coworker.db";

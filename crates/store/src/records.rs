@@ -270,6 +270,12 @@ pub struct Task {
     pub updated_at_ms: i64,
     /// When it reached a terminal status, epoch ms.
     pub finished_at_ms: Option<i64>,
+    /// Cost of this task and all its subtasks, integer micro-dollars (issue 15).
+    pub tree_cost_micros_usd: i64,
+    /// Input tokens of this task and all its subtasks.
+    pub tree_input_tokens: i64,
+    /// Output tokens of this task and all its subtasks.
+    pub tree_output_tokens: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -293,6 +299,9 @@ pub(crate) struct TaskRow {
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub finished_at_ms: Option<i64>,
+    pub tree_cost_micros_usd: i64,
+    pub tree_input_tokens: i64,
+    pub tree_output_tokens: i64,
 }
 
 impl TryFrom<TaskRow> for Task {
@@ -318,6 +327,9 @@ impl TryFrom<TaskRow> for Task {
             created_at_ms: row.created_at_ms,
             updated_at_ms: row.updated_at_ms,
             finished_at_ms: row.finished_at_ms,
+            tree_cost_micros_usd: row.tree_cost_micros_usd,
+            tree_input_tokens: row.tree_input_tokens,
+            tree_output_tokens: row.tree_output_tokens,
         })
     }
 }

@@ -9,9 +9,9 @@ use uuid::Uuid;
 use crate::records::TaskRow;
 use crate::{Created, NewTask, RunEvent, Store, StoreError, Task, now_ms, on_pool};
 
-const TASK_COLUMNS: &str = "id, coworker_id, delegator_user_id, project_id, parent_task_id, brief, priority, due_at_ms, \
+pub(crate) const TASK_COLUMNS: &str = "id, coworker_id, delegator_user_id, project_id, parent_task_id, brief, priority, due_at_ms, \
     origin_kind, origin_ref, idempotency_key, status, result, cost_micros_usd, input_tokens, output_tokens, \
-    created_at_ms, updated_at_ms, finished_at_ms";
+    created_at_ms, updated_at_ms, finished_at_ms, tree_cost_micros_usd, tree_input_tokens, tree_output_tokens";
 
 /// Largest page [`Store::list_tasks`] returns.
 pub const MAX_TASK_PAGE: i64 = 500;
@@ -21,6 +21,16 @@ impl Store {
     /// idempotency key is already used, nothing is written and the existing task is
     /// returned as [`Created::Existing`].
     pub async fn create_task(&self, new: &NewTask) -> Result<Created<Task>, StoreError> {
+        self.create_task_with(new, None).await
+    }
+
+    /// [`Store::create_task`], also writing the child's `subtasks` row in the same
+    /// transaction when `subtask` is given (issue 15), so a subtask never runs without it.
+    pub(crate) async fn create_task_with(
+        &self,
+        new: &NewTask,
+        subtask: Option<&crate::subtasks::NewSubtask>,
+    ) -> Result<Created<Task>, StoreError> {
         if let Some(key) = &new.idempotency_key
             && let Some(existing) = self.task_by_idempotency_key(key).await?
         {
@@ -58,6 +68,22 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            if let (Some(sub), Some(parent)) = (subtask, new.parent_task_id) {
+                sqlx::query(
+                    "INSERT INTO subtasks (task_id, parent_task_id, parent_call_id, requested_to, depth, result_schema, \
+                     budget_micros_usd, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(task_id.as_uuid())
+                .bind(parent.as_uuid())
+                .bind(&sub.parent_call_id)
+                .bind(&sub.requested_to)
+                .bind(sub.depth)
+                .bind(sub.result_schema.as_ref().map(Json))
+                .bind(sub.budget_micros_usd)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await
         }
         .await);
@@ -84,7 +110,7 @@ impl Store {
         Ok(Created::New(task))
     }
 
-    async fn task_by_idempotency_key(&self, key: &str) -> Result<Option<Task>, StoreError> {
+    pub(crate) async fn task_by_idempotency_key(&self, key: &str) -> Result<Option<Task>, StoreError> {
         let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE idempotency_key = $1");
         let row: Option<TaskRow> =
             on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(key).fetch_optional(pool).await?);

@@ -211,6 +211,7 @@ pub struct Script {
     turns: Vec<Turn>,
     api_key: Option<String>,
     local_models: Vec<String>,
+    latency: Option<Duration>,
 }
 
 impl Script {
@@ -229,6 +230,14 @@ impl Script {
     /// for Anthropic) with the format's 401.
     pub fn require_api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(key.into());
+        self
+    }
+
+    /// Holds every reply back for `latency` before sending it (a model's fixed thinking
+    /// time, for benchmarks); requests are served concurrently, so N calls at once take
+    /// `latency`, not N × `latency`.
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = Some(latency);
         self
     }
 
@@ -267,6 +276,7 @@ struct Inner {
     turns: Vec<(Turn, bool)>,
     api_key: Option<String>,
     local_models: Vec<String>,
+    latency: Option<Duration>,
     requests: Vec<RecordedRequest>,
     counter: u64,
 }
@@ -301,6 +311,7 @@ impl ScriptedModelServer {
             turns: script.turns.into_iter().map(|t| (t, false)).collect(),
             api_key: script.api_key,
             local_models: script.local_models,
+            latency: script.latency,
             requests: Vec::new(),
             counter: 0,
         }));
@@ -453,7 +464,7 @@ async fn handle(State(state): State<Shared>, method: Method, uri: Uri, headers: 
             .collect(),
         body: body_json.clone(),
     };
-    let (format, api_key, local_models, n) = {
+    let (format, api_key, local_models, n, latency) = {
         let mut inner = lock(&state);
         inner.requests.push(recorded.clone());
         inner.counter += 1;
@@ -462,6 +473,7 @@ async fn handle(State(state): State<Shared>, method: Method, uri: Uri, headers: 
             inner.api_key.clone(),
             inner.local_models.clone(),
             inner.counter,
+            inner.latency,
         )
     };
 
@@ -537,7 +549,12 @@ async fn handle(State(state): State<Shared>, method: Method, uri: Uri, headers: 
     let model = body_json["model"].as_str().unwrap_or("scripted-model").to_owned();
     match action {
         Action::NoMatch(message) => error_response(format, StatusCode::BAD_REQUEST, "invalid_request_error", &message),
-        Action::Reply(reply) => reply_response(format, &reply, &model, n, stream, include_usage, false),
+        Action::Reply(reply) => {
+            if let Some(latency) = latency {
+                tokio::time::sleep(latency).await;
+            }
+            reply_response(format, &reply, &model, n, stream, include_usage, false)
+        }
         Action::Fault(Fault::SlowFirstByte(delay), reply) => {
             tokio::time::sleep(delay).await;
             reply_response(format, &reply, &model, n, stream, include_usage, false)

@@ -19,6 +19,8 @@ pub mod memory;
 pub mod settings;
 pub mod signin;
 pub mod tasks;
+// Multi-agent orchestration (issue 15).
+pub mod subtasks;
 
 use askama::Template;
 use axum::Router;
@@ -51,6 +53,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(signin::routes())
         .merge(inbox::routes())
         .merge(tasks::routes())
+        .merge(subtasks::routes())
         .merge(coworkers::routes())
         .merge(files::routes())
         // memory (issue 11)

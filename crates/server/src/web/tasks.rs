@@ -881,6 +881,8 @@ struct DetailPage {
     attention: Attention,
     /// memory (issue 11): the facts and past tasks its context used.
     memory_used: MemoryUsed,
+    /// Its subtasks and the handoff form (issue 15), rendered by `web::subtasks`.
+    tree_html: String,
 }
 
 /// The facts and past tasks a task's context used (from its `context_built` event), for
@@ -1067,6 +1069,7 @@ async fn detail_page(
         attention_key: attention.key(),
         attention,
         memory_used: memory_used(&events),
+        tree_html: super::subtasks::tree_html(&state, &user, &task).await?,
     };
     render(&view)
 }
