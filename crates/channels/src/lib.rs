@@ -8,8 +8,12 @@
 //! event is recorded durably before it is acknowledged; every outbound message is recorded as
 //! an intent before it is posted, so nothing is ever posted twice.
 
+// Email and calendar (issue 16).
+pub mod calendar;
+pub mod email;
 pub mod slack;
 pub mod work;
 
+pub use email::{Email, EmailSetupError, Mailbox};
 pub use slack::{Slack, SlackCredentials, SlackSetupError};
 pub use work::{Delegation, Work, WorkError, WorkFuture, follow_up_brief};

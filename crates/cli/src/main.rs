@@ -14,6 +14,8 @@ mod schedules;
 mod secrets;
 // Slack (issue 13).
 mod slack;
+// Email and calendar (issue 16).
+mod mail;
 mod work;
 
 use std::path::PathBuf;
@@ -120,6 +122,12 @@ enum Command {
     /// Slack: print the app manifest, test the tokens and the connection
     #[command(subcommand)]
     Slack(slack::SlackCommand),
+    /// Email ([[email]] mailboxes): test logs in to IMAP and SMTP
+    #[command(subcommand)]
+    Email(mail::MailCommand),
+    /// Calendars ([[calendar]] feeds): test fetches and reads them
+    #[command(subcommand)]
+    Calendar(mail::MailCommand),
 }
 
 #[derive(Subcommand)]
@@ -343,6 +351,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => doctor(&cli.global, args).await,
         Command::Slack(command) => {
             slack::run(load::config(cli.global.config.as_deref(), None, None)?.config, command).await
+        }
+        Command::Email(command) => {
+            mail::run(load::config(cli.global.config.as_deref(), None, None)?.config, true, command).await
+        }
+        Command::Calendar(command) => {
+            mail::run(load::config(cli.global.config.as_deref(), None, None)?.config, false, command).await
         }
         Command::Migrate(args) => migrate(&cli.global, args).await,
         Command::Worker(args) => worker(&cli.global, args).await,

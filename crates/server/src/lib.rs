@@ -23,6 +23,8 @@ pub mod events;
 pub mod files;
 pub mod health;
 pub mod hooks;
+// Email and calendar (issue 16).
+pub mod mail;
 // memory (issue 11)
 pub mod memory;
 pub mod metrics;

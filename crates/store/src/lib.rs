@@ -29,6 +29,8 @@ mod triggers;
 mod users;
 // Slack (issue 13).
 mod slack;
+// Email (issue 16).
+mod email;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -72,6 +74,8 @@ pub use schedules::{
 pub use triggers::{MAX_TRIGGER_PAGE, NewTrigger, Trigger};
 // Slack (issue 13).
 pub use slack::{MAX_SLACK_BATCH, SlackEvent, SlackPost, SlackThread, TaskDelivery};
+// Email (issue 16).
+pub use email::{EmailMessage, EmailSend, MAX_EMAIL_BATCH, MAX_REFERENCES_LOOKED_UP};
 
 /// File name of the SQLite database inside the data dir.
 pub const SQLITE_FILE_NAME: &str = "coworker.db";
