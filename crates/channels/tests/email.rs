@@ -20,6 +20,7 @@ backend_tests!(
     the_same_message_seen_twice_is_one_task_across_a_restart,
     mail_from_outside_is_data_for_a_trigger_never_a_request,
     bad_mail_is_refused_with_a_reason_and_nothing_is_lost,
+    an_email_delivery_target_gets_the_result_once,
 );
 
 const ADDRESS: &str = "assistant@co.example";
@@ -394,5 +395,34 @@ Caf=E9 numbers =FF=FE please\r\n";
     node.wait().await.unwrap();
 }
 
-#[allow(dead_code)]
-fn _unused(_: Value) {}
+async fn an_email_delivery_target_gets_the_result_once(db: &TestDb) {
+    let imap = ImapServer::start();
+    let smtp = SmtpServer::start();
+    let script = Script::new().turn(Turn::reply(Reply::text("Here is the Monday brief.")).repeating());
+    let model = ScriptedModelServer::start(Format::OpenAi, script).await;
+    let node = start(config(db, &model, mailbox(&imap, &smtp), "data")).await;
+    let token = coworker_server::bootstrap::read_owner_credential(&node.data_dir).unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/tasks", node.local_addr))
+        .bearer_auth(&token)
+        .json(&json!({"to": "assistant", "brief": "monday brief", "deliver_to": "email:bob@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let body: Value = response.json().await.unwrap();
+    let task: coworker_core::TaskId = body["task"]["id"].as_str().unwrap().parse().unwrap();
+    wait_until("the result is mailed", || async { smtp.messages().len() == 1 }).await;
+    let sent = String::from_utf8_lossy(&smtp.messages()[0]).into_owned();
+    assert_eq!(header(&sent, "Subject"), Some("Result: monday brief"), "{sent}");
+    assert!(header(&sent, "To").is_some_and(|t| t.contains("bob@example.com")));
+    assert!(sent.contains("Here is the Monday brief."));
+    let store = node.store.clone();
+    wait_until("the delivery is served", || async { store.due_email_deliveries().await.unwrap().is_empty() }).await;
+    let sends = store.email_sends_of_task(task).await.unwrap();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].state, "sent");
+    assert_eq!(smtp.messages().len(), 1, "once");
+    node.shutdown();
+    node.wait().await.unwrap();
+}

@@ -252,7 +252,7 @@ fn zone_named(name: &str) -> Result<TimeZone, String> {
 }
 
 /// A start or end time as written.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct IcsTime {
     /// Wall-clock time in `zone`.
     pub civil: DateTime,
@@ -278,7 +278,7 @@ fn civil_ms(zone: &TimeZone, civil: DateTime) -> i64 {
 }
 
 /// One `VEVENT` as read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Event {
     /// `UID`.
     pub uid: String,
@@ -413,6 +413,9 @@ fn unescape(text: &str) -> String {
 
 fn parse_civil(value: &str) -> Result<(DateTime, bool), String> {
     let v = value.trim().trim_end_matches('Z');
+    if !v.is_ascii() {
+        return Err(format!("{value:?} is not an iCalendar date-time"));
+    }
     let num = |s: &str| s.parse::<i16>().map_err(|_| format!("{value:?} is not an iCalendar date-time"));
     if v.len() == 8 {
         let d = Date::new(num(&v[0..4])?, num(&v[4..6])? as i8, num(&v[6..8])? as i8)
@@ -914,6 +917,7 @@ pub fn format_in(ms: i64, zone: &TimeZone) -> String {
 }
 
 /// Writes one event as an iCalendar object (for CalDAV `PUT`); times in UTC.
+#[allow(clippy::too_many_arguments)]
 pub fn event_ics(uid: &str, summary: &str, start_ms: i64, end_ms: i64, description: &str, location: &str, attendees: &[String], now_ms: i64) -> String {
     let stamp = |ms: i64| {
         Timestamp::from_millisecond(ms)

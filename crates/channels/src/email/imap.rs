@@ -246,13 +246,14 @@ async fn take_new(email: &Email, mailbox: &Mailbox, session: &mut Session<MailSt
     let mut sizes: Vec<(i64, i64)> = Vec::new();
     {
         let query = format!("{}:*", last_uid + 1);
-        let mut fetches = within(
+        let fetches = within(
             &mailbox.imap.host,
             mailbox.imap.port,
             "UID FETCH",
             session.uid_fetch(&query, "(UID RFC822.SIZE)"),
         )
         .await?;
+        let mut fetches = std::pin::pin!(fetches);
         while let Some(item) = fetches.next().await {
             let fetch = item.map_err(|e| connection_error(mailbox, "UID FETCH", e))?;
             if let Some(uid) = fetch.uid
@@ -270,13 +271,14 @@ async fn take_new(email: &Email, mailbox: &Mailbox, session: &mut Session<MailSt
         let item = if too_large { "BODY.PEEK[HEADER]" } else { "BODY.PEEK[]" };
         let mut raw: Option<Vec<u8>> = None;
         {
-            let mut fetches = within(
+            let fetches = within(
                 &mailbox.imap.host,
                 mailbox.imap.port,
                 "UID FETCH",
                 session.uid_fetch(uid.to_string(), item),
             )
             .await?;
+            let mut fetches = std::pin::pin!(fetches);
             while let Some(fetch) = fetches.next().await {
                 let fetch = fetch.map_err(|e| connection_error(mailbox, "UID FETCH", e))?;
                 if fetch.uid.map(i64::from) == Some(uid) {
