@@ -106,18 +106,35 @@ async fn read_up_to(store: &Store, uid: u64) {
     .await;
 }
 
+/// Polls `probe` every 20 ms until it returns a value; panics naming `what` after the
+/// testkit's patience.
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            started.elapsed() < coworker_testkit::process::PATIENCE,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 async fn processed(store: &Store, message_id: &str) -> coworker_store::EmailMessage {
-    let mut found = None;
-    wait_until("the mail is processed", || async {
-        found = store
+    eventually("the mail is processed", || async {
+        store
             .email_message_by_id("assistant", message_id)
             .await
             .unwrap()
-            .filter(|m| m.state != "pending");
-        found.is_some()
+            .filter(|m| m.state != "pending")
     })
-    .await;
-    found.unwrap()
+    .await
 }
 
 fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
@@ -175,13 +192,10 @@ async fn a_member_mail_becomes_a_task_answered_by_a_threaded_reply(db: &TestDb) 
     }
 
     // The reply waits for approval; the approval shows the mail as it will go out.
-    let mut approval = None;
-    wait_until("the reply asks for approval", || async {
-        approval = store.approvals_for_task(task_id).await.unwrap().into_iter().next();
-        approval.is_some()
+    let approval = eventually("the reply asks for approval", || async {
+        store.approvals_for_task(task_id).await.unwrap().into_iter().next()
     })
     .await;
-    let approval = approval.unwrap();
     let preview = approval.preview["arguments_text"].as_str().unwrap_or_default().to_owned();
     for shown in [
         "To: ada@example.com",

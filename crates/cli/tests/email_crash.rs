@@ -32,6 +32,23 @@ async fn decide(url: &str, token: &str, approval: coworker_core::ApprovalId, dec
     assert!(response.status().is_success(), "{}", response.text().await.unwrap_or_default());
 }
 
+/// Polls `probe` every 20 ms until it returns a value; panics naming `what` after the
+/// testkit's patience.
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(started.elapsed() < process::PATIENCE, "timed out waiting until {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 async fn kill_after_smtp_accepted(backend: Backend) {
     let Some(db) = TestDb::unmigrated(backend).await else {
         eprintln!("skipped: set COWORKER_TEST_DATABASE_URL to run the PostgreSQL variant");
@@ -59,13 +76,10 @@ async fn kill_after_smtp_accepted(backend: Backend) {
     let url = banner_url(&mut first);
     let token = coworker_server::bootstrap::read_owner_credential(&data_dir).unwrap();
     let task = delegate(&url, &token, "assistant", "send bob the summary").await;
-    let mut approval = None;
-    wait_until("email.send asks for approval", || async {
-        approval = store.approvals_for_task(task).await.unwrap().into_iter().next();
-        approval.is_some()
+    let approval = eventually("email.send asks for approval", || async {
+        store.approvals_for_task(task).await.unwrap().into_iter().next()
     })
     .await;
-    let approval = approval.unwrap();
     let preview = approval.preview["arguments_text"].as_str().unwrap_or_default().to_owned();
     assert!(preview.contains("To: bob@example.com") && preview.contains("The summary: all green."), "{preview}");
 
@@ -79,18 +93,15 @@ async fn kill_after_smtp_accepted(backend: Backend) {
 
     let mut second = spawn(&config, &data_dir);
     let url = banner_url(&mut second);
-    let mut asked = None;
-    wait_until("a person is asked whether the mail went out", || async {
-        asked = store
+    let asked = eventually("a person is asked whether the mail went out", || async {
+        store
             .approvals_for_task(task)
             .await
             .unwrap()
             .into_iter()
-            .find(|a| a.kind == "outcome_unknown");
-        asked.is_some()
+            .find(|a| a.kind == "outcome_unknown")
     })
     .await;
-    let asked = asked.unwrap();
     assert!(asked.title.contains("email.send"), "{}", asked.title);
     assert_eq!(smtp.messages().len(), 1, "not sent again on restart");
     let sends = store.email_sends_of_task(task).await.unwrap();

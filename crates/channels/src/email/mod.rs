@@ -159,14 +159,19 @@ impl Email {
     /// coworker's, else none.
     pub async fn mailbox_for_task(&self, task_id: TaskId) -> Result<Option<&Mailbox>, coworker_store::StoreError> {
         let store = &self.inner.store;
+        let Some(task) = store.get_task(task_id).await? else {
+            return Ok(None);
+        };
+        if let Some((name, _)) = origin_message(&task)
+            && let Some(mailbox) = self.mailbox(&name)
+        {
+            return Ok(Some(mailbox));
+        }
         if let Some(first) = store.email_messages_of_task(task_id).await?.into_iter().next()
             && let Some(mailbox) = self.mailbox(&first.mailbox)
         {
             return Ok(Some(mailbox));
         }
-        let Some(task) = store.get_task(task_id).await? else {
-            return Ok(None);
-        };
         let Some(coworker) = store.get_coworker(task.coworker_id).await? else {
             return Ok(None);
         };
@@ -187,6 +192,15 @@ impl Email {
         handles.push(tokio::spawn(tools::run_deliveries(self.clone(), stop)));
         handles
     }
+}
+
+/// The mailbox and Message-ID of the mail a task was made from, read from its idempotency
+/// key (`email:{mailbox}:{Message-ID}`): known the moment the task exists, before anything
+/// else is written about it.
+pub fn origin_message(task: &coworker_store::Task) -> Option<(String, String)> {
+    let rest = task.idempotency_key.as_deref()?.strip_prefix("email:")?;
+    let (mailbox, message_id) = rest.split_once(':')?;
+    Some((mailbox.to_owned(), message_id.to_owned()))
 }
 
 /// Resolves each `[[email]]` password and builds the mailboxes. `secret` reads a stored

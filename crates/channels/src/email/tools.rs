@@ -146,9 +146,24 @@ impl EmailTool {
 
     /// The message answered by a reply: `message_id` if it belongs to this task's
     /// conversation, else the mail that started the task.
-    async fn answered(&self, task: TaskId, message_id: Option<&str>) -> Result<EmailMessage, ToolError> {
+    async fn answered(&self, task_id: TaskId, message_id: Option<&str>) -> Result<EmailMessage, ToolError> {
         let store = &self.email.inner.store;
-        let mine = store.email_messages_of_task(task).await.map_err(store_error)?;
+        let task = store
+            .get_task(task_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ToolError::new("the task is gone"))?;
+        let mut mine = Vec::new();
+        if let Some((mailbox, id)) = super::origin_message(&task)
+            && let Some(origin) = store.email_message_by_id(&mailbox, &id).await.map_err(store_error)?
+        {
+            mine.push(origin);
+        }
+        for m in store.email_messages_of_task(task_id).await.map_err(store_error)? {
+            if !mine.iter().any(|x| x.message_id == m.message_id) {
+                mine.push(m);
+            }
+        }
         match message_id.map(str::trim).filter(|m| !m.is_empty()) {
             Some(wanted) => {
                 let wanted = format!("<{}>", wanted.trim_matches(['<', '>']));
