@@ -130,3 +130,74 @@ async fn sigkill_after_smtp_accepted_sqlite() {
 async fn sigkill_after_smtp_accepted_postgres() {
     kill_after_smtp_accepted(Backend::Postgres).await;
 }
+
+const FEED: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:a\r\nSUMMARY:Standup\r\nDTSTART:20260301T090000Z\r\nRRULE:FREQ=DAILY\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:m\r\nSUMMARY:Mars call\r\nDTSTART;TZID=Mars/Olympus_Mons:20260318T120000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
+/// Serves `FEED` over HTTP/1.1 (one response per connection) on a loopback port.
+async fn serve_feed() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/calendar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{FEED}",
+                FEED.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        }
+    });
+    format!("http://{addr}/feed.ics")
+}
+
+fn run(dir: &Path, args: &[&str]) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_coworker"))
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(args)
+        .output()
+        .expect("run coworker");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (
+        output.status.code().unwrap_or(-1),
+        format!("{}{stderr}", String::from_utf8_lossy(&output.stdout)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_and_calendar_test_commands_say_what_they_found() {
+    let imap = ImapServer::start();
+    let smtp = SmtpServer::start();
+    let feed = serve_feed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = email_section("assistant", "assistant", "assistant@co.example", &imap, &smtp);
+    let bad = good
+        .replace("name = \"assistant\"", "name = \"wrong\"")
+        .replace("demopass", "not-the-password");
+    let calendar = format!(
+        "[[calendar]]\nname = \"work\"\ncoworker = \"assistant\"\nurl = \"{feed}\"\n"
+    );
+    std::fs::write(dir.path().join("coworker.toml"), format!("{good}\n{bad}\n{calendar}")).unwrap();
+
+    let (code, out) = run(dir.path(), &["email", "test", "assistant"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("email assistant imap") && out.contains("IDLE supported"), "{out}");
+    assert!(out.contains("email assistant smtp") && out.contains("and the login"), "{out}");
+
+    let (code, out) = run(dir.path(), &["email", "test", "wrong"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("refused the login") && out.contains("fix:"), "{out}");
+
+    let (code, out) = run(dir.path(), &["email", "test", "nope"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no [[email]] section is named \"nope\""), "{out}");
+
+    let (code, out) = run(dir.path(), &["calendar", "test", "work"]);
+    assert_eq!(code, 0, "a skipped event warns, it does not fail: {out}");
+    assert!(out.contains("read 1 events") && out.contains("Mars/Olympus_Mons"), "{out}");
+}
