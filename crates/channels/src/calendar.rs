@@ -268,6 +268,16 @@ impl Calendars {
     /// per occurrence. Returns the tasks delegated now.
     pub async fn tick(&self) -> Vec<coworker_core::TaskId> {
         let now = self.inner.clock.now_ms();
+        {
+            // Bounded: an occurrence a day past cannot fire again (it has started).
+            let mut seen = self.inner.fired.lock().unwrap_or_else(|p| p.into_inner());
+            seen.retain(|key| {
+                key.rsplit(':')
+                    .next()
+                    .and_then(|ms| ms.parse::<i64>().ok())
+                    .is_some_and(|instance| instance > now - 86_400_000)
+            });
+        }
         let mut fired = Vec::new();
         for source in &self.inner.sources {
             let zone = source.config.zone();
@@ -292,7 +302,11 @@ impl Calendars {
                         "calendar:{}:{}:{}:{}",
                         source.config.name, trigger.name, occurrence.uid, occurrence.instance_ms
                     );
-                    if self.inner.fired.lock().unwrap_or_else(|p| p.into_inner()).contains(&key) {
+                    let already = {
+                        let fired = self.inner.fired.lock().unwrap_or_else(|p| p.into_inner());
+                        fired.contains(&key)
+                    };
+                    if already {
                         continue;
                     }
                     let coworker = if trigger.coworker.trim().is_empty() {
@@ -347,7 +361,10 @@ impl Calendars {
                     match self.inner.work.delegate(&delegation).await {
                         Ok(task) => {
                             tracing::info!(calendar = %source.config.name, trigger = %trigger.name, uid = %occurrence.uid, task_id = %task, "calendar trigger fired");
-                            self.inner.fired.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+                            {
+                                let mut seen = self.inner.fired.lock().unwrap_or_else(|p| p.into_inner());
+                                seen.insert(key);
+                            }
                             fired.push(task);
                         }
                         Err(refusal) => {
