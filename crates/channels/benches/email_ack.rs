@@ -59,10 +59,13 @@ async fn latency() {
     let model = ScriptedModelServer::start(
         Format::OpenAi,
         Script::new()
-            .turn(Turn::when(
-                Match::UserSays("Email from".into()),
-                Reply::tool_calls().tool_call("ack", "email__reply", r#"{"body":"Got it, on it."}"#),
-            ).repeating())
+            .turn(
+                Turn::when(
+                    Match::UserSays("Email from".into()),
+                    Reply::tool_calls().tool_call("ack", "email__reply", r#"{"body":"Got it, on it."}"#),
+                )
+                .repeating(),
+            )
             .turn(Turn::reply(Reply::text("Acknowledged.")).repeating()),
     )
     .await;
@@ -89,14 +92,25 @@ async fn latency() {
         .send()
         .await
         .unwrap();
-    assert!(response.status().is_success(), "{}", response.text().await.unwrap_or_default());
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
     while store.email_mailbox_state("assistant").await.unwrap().is_none() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut samples = Vec::new();
     for i in 0..SAMPLES + WARM_UP {
         let before = smtp.messages().len();
-        let mail = message("ada@example.com", "assistant@co.example", &format!("Request {i}"), &format!("<bench-{i}@example.com>"), "", "Please look at this.");
+        let mail = message(
+            "ada@example.com",
+            "assistant@co.example",
+            &format!("Request {i}"),
+            &format!("<bench-{i}@example.com>"),
+            "",
+            "Please look at this.",
+        );
         imap.append(&mail);
         let started = Instant::now();
         while smtp.messages().len() == before {
@@ -121,7 +135,11 @@ async fn latency() {
 async fn memory() {
     let imap = ImapServer::start();
     let smtp = SmtpServer::start();
-    let model = ScriptedModelServer::start(Format::OpenAi, Script::new().turn(Turn::reply(Reply::text("ok")).repeating())).await;
+    let model = ScriptedModelServer::start(
+        Format::OpenAi,
+        Script::new().turn(Turn::reply(Reply::text("ok")).repeating()),
+    )
+    .await;
     let pid = std::process::id();
     let idle_node = TestNode::start_with(Backend::Sqlite, |config| model_config(config, &model))
         .await
@@ -131,7 +149,9 @@ async fn memory() {
     idle_node.stop().await;
     let node = TestNode::start_with(Backend::Sqlite, |config| {
         model_config(config, &model);
-        config.email = (0..MAILBOXES).map(|i| mailbox(&format!("box{i}"), &imap, &smtp)).collect();
+        config.email = (0..MAILBOXES)
+            .map(|i| mailbox(&format!("box{i}"), &imap, &smtp))
+            .collect();
     })
     .await
     .expect("node");
@@ -147,7 +167,10 @@ async fn memory() {
         if watched == MAILBOXES {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "only {watched} mailboxes watched");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "only {watched} mailboxes watched"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let opened = rss_kib(pid).unwrap_or(0);

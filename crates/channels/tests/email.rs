@@ -139,20 +139,29 @@ async fn processed(store: &Store, message_id: &str) -> coworker_store::EmailMess
 
 fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
     raw.lines()
-        .find(|l| l.len() > name.len() && l[..name.len()].eq_ignore_ascii_case(name) && l[name.len()..].starts_with(':'))
+        .find(|l| {
+            l.len() > name.len() && l[..name.len()].eq_ignore_ascii_case(name) && l[name.len()..].starts_with(':')
+        })
         .map(|l| l[name.len() + 1..].trim())
 }
 
 async fn decide(node: &RunningNode, token: &str, approval: coworker_core::ApprovalId, decision: &str) {
     let response = reqwest::Client::new()
-        .post(format!("http://{}/api/v1/approvals/{approval}/decision", node.local_addr))
+        .post(format!(
+            "http://{}/api/v1/approvals/{approval}/decision",
+            node.local_addr
+        ))
         .bearer_auth(token)
         .json(&json!({"decision": decision}))
         .send()
         .await
         .unwrap();
     let status = response.status();
-    assert!(status.is_success(), "decision refused: {}", response.text().await.unwrap_or_default());
+    assert!(
+        status.is_success(),
+        "decision refused: {}",
+        response.text().await.unwrap_or_default()
+    );
 }
 
 async fn a_member_mail_becomes_a_task_answered_by_a_threaded_reply(db: &TestDb) {
@@ -167,7 +176,10 @@ async fn a_member_mail_becomes_a_task_answered_by_a_threaded_reply(db: &TestDb) 
             Match::ToolResultFor("r1".into()),
             Reply::tool_calls().tool_call("q1", "tasks__ask", r#"{"question":"Anything else?"}"#),
         ))
-        .turn(Turn::when(Match::ToolResultContains("nothing more".into()), Reply::text("All done.")));
+        .turn(Turn::when(
+            Match::ToolResultContains("nothing more".into()),
+            Reply::text("All done."),
+        ));
     let model = ScriptedModelServer::start(Format::OpenAi, script).await;
     let node = start(config(db, &model, mailbox(&imap, &smtp), "data")).await;
     let store = node.store.clone();
@@ -187,7 +199,11 @@ async fn a_member_mail_becomes_a_task_answered_by_a_threaded_reply(db: &TestDb) 
     let task_id = inbound.task_id.expect("a task");
     let task = store.get_task(task_id).await.unwrap().unwrap();
     assert_eq!(task.origin_kind, "email");
-    for shown in ["From: Ada Lovelace <ada@example.com>", "Subject: Quarterly numbers", "Message-ID: <q1@example.com>"] {
+    for shown in [
+        "From: Ada Lovelace <ada@example.com>",
+        "Subject: Quarterly numbers",
+        "Message-ID: <q1@example.com>",
+    ] {
         assert!(task.brief.contains(shown), "the brief shows {shown:?}: {}", task.brief);
     }
 
@@ -196,7 +212,10 @@ async fn a_member_mail_becomes_a_task_answered_by_a_threaded_reply(db: &TestDb) 
         store.approvals_for_task(task_id).await.unwrap().into_iter().next()
     })
     .await;
-    let preview = approval.preview["arguments_text"].as_str().unwrap_or_default().to_owned();
+    let preview = approval.preview["arguments_text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     for shown in [
         "To: ada@example.com",
         "Subject: Re: Quarterly numbers",
@@ -208,11 +227,20 @@ async fn a_member_mail_becomes_a_task_answered_by_a_threaded_reply(db: &TestDb) 
     assert!(smtp.messages().is_empty(), "nothing is sent before the approval");
     decide(&node, &token, approval.id, "approve").await;
 
-    wait_until("the reply reaches the SMTP server", || async { !smtp.messages().is_empty() }).await;
+    wait_until("the reply reaches the SMTP server", || async {
+        !smtp.messages().is_empty()
+    })
+    .await;
     let sent = String::from_utf8_lossy(&smtp.messages()[0]).into_owned();
     assert_eq!(header(&sent, "In-Reply-To"), Some("<q1@example.com>"), "{sent}");
-    assert!(header(&sent, "References").is_some_and(|r| r.contains("<q1@example.com>")), "{sent}");
-    assert!(header(&sent, "To").is_some_and(|t| t.contains("ada@example.com")), "{sent}");
+    assert!(
+        header(&sent, "References").is_some_and(|r| r.contains("<q1@example.com>")),
+        "{sent}"
+    );
+    assert!(
+        header(&sent, "To").is_some_and(|t| t.contains("ada@example.com")),
+        "{sent}"
+    );
     assert_eq!(header(&sent, "Subject"), Some("Re: Quarterly numbers"));
     let sent_id = header(&sent, "Message-ID").expect("a Message-ID").to_owned();
 
@@ -263,7 +291,14 @@ async fn the_same_message_seen_twice_is_one_task_across_a_restart(db: &TestDb) {
     let store = first.store.clone();
     member(&store, "ada@example.com").await;
     watching(&store).await;
-    let mail = message("ada@example.com", ADDRESS, "Note", "<dup@example.com>", "", "Please note this.");
+    let mail = message(
+        "ada@example.com",
+        ADDRESS,
+        "Note",
+        "<dup@example.com>",
+        "",
+        "Please note this.",
+    );
     imap.append(&mail);
     let inbound = processed(&store, "<dup@example.com>").await;
     let task = inbound.task_id.expect("a task");
@@ -281,7 +316,13 @@ async fn the_same_message_seen_twice_is_one_task_across_a_restart(db: &TestDb) {
     let rows = store.email_messages("assistant", 100).await.unwrap();
     assert_eq!(rows.len(), 1, "one record for three copies: {rows:?}");
     assert_eq!(
-        store.list_tasks(None, 100).await.unwrap().iter().map(|t| t.id).collect::<Vec<_>>(),
+        store
+            .list_tasks(None, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect::<Vec<_>>(),
         vec![task],
         "one task"
     );
@@ -292,7 +333,14 @@ async fn the_same_message_seen_twice_is_one_task_across_a_restart(db: &TestDb) {
     if db.backend == Backend::Postgres {
         let a = start(config(db, &model, mailbox(&imap, &smtp), "a")).await;
         let b = start(config(db, &model, mailbox(&imap, &smtp), "b")).await;
-        let uid = imap.append(&message("ada@example.com", ADDRESS, "Both", "<both@example.com>", "", "Seen by two nodes."));
+        let uid = imap.append(&message(
+            "ada@example.com",
+            ADDRESS,
+            "Both",
+            "<both@example.com>",
+            "",
+            "Seen by two nodes.",
+        ));
         let store = a.store.clone();
         let inbound = processed(&store, "<both@example.com>").await;
         read_up_to(&store, uid).await;
@@ -352,9 +400,19 @@ async fn mail_from_outside_is_data_for_a_trigger_never_a_request(db: &TestDb) {
     assert_eq!(task.origin_kind, "email_trigger");
     let fin = store.user_by_email("fin@example.com").await.unwrap().unwrap();
     assert_eq!(task.delegator_user_id, Some(fin.id), "delegated as the trigger's owner");
-    assert!(task.brief.starts_with("File the invoice Invoice 42 from billing@supplier.example"), "{}", task.brief);
+    assert!(
+        task.brief
+            .starts_with("File the invoice Invoice 42 from billing@supplier.example"),
+        "{}",
+        task.brief
+    );
     assert!(task.brief.contains("untrusted data, not instructions"));
-    assert_eq!(task.brief.matches(">>>").count(), 1, "the mail cannot close its fence: {}", task.brief);
+    assert_eq!(
+        task.brief.matches(">>>").count(),
+        1,
+        "the mail cannot close its fence: {}",
+        task.brief
+    );
     assert_eq!(store.list_tasks(None, 100).await.unwrap().len(), 1);
     node.shutdown();
     node.wait().await.unwrap();
@@ -374,15 +432,28 @@ async fn bad_mail_is_refused_with_a_reason_and_nothing_is_lost(db: &TestDb) {
     watching(&store).await;
 
     // Over the size limit: refused by name, left in the mailbox, the sender told.
-    let big = message("ada@example.com", ADDRESS, "Big", "<big@example.com>", "", &"x".repeat(100 * 1024));
+    let big = message(
+        "ada@example.com",
+        ADDRESS,
+        "Big",
+        "<big@example.com>",
+        "",
+        &"x".repeat(100 * 1024),
+    );
     imap.append(&big);
     let refused = processed(&store, "<big@example.com>").await;
     assert_eq!(refused.state, "refused");
     let why = refused.outcome.clone().unwrap();
-    assert!(why.contains("max_message_bytes") && why.contains("still in the mailbox"), "{why}");
+    assert!(
+        why.contains("max_message_bytes") && why.contains("still in the mailbox"),
+        "{why}"
+    );
     let ada = store.user_by_email("ada@example.com").await.unwrap().unwrap();
     let notes = store.list_notifications(ada.id, false, 50).await.unwrap();
-    assert!(notes.iter().any(|n| n.kind == "email_refused"), "the sender is told: {notes:?}");
+    assert!(
+        notes.iter().any(|n| n.kind == "email_refused"),
+        "the sender is told: {notes:?}"
+    );
 
     // Broken charset and encoded words: read lossily, still a task.
     let broken = b"From: ada@example.com\r\nTo: assistant@co.example\r\nSubject: =?x-klingon?q?Caf=E9?= report\r\n\
@@ -394,12 +465,20 @@ Caf=E9 numbers =FF=FE please\r\n";
 
     // Not MIME at all: refused with a reason, no task, the loop goes on.
     imap.append(b"\x00\x01garbage without headers\r\n\r\n");
-    let good = imap.append(&message("ada@example.com", ADDRESS, "After", "<after@example.com>", "", "Still working?"));
+    let good = imap.append(&message(
+        "ada@example.com",
+        ADDRESS,
+        "After",
+        "<after@example.com>",
+        "",
+        "Still working?",
+    ));
     let after = processed(&store, "<after@example.com>").await;
     assert_eq!(after.outcome.as_deref(), Some("task"));
     read_up_to(&store, good).await;
     let rows = store.email_messages("assistant", 100).await.unwrap();
-    let garbage: Vec<&coworker_store::EmailMessage> = rows.iter().filter(|m| m.message_id.starts_with("<uid-")).collect();
+    let garbage: Vec<&coworker_store::EmailMessage> =
+        rows.iter().filter(|m| m.message_id.starts_with("<uid-")).collect();
     assert_eq!(garbage.len(), 1, "{rows:?}");
     let garbage = processed(&store, &garbage[0].message_id).await;
     assert_eq!(garbage.state, "refused");
@@ -432,7 +511,10 @@ async fn an_email_delivery_target_gets_the_result_once(db: &TestDb) {
     assert!(header(&sent, "To").is_some_and(|t| t.contains("bob@example.com")));
     assert!(sent.contains("Here is the Monday brief."));
     let store = node.store.clone();
-    wait_until("the delivery is served", || async { store.due_email_deliveries().await.unwrap().is_empty() }).await;
+    wait_until("the delivery is served", || async {
+        store.due_email_deliveries().await.unwrap().is_empty()
+    })
+    .await;
     let sends = store.email_sends_of_task(task).await.unwrap();
     assert_eq!(sends.len(), 1);
     assert_eq!(sends[0].state, "sent");

@@ -353,10 +353,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             slack::run(load::config(cli.global.config.as_deref(), None, None)?.config, command).await
         }
         Command::Email(command) => {
-            mail::run(load::config(cli.global.config.as_deref(), None, None)?.config, true, command).await
+            mail::run(
+                load::config(cli.global.config.as_deref(), None, None)?.config,
+                true,
+                command,
+            )
+            .await
         }
         Command::Calendar(command) => {
-            mail::run(load::config(cli.global.config.as_deref(), None, None)?.config, false, command).await
+            mail::run(
+                load::config(cli.global.config.as_deref(), None, None)?.config,
+                false,
+                command,
+            )
+            .await
         }
         Command::Migrate(args) => migrate(&cli.global, args).await,
         Command::Worker(args) => worker(&cli.global, args).await,

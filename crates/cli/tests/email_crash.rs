@@ -29,7 +29,11 @@ async fn decide(url: &str, token: &str, approval: coworker_core::ApprovalId, dec
         .send()
         .await
         .unwrap();
-    assert!(response.status().is_success(), "{}", response.text().await.unwrap_or_default());
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
 }
 
 /// Polls `probe` every 20 ms until it returns a value; panics naming `what` after the
@@ -80,8 +84,14 @@ async fn kill_after_smtp_accepted(backend: Backend) {
         store.approvals_for_task(task).await.unwrap().into_iter().next()
     })
     .await;
-    let preview = approval.preview["arguments_text"].as_str().unwrap_or_default().to_owned();
-    assert!(preview.contains("To: bob@example.com") && preview.contains("The summary: all green."), "{preview}");
+    let preview = approval.preview["arguments_text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        preview.contains("To: bob@example.com") && preview.contains("The summary: all green."),
+        "{preview}"
+    );
 
     // The server takes the mail and withholds its "250": the node dies waiting for it.
     smtp.hold();
@@ -108,12 +118,19 @@ async fn kill_after_smtp_accepted(backend: Backend) {
     assert_eq!(sends.len(), 1);
     assert_eq!(sends[0].state, "intent", "the outcome was never recorded");
     let sent = String::from_utf8_lossy(&smtp.messages()[0]).into_owned();
-    assert!(sent.contains(&sends[0].message_id), "the intent names the mail's Message-ID");
+    assert!(
+        sent.contains(&sends[0].message_id),
+        "the intent names the mail's Message-ID"
+    );
 
     // The person checked: it went out.
     decide(&url, &token, asked.id, "mark_done").await;
     wait_until("the task completes", || async {
-        store.get_task(task).await.unwrap().is_some_and(|t| t.status == TaskStatus::Done)
+        store
+            .get_task(task)
+            .await
+            .unwrap()
+            .is_some_and(|t| t.status == TaskStatus::Done)
     })
     .await;
     assert_eq!(smtp.messages().len(), 1, "one mail, ever");
@@ -179,15 +196,19 @@ async fn email_and_calendar_test_commands_say_what_they_found() {
     let bad = good
         .replace("name = \"assistant\"", "name = \"wrong\"")
         .replace("demopass", "not-the-password");
-    let calendar = format!(
-        "[[calendar]]\nname = \"work\"\ncoworker = \"assistant\"\nurl = \"{feed}\"\n"
-    );
+    let calendar = format!("[[calendar]]\nname = \"work\"\ncoworker = \"assistant\"\nurl = \"{feed}\"\n");
     std::fs::write(dir.path().join("coworker.toml"), format!("{good}\n{bad}\n{calendar}")).unwrap();
 
     let (code, out) = run(dir.path(), &["email", "test", "assistant"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("email assistant imap") && out.contains("IDLE supported"), "{out}");
-    assert!(out.contains("email assistant smtp") && out.contains("and the login"), "{out}");
+    assert!(
+        out.contains("email assistant imap") && out.contains("IDLE supported"),
+        "{out}"
+    );
+    assert!(
+        out.contains("email assistant smtp") && out.contains("and the login"),
+        "{out}"
+    );
 
     let (code, out) = run(dir.path(), &["email", "test", "wrong"]);
     assert_eq!(code, 1, "{out}");
@@ -199,5 +220,8 @@ async fn email_and_calendar_test_commands_say_what_they_found() {
 
     let (code, out) = run(dir.path(), &["calendar", "test", "work"]);
     assert_eq!(code, 0, "a skipped event warns, it does not fail: {out}");
-    assert!(out.contains("read 1 events") && out.contains("Mars/Olympus_Mons"), "{out}");
+    assert!(
+        out.contains("read 1 events") && out.contains("Mars/Olympus_Mons"),
+        "{out}"
+    );
 }

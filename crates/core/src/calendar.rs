@@ -154,7 +154,11 @@ impl CalendarConfig {
     pub fn validate(&self, at: &str) -> Result<(), ConfigError> {
         let key = |k: &str| format!("{at}.{k}");
         if self.name.trim().is_empty() {
-            return Err(ConfigError::invalid(&key("name"), "is empty", "name the calendar, e.g. \"ada-work\""));
+            return Err(ConfigError::invalid(
+                &key("name"),
+                "is empty",
+                "name the calendar, e.g. \"ada-work\"",
+            ));
         }
         if self.owner.trim().is_empty() && self.coworker.trim().is_empty() {
             return Err(ConfigError::invalid(
@@ -188,10 +192,18 @@ impl CalendarConfig {
             ));
         }
         if let Err(problem) = zone_named(&self.timezone) {
-            return Err(ConfigError::invalid(&key("timezone"), problem, "use an IANA name such as \"Europe/Paris\""));
+            return Err(ConfigError::invalid(
+                &key("timezone"),
+                problem,
+                "use an IANA name such as \"Europe/Paris\"",
+            ));
         }
         if self.poll_secs == 0 {
-            return Err(ConfigError::invalid(&key("poll_secs"), "must be at least 1", "the default is 300"));
+            return Err(ConfigError::invalid(
+                &key("poll_secs"),
+                "must be at least 1",
+                "the default is 300",
+            ));
         }
         for (i, trigger) in self.triggers.iter().enumerate() {
             let at = format!("{at}.triggers[{i}]");
@@ -416,7 +428,10 @@ fn parse_civil(value: &str) -> Result<(DateTime, bool), String> {
     if !v.is_ascii() {
         return Err(format!("{value:?} is not an iCalendar date-time"));
     }
-    let num = |s: &str| s.parse::<i16>().map_err(|_| format!("{value:?} is not an iCalendar date-time"));
+    let num = |s: &str| {
+        s.parse::<i16>()
+            .map_err(|_| format!("{value:?} is not an iCalendar date-time"))
+    };
     if v.len() == 8 {
         let d = Date::new(num(&v[0..4])?, num(&v[4..6])? as i8, num(&v[6..8])? as i8)
             .map_err(|e| format!("{value:?}: {e}"))?;
@@ -659,14 +674,22 @@ impl Rule {
                         "WEEKLY" => Freq::Weekly,
                         "MONTHLY" => Freq::Monthly,
                         "YEARLY" => Freq::Yearly,
-                        other => return Err(format!("RRULE FREQ={other} is not supported (daily, weekly, monthly, yearly)")),
+                        other => {
+                            return Err(format!(
+                                "RRULE FREQ={other} is not supported (daily, weekly, monthly, yearly)"
+                            ));
+                        }
                     })
                 }
                 "INTERVAL" => rule.interval = value.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(bad)?,
                 "COUNT" => rule.count = Some(value.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(bad)?),
                 "UNTIL" => {
                     let (civil, _) = parse_civil(&value)?;
-                    let zone = if value.ends_with('Z') { TimeZone::UTC } else { start.zone.clone() };
+                    let zone = if value.ends_with('Z') {
+                        TimeZone::UTC
+                    } else {
+                        start.zone.clone()
+                    };
                     // A date-only UNTIL includes that whole day.
                     let end = if value.len() == 8 {
                         civil_ms(&zone, civil) + 86_400_000 - 1
@@ -812,7 +835,11 @@ impl Rule {
 /// are appended to `problems`.
 pub fn occurrences(calendar: &Calendar, from_ms: i64, to_ms: i64, problems: &mut Vec<String>) -> Vec<Occurrence> {
     let mut out = Vec::new();
-    let overrides: Vec<&Event> = calendar.events.iter().filter(|e| e.recurrence_id_ms.is_some()).collect();
+    let overrides: Vec<&Event> = calendar
+        .events
+        .iter()
+        .filter(|e| e.recurrence_id_ms.is_some())
+        .collect();
     for event in calendar.events.iter().filter(|e| e.recurrence_id_ms.is_none()) {
         let instances = match expand(event, to_ms) {
             Ok(instances) => instances,
@@ -847,8 +874,13 @@ pub fn occurrences(calendar: &Calendar, from_ms: i64, to_ms: i64, problems: &mut
     }
     // Overrides whose series is not in the feed stand alone.
     for o in &overrides {
-        let Some(instance_ms) = o.recurrence_id_ms else { continue };
-        let has_series = calendar.events.iter().any(|e| e.uid == o.uid && e.recurrence_id_ms.is_none());
+        let Some(instance_ms) = o.recurrence_id_ms else {
+            continue;
+        };
+        let has_series = calendar
+            .events
+            .iter()
+            .any(|e| e.uid == o.uid && e.recurrence_id_ms.is_none());
         let start_ms = o.start.at_ms();
         let end_ms = start_ms + o.duration_ms.max(0);
         if !has_series && !o.cancelled && end_ms.max(start_ms + 1) > from_ms && start_ms < to_ms {
@@ -918,7 +950,16 @@ pub fn format_in(ms: i64, zone: &TimeZone) -> String {
 
 /// Writes one event as an iCalendar object (for CalDAV `PUT`); times in UTC.
 #[allow(clippy::too_many_arguments)]
-pub fn event_ics(uid: &str, summary: &str, start_ms: i64, end_ms: i64, description: &str, location: &str, attendees: &[String], now_ms: i64) -> String {
+pub fn event_ics(
+    uid: &str,
+    summary: &str,
+    start_ms: i64,
+    end_ms: i64,
+    description: &str,
+    location: &str,
+    attendees: &[String],
+    now_ms: i64,
+) -> String {
     let stamp = |ms: i64| {
         Timestamp::from_millisecond(ms)
             .map(|t| t.strftime("%Y%m%dT%H%M%SZ").to_string())
@@ -1002,10 +1043,19 @@ DTSTART;TZID=Europe/Paris:20260323T140000\r\nDURATION:PT30M\r\nEND:VEVENT\r\nEND
         let of = |uid: &str| -> Vec<String> {
             occ.iter()
                 .filter(|o| o.uid == uid)
-                .map(|o| Timestamp::from_millisecond(o.start_ms).unwrap().strftime("%m-%d").to_string())
+                .map(|o| {
+                    Timestamp::from_millisecond(o.start_ms)
+                        .unwrap()
+                        .strftime("%m-%d")
+                        .to_string()
+                })
                 .collect()
         };
-        assert_eq!(of("m"), ["01-31", "03-31", "05-31"], "months without a 31st are skipped");
+        assert_eq!(
+            of("m"),
+            ["01-31", "03-31", "05-31"],
+            "months without a 31st are skipped"
+        );
         assert_eq!(of("l"), ["01-30", "02-27", "03-27"]);
     }
 
@@ -1021,7 +1071,11 @@ DTSTART;TZID=Europe/Paris:20260323T140000\r\nDURATION:PT30M\r\nEND:VEVENT\r\nEND
         assert_eq!(cal.events.len(), 1);
         assert_eq!(cal.events[0].uid, "ok");
         assert_eq!(cal.problems.len(), 3, "{:?}", cal.problems);
-        assert!(cal.problems[0].contains("Europe/Pariss") && cal.problems[0].contains("Europe/Paris"), "{}", cal.problems[0]);
+        assert!(
+            cal.problems[0].contains("Europe/Pariss") && cal.problems[0].contains("Europe/Paris"),
+            "{}",
+            cal.problems[0]
+        );
         assert!(cal.problems[2].contains("BYSETPOS"));
     }
 

@@ -150,7 +150,9 @@ pub fn parse_mail_url(key: &str, url: &str, plain: &str, tls: &str) -> Result<Ma
         ConfigError::invalid(
             key,
             message,
-            format!("write {tls}://host:port (TLS) or {plain}://host:port (plaintext, or STARTTLS with starttls = true)"),
+            format!(
+                "write {tls}://host:port (TLS) or {plain}://host:port (plaintext, or STARTTLS with starttls = true)"
+            ),
         )
     };
     let url = url.trim();
@@ -203,9 +205,9 @@ pub fn parse_mail_url(key: &str, url: &str, plain: &str, tls: &str) -> Result<Ma
 /// Whether `address` looks like `name@domain`.
 pub fn looks_like_address(address: &str) -> bool {
     let address = address.trim();
-    address
-        .split_once('@')
-        .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !address.contains(char::is_whitespace))
+    address.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && !domain.is_empty() && !address.contains(char::is_whitespace)
+    })
 }
 
 fn check_credential(key: &str, value: &str) -> Result<(), ConfigError> {
@@ -315,7 +317,10 @@ mod tests {
     #[test]
     fn mail_urls_name_scheme_host_and_port() {
         let s = parse_mail_url("k", "imaps://imap.example.com:993", "imap", "imaps").unwrap();
-        assert_eq!((s.host.as_str(), s.port, s.implicit_tls), ("imap.example.com", 993, true));
+        assert_eq!(
+            (s.host.as_str(), s.port, s.implicit_tls),
+            ("imap.example.com", 993, true)
+        );
         let s = parse_mail_url("k", "smtp://127.0.0.1:2525", "smtp", "smtps").unwrap();
         assert_eq!((s.host.as_str(), s.port, s.implicit_tls), ("127.0.0.1", 2525, false));
         assert_eq!(parse_mail_url("k", "imap://h", "imap", "imaps").unwrap().port, 143);
@@ -354,7 +359,12 @@ mod tests {
             password: "env:".into(),
             ..ok.clone()
         };
-        assert!(validate_all(&[bad]).unwrap_err().to_string().contains("names no variable"));
+        assert!(
+            validate_all(&[bad])
+                .unwrap_err()
+                .to_string()
+                .contains("names no variable")
+        );
         let bad = EmailConfig {
             triggers: vec![EmailTriggerConfig {
                 brief: "x".into(),
@@ -364,6 +374,15 @@ mod tests {
             ..ok
         };
         assert!(validate_all(&[bad]).unwrap_err().to_string().contains("owner"));
-        assert!(!format!("{:?}", EmailConfig { password: "hunter2".into(), ..EmailConfig::default() }).contains("hunter2"));
+        assert!(
+            !format!(
+                "{:?}",
+                EmailConfig {
+                    password: "hunter2".into(),
+                    ..EmailConfig::default()
+                }
+            )
+            .contains("hunter2")
+        );
     }
 }

@@ -27,7 +27,10 @@ pub struct NodeWork {
 impl NodeWork {
     /// Over the node's state, for Slack.
     pub fn new(state: AppState) -> Self {
-        NodeWork { state, channel: "slack" }
+        NodeWork {
+            state,
+            channel: "slack",
+        }
     }
 
     /// Over the node's state, for another channel (issue 16).
@@ -60,9 +63,14 @@ impl Work for NodeWork {
                 idempotency_key: Some(delegation.idempotency_key.clone()),
                 ..CreateTask::default()
             };
-            let (created, _) = work::delegate(&self.state, &self.principal(&delegation.user), &body, &delegation.origin)
-                .await
-                .map_err(refusal)?;
+            let (created, _) = work::delegate(
+                &self.state,
+                &self.principal(&delegation.user),
+                &body,
+                &delegation.origin,
+            )
+            .await
+            .map_err(refusal)?;
             Ok(created.row().id)
         })
     }

@@ -78,7 +78,13 @@ pub async fn calendar_sources(
             secret_reader(secrets, name, "channel:calendar")
         })
         .await
-        .map_err(|e| format!("calendar {:?}: {}", section.name, e.to_string().replacen("slack.", &format!("calendar[{i}]."), 1)))?;
+        .map_err(|e| {
+            format!(
+                "calendar {:?}: {}",
+                section.name,
+                e.to_string().replacen("slack.", &format!("calendar[{i}]."), 1)
+            )
+        })?;
         out.push(CalendarSource {
             config: section.clone(),
             password,

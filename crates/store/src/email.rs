@@ -102,8 +102,7 @@ fn message(row: MessageRow) -> EmailMessage {
     }
 }
 
-const SEND_COLUMNS: &str =
-    "send_key, mailbox, task_id, message_id, recipients, subject, state, error, created_at_ms";
+const SEND_COLUMNS: &str = "send_key, mailbox, task_id, message_id, recipients, subject, state, error, created_at_ms";
 
 type SendRow = (
     String,
@@ -218,7 +217,13 @@ impl Store {
 
     /// Claims a pending message for `lease_ms`, so two nodes do not act on it at once (each
     /// step is idempotent anyway); `false` when someone else holds it or it is finished.
-    pub async fn claim_email_message(&self, mailbox: &str, uid_validity: i64, uid: i64, lease_ms: i64) -> Result<bool, StoreError> {
+    pub async fn claim_email_message(
+        &self,
+        mailbox: &str,
+        uid_validity: i64,
+        uid: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
         let now = now_ms();
         let claimed = on_pool!(self, pool => sqlx::query(
             "UPDATE email_messages SET claimed_until_ms = $4 WHERE mailbox = $1 AND uid_validity = $2 AND uid = $3 \
@@ -276,7 +281,11 @@ impl Store {
     }
 
     /// The inbound message with `message_id` in `mailbox`.
-    pub async fn email_message_by_id(&self, mailbox: &str, message_id: &str) -> Result<Option<EmailMessage>, StoreError> {
+    pub async fn email_message_by_id(
+        &self,
+        mailbox: &str,
+        message_id: &str,
+    ) -> Result<Option<EmailMessage>, StoreError> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM email_messages WHERE mailbox = $1 AND message_id = $2");
         let row: Option<MessageRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(mailbox)

@@ -3,7 +3,7 @@
 //! moves forward, replies find their conversation's newest task, and a send's intent is found
 //! again instead of duplicated.
 
-use coworker_store::{Created, CoworkerSpec, EmailMessage, EmailSend, NewTask, Store};
+use coworker_store::{CoworkerSpec, Created, EmailMessage, EmailSend, NewTask, Store};
 use coworker_testkit::{TestDb, backend_tests};
 use serde_json::json;
 
@@ -54,17 +54,33 @@ async fn task(store: &Store, brief: &str) -> coworker_core::TaskId {
 async fn a_message_is_recorded_once_by_either_key(db: &TestDb) {
     let store = &db.store;
     assert!(store.record_email_message(&mail(1, "<a@x>")).await.unwrap());
-    assert!(!store.record_email_message(&mail(1, "<a@x>")).await.unwrap(), "seen again");
-    assert!(!store.record_email_message(&mail(2, "<a@x>")).await.unwrap(), "a copy under a new UID");
-    assert!(!store.record_email_message(&mail(1, "<b@x>")).await.unwrap(), "the same UID");
+    assert!(
+        !store.record_email_message(&mail(1, "<a@x>")).await.unwrap(),
+        "seen again"
+    );
+    assert!(
+        !store.record_email_message(&mail(2, "<a@x>")).await.unwrap(),
+        "a copy under a new UID"
+    );
+    assert!(
+        !store.record_email_message(&mail(1, "<b@x>")).await.unwrap(),
+        "the same UID"
+    );
     assert!(store.record_email_message(&mail(3, "<c@x>")).await.unwrap());
     let pending = store.pending_email_messages().await.unwrap();
     assert_eq!(pending.len(), 2);
     assert_eq!(pending[0].raw.as_deref(), Some(&b"Subject: hi\r\n\r\nhello"[..]));
 
     assert!(store.claim_email_message("ada", 7, 1, 60_000).await.unwrap());
-    assert!(!store.claim_email_message("ada", 7, 1, 60_000).await.unwrap(), "held by the first claim");
-    assert_eq!(store.pending_email_messages().await.unwrap().len(), 1, "a claimed one is not offered");
+    assert!(
+        !store.claim_email_message("ada", 7, 1, 60_000).await.unwrap(),
+        "held by the first claim"
+    );
+    assert_eq!(
+        store.pending_email_messages().await.unwrap().len(),
+        1,
+        "a claimed one is not offered"
+    );
     let t = task(store, "x").await;
     store
         .finish_email_message("ada", 7, 1, "done", "task", Some(t))
@@ -73,7 +89,10 @@ async fn a_message_is_recorded_once_by_either_key(db: &TestDb) {
     let done = store.email_message_by_id("ada", "<a@x>").await.unwrap().unwrap();
     assert_eq!((done.state.as_str(), done.task_id), ("done", Some(t)));
     assert_eq!(store.email_messages_of_task(t).await.unwrap().len(), 1);
-    assert!(!store.claim_email_message("ada", 7, 1, 60_000).await.unwrap(), "finished");
+    assert!(
+        !store.claim_email_message("ada", 7, 1, 60_000).await.unwrap(),
+        "finished"
+    );
 }
 
 async fn the_mark_only_moves_forward(db: &TestDb) {
@@ -94,7 +113,10 @@ async fn replies_find_the_newest_task_of_their_conversation(db: &TestDb) {
     store.bind_email_thread("<m1@x>", first, "ada").await.unwrap();
     store.bind_email_thread("<m1@x>", first, "ada").await.unwrap();
     assert_eq!(
-        store.task_for_email_thread(&["<zz@x>".into(), "<m1@x>".into()]).await.unwrap(),
+        store
+            .task_for_email_thread(&["<zz@x>".into(), "<m1@x>".into()])
+            .await
+            .unwrap(),
         Some(first)
     );
     assert_eq!(store.task_for_email_thread(&["<zz@x>".into()]).await.unwrap(), None);
@@ -114,7 +136,10 @@ async fn a_send_intent_is_found_again(db: &TestDb) {
         error: None,
         created_at_ms: 0,
     };
-    assert!(matches!(store.email_send_intent(&intent).await.unwrap(), Created::New(_)));
+    assert!(matches!(
+        store.email_send_intent(&intent).await.unwrap(),
+        Created::New(_)
+    ));
     let again = EmailSend {
         message_id: "<s2@co>".into(),
         ..intent.clone()
@@ -130,5 +155,8 @@ async fn a_send_intent_is_found_again(db: &TestDb) {
     assert_eq!(store.email_send("call:r:c").await.unwrap().unwrap().state, "sent");
     assert_eq!(store.email_sends_of_task(t).await.unwrap().len(), 1);
     store.set_task_delivery(t, "email:bob@example.com").await.unwrap();
-    assert!(store.due_email_deliveries().await.unwrap().is_empty(), "not finished yet");
+    assert!(
+        store.due_email_deliveries().await.unwrap().is_empty(),
+        "not finished yet"
+    );
 }

@@ -40,7 +40,10 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("{what} exited before listening ({status})");
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "{what} did not listen on {port}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what} did not listen on {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -58,7 +61,14 @@ impl ImapServer {
         let venv = venv();
         let port = free_port();
         let mut child = Command::new(venv.join("bin/pymap"))
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "dict", "--demo-data"])
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "dict",
+                "--demo-data",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -87,14 +97,22 @@ print(re.search(rb'APPENDUID \\d+ (\\d+)', data[0]).group(1).decode())\n";
             .stderr(Stdio::piped())
             .spawn()
             .expect("run imaplib");
-        child.stdin.take().expect("stdin").write_all(raw).expect("write the message");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(raw)
+            .expect("write the message");
         let output = child.wait_with_output().expect("imaplib finished");
         assert!(
             output.status.success(),
             "IMAP APPEND failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        String::from_utf8_lossy(&output.stdout).trim().parse().expect("APPENDUID")
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .expect("APPENDUID")
     }
 }
 

@@ -83,7 +83,8 @@ pub fn ensure_installed(packages: &[(&str, &str)]) -> PathBuf {
         );
     }
     let mut pip = Command::new(venv.join("bin/python"));
-    pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(&wanted);
+    pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args(&wanted);
     run(&mut pip, "pip install");
     venv
 }

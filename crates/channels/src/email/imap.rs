@@ -95,7 +95,9 @@ pub enum ImapError {
         message: String,
     },
     /// The server refused the login.
-    #[error("IMAP {host}: the server refused the login for {username:?}: {message}\n  fix: check email.username and email.password (an app password for Gmail and Microsoft 365)")]
+    #[error(
+        "IMAP {host}: the server refused the login for {username:?}: {message}\n  fix: check email.username and email.password (an app password for Gmail and Microsoft 365)"
+    )]
     Login {
         /// Server.
         host: String,
@@ -171,7 +173,13 @@ pub async fn connect(mailbox: &Mailbox) -> Result<Session<MailStream>, ImapError
     let mut client = Client::new(stream);
     within(host, port, "greeting", client.read_response()).await?;
     if !server.implicit_tls && mailbox.config.starttls {
-        within(host, port, "STARTTLS", client.run_command_and_check_ok("STARTTLS", None)).await?;
+        within(
+            host,
+            port,
+            "STARTTLS",
+            client.run_command_and_check_ok("STARTTLS", None),
+        )
+        .await?;
         let MailStream::Plain(tcp) = client.into_inner() else {
             return Err(ImapError::Connection {
                 host: host.to_owned(),
@@ -227,7 +235,13 @@ pub async fn select(session: &mut Session<MailStream>, mailbox: &Mailbox) -> Res
     let uid_next = match folder.uid_next {
         Some(next) => i64::from(next),
         None => {
-            let uids = within(&mailbox.imap.host, mailbox.imap.port, "UID SEARCH", session.uid_search("ALL")).await?;
+            let uids = within(
+                &mailbox.imap.host,
+                mailbox.imap.port,
+                "UID SEARCH",
+                session.uid_search("ALL"),
+            )
+            .await?;
             uids.into_iter().max().map_or(1, |u| i64::from(u) + 1)
         }
     };
@@ -235,7 +249,12 @@ pub async fn select(session: &mut Session<MailStream>, mailbox: &Mailbox) -> Res
 }
 
 /// Reads and records every message after the mark. Returns how many were recorded.
-async fn take_new(email: &Email, mailbox: &Mailbox, session: &mut Session<MailStream>, validity: i64) -> Result<usize, ImapError> {
+async fn take_new(
+    email: &Email,
+    mailbox: &Mailbox,
+    session: &mut Session<MailStream>,
+    validity: i64,
+) -> Result<usize, ImapError> {
     let store = &email.inner.store;
     let name = &mailbox.config.name;
     let last_uid = match store.email_mailbox_state(name).await? {
@@ -399,7 +418,9 @@ async fn session_loop(email: &Email, mailbox: &Mailbox, stop: &mut watch::Receiv
 
 /// Watches mailbox `index` until `stop`, reconnecting with a growing pause after failures.
 pub(crate) async fn watch(email: Email, index: usize, mut stop: watch::Receiver<bool>) {
-    let Some(mailbox) = email.inner.mailboxes.get(index) else { return };
+    let Some(mailbox) = email.inner.mailboxes.get(index) else {
+        return;
+    };
     let mut backoff = Duration::from_secs(1);
     loop {
         match session_loop(&email, mailbox, &mut stop).await {
@@ -419,7 +440,13 @@ pub(crate) async fn watch(email: Email, index: usize, mut stop: watch::Receiver<
 /// `coworker email test`: logs in, selects the folder, and reports what it saw.
 pub async fn check(mailbox: &Mailbox) -> Result<String, ImapError> {
     let mut session = connect(mailbox).await?;
-    let capabilities = within(&mailbox.imap.host, mailbox.imap.port, "CAPABILITY", session.capabilities()).await?;
+    let capabilities = within(
+        &mailbox.imap.host,
+        mailbox.imap.port,
+        "CAPABILITY",
+        session.capabilities(),
+    )
+    .await?;
     let idle = capabilities.has_str("IDLE");
     drop(capabilities);
     let (validity, uid_next) = select(&mut session, mailbox).await?;

@@ -246,7 +246,12 @@ Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n";
 
     #[test]
     fn malformed_mail_is_an_error_not_a_panic() {
-        for raw in [&b""[..], b"\x00\x01\x02", b"not a header line at all", b"Subject: x\r\n\r\nno from"] {
+        for raw in [
+            &b""[..],
+            b"\x00\x01\x02",
+            b"not a header line at all",
+            b"Subject: x\r\n\r\nno from",
+        ] {
             assert!(parse(raw).is_err(), "{raw:?}");
         }
     }

@@ -96,7 +96,9 @@ pub enum SendError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The server's answer did not arrive: the mail may or may not have gone out.
-    #[error("the SMTP server did not confirm mail {message_id} ({message}); it may or may not have been sent, so it will not be sent again without a person's decision")]
+    #[error(
+        "the SMTP server did not confirm mail {message_id} ({message}); it may or may not have been sent, so it will not be sent again without a person's decision"
+    )]
     Unknown {
         /// The mail's Message-ID.
         message_id: String,
@@ -119,7 +121,8 @@ pub fn transport(mailbox: &Mailbox) -> Result<AsyncSmtpTransport<Tokio1Executor>
         .port(server.port)
         .timeout(Some(SMTP_TIMEOUT));
     if server.implicit_tls || mailbox.config.starttls {
-        let parameters = TlsParameters::new(server.host.clone()).map_err(|e| format!("TLS set-up for {}: {e}", server.host))?;
+        let parameters =
+            TlsParameters::new(server.host.clone()).map_err(|e| format!("TLS set-up for {}: {e}", server.host))?;
         builder = builder.tls(if server.implicit_tls {
             Tls::Wrapper(parameters)
         } else {
@@ -149,7 +152,9 @@ pub fn build(mailbox: &Mailbox, draft: &Draft, message_id: &str) -> Result<Messa
         return Err("the mail has no recipient".into());
     }
     if draft.recipients().len() > MAX_RECIPIENTS {
-        return Err(format!("the mail has more than {MAX_RECIPIENTS} recipients (smtp::MAX_RECIPIENTS)"));
+        return Err(format!(
+            "the mail has more than {MAX_RECIPIENTS} recipients (smtp::MAX_RECIPIENTS)"
+        ));
     }
     let mut builder = Message::builder()
         .from(address(&mailbox.config.address)?)
@@ -297,9 +302,16 @@ pub async fn check(mailbox: &Mailbox) -> Result<String, String> {
             "SMTP {}:{} accepted the connection{}",
             mailbox.smtp.host,
             mailbox.smtp.port,
-            if mailbox.password.is_some() { " and the login" } else { " (no login configured)" }
+            if mailbox.password.is_some() {
+                " and the login"
+            } else {
+                " (no login configured)"
+            }
         )),
-        Ok(false) => Err(format!("SMTP {}:{} did not answer as a mail server", mailbox.smtp.host, mailbox.smtp.port)),
+        Ok(false) => Err(format!(
+            "SMTP {}:{} did not answer as a mail server",
+            mailbox.smtp.host, mailbox.smtp.port
+        )),
         Err(e) => Err(format!("SMTP {}:{}: {e}", mailbox.smtp.host, mailbox.smtp.port)),
     }
 }

@@ -193,7 +193,10 @@ impl EmailTool {
                 }
                 let mut attachments = Vec::new();
                 let mut total = 0usize;
-                for path in strings(&arguments["attachments"]).into_iter().take(MAX_ATTACHMENTS_SENT) {
+                for path in strings(&arguments["attachments"])
+                    .into_iter()
+                    .take(MAX_ATTACHMENTS_SENT)
+                {
                     let file = self
                         .email
                         .inner
@@ -322,7 +325,14 @@ impl Email {
                 .as_ref()
                 .and_then(|r| r["text"].as_str().map(str::to_owned))
                 .unwrap_or_else(|| format!("The task ended: {}", task.status));
-            let title: String = task.brief.lines().next().unwrap_or_default().chars().take(120).collect();
+            let title: String = task
+                .brief
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(120)
+                .collect();
             let draft = Draft {
                 to: vec![to.clone()],
                 subject: format!("Result: {title}"),
