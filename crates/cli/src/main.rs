@@ -15,6 +15,7 @@ mod secrets;
 // Slack (issue 13).
 mod slack;
 // Email and calendar (issue 16).
+#[cfg(feature = "email")]
 mod mail;
 mod work;
 
@@ -123,9 +124,11 @@ enum Command {
     #[command(subcommand)]
     Slack(slack::SlackCommand),
     /// Email ([[email]] mailboxes): test logs in to IMAP and SMTP
+    #[cfg(feature = "email")]
     #[command(subcommand)]
     Email(mail::MailCommand),
     /// Calendars ([[calendar]] feeds): test fetches and reads them
+    #[cfg(feature = "email")]
     #[command(subcommand)]
     Calendar(mail::MailCommand),
 }
@@ -352,6 +355,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Slack(command) => {
             slack::run(load::config(cli.global.config.as_deref(), None, None)?.config, command).await
         }
+        #[cfg(feature = "email")]
         Command::Email(command) => {
             mail::run(
                 load::config(cli.global.config.as_deref(), None, None)?.config,
@@ -360,6 +364,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
+        #[cfg(feature = "email")]
         Command::Calendar(command) => {
             mail::run(
                 load::config(cli.global.config.as_deref(), None, None)?.config,

@@ -27,9 +27,12 @@ pub async fn run_checks(config: &Config, config_source: &str) -> Vec<Check> {
     checks.extend(check_memory(config, store.as_ref()).await);
     checks.extend(check_slack(config, store.as_ref(), &env).await);
     // Email and calendar (issue 16).
-    let secrets = doctor_secrets(config, store.as_ref());
-    checks.extend(crate::mail::email_checks(config, &env, secrets.as_ref(), None).await);
-    checks.extend(crate::mail::calendar_checks(config, &env, secrets.as_ref(), None).await);
+    #[cfg(feature = "email")]
+    {
+        let secrets = doctor_secrets(config, store.as_ref());
+        checks.extend(crate::mail::email_checks(config, &env, secrets.as_ref(), None).await);
+        checks.extend(crate::mail::calendar_checks(config, &env, secrets.as_ref(), None).await);
+    }
     if let Some(store) = store {
         store.close().await;
     }
@@ -53,6 +56,7 @@ pub async fn slack_checks(config: &Config) -> Vec<Check> {
 }
 
 /// The secret store, only when a master key already exists (doctor creates nothing).
+#[cfg(feature = "email")]
 fn doctor_secrets(config: &Config, store: Option<&Store>) -> Option<Arc<Secrets>> {
     let key_exists = std::env::var(coworker_tools::secrets::MASTER_KEY_ENV).is_ok()
         || coworker_tools::secrets::key_file_path(config).exists();
@@ -63,6 +67,7 @@ fn doctor_secrets(config: &Config, store: Option<&Store>) -> Option<Arc<Secrets>
 }
 
 /// `coworker email test [NAME]` (`email = true`) or `coworker calendar test [NAME]`.
+#[cfg(feature = "email")]
 pub async fn mail_checks(config: &Config, email: bool, name: Option<&str>) -> Vec<Check> {
     let data_dir = Path::new(&config.storage.data_dir);
     let store = if data_dir.exists() {

@@ -166,6 +166,7 @@ impl Node {
         };
         // Email and calendar (issue 16): their tools serve every node's engine, so they start
         // on worker-only nodes too (each watcher and loop is safe to run on several nodes).
+        #[cfg(feature = "email")]
         let mail = crate::mail::start(
             &config,
             &env,
@@ -210,6 +211,7 @@ impl Node {
         if let Some(slack) = &slack {
             workers.extend(slack.spawn(shutdown.subscribe()));
         }
+        #[cfg(feature = "email")]
         workers.extend(mail.spawn(shutdown.subscribe()));
         tokio::spawn(reload_mcp_servers(
             config.clone(),
