@@ -8,8 +8,15 @@
 //! event is recorded durably before it is acknowledged; every outbound message is recorded as
 //! an intent before it is posted, so nothing is ever posted twice.
 
+// Email and calendar (issue 16), behind the `email` feature.
+#[cfg(feature = "email")]
+pub mod calendar;
+#[cfg(feature = "email")]
+pub mod email;
 pub mod slack;
 pub mod work;
 
+#[cfg(feature = "email")]
+pub use email::{Email, EmailSetupError, Mailbox};
 pub use slack::{Slack, SlackCredentials, SlackSetupError};
 pub use work::{Delegation, Work, WorkError, WorkFuture, follow_up_brief};

@@ -14,6 +14,9 @@ mod schedules;
 mod secrets;
 // Slack (issue 13).
 mod slack;
+// Email and calendar (issue 16).
+#[cfg(feature = "email")]
+mod mail;
 mod work;
 // Multi-agent orchestration (issue 15).
 mod orchestration;
@@ -122,6 +125,14 @@ enum Command {
     /// Slack: print the app manifest, test the tokens and the connection
     #[command(subcommand)]
     Slack(slack::SlackCommand),
+    /// Email ([[email]] mailboxes): test logs in to IMAP and SMTP
+    #[cfg(feature = "email")]
+    #[command(subcommand)]
+    Email(mail::MailCommand),
+    /// Calendars ([[calendar]] feeds): test fetches and reads them
+    #[cfg(feature = "email")]
+    #[command(subcommand)]
+    Calendar(mail::MailCommand),
 }
 
 #[derive(Subcommand)]
@@ -359,6 +370,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => doctor(&cli.global, args).await,
         Command::Slack(command) => {
             slack::run(load::config(cli.global.config.as_deref(), None, None)?.config, command).await
+        }
+        #[cfg(feature = "email")]
+        Command::Email(command) => {
+            mail::run(
+                load::config(cli.global.config.as_deref(), None, None)?.config,
+                true,
+                command,
+            )
+            .await
+        }
+        #[cfg(feature = "email")]
+        Command::Calendar(command) => {
+            mail::run(
+                load::config(cli.global.config.as_deref(), None, None)?.config,
+                false,
+                command,
+            )
+            .await
         }
         Command::Migrate(args) => migrate(&cli.global, args).await,
         Command::Worker(args) => worker(&cli.global, args).await,

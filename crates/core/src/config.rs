@@ -65,6 +65,10 @@ pub struct Config {
     pub memory: MemoryConfig,
     /// Slack (issue 13): off unless `bot_token` is set.
     pub slack: SlackConfig,
+    /// Mailboxes (`[[email]]`, issue 16).
+    pub email: Vec<crate::email::EmailConfig>,
+    /// Calendars (`[[calendar]]`, issue 16).
+    pub calendar: Vec<crate::calendar::CalendarConfig>,
 }
 
 /// `[policy]`
@@ -87,7 +91,7 @@ pub struct McpToolOverride {
 }
 
 /// Tool namespaces of the engine and the built-in toolsets; no MCP server may take one.
-pub const RESERVED_TOOL_NAMESPACES: &[&str] = &["tasks", "workspace", "http", "documents"];
+pub const RESERVED_TOOL_NAMESPACES: &[&str] = &["tasks", "workspace", "http", "documents", "email", "calendar"];
 
 /// One `[[mcp]]` server: a child process (`command`) or a streamable-HTTP endpoint (`url`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -951,6 +955,8 @@ impl Config {
             mcp_names.push(&server.name);
         }
         self.slack.validate()?;
+        crate::email::validate_all(&self.email)?;
+        crate::calendar::validate_all(&self.calendar)?;
         if self.tools.http.timeout_secs == 0 || self.tools.http.max_bytes == 0 {
             return Err(ConfigError::invalid(
                 "tools.http",
@@ -1404,7 +1410,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key_path: &str, message: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub(crate) fn invalid(key_path: &str, message: impl Into<String>, hint: impl Into<String>) -> Self {
         ConfigError::Invalid {
             key_path: key_path.to_owned(),
             message: message.into(),
@@ -1641,6 +1647,44 @@ pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; 
 # api_url = "https://slack.com/api/"
 # The coworker a message goes to when it names none.
 # default_coworker = "assistant"
+
+#   [[email]]
+# A coworker's mailbox: mail from members becomes tasks, replies reach the same run, and
+# email.send / email.reply send through SMTP (external tier: they wait for approval).
+#   name = "ada"
+#   coworker = "ada"
+#   address = "ada@example.com"
+#   imap_url = "imaps://imap.example.com:993"   # imap:// is plaintext unless starttls = true
+#   smtp_url = "smtps://smtp.example.com:465"   # smtp:// is plaintext unless starttls = true
+#   username = "ada@example.com"
+#   password = "secret:ada-mail"                # or env:NAME, or the literal
+#   starttls = false
+#   folder = "INBOX"
+#   poll_secs = 60                               # without IDLE; IDLE is renewed as often
+#   max_message_bytes = 26214400                 # larger mail is refused and left in place
+#   [[email.triggers]]                           # mail from non-members: data for a task
+#   name = "invoices"
+#   from = "@supplier.example"
+#   subject = "invoice"
+#   owner = "finance@example.com"
+#   brief = "File the invoice: {{ email.subject }}"
+
+#   [[calendar]]
+# An ICS feed or CalDAV collection, polled; triggers fire before matching events.
+#   name = "ada-work"
+#   owner = "you@example.com"                    # or coworker = "ada"
+#   coworker = "ada"
+#   url = "https://calendar.example.com/feed.ics"
+#   kind = "ics"                                 # or "caldav" (also calendar.create_event)
+#   username = ""
+#   password = ""
+#   timezone = "UTC"                             # for floating times
+#   poll_secs = 300
+#   [[calendar.triggers]]
+#   name = "prep"
+#   minutes_before = 60
+#   external_only = true
+#   brief = "Prepare a brief for {{ event.summary }} at {{ event.start }}"
 "#;
 
 #[cfg(test)]

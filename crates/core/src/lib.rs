@@ -5,10 +5,13 @@
 //! database, and never reads the environment or the clock on its own: callers pass those in.
 //! Everything here is deterministic and unit-testable.
 
+pub mod calendar;
 pub mod config;
 pub mod coworker;
 pub mod doctor;
 pub mod domain;
+// Email and calendar (issue 16).
+pub mod email;
 pub mod ids;
 pub mod policy;
 pub mod schedule;

@@ -242,12 +242,24 @@ pub const MAX_PREVIEW_DIFF_BYTES: usize = 64 * 1024;
 
 /// What a human sees when asked to approve a call: the arguments pretty-printed and, for a
 /// call that changes a file, a unified diff.
-async fn call_preview(tool: &Arc<dyn Tool>, tool_name: &str, arguments: &Value, extra: Value) -> Value {
+async fn call_preview(
+    tool: &Arc<dyn Tool>,
+    context: &ToolCallContext,
+    tool_name: &str,
+    arguments: &Value,
+    extra: Value,
+) -> Value {
     let mut preview = json!({
         "tool": tool_name,
         "arguments": arguments,
         "arguments_text": serde_json::to_string_pretty(arguments).unwrap_or_else(|_| arguments.to_string()),
     });
+    // What the call will do as the tool renders it (an email's recipients, subject and body):
+    // shown instead of the raw arguments, so nothing it derives is hidden from the approver.
+    if let Some(rendered) = tool.preview_text(context, arguments).await {
+        preview["arguments_text"] = Value::String(bound_result(rendered.clone(), MAX_PREVIEW_DIFF_BYTES));
+        preview["rendered"] = Value::String(bound_result(rendered, MAX_PREVIEW_DIFF_BYTES));
+    }
     if let Some(change) = tool.preview_change(arguments).await {
         let diff = similar::TextDiff::from_lines(&change.before, &change.after)
             .unified_diff()
@@ -1383,6 +1395,12 @@ impl Engine {
                         format!("{} wants to run {tool_name}", ctx.def.name),
                         call_preview(
                             &tool,
+                            &ToolCallContext {
+                                task_id: ctx.task.id,
+                                run_id: journal.run_id,
+                                call_id: call_id.to_owned(),
+                                delegator: ctx.delegator,
+                            },
                             &tool_name,
                             &arguments,
                             json!({"risk": spec.risk, "rule": decision.rule}),

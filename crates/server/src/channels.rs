@@ -20,19 +20,29 @@ use crate::work::{self, CreateTask, InputKind};
 /// [`Work`] for channels, acting as the channel's linked user.
 pub struct NodeWork {
     state: AppState,
+    /// The channel acting (`slack`, `email`, `calendar`), as the audit log shows it.
+    channel: &'static str,
 }
 
 impl NodeWork {
-    /// Over the node's state.
+    /// Over the node's state, for Slack.
     pub fn new(state: AppState) -> Self {
-        NodeWork { state }
+        NodeWork {
+            state,
+            channel: "slack",
+        }
     }
-}
 
-fn principal(user: &User) -> Principal {
-    Principal {
-        user: user.clone(),
-        credential: Credential::Channel("slack".into()),
+    /// Over the node's state, for another channel (issue 16).
+    pub fn for_channel(state: AppState, channel: &'static str) -> Self {
+        NodeWork { state, channel }
+    }
+
+    fn principal(&self, user: &User) -> Principal {
+        Principal {
+            user: user.clone(),
+            credential: Credential::Channel(self.channel.into()),
+        }
     }
 }
 
@@ -53,16 +63,21 @@ impl Work for NodeWork {
                 idempotency_key: Some(delegation.idempotency_key.clone()),
                 ..CreateTask::default()
             };
-            let (created, _) = work::delegate(&self.state, &principal(&delegation.user), &body, &delegation.origin)
-                .await
-                .map_err(refusal)?;
+            let (created, _) = work::delegate(
+                &self.state,
+                &self.principal(&delegation.user),
+                &body,
+                &delegation.origin,
+            )
+            .await
+            .map_err(refusal)?;
             Ok(created.row().id)
         })
     }
 
     fn message<'a>(&'a self, user: &'a User, task: TaskId, text: &'a str) -> WorkFuture<'a, ()> {
         Box::pin(async move {
-            let principal = principal(user);
+            let principal = self.principal(user);
             // A reply while the coworker waits on a question answers it; otherwise it is a
             // message in the thread.
             let kind = match work::post_input(&self.state, &principal, task, InputKind::Answer, text).await {
@@ -85,7 +100,7 @@ impl Work for NodeWork {
         note: Option<&'a str>,
     ) -> WorkFuture<'a, Approval> {
         Box::pin(async move {
-            work::decide(&self.state, &principal(user), approval, decision, note)
+            work::decide(&self.state, &self.principal(user), approval, decision, note)
                 .await
                 .map_err(refusal)
         })

@@ -26,6 +26,13 @@ pub async fn run_checks(config: &Config, config_source: &str) -> Vec<Check> {
     // memory (issue 11)
     checks.extend(check_memory(config, store.as_ref()).await);
     checks.extend(check_slack(config, store.as_ref(), &env).await);
+    // Email and calendar (issue 16).
+    #[cfg(feature = "email")]
+    {
+        let secrets = doctor_secrets(config, store.as_ref());
+        checks.extend(crate::mail::email_checks(config, &env, secrets.as_ref(), None).await);
+        checks.extend(crate::mail::calendar_checks(config, &env, secrets.as_ref(), None).await);
+    }
     if let Some(store) = store {
         store.close().await;
     }
@@ -42,6 +49,39 @@ pub async fn slack_checks(config: &Config) -> Vec<Check> {
     };
     let env: Vec<(String, String)> = std::env::vars().collect();
     let checks = check_slack(config, store.as_ref(), &env).await;
+    if let Some(store) = store {
+        store.close().await;
+    }
+    checks
+}
+
+/// The secret store, only when a master key already exists (doctor creates nothing).
+#[cfg(feature = "email")]
+fn doctor_secrets(config: &Config, store: Option<&Store>) -> Option<Arc<Secrets>> {
+    let key_exists = std::env::var(coworker_tools::secrets::MASTER_KEY_ENV).is_ok()
+        || coworker_tools::secrets::key_file_path(config).exists();
+    match (store, key_exists) {
+        (Some(store), true) => Secrets::open(store.clone(), config).ok().map(Arc::new),
+        _ => None,
+    }
+}
+
+/// `coworker email test [NAME]` (`email = true`) or `coworker calendar test [NAME]`.
+#[cfg(feature = "email")]
+pub async fn mail_checks(config: &Config, email: bool, name: Option<&str>) -> Vec<Check> {
+    let data_dir = Path::new(&config.storage.data_dir);
+    let store = if data_dir.exists() {
+        check_database(config, data_dir).await.1
+    } else {
+        None
+    };
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let secrets = doctor_secrets(config, store.as_ref());
+    let checks = if email {
+        crate::mail::email_checks(config, &env, secrets.as_ref(), name).await
+    } else {
+        crate::mail::calendar_checks(config, &env, secrets.as_ref(), name).await
+    };
     if let Some(store) = store {
         store.close().await;
     }

@@ -23,6 +23,9 @@ pub mod events;
 pub mod files;
 pub mod health;
 pub mod hooks;
+// Email and calendar (issue 16).
+#[cfg(feature = "email")]
+pub mod mail;
 // memory (issue 11)
 pub mod memory;
 pub mod metrics;

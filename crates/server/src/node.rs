@@ -165,6 +165,17 @@ impl Node {
         } else {
             crate::channels::start_slack(&config, &env, &secrets, &state).await?
         };
+        // Email and calendar (issue 16): their tools serve every node's engine, so they start
+        // on worker-only nodes too (each watcher and loop is safe to run on several nodes).
+        #[cfg(feature = "email")]
+        let mail = crate::mail::start(
+            &config,
+            &env,
+            &secrets,
+            &state,
+            Arc::new(coworker_engine::scheduler::SystemClock),
+        )
+        .await?;
         let mut app = router(state, max_request_bytes);
         if let Some(slack) = &slack {
             app = app.merge(slack.router());
@@ -201,6 +212,8 @@ impl Node {
         if let Some(slack) = &slack {
             workers.extend(slack.spawn(shutdown.subscribe()));
         }
+        #[cfg(feature = "email")]
+        workers.extend(mail.spawn(shutdown.subscribe()));
         tokio::spawn(reload_mcp_servers(
             config.clone(),
             store.clone(),

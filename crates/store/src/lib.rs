@@ -31,6 +31,8 @@ mod users;
 mod slack;
 // Multi-agent orchestration (issue 15).
 mod subtasks;
+// Email (issue 16).
+mod email;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -78,6 +80,8 @@ pub use slack::{MAX_SLACK_BATCH, SlackEvent, SlackPost, SlackThread, TaskDeliver
 pub use subtasks::{
     HANDOFF_INPUT, MAX_TREE_LEVELS, MAX_TREE_TASKS, NewSubtask, Subtask, TreeTask, TreeUsage, subtask_idempotency_key,
 };
+// Email (issue 16).
+pub use email::{EmailMessage, EmailSend, MAX_EMAIL_BATCH, MAX_REFERENCES_LOOKED_UP};
 
 /// File name of the SQLite database inside the data dir.
 pub const SQLITE_FILE_NAME: &str = "coworker.db";

@@ -110,7 +110,8 @@ impl Store {
         Ok(Created::New(task))
     }
 
-    pub(crate) async fn task_by_idempotency_key(&self, key: &str) -> Result<Option<Task>, StoreError> {
+    /// The task created under idempotency key `key`, if any.
+    pub async fn task_by_idempotency_key(&self, key: &str) -> Result<Option<Task>, StoreError> {
         let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE idempotency_key = $1");
         let row: Option<TaskRow> =
             on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(key).fetch_optional(pool).await?);

@@ -7,6 +7,8 @@
 pub mod db;
 // Slack (issue 13).
 pub mod fake_slack;
+// Email and calendar (issue 16): real IMAP and SMTP servers.
+pub mod mail;
 pub mod node;
 pub mod npm;
 pub mod process;

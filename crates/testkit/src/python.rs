@@ -51,6 +51,44 @@ fn run(command: &mut Command, what: &str) {
     );
 }
 
+/// The shared virtual environment with each `(package, version)` installed (pip, pinned),
+/// creating it and installing what is missing first, under the same lock as [`schemathesis`].
+/// Returns the environment's directory.
+///
+/// Panics (it is a test helper) when `python3`, its `venv` module or the install fails.
+pub fn ensure_installed(packages: &[(&str, &str)]) -> PathBuf {
+    let venv = venv_dir();
+    let missing = |venv: &Path| {
+        packages
+            .iter()
+            .filter(|(p, v)| installed_version(venv, p).as_deref() != Some(*v))
+            .map(|(p, v)| format!("{p}=={v}"))
+            .collect::<Vec<_>>()
+    };
+    if missing(&venv).is_empty() {
+        return venv;
+    }
+    let parent = venv.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
+    let lock = std::fs::File::create(parent.join(".venv-install.lock")).expect("venv install lock file");
+    lock.lock().expect("lock the venv");
+    let wanted = missing(&venv);
+    if wanted.is_empty() {
+        return venv;
+    }
+    if !venv.join("bin/python").exists() {
+        run(
+            Command::new("python3").arg("-m").arg("venv").arg(&venv),
+            "creating the test virtual environment (Debian needs the python3-venv package)",
+        );
+    }
+    let mut pip = Command::new(venv.join("bin/python"));
+    pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args(&wanted);
+    run(&mut pip, "pip install");
+    venv
+}
+
 /// The `st` (Schemathesis) executable at [`SCHEMATHESIS_VERSION`], creating the virtual
 /// environment and installing it first when needed.
 ///

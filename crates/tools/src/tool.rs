@@ -79,6 +79,16 @@ pub trait Tool: Send + Sync {
     fn preview_change(&self, _arguments: &serde_json::Value) -> BoxFuture<'_, Option<FileChange>> {
         Box::pin(async { None })
     }
+    /// For an approval: the call rendered as it will take effect (an email with the
+    /// recipients and subject it derives), shown to the approver instead of the raw
+    /// arguments. `None` (the default) shows the arguments.
+    fn preview_text<'a>(
+        &'a self,
+        _context: &'a ToolCallContext,
+        _arguments: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Option<String>> {
+        Box::pin(async { None })
+    }
 }
 
 /// A file change a call would make, for the approval preview.

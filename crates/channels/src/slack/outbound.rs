@@ -741,6 +741,10 @@ impl Slack {
     async fn deliver_targets(&self) -> Result<(), DeliveryError> {
         let store = &self.inner.store;
         for delivery in store.due_task_deliveries().await? {
+            // Email targets are the email channel's (issue 16).
+            if delivery.target.starts_with("email:") {
+                continue;
+            }
             if let Some(not_before_ms) = self.held_until_working_hours(delivery.task_id).await? {
                 store.hold_task_delivery(delivery.task_id, not_before_ms).await?;
                 continue;
