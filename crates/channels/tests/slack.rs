@@ -792,7 +792,11 @@ async fn a_reply_after_the_task_is_done_continues_the_conversation(db: &TestDb) 
         "carries the history: {}",
         follow_up.brief
     );
-    assert_eq!(follow_up.parent_task_id, Some(first.id), "linked to the task it follows");
+    assert_eq!(
+        follow_up.parent_task_id,
+        Some(first.id),
+        "linked to the task it follows"
+    );
 }
 
 /// A scheduled run's Slack delivery waits for its coworker's working hours (here: every day
@@ -900,7 +904,8 @@ async fn gated_coworker(world: &World, handle: &str, adjust: impl FnOnce(&mut co
     let mut def = coworker_engine::coworkers::default_assistant();
     def.handle = handle.into();
     def.name = handle.into();
-    def.policy.insert("workspace.*".into(), coworker_core::domain::Tier::Approve);
+    def.policy
+        .insert("workspace.*".into(), coworker_core::domain::Tier::Approve);
     adjust(&mut def);
     coworker_engine::coworkers::upsert(&world.node.node.store, &def)
         .await
@@ -1045,12 +1050,18 @@ async fn a_rejection_note_comes_from_the_modal(db: &TestDb) {
     assert_eq!(refused.status(), 200);
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["response_action"], "errors", "{body}");
-    assert!(body["errors"]["note"].as_str().unwrap().contains("may not decide"), "{body}");
+    assert!(
+        body["errors"]["note"].as_str().unwrap().contains("may not decide"),
+        "{body}"
+    );
     let still = world.node.node.store.get_approval(approval.id).await.unwrap().unwrap();
     assert_eq!(still.status.to_string(), "pending");
 
-    let accepted =
-        FakeSlack::post_interaction(&world.node.base_url, &reject_submission("U0ADA", &metadata, "not this week")).await;
+    let accepted = FakeSlack::post_interaction(
+        &world.node.base_url,
+        &reject_submission("U0ADA", &metadata, "not this week"),
+    )
+    .await;
     assert_eq!(accepted.status(), 200);
     assert_eq!(accepted.text().await.unwrap(), "", "an empty answer closes the modal");
     let decided = world.node.node.store.get_approval(approval.id).await.unwrap().unwrap();
@@ -1093,22 +1104,39 @@ async fn escalation_and_expiry_are_shown_in_place(db: &TestDb) {
             .collect()
     };
     let escalated = fake
-        .wait_for("the escalation shown", |f| updates_of(f, "No decision in time").into_iter().next())
+        .wait_for("the escalation shown", |f| {
+            updates_of(f, "No decision in time").into_iter().next()
+        })
         .await;
     assert!(
         escalated.to_string().contains("coworker_approve"),
         "still decidable while escalated: {escalated}"
     );
     let expired = fake
-        .wait_for("the expiry shown", |f| updates_of(f, "Expired without a decision").into_iter().next())
+        .wait_for("the expiry shown", |f| {
+            updates_of(f, "Expired without a decision").into_iter().next()
+        })
         .await;
-    assert!(!expired.to_string().contains("coworker_approve"), "no buttons once expired");
+    assert!(
+        !expired.to_string().contains("coworker_approve"),
+        "no buttons once expired"
+    );
     fake.wait_for("the blocked note", |f| {
-        f.thread(CHANNEL, root).into_iter().find(|m| shown(m).contains("blocked"))
+        f.thread(CHANNEL, root)
+            .into_iter()
+            .find(|m| shown(m).contains("blocked"))
     })
     .await;
-    assert_eq!(updates_of(fake, "No decision in time").len(), 1, "escalation shown once");
-    assert_eq!(updates_of(fake, "Expired without a decision").len(), 1, "expiry shown once");
+    assert_eq!(
+        updates_of(fake, "No decision in time").len(),
+        1,
+        "escalation shown once"
+    );
+    assert_eq!(
+        updates_of(fake, "Expired without a decision").len(),
+        1,
+        "expiry shown once"
+    );
 }
 
 /// The secret of the one-time link in an ephemeral message.
@@ -1163,8 +1191,14 @@ async fn an_unlinked_person_links_themselves_with_the_one_time_link(db: &TestDb)
     let cookie = format!("coworker_session={session}");
     let page = http.get(&url).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("U0KAY"), "the page names the Slack account");
-    assert!(store.user_by_slack_id("U0KAY").await.unwrap().is_none(), "looking links nothing");
+    assert!(
+        page.text().await.unwrap().contains("U0KAY"),
+        "the page names the Slack account"
+    );
+    assert!(
+        store.user_by_slack_id("U0KAY").await.unwrap().is_none(),
+        "looking links nothing"
+    );
     let anonymous = http.post(&url).form(&[("_csrf", csrf)]).send().await.unwrap();
     assert!(anonymous.status().is_redirection(), "signed out: sent to sign in");
     let linked = http
@@ -1288,9 +1322,15 @@ async fn the_slash_command_starts_tasks_and_report_status(db: &TestDb) {
     })
     .await;
     let status = slash(&world, "U0ADA", "status", "t-3").await;
-    assert!(status["text"].as_str().unwrap().contains("no unfinished tasks"), "{status}");
+    assert!(
+        status["text"].as_str().unwrap().contains("no unfinished tasks"),
+        "{status}"
+    );
     assert_eq!(tasks(&world).await.len(), 1, "one task per command");
     // Someone unknown is told how to link themselves.
     let stranger = slash(&world, "U0NOBODY", "status", "t-4").await;
-    assert!(stranger["text"].as_str().unwrap().contains("/link/slack/"), "{stranger}");
+    assert!(
+        stranger["text"].as_str().unwrap().contains("/link/slack/"),
+        "{stranger}"
+    );
 }

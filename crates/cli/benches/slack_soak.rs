@@ -97,7 +97,12 @@ async fn main() {
         fake.api_url()
     );
     let config = config_file(db.dir(), &model.base_url(), &db.database_url, &slack);
-    let mut serve = spawn(&bin(), &["serve", "--listen", "127.0.0.1:0"], &config, &db.node_data_dir());
+    let mut serve = spawn(
+        &bin(),
+        &["serve", "--listen", "127.0.0.1:0"],
+        &config,
+        &db.node_data_dir(),
+    );
     let url = banner_url(&mut serve);
     let pid = serve.id();
     let idle_kib = rss_kib(pid).unwrap_or(0);
@@ -115,7 +120,10 @@ async fn main() {
         .buffer_unordered(HTTP_CONCURRENCY)
         .collect::<Vec<_>>()
         .await;
-    wait_until("every thread has its question", || async { questions(&fake) >= threads as usize }).await;
+    wait_until("every thread has its question", || async {
+        questions(&fake) >= threads as usize
+    })
+    .await;
     let loaded_kib = rss_kib(pid).unwrap_or(0);
     println!(
         "slack soak: {threads} threads waiting after {:.1} s; RSS idle {} MiB, loaded {} MiB",
@@ -149,7 +157,11 @@ async fn main() {
         if soak_started.elapsed() >= next_sample {
             let kib = rss_kib(pid).unwrap_or(0);
             let at = soak_started.elapsed().as_secs_f64();
-            println!("  t = {at:>6.0} s  RSS {:>6.1} MiB  ({} conversations so far)", kib as f64 / 1024.0, next);
+            println!(
+                "  t = {at:>6.0} s  RSS {:>6.1} MiB  ({} conversations so far)",
+                kib as f64 / 1024.0,
+                next
+            );
             samples.push((at, kib));
             next_sample += sample_every;
         }

@@ -71,7 +71,10 @@ async fn killed_between_ack_and_reply(backend: Backend) {
     first.kill().expect("SIGKILL the first node");
     first.wait().unwrap();
     assert!(
-        !fake.thread(CHANNEL, root).iter().any(|m| m.text.contains("after the crash")),
+        !fake
+            .thread(CHANNEL, root)
+            .iter()
+            .any(|m| m.text.contains("after the crash")),
         "killed before replying"
     );
 

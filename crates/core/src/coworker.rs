@@ -243,7 +243,8 @@ impl CoworkerDef {
                 .map_err(|e| ("working_hours", e, "e.g. \"Mon-Fri 08:00-19:00\"".into()))?;
         }
         let channel = self.approval_channel.trim();
-        if !channel.is_empty() && (channel.contains(char::is_whitespace) || channel.trim_start_matches('#').is_empty()) {
+        if !channel.is_empty() && (channel.contains(char::is_whitespace) || channel.trim_start_matches('#').is_empty())
+        {
             return Err((
                 "approval_channel",
                 format!("{channel:?} is not a Slack channel"),
@@ -511,11 +512,18 @@ daily_usd = 20.00
         assert!(def.grants("http.fetch"));
         assert!(!def.grants("http.post"));
         assert!(def.grants("tasks.ask"), "engine tools are always granted");
-        assert_eq!(def.approval_channel, "", "approvals go to the delegator's DM by default");
+        assert_eq!(
+            def.approval_channel, "",
+            "approvals go to the delegator's DM by default"
+        );
         let with_channel = ADA.replacen("working_hours", "approval_channel = \"#approvals\"\nworking_hours", 1);
         let def = CoworkerDef::parse("coworkers/ada.toml", &with_channel).unwrap();
         assert_eq!(def.approval_channel, "#approvals");
-        let bad = ADA.replacen("working_hours", "approval_channel = \"the approvals room\"\nworking_hours", 1);
+        let bad = ADA.replacen(
+            "working_hours",
+            "approval_channel = \"the approvals room\"\nworking_hours",
+            1,
+        );
         let error = CoworkerDef::parse("coworkers/ada.toml", &bad).unwrap_err().to_string();
         assert!(error.contains("approval_channel"), "{error}");
     }

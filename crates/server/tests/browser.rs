@@ -352,20 +352,27 @@ async fn a_conversation_started_from_the_coworkers_page_answers_live(db: &TestDb
         .unwrap();
     let browser = Browser::start(&artifacts).await;
     browser.goto(&node.url(&format!("/invite/{secret}"))).await;
-    browser.type_into("form#invite input[name=email]", "kay@example.com").await;
+    browser
+        .type_into("form#invite input[name=email]", "kay@example.com")
+        .await;
     browser.type_into("form#invite input[name=display_name]", "Kay").await;
     browser
         .type_into("form#invite input[name=password]", "a long enough password")
         .await;
     browser.click("form#invite button[type=submit]").await;
     browser
-        .wait_for("the member's inbox", || async { browser.url().await.ends_with("/inbox") })
+        .wait_for("the member's inbox", || async {
+            browser.url().await.ends_with("/inbox")
+        })
         .await;
 
     // The coworker's page has a chat box; writing in it starts a conversation.
     browser.goto(&node.url("/coworkers/assistant")).await;
     browser
-        .type_into("form#coworker-chat-form textarea[name=brief]", "Get me the weekly numbers")
+        .type_into(
+            "form#coworker-chat-form textarea[name=brief]",
+            "Get me the weekly numbers",
+        )
         .await;
     browser.screenshot("01-chat-box").await;
     browser.click("form#coworker-chat-form button[type=submit]").await;

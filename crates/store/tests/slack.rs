@@ -214,10 +214,22 @@ async fn a_one_time_link_links_once(db: &TestDb) {
     };
     let kay = store.create_user(user("kay@example.com")).await.unwrap();
     let eve = store.create_user(user("eve@example.com")).await.unwrap();
-    store.create_slack_link_token(b"hash-1", "T1", "U0KAY", 60_000).await.unwrap();
-    store.create_slack_link_token(b"hash-old", "T1", "U0OLD", -1).await.unwrap();
-    store.create_slack_link_token(b"hash-2", "T1", "U0KAY", 60_000).await.unwrap();
-    assert_eq!(store.slack_link_token(b"hash-1").await.unwrap().as_deref(), Some("U0KAY"));
+    store
+        .create_slack_link_token(b"hash-1", "T1", "U0KAY", 60_000)
+        .await
+        .unwrap();
+    store
+        .create_slack_link_token(b"hash-old", "T1", "U0OLD", -1)
+        .await
+        .unwrap();
+    store
+        .create_slack_link_token(b"hash-2", "T1", "U0KAY", 60_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.slack_link_token(b"hash-1").await.unwrap().as_deref(),
+        Some("U0KAY")
+    );
     assert_eq!(store.slack_link_token(b"hash-old").await.unwrap(), None, "expired");
     assert_eq!(store.slack_link_token(b"nope").await.unwrap(), None);
     assert_eq!(
@@ -230,7 +242,11 @@ async fn a_one_time_link_links_once(db: &TestDb) {
         Some("U0KAY")
     );
     assert_eq!(store.user_by_slack_id("U0KAY").await.unwrap().unwrap().id, kay.id);
-    assert_eq!(store.use_slack_link_token(b"hash-1", eve.id).await.unwrap(), None, "spent");
+    assert_eq!(
+        store.use_slack_link_token(b"hash-1", eve.id).await.unwrap(),
+        None,
+        "spent"
+    );
     assert_eq!(
         store.use_slack_link_token(b"hash-2", eve.id).await.unwrap(),
         None,

@@ -96,7 +96,9 @@ impl Slack {
     async fn command_status(&self, command: &Value) -> Result<Value, DeliveryError> {
         let slack_user = field(command, "user_id");
         let Some(user) = self.account_of(slack_user).await? else {
-            return Ok(ephemeral(self.unlinked_text(field(command, "team_id"), slack_user).await));
+            return Ok(ephemeral(
+                self.unlinked_text(field(command, "team_id"), slack_user).await,
+            ));
         };
         let store = &self.inner.store;
         let handles: std::collections::HashMap<_, _> = store
@@ -192,9 +194,7 @@ impl Slack {
                 )
                 .await;
         };
-        store
-            .bind_slack_thread(task_id, team, channel, &ts, slack_user)
-            .await?;
+        store.bind_slack_thread(task_id, team, channel, &ts, slack_user).await?;
         self.inner.outbound_wake.notify_one();
         Ok(())
     }
