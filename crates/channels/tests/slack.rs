@@ -997,9 +997,9 @@ async fn approvals_of_other_tasks_go_to_the_approval_channel_or_the_dm(db: &Test
     assert_eq!(
         world
             .fake
-            .messages()
+            .ok_calls("chat.postMessage")
             .iter()
-            .filter(|m| shown(m).contains("coworker_approve"))
+            .filter(|c| c.args.to_string().contains("coworker_approve"))
             .count(),
         2,
         "each approval posted once, in one place"
@@ -1260,7 +1260,7 @@ async fn slash(world: &World, user: &str, text: &str, trigger: &str) -> Value {
 
 /// `/coworker assistant, …` starts a task answered in a thread it opens in the channel;
 /// `/coworker status` lists the person's unfinished tasks; `/coworker` alone explains.
-async fn the_slash_command_starts_tasks_and_report_status(db: &TestDb) {
+async fn the_slash_command_starts_tasks_and_reports_status(db: &TestDb) {
     let script = Script::new()
         .turn(Turn::when(
             Match::UserSays("weekly numbers".into()),

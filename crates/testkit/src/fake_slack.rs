@@ -473,21 +473,31 @@ async fn api(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default()
         .to_owned();
-    let response = {
+    let stalled = {
         let mut inner = lock(&state);
-        let fault = inner.faults.get_mut(&method).and_then(VecDeque::pop_front);
-        if matches!(fault, Some(Fault::Stall)) {
+        let stall = matches!(
+            inner.faults.get(&method).and_then(VecDeque::front),
+            Some(Fault::Stall)
+        );
+        if stall {
+            inner.faults.get_mut(&method).and_then(VecDeque::pop_front);
             let performed = answer(&mut inner, &method, &args, &token, ws_addr);
             inner.calls.push(Call {
                 method: method.clone(),
-                args,
-                token,
+                args: args.clone(),
+                token: token.clone(),
                 outcome: format!("stalled ({})", if performed.is_ok() { "performed" } else { "failed" }),
             });
-            drop(inner);
-            state.1.notify_waiters();
-            return std::future::pending::<Response>().await;
         }
+        stall
+    };
+    if stalled {
+        state.1.notify_waiters();
+        return std::future::pending::<Response>().await;
+    }
+    let response = {
+        let mut inner = lock(&state);
+        let fault = inner.faults.get_mut(&method).and_then(VecDeque::pop_front);
         let (outcome, response) = match fault {
             Some(Fault::RateLimited(secs)) => (
                 "ratelimited".to_owned(),
