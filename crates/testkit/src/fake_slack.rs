@@ -475,10 +475,7 @@ async fn api(
         .to_owned();
     let stalled = {
         let mut inner = lock(&state);
-        let stall = matches!(
-            inner.faults.get(&method).and_then(VecDeque::front),
-            Some(Fault::Stall)
-        );
+        let stall = matches!(inner.faults.get(&method).and_then(VecDeque::front), Some(Fault::Stall));
         if stall {
             inner.faults.get_mut(&method).and_then(VecDeque::pop_front);
             let performed = answer(&mut inner, &method, &args, &token, ws_addr);
