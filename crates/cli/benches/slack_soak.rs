@@ -54,7 +54,7 @@ fn reply(n: u64, thread: &str) -> Value {
 }
 
 fn questions(fake: &FakeSlack) -> usize {
-    fake.count_messages(|m| m.text.contains("Which one?"))
+    fake.count_messages(|m| m.text.contains("Which one?") || m.blocks.to_string().contains("Which one?"))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
