@@ -37,6 +37,8 @@ pub struct Delegation {
     pub idempotency_key: String,
     /// `slack`, `schedule`…
     pub origin: String,
+    /// The finished task this one follows up in the same conversation (its parent).
+    pub follows: Option<TaskId>,
 }
 
 /// The node's actions, as a channel may invoke them.

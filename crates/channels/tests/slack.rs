@@ -25,6 +25,11 @@ backend_tests!(
     delivery_targets_and_explicit_links,
     a_reply_after_the_task_is_done_continues_the_conversation,
     a_scheduled_result_waits_for_working_hours,
+    approvals_of_other_tasks_go_to_the_approval_channel_or_the_dm,
+    a_rejection_note_comes_from_the_modal,
+    escalation_and_expiry_are_shown_in_place,
+    an_unlinked_person_links_themselves_with_the_one_time_link,
+    the_slash_command_starts_tasks_and_reports_status,
 );
 
 const CHANNEL: &str = "C0GENERAL";
@@ -787,6 +792,11 @@ async fn a_reply_after_the_task_is_done_continues_the_conversation(db: &TestDb) 
         "carries the history: {}",
         follow_up.brief
     );
+    assert_eq!(
+        follow_up.parent_task_id,
+        Some(first.id),
+        "linked to the task it follows"
+    );
 }
 
 /// A scheduled run's Slack delivery waits for its coworker's working hours (here: every day
@@ -887,4 +897,440 @@ async fn run_schedule_now(world: &World, brief: &str, respect_working_hours: boo
         .unwrap();
     let task = fired["task"]["id"].as_str().or(fired["id"].as_str()).expect("task id");
     task.parse().unwrap()
+}
+
+/// A coworker whose file writes need approval, stored from a full definition.
+async fn gated_coworker(world: &World, handle: &str, adjust: impl FnOnce(&mut coworker_core::coworker::CoworkerDef)) {
+    let mut def = coworker_engine::coworkers::default_assistant();
+    def.handle = handle.into();
+    def.name = handle.into();
+    def.policy
+        .insert("workspace.*".into(), coworker_core::domain::Tier::Approve);
+    adjust(&mut def);
+    coworker_engine::coworkers::upsert(&world.node.node.store, &def)
+        .await
+        .unwrap();
+}
+
+fn write_report_script() -> Script {
+    Script::new()
+        .turn(
+            Turn::when(
+                Match::UserSays("write the report".into()),
+                Reply::tool_calls().tool_call(
+                    "w1",
+                    "workspace__write_file",
+                    r##"{"path":"report.md","content":"# Report\nAll good.\n"}"##,
+                ),
+            )
+            .repeating(),
+        )
+        .turn(Turn::when(Match::ToolResultFor("w1".into()), Reply::text("Wrote the report.")).repeating())
+}
+
+async fn delegate_by_api(world: &World, token: &str, to: &str, brief: &str) -> coworker_core::TaskId {
+    let response = world
+        .node
+        .client()
+        .post(world.node.url("/api/v1/tasks"))
+        .bearer_auth(token)
+        .json(&json!({"to": to, "brief": brief}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["task"]["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// Approvals of tasks that did not come from Slack: to the coworker's `approval_channel`
+/// when it has one, else to the delegator's DM; decided elsewhere, both update in place.
+async fn approvals_of_other_tasks_go_to_the_approval_channel_or_the_dm(db: &TestDb) {
+    let world = start(db, write_report_script(), SlackMode::Events).await;
+    gated_coworker(&world, "reviewer", |def| def.approval_channel = "#ops".into()).await;
+    gated_coworker(&world, "drafter", |_| {}).await;
+    let (ada, token) = member(&world, "ada@example.com", "U0ADA").await;
+    world.node.node.store.link_slack_user(ada, "U0ADA").await.unwrap();
+
+    let reviewed = delegate_by_api(&world, &token, "reviewer", "write the report for review").await;
+    let in_channel = world
+        .fake
+        .wait_for("the approval in #ops", |f| {
+            f.messages()
+                .into_iter()
+                .find(|m| m.channel == "C0OPS00001" && shown(m).contains("coworker_approve"))
+        })
+        .await;
+    assert_eq!(in_channel.thread_ts, None, "a message of its own in the channel");
+    let drafted = delegate_by_api(&world, &token, "drafter", "write the report as a draft").await;
+    let in_dm = world
+        .fake
+        .wait_for("the approval in the delegator's DM", |f| {
+            f.messages()
+                .into_iter()
+                .find(|m| m.channel == "D0ADA" && shown(m).contains("coworker_approve"))
+        })
+        .await;
+    let store = &world.node.node.store;
+    for (task, message) in [(reviewed, &in_channel), (drafted, &in_dm)] {
+        let approval = store.approvals_for_task(task).await.unwrap().remove(0);
+        assert!(shown(message).contains(&approval.id.to_string()));
+        let response = world
+            .node
+            .client()
+            .post(world.node.url(&format!("/api/v1/approvals/{}/decision", approval.id)))
+            .bearer_auth(&token)
+            .json(&json!({"decision": "approve"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let updated = world
+            .fake
+            .wait_for("the approval updated in place", |f| {
+                f.messages().into_iter().find(|m| m.ts == message.ts && m.edits > 0)
+            })
+            .await;
+        assert!(shown(&updated).contains("Approved by"), "{}", shown(&updated));
+        assert!(!shown(&updated).contains("coworker_approve"));
+    }
+    assert_eq!(
+        world
+            .fake
+            .ok_calls("chat.postMessage")
+            .iter()
+            .filter(|c| c.args.to_string().contains("coworker_approve"))
+            .count(),
+        2,
+        "each approval posted once, in one place"
+    );
+}
+
+fn reject_submission(user: &str, private_metadata: &str, note: &str) -> Value {
+    json!({
+        "type": "view_submission", "team": {"id": TEAM_ID, "domain": "fake"},
+        "user": {"id": user, "username": user.to_lowercase(), "team_id": TEAM_ID},
+        "api_app_id": "A0001", "trigger_id": "1337.43.efgh",
+        "view": {
+            "id": "V0001", "type": "modal", "callback_id": "coworker_reject", "private_metadata": private_metadata,
+            "state": {"values": {"note": {"note": {"type": "plain_text_input", "value": note}}}},
+        },
+    })
+}
+
+/// Reject opens a modal (`views.open`) for the note; its submission rejects with the note,
+/// as the submitter (someone not permitted sees the refusal in the modal, nothing changes).
+async fn a_rejection_note_comes_from_the_modal(db: &TestDb) {
+    let (world, root, _, approval) = approval_world(db).await;
+    let fake = &world.fake;
+    let message = fake
+        .thread(CHANNEL, &root)
+        .into_iter()
+        .find(|m| shown(m).contains("coworker_reject"))
+        .unwrap();
+    let id = approval.id.to_string();
+    let response = FakeSlack::post_interaction(
+        &world.node.base_url,
+        &button_click("U0ADA", "reject", &id, &message.ts, &root),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let opened = fake
+        .wait_for("the modal", |f| f.ok_calls("views.open").into_iter().next())
+        .await;
+    assert_eq!(opened.args["trigger_id"], "1337.42.abcd");
+    let view = &opened.args["view"];
+    assert_eq!(view["callback_id"], "coworker_reject");
+    assert_eq!(view["blocks"][0]["block_id"], "note");
+    let metadata = view["private_metadata"].as_str().unwrap().to_owned();
+    let still = world.node.node.store.get_approval(approval.id).await.unwrap().unwrap();
+    assert_eq!(still.status.to_string(), "pending", "opening the modal decides nothing");
+
+    let refused = FakeSlack::post_interaction(&world.node.base_url, &reject_submission("U0BOB", &metadata, "no")).await;
+    assert_eq!(refused.status(), 200);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["response_action"], "errors", "{body}");
+    assert!(
+        body["errors"]["note"].as_str().unwrap().contains("may not decide"),
+        "{body}"
+    );
+    let still = world.node.node.store.get_approval(approval.id).await.unwrap().unwrap();
+    assert_eq!(still.status.to_string(), "pending");
+
+    let accepted = FakeSlack::post_interaction(
+        &world.node.base_url,
+        &reject_submission("U0ADA", &metadata, "not this week"),
+    )
+    .await;
+    assert_eq!(accepted.status(), 200);
+    assert_eq!(accepted.text().await.unwrap(), "", "an empty answer closes the modal");
+    let decided = world.node.node.store.get_approval(approval.id).await.unwrap().unwrap();
+    assert_eq!(decided.status.to_string(), "rejected");
+    assert_eq!(decided.decision_note.as_deref(), Some("not this week"));
+    let updated = fake
+        .wait_for("the approval message updated", |f| {
+            f.messages().into_iter().find(|m| m.ts == message.ts && m.edits > 0)
+        })
+        .await;
+    assert!(
+        shown(&updated).contains("Rejected by ada@example.com") && shown(&updated).contains("not this week"),
+        "{}",
+        shown(&updated)
+    );
+    assert!(!shown(&updated).contains("coworker_reject"), "no buttons left");
+}
+
+/// An approval nobody decides is escalated (still pending, a new deadline), then expires;
+/// each is edited into the Slack message in place, once.
+async fn escalation_and_expiry_are_shown_in_place(db: &TestDb) {
+    let world = start(db, write_report_script(), SlackMode::Events).await;
+    gated_coworker(&world, "hasty", |def| def.limits.approval_ttl_secs = 2).await;
+    member(&world, "ada@example.com", "U0ADA").await;
+    let root = "1700001100.000001";
+    send(&world, &mention("EvE", "U0ADA", root, "hasty, write the report")).await;
+    let fake = &world.fake;
+    let message = fake
+        .wait_for("the approval message", |f| {
+            f.thread(CHANNEL, root)
+                .into_iter()
+                .find(|m| shown(m).contains("coworker_approve"))
+        })
+        .await;
+    let updates_of = |f: &FakeSlack, needle: &str| -> Vec<Value> {
+        f.ok_calls("chat.update")
+            .into_iter()
+            .filter(|c| c.args["ts"] == message.ts.as_str() && c.args.to_string().contains(needle))
+            .map(|c| c.args)
+            .collect()
+    };
+    let escalated = fake
+        .wait_for("the escalation shown", |f| {
+            updates_of(f, "No decision in time").into_iter().next()
+        })
+        .await;
+    assert!(
+        escalated.to_string().contains("coworker_approve"),
+        "still decidable while escalated: {escalated}"
+    );
+    let expired = fake
+        .wait_for("the expiry shown", |f| {
+            updates_of(f, "Expired without a decision").into_iter().next()
+        })
+        .await;
+    assert!(
+        !expired.to_string().contains("coworker_approve"),
+        "no buttons once expired"
+    );
+    fake.wait_for("the blocked note", |f| {
+        f.thread(CHANNEL, root)
+            .into_iter()
+            .find(|m| shown(m).contains("blocked"))
+    })
+    .await;
+    assert_eq!(
+        updates_of(fake, "No decision in time").len(),
+        1,
+        "escalation shown once"
+    );
+    assert_eq!(
+        updates_of(fake, "Expired without a decision").len(),
+        1,
+        "expiry shown once"
+    );
+}
+
+/// The secret of the one-time link in an ephemeral message.
+fn link_secret(text: &str) -> String {
+    let (_, after) = text.split_once("/link/slack/").expect("a one-time link");
+    after.chars().take_while(char::is_ascii_hexdigit).collect()
+}
+
+/// A Slack user without a link gets a one-time link; opened while signed in it links them
+/// (once), and their next message becomes a task.
+async fn an_unlinked_person_links_themselves_with_the_one_time_link(db: &TestDb) {
+    let script = Script::new().turn(Turn::reply(Reply::text("Hello, Kay.")).repeating());
+    let world = start(db, script, SlackMode::Events).await;
+    let store = &world.node.node.store;
+    // Kay's Slack email is not the one on her account: only a link can tell they are one.
+    world.fake.add_user("U0KAY", "kay.personal@example.com", true);
+    let kay = store
+        .create_user(NewUser {
+            email: Some("kay@example.com".into()),
+            display_name: "Kay".into(),
+            role: Role::Member,
+        })
+        .await
+        .unwrap();
+    send(&world, &mention("EvL1", "U0KAY", "1700001200.000001", "hello there")).await;
+    let told = world
+        .fake
+        .wait_for("the ephemeral with a link", |f| {
+            f.ok_calls("chat.postEphemeral")
+                .into_iter()
+                .find(|c| c.args["user"] == "U0KAY")
+        })
+        .await;
+    let text = told.args["text"].as_str().unwrap();
+    assert!(text.contains(&format!("{}/link/slack/", world.node.base_url)), "{text}");
+    let secret = link_secret(text);
+    assert_eq!(secret.len(), 64, "{text}");
+    assert!(tasks(&world).await.is_empty());
+
+    // Signed in as Kay (a session, as the sign-in page makes one).
+    let session = generate_token().unwrap();
+    let csrf = "csrf-for-kay";
+    store
+        .create_session(kay.id, &hash_token(&session), csrf, "test", 60 * 60 * 1000)
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = world.node.url(&format!("/link/slack/{secret}"));
+    let cookie = format!("coworker_session={session}");
+    let page = http.get(&url).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text().await.unwrap().contains("U0KAY"),
+        "the page names the Slack account"
+    );
+    assert!(
+        store.user_by_slack_id("U0KAY").await.unwrap().is_none(),
+        "looking links nothing"
+    );
+    let anonymous = http.post(&url).form(&[("_csrf", csrf)]).send().await.unwrap();
+    assert!(anonymous.status().is_redirection(), "signed out: sent to sign in");
+    let linked = http
+        .post(&url)
+        .header("cookie", &cookie)
+        .form(&[("_csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(linked.status(), 200);
+    assert!(linked.text().await.unwrap().contains("Linked"));
+    assert_eq!(store.user_by_slack_id("U0KAY").await.unwrap().unwrap().id, kay.id);
+    let again = http
+        .post(&url)
+        .header("cookie", &cookie)
+        .form(&[("_csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 410, "the link works once");
+
+    send(&world, &mention("EvL2", "U0KAY", "1700001200.000002", "hello again")).await;
+    world
+        .fake
+        .wait_for("the reply to Kay", |f| {
+            f.thread(CHANNEL, "1700001200.000002")
+                .into_iter()
+                .find(|m| shown(m).contains("Hello, Kay."))
+        })
+        .await;
+    let all = tasks(&world).await;
+    assert_eq!(all.len(), 1, "only the message after the link became a task");
+    assert_eq!(all[0].delegator_user_id, Some(kay.id));
+    assert!(all[0].brief.contains("hello again"));
+}
+
+async fn slash(world: &World, user: &str, text: &str, trigger: &str) -> Value {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", "legacy")
+        .append_pair("team_id", TEAM_ID)
+        .append_pair("channel_id", CHANNEL)
+        .append_pair("user_id", user)
+        .append_pair("command", "/coworker")
+        .append_pair("text", text)
+        .append_pair("trigger_id", trigger)
+        .append_pair("response_url", "https://hooks.slack.com/commands/T/1/x")
+        .finish();
+    let response = FakeSlack::post_signed(
+        &format!("{}/slack/commands", world.node.base_url),
+        "application/x-www-form-urlencoded",
+        body.into_bytes(),
+        now_ms() / 1000,
+        SIGNING_SECRET,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// `/coworker assistant, …` starts a task answered in a thread it opens in the channel;
+/// `/coworker status` lists the person's unfinished tasks; `/coworker` alone explains.
+async fn the_slash_command_starts_tasks_and_reports_status(db: &TestDb) {
+    let script = Script::new()
+        .turn(Turn::when(
+            Match::UserSays("weekly numbers".into()),
+            Reply::tool_calls().tool_call("q1", "tasks__ask", r#"{"question":"Which week, this one or last?"}"#),
+        ))
+        .turn(Turn::when(
+            Match::ToolResultContains("last week".into()),
+            Reply::text("Revenue was up 4% last week."),
+        ));
+    let world = start(db, script, SlackMode::Events).await;
+    member(&world, "ada@example.com", "U0ADA").await;
+    let help = slash(&world, "U0ADA", "", "t-0").await;
+    assert_eq!(help["response_type"], "ephemeral");
+    assert!(help["text"].as_str().unwrap().contains("/coworker status"), "{help}");
+
+    let started = slash(&world, "U0ADA", "assistant, get the weekly numbers", "t-1").await;
+    assert!(started["text"].as_str().unwrap().contains("On it"), "{started}");
+    let fake = &world.fake;
+    let root = fake
+        .wait_for("the conversation's root message", |f| {
+            f.messages()
+                .into_iter()
+                .find(|m| m.channel == CHANNEL && m.thread_ts.is_none() && m.text.contains("asked @assistant"))
+        })
+        .await;
+    fake.wait_for("the question in its thread", |f| {
+        f.thread(CHANNEL, &root.ts)
+            .into_iter()
+            .find(|m| shown(m).contains("Which week"))
+    })
+    .await;
+    let store = &world.node.node.store;
+    let task = tasks(&world).await.remove(0);
+    assert_eq!(task.origin_kind, "slack");
+    coworker_testkit::process::wait_until("the task to wait for its answer", || async {
+        store.get_task(task.id).await.unwrap().unwrap().status.to_string() == "waiting"
+    })
+    .await;
+    let status = slash(&world, "U0ADA", "status", "t-2").await;
+    let listed = status["text"].as_str().unwrap();
+    assert!(
+        listed.contains("@assistant") && listed.contains("weekly numbers") && listed.contains(&task.id.to_string()),
+        "{listed}"
+    );
+
+    send(
+        &world,
+        &thread_reply("EvC1", "U0ADA", "1700001300.000002", &root.ts, "last week please"),
+    )
+    .await;
+    fake.wait_for("the result in the command's thread", |f| {
+        f.thread(CHANNEL, &root.ts)
+            .into_iter()
+            .find(|m| shown(m).contains("was up 4%"))
+    })
+    .await;
+    coworker_testkit::process::wait_until("the task to finish", || async {
+        store.get_task(task.id).await.unwrap().unwrap().status.is_terminal()
+    })
+    .await;
+    let status = slash(&world, "U0ADA", "status", "t-3").await;
+    assert!(
+        status["text"].as_str().unwrap().contains("no unfinished tasks"),
+        "{status}"
+    );
+    assert_eq!(tasks(&world).await.len(), 1, "one task per command");
+    // Someone unknown is told how to link themselves.
+    let stranger = slash(&world, "U0NOBODY", "status", "t-4").await;
+    assert!(
+        stranger["text"].as_str().unwrap().contains("/link/slack/"),
+        "{stranger}"
+    );
 }

@@ -45,6 +45,8 @@ fn the_manifest_is_ready_to_paste() {
     ] {
         assert!(scopes.iter().any(|s| s == scope), "{scope}");
     }
+    assert_eq!(manifest["features"]["slash_commands"][0]["command"], "/coworker");
+    assert!(scopes.iter().any(|s| s == "commands"), "the slash command's scope");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,6 +43,11 @@ pub struct CoworkerDef {
     /// When it works, e.g. `Mon-Fri 08:00-19:00`; empty means always.
     #[serde(default)]
     pub working_hours: String,
+    /// The Slack channel (`#approvals` or a channel id) where approvals for its tasks that
+    /// did not come from Slack are posted; empty: the delegator's DM (issue 13). Approvals of
+    /// a task from a Slack thread are always posted in that thread.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub approval_channel: String,
     /// Tier overrides by tool glob (`"fs.write_file" = "approve"`).
     #[serde(default)]
     pub policy: BTreeMap<String, Tier>,
@@ -236,6 +241,15 @@ impl CoworkerDef {
         if !self.working_hours.trim().is_empty() {
             WorkingHours::parse(&self.working_hours)
                 .map_err(|e| ("working_hours", e, "e.g. \"Mon-Fri 08:00-19:00\"".into()))?;
+        }
+        let channel = self.approval_channel.trim();
+        if !channel.is_empty() && (channel.contains(char::is_whitespace) || channel.trim_start_matches('#').is_empty())
+        {
+            return Err((
+                "approval_channel",
+                format!("{channel:?} is not a Slack channel"),
+                "e.g. \"#approvals\" or a channel id like \"C0123ABCD\"".into(),
+            ));
         }
         if let Some(ModelPolicy::PerPurpose(table)) = &self.model {
             for key in table.keys() {
@@ -498,6 +512,20 @@ daily_usd = 20.00
         assert!(def.grants("http.fetch"));
         assert!(!def.grants("http.post"));
         assert!(def.grants("tasks.ask"), "engine tools are always granted");
+        assert_eq!(
+            def.approval_channel, "",
+            "approvals go to the delegator's DM by default"
+        );
+        let with_channel = ADA.replacen("working_hours", "approval_channel = \"#approvals\"\nworking_hours", 1);
+        let def = CoworkerDef::parse("coworkers/ada.toml", &with_channel).unwrap();
+        assert_eq!(def.approval_channel, "#approvals");
+        let bad = ADA.replacen(
+            "working_hours",
+            "approval_channel = \"the approvals room\"\nworking_hours",
+            1,
+        );
+        let error = CoworkerDef::parse("coworkers/ada.toml", &bad).unwrap_err().to_string();
+        assert!(error.contains("approval_channel"), "{error}");
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub fn default_assistant() -> CoworkerDef {
         tools: vec!["*".into()],
         timezone: "UTC".into(),
         working_hours: String::new(),
+        approval_channel: String::new(),
         policy: Default::default(),
         plan_review: false,
         budget: Default::default(),

@@ -170,6 +170,7 @@ fn stored_def(coworker: &Coworker) -> CoworkerDef {
         tools: Vec::new(),
         timezone: coworker.timezone.clone(),
         working_hours: String::new(),
+        approval_channel: String::new(),
         policy: Default::default(),
         plan_review: false,
         budget: Default::default(),

@@ -15,7 +15,7 @@ use coworker_tools::workspace::Workspace;
 use crate::ApiError;
 use crate::api::AppState;
 use crate::auth::{Credential, Principal};
-use crate::work::{self, CreateTask, InputKind};
+use crate::work::{self, CreateTask};
 
 /// [`Work`] for channels, acting as the channel's linked user.
 pub struct NodeWork {
@@ -61,6 +61,7 @@ impl Work for NodeWork {
                 to: delegation.coworker.clone(),
                 brief: delegation.brief.clone(),
                 idempotency_key: Some(delegation.idempotency_key.clone()),
+                parent_task_id: delegation.follows,
                 ..CreateTask::default()
             };
             let (created, _) = work::delegate(
@@ -77,15 +78,7 @@ impl Work for NodeWork {
 
     fn message<'a>(&'a self, user: &'a User, task: TaskId, text: &'a str) -> WorkFuture<'a, ()> {
         Box::pin(async move {
-            let principal = self.principal(user);
-            // A reply while the coworker waits on a question answers it; otherwise it is a
-            // message in the thread.
-            let kind = match work::post_input(&self.state, &principal, task, InputKind::Answer, text).await {
-                Ok(_) => return Ok(()),
-                Err(e) if e.body.code == "no_open_question" => InputKind::Message,
-                Err(e) => return Err(refusal(e)),
-            };
-            work::post_input(&self.state, &principal, task, kind, text)
+            work::post_to_thread(&self.state, &self.principal(user), task, text)
                 .await
                 .map(|_| ())
                 .map_err(refusal)

@@ -182,6 +182,10 @@ pub struct CreateTask {
     /// `slack:channel:<name or id>` (issue 13).
     #[serde(default)]
     pub deliver_to: Option<String>,
+    /// The finished task this one follows up in the same conversation (set by the web
+    /// app's and Slack's follow-ups; not part of the request body).
+    #[serde(skip)]
+    pub parent_task_id: Option<TaskId>,
 }
 
 /// Response of `POST /api/v1/tasks`.
@@ -288,6 +292,7 @@ pub async fn delegate(
             project_id: project.as_ref().map(|p| p.id),
             priority,
             idempotency_key: body.idempotency_key.clone(),
+            parent_task_id: body.parent_task_id,
             ..NewTask::new(coworker.id, brief, origin)
         })
         .await?;
@@ -610,6 +615,24 @@ pub async fn post_input(
         )
         .await?;
     Ok(id)
+}
+
+/// Writes `text` in a task's thread as a person (a Slack thread reply, the web task page's
+/// message box): the answer to the coworker's open question when it is waiting on one, else a
+/// `human_message`. Returns which it became.
+pub async fn post_to_thread(
+    state: &AppState,
+    principal: &Principal,
+    id: TaskId,
+    text: &str,
+) -> Result<InputKind, ApiError> {
+    match post_input(state, principal, id, InputKind::Answer, text).await {
+        Ok(_) => Ok(InputKind::Answer),
+        Err(e) if e.body.code == "no_open_question" => post_input(state, principal, id, InputKind::Message, text)
+            .await
+            .map(|_| InputKind::Message),
+        Err(e) => Err(e),
+    }
 }
 
 /// Query of `GET /api/v1/approvals`.

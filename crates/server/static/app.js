@@ -166,6 +166,38 @@ function liveTask() {
 
 document.addEventListener("DOMContentLoaded", liveTask);
 
+// ---- Task detail: writing in the conversation without leaving the page ----
+// The message box (form[data-live-send]) posts with fetch; the server answers JSON, and what
+// was written and the coworker's reply arrive through the live timeline above. Without the
+// script the form posts normally and the page comes back with a flash.
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || !form.matches("form[data-live-send]") || event.defaultPrevented) return;
+  event.preventDefault();
+  const status = form.querySelector('[role="status"]');
+  const box = form.querySelector("textarea");
+  const button = form.querySelector('button[type="submit"]');
+  if (button) button.disabled = true;
+  try {
+    const response = await fetch(form.action, {
+      method: "POST",
+      headers: { Accept: "application/json", "X-CSRF-Token": csrfToken() },
+      body: new URLSearchParams(new FormData(form)),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (response.ok) {
+      if (box) box.value = "";
+      if (status) status.textContent = body.accepted === "answer" ? "Sent as your answer." : "Sent.";
+    } else if (status) {
+      status.textContent = body.error ? `${body.error.message}. ${body.error.hint || ""}` : "Not sent; try again.";
+    }
+  } catch (_) {
+    if (status) status.textContent = "Not sent (offline?); try again.";
+  } finally {
+    if (button) button.disabled = false;
+  }
+});
+
 // ---- Admin pages: copy buttons (<button data-copy="#id">) for values shown once ----
 document.addEventListener("click", async (event) => {
   const button = event.target.closest?.("[data-copy]");

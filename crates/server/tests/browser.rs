@@ -12,7 +12,10 @@ use coworker_testkit::webdriver::Browser;
 use coworker_testkit::{TestDb, TestNode, backend_tests};
 use serde_json::json;
 
-backend_tests!(a_person_delegates_watches_approves_and_audits_in_the_browser);
+backend_tests!(
+    a_person_delegates_watches_approves_and_audits_in_the_browser,
+    a_conversation_started_from_the_coworkers_page_answers_live,
+);
 
 const OWNER_EMAIL: &str = "ada@example.com";
 const OWNER_PASSWORD: &str = "correct horse battery staple";
@@ -317,4 +320,130 @@ async fn loop_until_pending(node: &TestNode) -> (String, String) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// The web conversation (issue 13): a member starts a conversation from the coworker's chat
+/// box, the coworker asks a question in the task's thread, the member writes in the thread,
+/// and the coworker's reply appears on the open page without a reload.
+async fn a_conversation_started_from_the_coworkers_page_answers_live(db: &TestDb) {
+    let script = Script::new()
+        .turn(Turn::when(
+            Match::UserSays("weekly numbers".into()),
+            Reply::tool_calls().tool_call("q1", "tasks__ask", r#"{"question":"Which week, this one or last?"}"#),
+        ))
+        .turn(Turn::when(
+            Match::ToolResultContains("last week".into()),
+            Reply::text("Revenue was up 4% last week.").usage(40, 10),
+        ));
+    let model = ScriptedModelServer::start(Format::OpenAi, script).await;
+    let node = TestNode::start_with(db.backend, |c| scripted(c, model.base_url()))
+        .await
+        .expect("backend configured");
+    let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("browser-conversation")
+        .join(format!("{:?}", db.backend).to_lowercase());
+    // A member, joined through an invitation link.
+    let owner = node.node.store.first_owner().await.unwrap().unwrap();
+    let secret = generate_token().unwrap();
+    node.node
+        .store
+        .create_invitation(None, Role::Member, Some(owner.id), &hash_token(&secret), 60 * 60 * 1000)
+        .await
+        .unwrap();
+    let browser = Browser::start(&artifacts).await;
+    browser.goto(&node.url(&format!("/invite/{secret}"))).await;
+    browser
+        .type_into("form#invite input[name=email]", "kay@example.com")
+        .await;
+    browser.type_into("form#invite input[name=display_name]", "Kay").await;
+    browser
+        .type_into("form#invite input[name=password]", "a long enough password")
+        .await;
+    browser.click("form#invite button[type=submit]").await;
+    browser
+        .wait_for("the member's inbox", || async {
+            browser.url().await.ends_with("/inbox")
+        })
+        .await;
+
+    // The coworker's page has a chat box; writing in it starts a conversation.
+    browser.goto(&node.url("/coworkers/assistant")).await;
+    browser
+        .type_into(
+            "form#coworker-chat-form textarea[name=brief]",
+            "Get me the weekly numbers",
+        )
+        .await;
+    browser.screenshot("01-chat-box").await;
+    browser.click("form#coworker-chat-form button[type=submit]").await;
+    browser
+        .wait_for("the conversation's page", || async {
+            let url = browser.url().await;
+            url.contains("/tasks/") && !url.ends_with("/tasks/new")
+        })
+        .await;
+    // The coworker asks in the thread; mark the page so that a reload would be noticed.
+    browser
+        .wait_for("the question in the thread", || async {
+            browser
+                .text_content("#timeline")
+                .await
+                .is_some_and(|t| t.contains("Which week"))
+        })
+        .await;
+    browser
+        .script("window.__notReloaded = true; return true;", json!([]))
+        .await;
+    browser.screenshot("02-question").await;
+
+    browser
+        .type_into("form#task-message textarea[name=text]", "last week please")
+        .await;
+    browser.click("form#task-message button[type=submit]").await;
+    browser
+        .wait_for("what was written to appear in the thread", || async {
+            browser
+                .text_content("#timeline")
+                .await
+                .is_some_and(|t| t.contains("last week please"))
+        })
+        .await;
+    browser
+        .wait_for("the coworker's reply", || async {
+            browser
+                .text_content("main")
+                .await
+                .is_some_and(|t| t.contains("Revenue was up 4% last week."))
+        })
+        .await;
+    browser
+        .wait_for("the task to be done", || async {
+            browser
+                .text_content("#task-status")
+                .await
+                .is_some_and(|t| t.trim() == "done")
+        })
+        .await;
+    assert_eq!(
+        browser.script("return window.__notReloaded === true;", json!([])).await,
+        json!(true),
+        "the reply must appear without a reload"
+    );
+    browser.screenshot("03-reply").await;
+    browser.quit().await;
+
+    // It went to the run as the answer to its question, once.
+    let tasks = node.node.store.list_tasks(None, 10).await.unwrap();
+    assert_eq!(tasks.len(), 1);
+    let run = node.node.store.run_for_task(tasks[0].id).await.unwrap().unwrap();
+    let events = node.node.store.list_events(run.id, 0, 500).await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == "answer_received" && e.payload["answer"] == "last week please")
+            .count(),
+        1
+    );
+    assert_eq!(tasks[0].origin_kind, "web");
+    node.stop().await;
 }

@@ -71,6 +71,9 @@ pub struct SlackPost {
     pub state: String,
     /// For approvals: when the buttons were replaced by the decision, epoch ms.
     pub resolved_at_ms: Option<i64>,
+    /// For approvals: the state the message shows (`pending`, `escalated`, `approved`, …);
+    /// `None` until first recorded (it was posted pending).
+    pub shown: Option<String>,
     /// Last change (the intent's time until posted), epoch ms.
     pub updated_at_ms: i64,
 }
@@ -129,6 +132,7 @@ struct PostRow {
     message_ts: Option<String>,
     state: String,
     resolved_at_ms: Option<i64>,
+    shown: Option<String>,
     updated_at_ms: i64,
 }
 
@@ -143,6 +147,7 @@ impl From<PostRow> for SlackPost {
             message_ts: r.message_ts,
             state: r.state,
             resolved_at_ms: r.resolved_at_ms,
+            shown: r.shown,
             updated_at_ms: r.updated_at_ms,
         }
     }
@@ -150,7 +155,7 @@ impl From<PostRow> for SlackPost {
 
 const THREAD_COLUMNS: &str = "task_id, team_id, channel_id, thread_ts, slack_user_id, delivered_seq, finished_at_ms";
 const POST_COLUMNS: &str =
-    "post_key, task_id, approval_id, channel_id, thread_ts, message_ts, state, resolved_at_ms, updated_at_ms";
+    "post_key, task_id, approval_id, channel_id, thread_ts, message_ts, state, resolved_at_ms, shown, updated_at_ms";
 
 impl Store {
     /// Records a Slack event before it is acknowledged. `false` when the event (same
@@ -264,10 +269,17 @@ impl Store {
         Ok(row.map(SlackThread::from))
     }
 
-    /// Threads whose task's journal is still being rendered.
+    /// Watched threads with something to render: journal rows past `delivered_seq`, or a
+    /// task that ended. A thread whose task waits (on a question, an approval) costs one
+    /// index probe per pass and is not returned, so a thousand waiting conversations never
+    /// crowd out the ones that moved (the batch limit applies to those).
     pub async fn active_slack_threads(&self) -> Result<Vec<SlackThread>, StoreError> {
         let sql = format!(
-            "SELECT {THREAD_COLUMNS} FROM slack_threads WHERE finished_at_ms IS NULL ORDER BY created_at_ms LIMIT $1"
+            "SELECT {THREAD_COLUMNS} FROM slack_threads st WHERE st.finished_at_ms IS NULL AND ( \
+             EXISTS (SELECT 1 FROM runs r JOIN run_events e ON e.run_id = r.id \
+                     WHERE r.task_id = st.task_id AND e.seq > st.delivered_seq) \
+             OR EXISTS (SELECT 1 FROM tasks t WHERE t.id = st.task_id AND t.status IN ('done', 'failed', 'cancelled'))) \
+             ORDER BY st.created_at_ms LIMIT $1"
         );
         let rows: Vec<ThreadRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(MAX_SLACK_BATCH)
@@ -342,40 +354,59 @@ impl Store {
         Ok(row.map(SlackPost::from))
     }
 
+    /// Runs `UPDATE slack_posts {tail}` where the tail's `$1` is now, `$2` the key and `$3`
+    /// (when given) `value`: the one shape every change of a post record takes.
+    async fn update_post(&self, tail: &'static str, post_key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        let sql = format!("UPDATE slack_posts {tail}");
+        on_pool!(self, pool => {
+            let query = sqlx::query(AssertSqlSafe(sql.as_str())).bind(now_ms()).bind(post_key);
+            let query = match value {
+                Some(value) => query.bind(value),
+                None => query,
+            };
+            query.execute(pool).await.map(|_| ())?
+        });
+        Ok(())
+    }
+
     /// Records that `post_key` was posted as message `message_ts`.
     pub async fn slack_post_done(&self, post_key: &str, message_ts: &str) -> Result<(), StoreError> {
-        on_pool!(self, pool => sqlx::query(
-            "UPDATE slack_posts SET state = 'posted', message_ts = $1, updated_at_ms = $2 WHERE post_key = $3",
+        self.update_post(
+            "SET state = 'posted', message_ts = $3, updated_at_ms = $1 WHERE post_key = $2",
+            post_key,
+            Some(message_ts),
         )
-        .bind(message_ts)
-        .bind(now_ms())
-        .bind(post_key)
-        .execute(pool)
         .await
-        .map(|_| ())?);
-        Ok(())
     }
 
     /// Touches an intent (another attempt is starting now), so concurrent writers leave it be.
     pub async fn touch_slack_post(&self, post_key: &str) -> Result<(), StoreError> {
-        on_pool!(self, pool => sqlx::query("UPDATE slack_posts SET updated_at_ms = $1 WHERE post_key = $2 AND state = 'intent'")
-            .bind(now_ms())
-            .bind(post_key)
-            .execute(pool)
-            .await
-            .map(|_| ())?);
-        Ok(())
+        self.update_post(
+            "SET updated_at_ms = $1 WHERE post_key = $2 AND state = 'intent'",
+            post_key,
+            None,
+        )
+        .await
     }
 
     /// Records that Slack refused `post_key` for good (it will not be tried again).
     pub async fn slack_post_failed(&self, post_key: &str) -> Result<(), StoreError> {
-        on_pool!(self, pool => sqlx::query("UPDATE slack_posts SET state = 'failed', updated_at_ms = $1 WHERE post_key = $2")
-            .bind(now_ms())
-            .bind(post_key)
-            .execute(pool)
-            .await
-            .map(|_| ())?);
-        Ok(())
+        self.update_post(
+            "SET state = 'failed', updated_at_ms = $1 WHERE post_key = $2",
+            post_key,
+            None,
+        )
+        .await
+    }
+
+    /// Records what an approval message now shows (`pending`, `escalated`, …).
+    pub async fn slack_post_shown(&self, post_key: &str, shown: &str) -> Result<(), StoreError> {
+        self.update_post(
+            "SET shown = $3, updated_at_ms = $1 WHERE post_key = $2",
+            post_key,
+            Some(shown),
+        )
+        .await
     }
 
     /// Approval messages whose buttons are still live.
@@ -391,15 +422,14 @@ impl Store {
         Ok(rows.into_iter().map(SlackPost::from).collect())
     }
 
-    /// Records that an approval message now shows its decision.
+    /// Records that an approval message now shows its decision (its buttons are gone).
     pub async fn resolve_slack_post(&self, post_key: &str) -> Result<(), StoreError> {
-        on_pool!(self, pool => sqlx::query("UPDATE slack_posts SET resolved_at_ms = $1, updated_at_ms = $1 WHERE post_key = $2")
-            .bind(now_ms())
-            .bind(post_key)
-            .execute(pool)
-            .await
-            .map(|_| ())?);
-        Ok(())
+        self.update_post(
+            "SET resolved_at_ms = $1, updated_at_ms = $1 WHERE post_key = $2",
+            post_key,
+            None,
+        )
+        .await
     }
 
     /// Sets where a task's result goes (idempotent; the first target wins).
@@ -522,4 +552,80 @@ impl Store {
         .await?);
         Ok(changed == 1)
     }
+
+    /// Issues a one-time link for Slack user `slack_user_id` to link themselves: stores the
+    /// SHA-256 `token_hash` of the link's secret, valid for `ttl_ms`. Links that expired more
+    /// than a day ago are deleted on the way, so the table stays small.
+    pub async fn create_slack_link_token(
+        &self,
+        token_hash: &[u8],
+        team_id: &str,
+        slack_user_id: &str,
+        ttl_ms: i64,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        on_pool!(self, pool => async {
+            sqlx::query("DELETE FROM slack_link_tokens WHERE expires_at_ms < $1")
+                .bind(now - SLACK_LINK_KEEP_MS)
+                .execute(pool)
+                .await?;
+            sqlx::query(
+                "INSERT INTO slack_link_tokens (token_hash, team_id, slack_user_id, created_at_ms, expires_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(token_hash)
+            .bind(team_id)
+            .bind(slack_user_id)
+            .bind(now)
+            .bind(now + ttl_ms)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        }
+        .await?);
+        Ok(())
+    }
+
+    /// The Slack user a one-time link is for, while it is unused and unexpired.
+    pub async fn slack_link_token(&self, token_hash: &[u8]) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT slack_user_id FROM slack_link_tokens WHERE token_hash = $1 AND used_at_ms IS NULL AND expires_at_ms > $2",
+        )
+        .bind(token_hash)
+        .bind(now_ms())
+        .fetch_optional(pool)
+        .await?);
+        Ok(row.map(|r| r.0))
+    }
+
+    /// Spends a one-time link for account `user_id` and links the account to the link's
+    /// Slack user. Returns the Slack user id, or `None` when the link is unknown, used,
+    /// expired, or its Slack user was linked to an account meanwhile (nothing changes then).
+    pub async fn use_slack_link_token(&self, token_hash: &[u8], user_id: UserId) -> Result<Option<String>, StoreError> {
+        let now = now_ms();
+        // Claimed before linking: of two tabs opening the same link, one wins. A crash in
+        // between leaves the link spent and the account unlinked; the person's next message
+        // in Slack brings a fresh link.
+        let claimed: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(
+            "UPDATE slack_link_tokens SET used_at_ms = $1, used_by_user_id = $2 \
+             WHERE token_hash = $3 AND used_at_ms IS NULL AND expires_at_ms > $1 \
+             AND NOT EXISTS (SELECT 1 FROM users WHERE users.slack_user_id = slack_link_tokens.slack_user_id) \
+             RETURNING slack_user_id",
+        )
+        .bind(now)
+        .bind(user_id.as_uuid())
+        .bind(token_hash)
+        .fetch_optional(pool)
+        .await?);
+        let Some((slack_user_id,)) = claimed else {
+            return Ok(None);
+        };
+        Ok(self
+            .link_slack_user(user_id, &slack_user_id)
+            .await?
+            .then_some(slack_user_id))
+    }
 }
+
+/// How long a spent or expired self-link row is kept (for the audit trail of who used it), ms.
+pub const SLACK_LINK_KEEP_MS: i64 = 24 * 60 * 60 * 1000;

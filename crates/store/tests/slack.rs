@@ -13,6 +13,9 @@ backend_tests!(
     threads_map_to_the_newest_task,
     a_slack_user_links_to_one_account,
     a_held_delivery_waits_until_its_time,
+    threads_with_news_are_the_active_ones,
+    a_one_time_link_links_once,
+    an_approval_post_records_what_it_shows,
 );
 
 fn event(event_id: &str, ts: &str) -> SlackEvent {
@@ -92,7 +95,10 @@ async fn threads_map_to_the_newest_task(db: &TestDb) {
     let first = task(store).await;
     store.bind_slack_thread(first, "T1", "C1", "1.1", "U1").await.unwrap();
     store.bind_slack_thread(first, "T1", "C1", "1.1", "U1").await.unwrap();
-    assert_eq!(store.active_slack_threads().await.unwrap().len(), 1);
+    assert!(
+        store.active_slack_threads().await.unwrap().is_empty(),
+        "nothing to render yet: no journal, task not ended"
+    );
     let found = store.task_for_slack_thread("T1", "C1", "1.1").await.unwrap().unwrap();
     assert_eq!(found.task_id, first);
     store.advance_slack_thread(first, 7, true).await.unwrap();
@@ -162,4 +168,108 @@ async fn a_held_delivery_waits_until_its_time(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(store.due_task_deliveries().await.unwrap().len(), 1, "its time has come");
+}
+
+/// A thread is returned for rendering when its task ended (or its journal moved), and not
+/// once it is finished: waiting conversations cost nothing per pass.
+async fn threads_with_news_are_the_active_ones(db: &TestDb) {
+    let store = &db.store;
+    let waiting = task(store).await;
+    store.bind_slack_thread(waiting, "T1", "C1", "2.1", "U1").await.unwrap();
+    let ended = store
+        .create_task(&NewTask::new(
+            store.coworker_by_handle("ada").await.unwrap().unwrap().id,
+            "another",
+            "slack",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    store.bind_slack_thread(ended, "T1", "C1", "2.2", "U1").await.unwrap();
+    store
+        .set_task_status(ended, coworker_core::domain::TaskStatus::Done, None)
+        .await
+        .unwrap();
+    let active: Vec<_> = store
+        .active_slack_threads()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.task_id)
+        .collect();
+    assert_eq!(active, [ended]);
+    store.advance_slack_thread(ended, 0, true).await.unwrap();
+    assert!(store.active_slack_threads().await.unwrap().is_empty());
+}
+
+/// A one-time self-link links its Slack user to the account that opens it, once; an expired
+/// link, a spent one, or one whose Slack user got linked meanwhile does nothing.
+async fn a_one_time_link_links_once(db: &TestDb) {
+    let store = &db.store;
+    let user = |email: &str| NewUser {
+        email: Some(email.into()),
+        display_name: email.into(),
+        role: Role::Member,
+    };
+    let kay = store.create_user(user("kay@example.com")).await.unwrap();
+    let eve = store.create_user(user("eve@example.com")).await.unwrap();
+    store
+        .create_slack_link_token(b"hash-1", "T1", "U0KAY", 60_000)
+        .await
+        .unwrap();
+    store
+        .create_slack_link_token(b"hash-old", "T1", "U0OLD", -1)
+        .await
+        .unwrap();
+    store
+        .create_slack_link_token(b"hash-2", "T1", "U0KAY", 60_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.slack_link_token(b"hash-1").await.unwrap().as_deref(),
+        Some("U0KAY")
+    );
+    assert_eq!(store.slack_link_token(b"hash-old").await.unwrap(), None, "expired");
+    assert_eq!(store.slack_link_token(b"nope").await.unwrap(), None);
+    assert_eq!(
+        store.use_slack_link_token(b"hash-old", kay.id).await.unwrap(),
+        None,
+        "an expired link links nobody"
+    );
+    assert_eq!(
+        store.use_slack_link_token(b"hash-1", kay.id).await.unwrap().as_deref(),
+        Some("U0KAY")
+    );
+    assert_eq!(store.user_by_slack_id("U0KAY").await.unwrap().unwrap().id, kay.id);
+    assert_eq!(
+        store.use_slack_link_token(b"hash-1", eve.id).await.unwrap(),
+        None,
+        "spent"
+    );
+    assert_eq!(
+        store.use_slack_link_token(b"hash-2", eve.id).await.unwrap(),
+        None,
+        "its Slack user is linked already: an older link cannot move it"
+    );
+    assert_eq!(store.user_by_slack_id("U0KAY").await.unwrap().unwrap().id, kay.id);
+    assert_eq!(store.slack_id_of_user(eve.id).await.unwrap(), None);
+}
+
+async fn an_approval_post_records_what_it_shows(db: &TestDb) {
+    let store = &db.store;
+    store
+        .slack_post_intent("approval:x", None, None, "C1", None)
+        .await
+        .unwrap();
+    store.slack_post_done("approval:x", "1.9").await.unwrap();
+    assert_eq!(store.slack_post("approval:x").await.unwrap().unwrap().shown, None);
+    store.slack_post_shown("approval:x", "escalated").await.unwrap();
+    store.resolve_slack_post("approval:x").await.unwrap();
+    let post = store.slack_post("approval:x").await.unwrap().unwrap();
+    assert_eq!(post.shown.as_deref(), Some("escalated"));
+    assert!(post.resolved_at_ms.is_some());
+    store.slack_post_failed("approval:y").await.unwrap();
+    store.touch_slack_post("approval:x").await.unwrap();
+    assert_eq!(store.slack_post("approval:x").await.unwrap().unwrap().state, "posted");
 }

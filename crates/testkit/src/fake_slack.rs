@@ -55,6 +55,9 @@ pub enum Fault {
     RateLimited(u64),
     /// `{"ok": false, "error": code}`.
     Error(String),
+    /// The call is performed (a message is posted) but no response ever comes: the caller
+    /// cannot know whether it happened (a node killed mid-call, a lost response).
+    Stall,
 }
 
 /// A message stored in a conversation.
@@ -202,6 +205,12 @@ impl FakeSlack {
     /// Messages posted so far.
     pub fn messages(&self) -> Vec<StoredMessage> {
         lock(&self.state).messages.clone()
+    }
+
+    /// How many messages posted so far satisfy `check` (read in place: for benchmarks whose
+    /// conversations hold thousands of messages).
+    pub fn count_messages(&self, check: impl Fn(&StoredMessage) -> bool) -> usize {
+        lock(&self.state).messages.iter().filter(|m| check(m)).count()
     }
 
     /// Messages posted in a thread.
@@ -464,6 +473,25 @@ async fn api(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default()
         .to_owned();
+    let stalled = {
+        let mut inner = lock(&state);
+        let stall = matches!(inner.faults.get(&method).and_then(VecDeque::front), Some(Fault::Stall));
+        if stall {
+            inner.faults.get_mut(&method).and_then(VecDeque::pop_front);
+            let performed = answer(&mut inner, &method, &args, &token, ws_addr);
+            inner.calls.push(Call {
+                method: method.clone(),
+                args: args.clone(),
+                token: token.clone(),
+                outcome: format!("stalled ({})", if performed.is_ok() { "performed" } else { "failed" }),
+            });
+        }
+        stall
+    };
+    if stalled {
+        state.1.notify_waiters();
+        return std::future::pending::<Response>().await;
+    }
     let response = {
         let mut inner = lock(&state);
         let fault = inner.faults.get_mut(&method).and_then(VecDeque::pop_front);
@@ -481,6 +509,7 @@ async fn api(
                 code.clone(),
                 axum::Json(json!({"ok": false, "error": code})).into_response(),
             ),
+            Some(Fault::Stall) => unreachable!("handled above"),
             None => match answer(&mut inner, &method, &args, &token, ws_addr) {
                 Ok(value) => ("ok".to_owned(), {
                     let mut response = axum::Json(value).into_response();

@@ -96,22 +96,13 @@ async fn commands(State(slack): State<Slack>, headers: HeaderMap, body: Bytes) -
     if let Err(refused) = verify(&slack, &headers, &body) {
         return *refused;
     }
-    axum::Json(slack.command_reply()).into_response()
+    let fields: serde_json::Map<String, Value> = form_urlencoded::parse(&body)
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect();
+    axum::Json(slack.command(&Value::Object(fields)).await).into_response()
 }
 
 impl Slack {
-    /// The reply to a slash command: how to reach a coworker (tasks come from mentions and
-    /// DMs, which carry a thread to answer in).
-    pub fn command_reply(&self) -> Value {
-        json!({
-            "response_type": "ephemeral",
-            "text": format!(
-                "Mention me in a channel (`@Coworker {0}, …`) or send me a DM to give a coworker a task; I reply in the thread. Everything else is at {1}",
-                self.inner.config.default_coworker, self.inner.public_url
-            ),
-        })
-    }
-
     /// Handles an interactivity payload (button clicks, the rejection modal). Returns a body
     /// for Slack when one is needed (modal validation errors).
     pub async fn interact(&self, payload: &Value) -> Option<Value> {
@@ -160,7 +151,11 @@ impl Slack {
             .unwrap_or_default();
         let thread = payload["message"]["thread_ts"].as_str();
         let Some(user) = self.account_of(slack_user).await? else {
-            return self.tell_unlinked(channel, slack_user, thread).await;
+            let team = payload["team"]["id"]
+                .as_str()
+                .or_else(|| payload["user"]["team_id"].as_str())
+                .unwrap_or_default();
+            return self.tell_unlinked(team, channel, slack_user, thread).await;
         };
         match what {
             "approve" => match self.inner.work.decide(&user, approval, "approve", None).await {

@@ -16,6 +16,9 @@ use crate::work::Delegation;
 /// longer message is cut with a note).
 pub const MAX_SLACK_BRIEF_CHARS: usize = 16_000;
 
+/// How long a one-time self-link stays valid, in ms.
+pub const SELF_LINK_TTL_MS: i64 = 60 * 60 * 1000;
+
 /// A message event, as far as we need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageEvent {
@@ -192,20 +195,56 @@ impl Slack {
         Ok(Some(user))
     }
 
-    /// Tells a Slack user, privately, that they are not linked to an account.
+    /// Tells a Slack user, privately, that they are not linked to an account, with a
+    /// one-time link that links them once opened while signed in to the web app.
     pub(crate) async fn tell_unlinked(
         &self,
+        team: &str,
         channel: &str,
         slack_user: &str,
         thread: Option<&str>,
     ) -> Result<(), crate::slack::outbound::DeliveryError> {
-        let text = format!(
+        let text = self.unlinked_text(team, slack_user).await;
+        self.ephemeral(channel, slack_user, thread, &text).await
+    }
+
+    /// What an unlinked Slack user is told: how to get access, with a fresh one-time link.
+    pub(crate) async fn unlinked_text(&self, team: &str, slack_user: &str) -> String {
+        let link = match self.issue_self_link(team, slack_user).await {
+            Ok(url) => format!(
+                "If you have a Coworker account, open {url} while signed in to link this Slack account to it \
+                 (the link works once, for {} minutes). Otherwise, ask",
+                SELF_LINK_TTL_MS / 60_000
+            ),
+            Err(error) => {
+                tracing::warn!(slack_user, %error, "cannot issue a one-time Slack link");
+                "To get access, ask".to_owned()
+            }
+        };
+        format!(
             "Hi! I can't take requests from you yet: your Slack account isn't linked to a Coworker account, so I haven't read or passed on your message.\n\
-             To get access, ask a Coworker admin to run `coworker users link YOUR_EMAIL --slack {slack_user}`, \
+             {link} a Coworker admin to run `coworker users link YOUR_EMAIL --slack {slack_user}`, \
              or make sure your Slack email is verified and matches your Coworker account ({}).",
             self.inner.public_url
-        );
-        self.ephemeral(channel, slack_user, thread, &text).await
+        )
+    }
+
+    /// A fresh one-time self-link for `slack_user`: a 256-bit secret in the URL, its SHA-256
+    /// stored.
+    async fn issue_self_link(&self, team: &str, slack_user: &str) -> Result<String, String> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
+        let secret = hex::encode(secret);
+        let hash = <sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes());
+        self.inner
+            .store
+            .create_slack_link_token(&hash, team, slack_user, SELF_LINK_TTL_MS)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(format!(
+            "{}/link/slack/{secret}",
+            self.inner.public_url.trim_end_matches('/')
+        ))
     }
 
     /// Posts an ephemeral message (only `slack_user` sees it).
@@ -233,6 +272,9 @@ impl Slack {
     /// Acts on one recorded event. Every step is idempotent (the task's idempotency key, the
     /// thread binding, the post intents), so a crash part-way repeats nothing visible.
     async fn process(&self, event: &SlackEvent) -> Result<(), crate::slack::outbound::DeliveryError> {
+        if event.payload["type"] == super::commands::COMMAND_EVENT_TYPE {
+            return self.process_command(&event.payload).await;
+        }
         let bot = self.bot_user_id().await;
         let Some(message) = parse_callback(&event.payload, bot.as_deref()) else {
             return Ok(());
@@ -240,7 +282,7 @@ impl Slack {
         let reply_thread = message.thread_ts.clone().unwrap_or_else(|| message.ts.clone());
         let Some(user) = self.account_of(&message.user).await? else {
             return self
-                .tell_unlinked(&message.channel, &message.user, Some(&reply_thread))
+                .tell_unlinked(&message.team, &message.channel, &message.user, Some(&reply_thread))
                 .await;
         };
         let store = &self.inner.store;
@@ -294,6 +336,7 @@ impl Slack {
             brief,
             idempotency_key: format!("slack:{}:{}:{}", message.team, message.channel, message.ts),
             origin: "slack".into(),
+            follows: follow_up.as_ref().map(|previous| previous.id),
         };
         let task_id: TaskId = match self.inner.work.delegate(&delegation).await {
             Ok(id) => id,

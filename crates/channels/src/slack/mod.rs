@@ -7,6 +7,7 @@
 //! - [`outbound`]: the delivery loop: journals, approvals and delivery targets → messages,
 //!   each posted once (intent recorded first) and then edited in place.
 //! - [`http`]: `/slack/events`, `/slack/interactivity`, `/slack/commands`.
+//! - [`commands`]: the slash command (`/coworker ada, …`, `/coworker status`).
 //! - [`socket`]: Socket Mode.
 //!
 //! The engine knows nothing of this: it journals and writes approvals and notifications; the
@@ -14,6 +15,7 @@
 
 pub mod blocks;
 pub mod client;
+pub mod commands;
 pub mod http;
 pub mod inbound;
 pub mod outbound;

@@ -266,12 +266,13 @@ impl Slack {
         let events = store
             .list_events(run.id, thread.delivered_seq, MAX_EVENTS_PER_PASS)
             .await?;
-        let (channel, root) = (thread.channel_id.as_str(), Some(thread.thread_ts.as_str()));
         let mut seq = thread.delivered_seq;
         let mut status = None;
         let mut finished = false;
         for event in &events {
             let p = &event.payload;
+            // What this event posts in the thread, under which key.
+            let mut post: Option<(String, OutboundMessage)> = None;
             match event.kind.as_str() {
                 kind::PLAN_PROPOSED => {
                     let plan = &p["plan"];
@@ -289,15 +290,7 @@ impl Slack {
                         text,
                         ..OutboundMessage::default()
                     };
-                    self.post_once(
-                        &format!("plan:{}:{}", task.id, event.seq),
-                        Some(task.id),
-                        None,
-                        channel,
-                        root,
-                        &message,
-                    )
-                    .await?;
+                    post = Some((format!("plan:{}:{}", task.id, event.seq), message));
                 }
                 kind::TOOL_REQUESTED => {
                     let tool = p["tool"].as_str().unwrap_or("a tool");
@@ -314,15 +307,7 @@ impl Slack {
                         ..OutboundMessage::default()
                     };
                     let call = p["call_id"].as_str().unwrap_or_default();
-                    self.post_once(
-                        &format!("question:{}:{call}", task.id),
-                        Some(task.id),
-                        None,
-                        channel,
-                        root,
-                        &message,
-                    )
-                    .await?;
+                    post = Some((format!("question:{}:{call}", task.id), message));
                     status = Some("Waiting for your answer".into());
                 }
                 kind::BLOCKED => {
@@ -330,28 +315,11 @@ impl Slack {
                         "I'm blocked: {}",
                         p["reason"].as_str().unwrap_or("no reason given")
                     ));
-                    self.post_once(
-                        &format!("blocked:{}:{}", task.id, event.seq),
-                        Some(task.id),
-                        None,
-                        channel,
-                        root,
-                        &message,
-                    )
-                    .await?;
+                    post = Some((format!("blocked:{}:{}", task.id, event.seq), message));
                 }
                 kind::COMPLETED => {
                     let text = p["result"].as_str().unwrap_or_default();
-                    self.post_once(
-                        &format!("result:{}", task.id),
-                        Some(task.id),
-                        None,
-                        channel,
-                        root,
-                        &OutboundMessage::text(text),
-                    )
-                    .await?;
-                    self.upload_files(task.id, channel, root).await?;
+                    post = Some((format!("result:{}", task.id), OutboundMessage::text(text)));
                     status = Some("Done ✓".into());
                     finished = true;
                 }
@@ -360,15 +328,7 @@ impl Slack {
                         "I couldn't finish this: {}",
                         p["error"].as_str().unwrap_or("unknown error")
                     ));
-                    self.post_once(
-                        &format!("result:{}", task.id),
-                        Some(task.id),
-                        None,
-                        channel,
-                        root,
-                        &message,
-                    )
-                    .await?;
+                    post = Some((format!("result:{}", task.id), message));
                     status = Some("Failed".into());
                     finished = true;
                 }
@@ -377,6 +337,21 @@ impl Slack {
                     finished = true;
                 }
                 _ => {}
+            }
+            if let Some((key, message)) = post {
+                self.post_once(
+                    &key,
+                    Some(task.id),
+                    None,
+                    &thread.channel_id,
+                    Some(&thread.thread_ts),
+                    &message,
+                )
+                .await?;
+            }
+            if event.kind == kind::COMPLETED {
+                self.upload_files(task.id, &thread.channel_id, Some(&thread.thread_ts))
+                    .await?;
             }
             seq = event.seq;
         }
@@ -521,10 +496,18 @@ impl Slack {
                 let expires = jiff::Timestamp::from_millisecond(approval.expires_at_ms)
                     .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
                     .unwrap_or_default();
-                message.footer = Some(if approval.escalated_at_ms.is_some() {
-                    format!("Escalated to the coworker's manager · expires {expires}")
-                } else {
-                    format!("Expires {expires}")
+                message.footer = Some(match (approval.escalated_at_ms, approval.escalate_to_user_id) {
+                    (Some(_), Some(manager)) => {
+                        let name = self
+                            .inner
+                            .store
+                            .get_user(manager)
+                            .await?
+                            .map_or_else(|| "the coworker's manager".to_owned(), |u| u.display_name);
+                        format!("No decision in time: escalated to {name} · expires {expires}")
+                    }
+                    (Some(_), None) => format!("No decision in time: still waiting · expires {expires}"),
+                    (None, _) => format!("Expires {expires}"),
                 });
             }
             status => {
@@ -552,11 +535,10 @@ impl Slack {
         Ok(message)
     }
 
-    /// Brings an approval's Slack message up to date once it is decided (buttons replaced).
+    /// Brings an approval's Slack message up to date, in place: once when it is escalated
+    /// (still pending, a new deadline), once when it is decided or expires (the buttons
+    /// give way to who decided, or to "Expired").
     pub(crate) async fn refresh_approval(&self, approval: &Approval) -> Result<(), DeliveryError> {
-        if approval.status == ApprovalStatus::Pending {
-            return Ok(());
-        }
         let key = format!("approval:{}", approval.id);
         let Some(post) = self.inner.store.slack_post(&key).await? else {
             return Ok(());
@@ -567,9 +549,16 @@ impl Slack {
         let Some(ts) = post.message_ts else {
             return Ok(());
         };
+        let shown = approval_shown(approval);
+        if post.shown.as_deref().unwrap_or(APPROVAL_POSTED_AS) == shown {
+            return Ok(());
+        }
         let message = self.approval_message(approval).await?;
         self.update_message(&post.channel_id, &ts, &message).await?;
-        self.inner.store.resolve_slack_post(&key).await?;
+        self.inner.store.slack_post_shown(&key, shown).await?;
+        if approval.status != ApprovalStatus::Pending {
+            self.inner.store.resolve_slack_post(&key).await?;
+        }
         Ok(())
     }
 
@@ -590,6 +579,40 @@ impl Slack {
         }
     }
 
+    /// Where an approval of a task that did not come from Slack is posted: its coworker's
+    /// `approval_channel` when it has one (and Slack knows it), else the delegator's DM.
+    /// `None` when neither exists (the web inbox still shows it).
+    async fn approval_destination(&self, approval: &Approval) -> Result<Option<String>, DeliveryError> {
+        let store = &self.inner.store;
+        let Some(task) = store.get_task(approval.task_id).await? else {
+            return Ok(None);
+        };
+        if let Some(coworker) = store.get_coworker(task.coworker_id).await? {
+            let def = coworker_engine::runner::coworker_def(&coworker);
+            let named = def.approval_channel.trim();
+            if !named.is_empty() {
+                match self
+                    .target_channel(&DeliveryTarget::SlackChannel(named.to_owned()))
+                    .await?
+                {
+                    Some(channel) => return Ok(Some(channel)),
+                    None => tracing::warn!(
+                        coworker = %coworker.handle,
+                        approval_channel = named,
+                        "approval_channel not found in Slack; using the delegator's DM"
+                    ),
+                }
+            }
+        }
+        let Some(delegator) = approval.requested_by_user_id.or(task.delegator_user_id) else {
+            return Ok(None);
+        };
+        match store.slack_id_of_user(delegator).await? {
+            Some(slack_user) => self.dm_channel(&slack_user).await,
+            None => Ok(None),
+        }
+    }
+
     /// Posts new pending approvals and refreshes decided ones.
     async fn deliver_approvals(&self) -> Result<(), DeliveryError> {
         let store = &self.inner.store;
@@ -603,21 +626,10 @@ impl Slack {
             }
             let (channel, thread) = match store.slack_thread_of_task(approval.task_id).await? {
                 Some(thread) => (thread.channel_id, Some(thread.thread_ts)),
-                None => {
-                    let Some(task) = store.get_task(approval.task_id).await? else {
-                        continue;
-                    };
-                    let Some(delegator) = approval.requested_by_user_id.or(task.delegator_user_id) else {
-                        continue;
-                    };
-                    let Some(slack_user) = store.slack_id_of_user(delegator).await? else {
-                        continue;
-                    };
-                    match self.dm_channel(&slack_user).await? {
-                        Some(channel) => (channel, None),
-                        None => continue,
-                    }
-                }
+                None => match self.approval_destination(&approval).await? {
+                    Some(channel) => (channel, None),
+                    None => continue,
+                },
             };
             let message = self.approval_message(&approval).await?;
             self.post_once(
@@ -629,6 +641,10 @@ impl Slack {
                 &message,
             )
             .await?;
+            let shown = approval_shown(&approval);
+            if shown != APPROVAL_POSTED_AS {
+                store.slack_post_shown(&key, shown).await?;
+            }
         }
         for post in store.unresolved_slack_approvals().await? {
             let Some(id) = post.approval_id else { continue };
@@ -798,6 +814,21 @@ impl Slack {
         if let Err(error) = self.deliver_targets().await {
             log_delivery(&error, "delivery targets");
         }
+    }
+}
+
+/// What an approval message shows when its record says nothing else.
+const APPROVAL_POSTED_AS: &str = "pending";
+
+/// The state an approval's message must show: `pending`, `escalated` (pending past its first
+/// deadline), or the decision.
+fn approval_shown(approval: &Approval) -> &'static str {
+    match approval.status {
+        ApprovalStatus::Pending if approval.escalated_at_ms.is_some() => "escalated",
+        ApprovalStatus::Pending => APPROVAL_POSTED_AS,
+        ApprovalStatus::Approved => "approved",
+        ApprovalStatus::Rejected => "rejected",
+        _ => "expired",
     }
 }
 

@@ -22,6 +22,13 @@ pub const BOT_SCOPES: &[&str] = &[
     "files:write",
 ];
 
+/// Scopes the manifest asks for beyond [`BOT_SCOPES`]: `commands`, for the `/coworker` slash
+/// command (everything else works without it, so `slack test` does not require it).
+pub const COMMAND_SCOPES: &[&str] = &["commands"];
+
+/// The slash command the manifest declares.
+pub const SLASH_COMMAND: &str = "/coworker";
+
 /// Bot events the app subscribes to.
 pub const BOT_EVENTS: &[&str] = &["app_mention", "message.im", "message.channels"];
 
@@ -37,8 +44,14 @@ pub fn manifest(app_name: &str, mode: SlackMode, public_url: &str) -> Value {
         "features": {
             "app_home": {"home_tab_enabled": false, "messages_tab_enabled": true, "messages_tab_read_only_enabled": false},
             "bot_user": {"display_name": app_name, "always_online": true},
+            "slash_commands": [{
+                "command": SLASH_COMMAND,
+                "description": "Give a coworker a task, or see yours",
+                "usage_hint": "[coworker,] what to do | status | help",
+                "should_escape": false,
+            }],
         },
-        "oauth_config": {"scopes": {"bot": BOT_SCOPES}},
+        "oauth_config": {"scopes": {"bot": BOT_SCOPES.iter().chain(COMMAND_SCOPES).collect::<Vec<_>>()}},
         "settings": {
             "event_subscriptions": {"bot_events": BOT_EVENTS},
             "interactivity": {"is_enabled": true},
@@ -50,6 +63,7 @@ pub fn manifest(app_name: &str, mode: SlackMode, public_url: &str) -> Value {
     if mode == SlackMode::Events {
         manifest["settings"]["event_subscriptions"]["request_url"] = json!(format!("{public_url}/slack/events"));
         manifest["settings"]["interactivity"]["request_url"] = json!(format!("{public_url}/slack/interactivity"));
+        manifest["features"]["slash_commands"][0]["url"] = json!(format!("{public_url}/slack/commands"));
     }
     manifest
 }

@@ -207,7 +207,7 @@ pub(crate) async fn handle_envelope(slack: &Slack, envelope: &Value) -> Option<V
                 None => json!({"envelope_id": envelope_id}),
             })
         }
-        Some("slash_commands") => Some(json!({"envelope_id": envelope_id, "payload": slack.command_reply()})),
+        Some("slash_commands") => Some(json!({"envelope_id": envelope_id, "payload": slack.command(payload).await})),
         _ => Some(json!({"envelope_id": envelope_id})),
     }
 }

@@ -1,7 +1,8 @@
 //! The Coworkers pages: everyone at a glance (role, manager, work in flight, spend) and one
 //! coworker's profile: its tools and their tiers for the viewer (the same list as
 //! `GET /api/v1/coworkers/{handle}/tools`), policy rules, budget and limits, recent tasks, and
-//! a form to delegate to it.
+//! a chat box that starts a conversation with it (a task whose page is the thread) and a form
+//! to delegate to it with options.
 //!
 //! Read-only: delegating posts to `/tasks` (the Tasks module, through `work::delegate`).
 
@@ -185,6 +186,8 @@ struct ProfilePage {
     in_flight: i64,
     recent: Vec<TaskRow>,
     form: NewTaskForm,
+    /// The chat box's own idempotency key (a conversation started twice is one task).
+    chat_key: String,
 }
 
 fn model_text(model: &Option<ModelPolicy>) -> String {
@@ -297,6 +300,7 @@ async fn profile_page(
             form_id: "delegate",
             ..NewTaskForm::load(&state, &coworker.handle).await?
         },
+        chat_key: crate::auth::generate_token().map_err(|_| ApiError::internal("generating a form key"))?,
     };
     render(&view)
 }

@@ -18,6 +18,8 @@ pub mod schedules;
 pub mod memory;
 pub mod settings;
 pub mod signin;
+// Slack self-link (issue 13)
+pub mod slack_link;
 pub mod tasks;
 // Multi-agent orchestration (issue 15).
 pub mod subtasks;
@@ -62,6 +64,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(dashboard::routes())
         .merge(settings::routes())
         .merge(schedules::routes())
+        .merge(slack_link::routes())
         .layer(middleware::from_fn_with_state(state, csrf_for_sessions))
         .layer(middleware::from_fn(clear_shown_flash))
 }

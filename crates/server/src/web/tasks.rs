@@ -512,6 +512,7 @@ async fn create(
         project: Some(form.project.clone()).filter(|p| !p.trim().is_empty()),
         idempotency_key: Some(form.idempotency_key.clone()).filter(|k| !k.trim().is_empty()),
         deliver_to: None,
+        parent_task_id: None,
     };
     match work::delegate(&state, &user.principal, &request, "web").await {
         Ok((created, handle)) => {
@@ -1190,13 +1191,42 @@ async fn answer(
     send_input(state, user, id, form, InputKind::Answer).await
 }
 
+/// The task page's message box: writing in the task's thread (an answer when the coworker
+/// waits on a question, else a message). The page's script posts it without leaving the
+/// page (`Accept: application/json`) and the reply arrives through the live timeline.
 async fn message(
     State(state): State<AppState>,
     user: WebUser,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     Form(form): Form<TextForm>,
 ) -> Result<Response, WebError> {
-    send_input(state, user, id, form, InputKind::Message).await
+    let wants_json = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    let back = back_to(form.next.as_deref(), &id);
+    let task_id: TaskId = work::parse_task_id(&id).map_err(WebError)?;
+    let sent = work::post_to_thread(&state, &user.principal, task_id, &form.text).await;
+    if wants_json {
+        return Ok(match sent {
+            Ok(kind) => Json(json!({"task_id": task_id, "accepted": kind.as_str()})).into_response(),
+            Err(error) => error.into_response(),
+        });
+    }
+    match sent {
+        Ok(InputKind::Answer) => Ok(redirect_with(
+            &back,
+            FlashKind::Ok,
+            "Answer sent. The coworker picks it up now.",
+        )),
+        Ok(InputKind::Message) => Ok(redirect_with(
+            &back,
+            FlashKind::Ok,
+            "Message sent. The coworker reads it before its next step.",
+        )),
+        Err(error) => refused(error, &back),
+    }
 }
 
 async fn cancel(State(state): State<AppState>, user: WebUser, Path(id): Path<String>) -> Result<Response, WebError> {
@@ -1253,6 +1283,7 @@ async fn follow_up(
         to: handle,
         brief: coworker_channels::follow_up_brief(&previous, text),
         idempotency_key: Some(key),
+        parent_task_id: Some(previous.id),
         ..CreateTask::default()
     };
     if text.is_empty() {
