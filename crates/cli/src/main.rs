@@ -14,6 +14,7 @@ mod schedules;
 mod secrets;
 // Slack (issue 13).
 mod slack;
+mod templates;
 mod work;
 
 use std::path::PathBuf;
@@ -120,6 +121,9 @@ enum Command {
     /// Slack: print the app manifest, test the tokens and the connection
     #[command(subcommand)]
     Slack(slack::SlackCommand),
+    /// Document templates: add (Markdown body and/or DOCX/PPTX style file), list, show, remove (talks to a running node)
+    #[command(subcommand)]
+    Templates(templates::TemplatesCommand),
 }
 
 #[derive(Subcommand)]
@@ -423,6 +427,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Triggers(command) => schedules::triggers(&work_client(&cli.global)?, command).await,
         Command::Memory(command) => memory::run(&cli.global, command).await,
         Command::Files(command) => files::run(&work_client(&cli.global)?, command).await,
+        Command::Templates(command) => templates::run(&work_client(&cli.global)?, command).await,
     }
 }
 

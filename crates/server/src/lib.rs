@@ -34,6 +34,7 @@ pub mod policy;
 pub mod ratelimit;
 pub mod schedules;
 pub mod shutdown;
+pub mod templates;
 pub mod web;
 pub mod work;
 
