@@ -133,7 +133,10 @@ pub async fn run(client: &Client, command: TemplatesCommand) -> anyhow::Result<E
                 print_json(&stored);
             } else {
                 print_template(&stored);
-                println!("Stored. Coworkers use it with documents.create_from_template (or create_document/create_slides \"template\"); a schedule with --template {}.", stored["name"].as_str().unwrap_or_default());
+                println!(
+                    "Stored. Coworkers use it with documents.create_from_template (or create_document/create_slides \"template\"); a schedule with --template {}.",
+                    stored["name"].as_str().unwrap_or_default()
+                );
             }
         }
         TemplatesCommand::List { scope, json } => {

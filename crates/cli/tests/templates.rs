@@ -36,7 +36,11 @@ async fn templates_are_added_listed_shown_used_by_a_schedule_and_removed() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("brief.md"), "# Weekly brief\n\n## Status\n\n{{ status }}\n").unwrap();
+    std::fs::write(
+        dir.path().join("brief.md"),
+        "# Weekly brief\n\n## Status\n\n{{ status }}\n",
+    )
+    .unwrap();
     let deck: coworker_documents::slides::SlidesArgs = serde_json::from_value(serde_json::json!({
         "title": "Company", "slides": [{"title": "Sample"}], "formats": ["pptx"]
     }))
@@ -48,22 +52,50 @@ async fn templates_are_added_listed_shown_used_by_a_schedule_and_removed() {
     let (code, out, err) = coworker(
         &node,
         dir.path(),
-        &["templates", "add", "weekly-brief", "--body", "brief.md", "--scope", "coworker:assistant"],
+        &[
+            "templates",
+            "add",
+            "weekly-brief",
+            "--body",
+            "brief.md",
+            "--scope",
+            "coworker:assistant",
+        ],
     )
     .await;
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("weekly-brief") && out.contains("coworker:assistant"), "{out}");
+    assert!(
+        out.contains("weekly-brief") && out.contains("coworker:assistant"),
+        "{out}"
+    );
     let (code, out, err) = coworker(
         &node,
         dir.path(),
-        &["templates", "add", "board-deck", "--style", "company.pptx", "--description", "Board decks", "--json"],
+        &[
+            "templates",
+            "add",
+            "board-deck",
+            "--style",
+            "company.pptx",
+            "--description",
+            "Board decks",
+            "--json",
+        ],
     )
     .await;
     assert_eq!(code, 0, "{out}{err}");
     let stored: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((stored["scope"].as_str(), stored["style_kind"].as_str()), (Some("org"), Some("pptx")));
+    assert_eq!(
+        (stored["scope"].as_str(), stored["style_kind"].as_str()),
+        (Some("org"), Some("pptx"))
+    );
     // Again without --replace: refused, saying how to replace.
-    let (code, _, err) = coworker(&node, dir.path(), &["templates", "add", "board-deck", "--style", "company.pptx"]).await;
+    let (code, _, err) = coworker(
+        &node,
+        dir.path(),
+        &["templates", "add", "board-deck", "--style", "company.pptx"],
+    )
+    .await;
     assert_ne!(code, 0);
     assert!(err.contains("already exists") && err.contains("replace"), "{err}");
     let (code, _, err) = coworker(
@@ -95,7 +127,12 @@ async fn templates_are_added_listed_shown_used_by_a_schedule_and_removed() {
     .await;
     assert_eq!(code, 0);
     assert!(out.contains("## Status") && out.contains("{{ status }}"), "{out}");
-    let (code, _, err) = coworker(&node, dir.path(), &["templates", "show", "board-deck", "-o", "back.pptx"]).await;
+    let (code, _, err) = coworker(
+        &node,
+        dir.path(),
+        &["templates", "show", "board-deck", "-o", "back.pptx"],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read(dir.path().join("back.pptx")).unwrap(), pptx);
 
@@ -103,7 +140,16 @@ async fn templates_are_added_listed_shown_used_by_a_schedule_and_removed() {
     let (code, out, err) = coworker(
         &node,
         dir.path(),
-        &["schedules", "add", "assistant", "Draft my weekly brief.", "--cron", "0 8 * * MON", "--template", "weekly-brief"],
+        &[
+            "schedules",
+            "add",
+            "assistant",
+            "Draft my weekly brief.",
+            "--cron",
+            "0 8 * * MON",
+            "--template",
+            "weekly-brief",
+        ],
     )
     .await;
     assert_eq!(code, 0, "{out}{err}");
@@ -111,7 +157,16 @@ async fn templates_are_added_listed_shown_used_by_a_schedule_and_removed() {
     let (code, _, err) = coworker(
         &node,
         dir.path(),
-        &["schedules", "add", "assistant", "x", "--cron", "0 8 * * MON", "--template", "nope"],
+        &[
+            "schedules",
+            "add",
+            "assistant",
+            "x",
+            "--cron",
+            "0 8 * * MON",
+            "--template",
+            "nope",
+        ],
     )
     .await;
     assert_ne!(code, 0);

@@ -16,7 +16,6 @@ const MAIN: &str = "word/document.xml";
 const STYLES: &str = "word/styles.xml";
 const NUMBERING: &str = "word/numbering.xml";
 const DOCUMENT_MAIN_TYPE: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml";
-const TEMPLATE_MAIN_TYPE: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml";
 const NUMBERING_TYPE: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.numbering+xml";
 
 /// A parsed DOCX template.
@@ -95,7 +94,8 @@ impl DocxStyle {
     /// [`first_free_numbering`](Self::first_free_numbering)) into this template.
     pub fn apply(&self, generated: &[u8]) -> Result<Vec<u8>, DocumentError> {
         let generated = ooxml::open(generated, WHAT)?;
-        let render_error = |e: String| DocumentError::Render(format!("putting the document into its template failed: {e}"));
+        let render_error =
+            |e: String| DocumentError::Render(format!("putting the document into its template failed: {e}"));
         let mut out = self.parts.clone();
         let mut types = ContentTypes::parse(out.get("[Content_Types].xml").map(Vec::as_slice).unwrap_or_default());
         if types.of(MAIN) != Some(DOCUMENT_MAIN_TYPE) {
@@ -120,7 +120,9 @@ impl DocxStyle {
             .find(|s| s.depth == 1 && s.local() == "body")
             .ok_or_else(|| render_error("the generated document has no body".into()))?;
         let mut body_end = our_body.inner_end;
-        if let Some(last) = our_spans.iter().rfind(|s| s.depth == 2 && s.start >= our_body.inner_start)
+        if let Some(last) = our_spans
+            .iter()
+            .rfind(|s| s.depth == 2 && s.start >= our_body.inner_start)
             && last.local() == "sectPr"
             && last.end >= our_body.inner_end.saturating_sub(1)
         {
@@ -141,10 +143,7 @@ impl DocxStyle {
             if taken.contains(&moved.id) {
                 moved.id = format!("{}Cw", rel.id);
                 for attr in ["r:embed", "r:id", "r:link"] {
-                    body = body.replace(
-                        &format!("{attr}=\"{}\"", rel.id),
-                        &format!("{attr}=\"{}\"", moved.id),
-                    );
+                    body = body.replace(&format!("{attr}=\"{}\"", rel.id), &format!("{attr}=\"{}\"", moved.id));
                 }
             }
             if !rel.external {
@@ -218,7 +217,9 @@ impl DocxStyle {
             let styles = ooxml::text(&self.parts, STYLES, WHAT)?;
             let spans = ooxml::spans(styles, 0).map_err(|e| bad(format!("{STYLES} is {e}")))?;
             let root = spans.first().ok_or_else(|| bad(format!("{STYLES} is empty")))?;
-            let our_root = our_style_spans.first().ok_or_else(|| render_error("no styles root".into()))?;
+            let our_root = our_style_spans
+                .first()
+                .ok_or_else(|| render_error("no styles root".into()))?;
             let tag = ooxml::with_namespaces(
                 &styles[root.start..root.inner_start],
                 &ooxml::namespaces(&our_styles[our_root.start..our_root.inner_start]),

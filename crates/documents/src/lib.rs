@@ -10,8 +10,8 @@
 //! rust_xlsxwriter, calamine, lopdf) stay here; only the server and the CLI depend on it.
 //! Rendering is CPU-bound and synchronous: callers run it on a blocking thread.
 
-pub mod docx_style;
 pub mod document;
+pub mod docx_style;
 pub mod edit;
 pub mod formula;
 pub mod markdown;

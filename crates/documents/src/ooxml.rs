@@ -33,7 +33,8 @@ pub(crate) fn open(bytes: &[u8], what: &str) -> Result<Parts, DocumentError> {
             format!("it is {} bytes, over the limit of {MAX_STYLE_FILE_BYTES}", bytes.len()),
         ));
     }
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| bad(what, format!("not a zip package ({e})")))?;
+    let mut archive =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| bad(what, format!("not a zip package ({e})")))?;
     let mut parts = Parts::new();
     let mut total: u64 = 0;
     for index in 0..archive.len() {
@@ -66,7 +67,8 @@ pub(crate) fn write(parts: &Parts, what: &str) -> Result<Vec<u8>, DocumentError>
         .filter(|k| *k == "[Content_Types].xml")
         .chain(parts.keys().filter(|k| *k != "[Content_Types].xml"));
     for name in order {
-        zip.start_file(name.as_str(), options).map_err(|e| failed(e.to_string()))?;
+        zip.start_file(name.as_str(), options)
+            .map_err(|e| failed(e.to_string()))?;
         zip.write_all(&parts[name]).map_err(|e| failed(e.to_string()))?;
     }
     Ok(zip.finish().map_err(|e| failed(e.to_string()))?.into_inner())
@@ -74,9 +76,7 @@ pub(crate) fn write(parts: &Parts, what: &str) -> Result<Vec<u8>, DocumentError>
 
 /// A part's text.
 pub(crate) fn text<'a>(parts: &'a Parts, name: &str, what: &str) -> Result<&'a str, DocumentError> {
-    let bytes = parts
-        .get(name)
-        .ok_or_else(|| bad(what, format!("it has no {name}")))?;
+    let bytes = parts.get(name).ok_or_else(|| bad(what, format!("it has no {name}")))?;
     std::str::from_utf8(bytes).map_err(|_| bad(what, format!("{name} is not UTF-8")))
 }
 
@@ -121,7 +121,7 @@ pub(crate) fn parse_rels(content: &[u8]) -> Vec<Rel> {
                     external: false,
                 };
                 for a in e.attributes().flatten() {
-                    let value = a.unescape_value().map(|v| v.into_owned()).unwrap_or_default();
+                    let value = value(&a);
                     match local(a.key.as_ref()) {
                         "Id" => rel.id = value,
                         "Type" => rel.kind = value,
@@ -209,7 +209,7 @@ impl ContentTypes {
                     let mut key = String::new();
                     let mut kind = String::new();
                     for a in e.attributes().flatten() {
-                        let value = a.unescape_value().map(|v| v.into_owned()).unwrap_or_default();
+                        let value = value(&a);
                         match local(a.key.as_ref()) {
                             "Extension" | "PartName" => key = value,
                             "ContentType" => kind = value,
@@ -256,7 +256,8 @@ impl ContentTypes {
     }
 
     pub fn to_xml(&self) -> String {
-        let mut out = format!("{XML_DECL}<Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\">");
+        let mut out =
+            format!("{XML_DECL}<Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\">");
         for (extension, kind) in &self.defaults {
             out.push_str(&format!(
                 "<Default Extension=\"{}\" ContentType=\"{}\"/>",
@@ -292,7 +293,7 @@ pub(crate) struct Span {
 
 impl Span {
     pub fn local(&self) -> &str {
-        local(self.name.as_bytes())
+        local(&self.name)
     }
 }
 
@@ -313,7 +314,7 @@ pub(crate) fn spans(xml: &str, max_depth: usize) -> Result<Vec<Span>, String> {
             Event::Start(e) => {
                 let depth = stack.len();
                 out.push(Span {
-                    name: String::from_utf8_lossy(e.name().as_ref()).into_owned(),
+                    name: e.name().as_ref().to_owned(),
                     depth,
                     start: before,
                     inner_start: after,
@@ -323,7 +324,7 @@ pub(crate) fn spans(xml: &str, max_depth: usize) -> Result<Vec<Span>, String> {
                 stack.push(out.len() - 1);
             }
             Event::Empty(e) => out.push(Span {
-                name: String::from_utf8_lossy(e.name().as_ref()).into_owned(),
+                name: e.name().as_ref().to_owned(),
                 depth: stack.len(),
                 start: before,
                 inner_start: after,
@@ -354,9 +355,9 @@ pub(crate) fn attribute(start_tag: &str, attribute: &str) -> Option<String> {
             let attributes: Vec<_> = e.attributes().flatten().collect();
             attributes
                 .iter()
-                .find(|a| a.key.as_ref() == attribute.as_bytes())
+                .find(|a| a.key.as_ref() == attribute)
                 .or_else(|| attributes.iter().find(|a| local(a.key.as_ref()) == attribute))
-                .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+                .map(|a| value(a))
         }
         _ => None,
     }
@@ -370,9 +371,9 @@ pub(crate) fn namespaces(start_tag: &str) -> Vec<(String, String)> {
             .attributes()
             .flatten()
             .filter_map(|a| {
-                let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+                let key = a.key.as_ref().to_owned();
                 let prefix = key.strip_prefix("xmlns:")?.to_owned();
-                Some((prefix, a.unescape_value().ok()?.into_owned()))
+                Some((prefix, value(&a)))
             })
             .collect(),
         _ => Vec::new(),
@@ -396,9 +397,15 @@ pub(crate) fn with_namespaces(start_tag: &str, wanted: &[(String, String)]) -> S
     format!("{}{missing}{}", &start_tag[..cut], &start_tag[cut..])
 }
 
-pub(crate) fn local(name: &[u8]) -> &str {
-    let name = std::str::from_utf8(name).unwrap_or_default();
+pub(crate) fn local(name: &str) -> &str {
     name.rsplit(':').next().unwrap_or(name)
+}
+
+/// An attribute's value with entities resolved (the raw text if it has a bad one).
+fn value(attribute: &quick_xml::events::attributes::Attribute<'_>) -> String {
+    quick_xml::escape::unescape(&attribute.value)
+        .map(|v| v.into_owned())
+        .unwrap_or_else(|_| attribute.value.clone().into_owned())
 }
 
 pub(crate) fn esc(text: &str) -> String {
@@ -411,17 +418,24 @@ mod tests {
 
     #[test]
     fn targets_resolve_and_relativise() {
-        assert_eq!(resolve("ppt/slideMasters/slideMaster1.xml", "../theme/theme1.xml"), "ppt/theme/theme1.xml");
+        assert_eq!(
+            resolve("ppt/slideMasters/slideMaster1.xml", "../theme/theme1.xml"),
+            "ppt/theme/theme1.xml"
+        );
         assert_eq!(resolve("word/document.xml", "media/a.png"), "word/media/a.png");
         assert_eq!(resolve("word/document.xml", "/word/x.xml"), "word/x.xml");
-        assert_eq!(relative("ppt/slideLayouts/slideLayout2.xml", "ppt/slideMasters/slideMaster1.xml"), "../slideMasters/slideMaster1.xml");
+        assert_eq!(
+            relative("ppt/slideLayouts/slideLayout2.xml", "ppt/slideMasters/slideMaster1.xml"),
+            "../slideMasters/slideMaster1.xml"
+        );
         assert_eq!(relative("word/document.xml", "word/media/a.png"), "media/a.png");
         assert_eq!(rels_name("ppt/slides/slide1.xml"), "ppt/slides/_rels/slide1.xml.rels");
     }
 
     #[test]
     fn spans_find_elements_and_their_content() {
-        let xml = "<?xml version=\"1.0\"?><w:document xmlns:w=\"u\"><w:body><w:p>a</w:p><w:sectPr/></w:body></w:document>";
+        let xml =
+            "<?xml version=\"1.0\"?><w:document xmlns:w=\"u\"><w:body><w:p>a</w:p><w:sectPr/></w:body></w:document>";
         let spans = spans(xml, 2).unwrap();
         let body = spans.iter().find(|s| s.local() == "body").unwrap();
         assert_eq!(&xml[body.inner_start..body.inner_end], "<w:p>a</w:p><w:sectPr/>");

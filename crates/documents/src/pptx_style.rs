@@ -163,10 +163,7 @@ impl PptxStyle {
             let content = parts
                 .get(&original)
                 .ok_or_else(|| bad(format!("{original} is referenced but missing")))?;
-            let kind = types
-                .of(&original)
-                .unwrap_or("application/octet-stream")
-                .to_owned();
+            let kind = types.of(&original).unwrap_or("application/octet-stream").to_owned();
             out.push((new_name.clone(), content.clone(), kind));
             let Some(rels) = parts.get(&ooxml::rels_name(&original)) else {
                 continue;
@@ -265,8 +262,8 @@ fn span_rel_id(tag: &str) -> Option<String> {
         Ok(quick_xml::events::Event::Empty(e)) | Ok(quick_xml::events::Event::Start(e)) => e
             .attributes()
             .flatten()
-            .find(|a| a.key.as_ref().ends_with(b":id"))
-            .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned())),
+            .find(|a| a.key.as_ref().ends_with(":id"))
+            .map(|a| quick_xml::escape::unescape(&a.value).map(|v| v.into_owned()).unwrap_or_default()),
         _ => None,
     }
 }

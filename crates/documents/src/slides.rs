@@ -294,17 +294,25 @@ pub fn to_pptx_styled(
     let (slide_w, slide_h) = style.map_or((SLIDE_W, SLIDE_H), |s| s.slide_size);
     let sx = |v: i64| v * slide_w / SLIDE_W;
     let sy = |v: i64| v * slide_h / SLIDE_H;
-    let (margin_x, body_y, body_w, body_h, half_w, right_x) =
-        (sx(MARGIN_X), sy(BODY_Y), sx(BODY_W), sy(BODY_H), sx(HALF_W), sx(RIGHT_X));
+    let (margin_x, body_y, body_w, body_h, half_w, right_x) = (
+        sx(MARGIN_X),
+        sy(BODY_Y),
+        sx(BODY_W),
+        sy(BODY_H),
+        sx(HALF_W),
+        sx(RIGHT_X),
+    );
     // The layouts slides use, and the placeholders they inherit from. A placeholder the
     // layout lacks gets an explicit position so it is still placed.
-    let (title_layout, content_layout) = style.map_or((1, 2), |s| (s.title_layout(), s.content_layout()));
+    let (title_layout_number, content_layout_number) = style.map_or((1, 2), |s| (s.title_layout(), s.content_layout()));
     let ph = |p: Option<&crate::pptx_style::Placeholder>| p.map(|p| p.xml());
     let (title_ph, subtitle_ph, body_ph) = match style {
         Some(s) => (
-            ph(s.layout(title_layout).title()).unwrap_or_else(|| "<p:ph type=\"ctrTitle\"/>".into()),
-            ph(s.layout(title_layout).subtitle().or(s.layout(title_layout).body())),
-            ph(s.layout(content_layout).body()),
+            ph(s.layout(title_layout_number).title()).unwrap_or_else(|| "<p:ph type=\"ctrTitle\"/>".into()),
+            ph(s.layout(title_layout_number)
+                .subtitle()
+                .or(s.layout(title_layout_number).body())),
+            ph(s.layout(content_layout_number).body()),
         ),
         None => (
             "<p:ph type=\"ctrTitle\"/>".to_owned(),
@@ -313,7 +321,7 @@ pub fn to_pptx_styled(
         ),
     };
     let content_title_ph = match style {
-        Some(s) => ph(s.layout(content_layout).title()).unwrap_or_else(|| "<p:ph type=\"title\"/>".into()),
+        Some(s) => ph(s.layout(content_layout_number).title()).unwrap_or_else(|| "<p:ph type=\"title\"/>".into()),
         None => "<p:ph type=\"title\"/>".to_owned(),
     };
     let mut parts: Vec<Part> = Vec::new();
@@ -336,7 +344,11 @@ pub fn to_pptx_styled(
             "slideLayout",
             format!(
                 "../slideLayouts/slideLayout{}.xml",
-                if index == 0 { title_layout } else { content_layout }
+                if index == 0 {
+                    title_layout_number
+                } else {
+                    content_layout_number
+                }
             ),
         )];
         slide_rels.push((
@@ -524,36 +536,36 @@ pub fn to_pptx_styled(
 
     // Master, layouts, themes, notes master: the template's when there is one.
     if style.is_none() {
-    add("ppt/slideMasters/slideMaster1.xml", slide_master());
-    add(
-        "ppt/slideMasters/_rels/slideMaster1.xml.rels",
-        rels(&[
-            (
-                "rId1".to_owned(),
-                "slideLayout",
-                "../slideLayouts/slideLayout1.xml".to_owned(),
-            ),
-            (
-                "rId2".to_owned(),
-                "slideLayout",
-                "../slideLayouts/slideLayout2.xml".to_owned(),
-            ),
-            ("rId3".to_owned(), "theme", "../theme/theme1.xml".to_owned()),
-        ]),
-    );
-    add("ppt/slideLayouts/slideLayout1.xml", title_layout());
-    add("ppt/slideLayouts/slideLayout2.xml", content_layout());
-    for n in 1..=2 {
+        add("ppt/slideMasters/slideMaster1.xml", slide_master());
         add(
-            &format!("ppt/slideLayouts/_rels/slideLayout{n}.xml.rels"),
-            rels(&[(
-                "rId1".to_owned(),
-                "slideMaster",
-                "../slideMasters/slideMaster1.xml".to_owned(),
-            )]),
+            "ppt/slideMasters/_rels/slideMaster1.xml.rels",
+            rels(&[
+                (
+                    "rId1".to_owned(),
+                    "slideLayout",
+                    "../slideLayouts/slideLayout1.xml".to_owned(),
+                ),
+                (
+                    "rId2".to_owned(),
+                    "slideLayout",
+                    "../slideLayouts/slideLayout2.xml".to_owned(),
+                ),
+                ("rId3".to_owned(), "theme", "../theme/theme1.xml".to_owned()),
+            ]),
         );
-    }
-    add("ppt/theme/theme1.xml", theme("Coworker"));
+        add("ppt/slideLayouts/slideLayout1.xml", title_layout());
+        add("ppt/slideLayouts/slideLayout2.xml", content_layout());
+        for n in 1..=2 {
+            add(
+                &format!("ppt/slideLayouts/_rels/slideLayout{n}.xml.rels"),
+                rels(&[(
+                    "rId1".to_owned(),
+                    "slideMaster",
+                    "../slideMasters/slideMaster1.xml".to_owned(),
+                )]),
+            );
+        }
+        add("ppt/theme/theme1.xml", theme("Coworker"));
     }
     add("ppt/theme/theme2.xml", theme("Coworker Notes"));
     add("ppt/notesMasters/notesMaster1.xml", notes_master());

@@ -29,9 +29,9 @@ pub fn check_name(name: &str) -> Result<(), DocumentError> {
 /// Checks a template body compiles (syntax only: the data comes at each use).
 pub fn check_source(name: &str, source: &str) -> Result<(), DocumentError> {
     let env = Environment::new();
-    env.template_from_str(source).map(|_| ()).map_err(|e| {
-        DocumentError::Input(format!("template {name:?} does not compile: {e}"))
-    })
+    env.template_from_str(source)
+        .map(|_| ())
+        .map_err(|e| DocumentError::Input(format!("template {name:?} does not compile: {e}")))
 }
 
 /// Renders `source` with `data`; returns the title (the first `# ` heading, removed from the
@@ -117,9 +117,11 @@ pub fn slides_from_markdown(title: &str, markdown: &str) -> SlidesArgs {
                 (digits > 0).then(|| trimmed[digits..].strip_prefix(". ")).flatten()
             })
             .unwrap_or(trimmed);
-        slide
-            .bullets
-            .push(if indent >= 2 { format!("  {item}") } else { item.to_owned() });
+        slide.bullets.push(if indent >= 2 {
+            format!("  {item}")
+        } else {
+            item.to_owned()
+        });
     }
     if !subtitle.is_empty() {
         deck.subtitle = Some(subtitle.join(" "));

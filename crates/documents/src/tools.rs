@@ -21,10 +21,10 @@ use serde_json::{Value, json};
 use coworker_store::DocumentTemplate;
 
 use crate::DocumentError;
-use crate::docx_style::DocxStyle;
 use crate::document::{DocumentArgs, Image, Images};
-use crate::pptx_style::PptxStyle;
+use crate::docx_style::DocxStyle;
 use crate::markdown;
+use crate::pptx_style::PptxStyle;
 use crate::render::{self, Rendered};
 use crate::slides::SlidesArgs;
 use crate::spreadsheet::SpreadsheetArgs;
@@ -430,7 +430,11 @@ impl DocumentTool {
             )));
         };
         let bytes = match template.style_kind {
-            Some(_) => self.store.template_style_bytes(template.id).await.map_err(store_error)?,
+            Some(_) => self
+                .store
+                .template_style_bytes(template.id)
+                .await
+                .map_err(store_error)?,
             None => None,
         };
         Ok((template, bytes))
@@ -476,7 +480,11 @@ impl DocumentTool {
             return Err(ToolError::new(format!(
                 "template {:?} has only a style file and no body; use {} with \"template\": {:?}",
                 args.template,
-                if template.style_kind.as_deref() == Some("pptx") { "create_slides" } else { "create_document" },
+                if template.style_kind.as_deref() == Some("pptx") {
+                    "create_slides"
+                } else {
+                    "create_document"
+                },
                 args.template
             )));
         };

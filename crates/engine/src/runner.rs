@@ -1548,7 +1548,9 @@ impl Engine {
             if let Some(memory) = self.memory() {
                 match crate::memory::style_facts(memory, &ctx.task, &ctx.coworker).await {
                     Ok(facts) => style_facts = facts,
-                    Err(error) => tracing::warn!(task_id = %ctx.task.id, %error, "style facts unavailable for validation"),
+                    Err(error) => {
+                        tracing::warn!(task_id = %ctx.task.id, %error, "style facts unavailable for validation")
+                    }
                 }
             }
             text.push_str(&crate::memory::style_facts_text(&style_facts));

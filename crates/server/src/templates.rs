@@ -149,7 +149,10 @@ pub async fn put_template(
     if let Some(text) = &template_body {
         if text.len() > MAX_TEMPLATE_BODY_BYTES {
             return Err(bad_request(
-                format!("the body is {} bytes; the limit is {MAX_TEMPLATE_BODY_BYTES}", text.len()),
+                format!(
+                    "the body is {} bytes; the limit is {MAX_TEMPLATE_BODY_BYTES}",
+                    text.len()
+                ),
                 "keep data out of the template and pass it at each use",
             ));
         }

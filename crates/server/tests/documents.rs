@@ -564,7 +564,7 @@ fn company_docx() -> Vec<u8> {
     let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for i in 0..archive.len() {
         let mut file = archive.by_index(i).unwrap();
-        let name = file.name().to_owned();
+        let name = file.name().unwrap().into_owned();
         let mut content = Vec::new();
         std::io::Read::read_to_end(&mut file, &mut content).unwrap();
         if name == "word/styles.xml" {
@@ -640,17 +640,30 @@ async fn a_named_template_shapes_the_document_and_the_narrower_scope_wins(db: &T
     assert_eq!(status, 201, "{stored}");
     assert_eq!(stored["style_kind"], "docx");
     let (status, conflict) = api(&node, post.clone(), "/templates", Some(ours)).await;
-    assert_eq!((status, conflict["error"]["code"].as_str()), (409, Some("conflict")), "{conflict}");
+    assert_eq!(
+        (status, conflict["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{conflict}"
+    );
     // A style file that cannot be used, a body that does not compile, an unknown scope: refused.
     for (bad, expected) in [
-        (json!({"name": "x", "style_file_name": "x.docx", "style_base64": "bm90IGEgemlw"}), "zip"),
+        (
+            json!({"name": "x", "style_file_name": "x.docx", "style_base64": "bm90IGEgemlw"}),
+            "zip",
+        ),
         (json!({"name": "x", "body": "{% for %}"}), "does not compile"),
-        (json!({"name": "x", "body": "hi", "scope": "coworker:nobody"}), "no coworker"),
+        (
+            json!({"name": "x", "body": "hi", "scope": "coworker:nobody"}),
+            "no coworker",
+        ),
         (json!({"name": "Bad Name", "body": "hi"}), "not valid"),
     ] {
         let (status, refused) = api(&node, post.clone(), "/templates", Some(bad)).await;
         assert!(status == 400 || status == 404, "{status} {refused}");
-        assert!(refused["error"]["message"].as_str().unwrap().contains(expected), "{refused}");
+        assert!(
+            refused["error"]["message"].as_str().unwrap().contains(expected),
+            "{refused}"
+        );
     }
 
     let task =
@@ -702,18 +715,21 @@ impl coworker_engine::scheduler::Clock for TestClock {
 }
 
 async fn a_schedule_naming_a_template_makes_the_brief_through_it_every_week(db: &TestDb) {
-    let arguments = json!({"template": "weekly-brief", "data": {"items": [{"name": "Ads", "status": "on track"}]}});
+    let arguments = |week: u32| json!({"template": "weekly-brief", "data": {"week": week, "items": [{"name": "Ads", "status": "on track"}]}});
+    let told = || Match::UserSays("document template \"weekly-brief\"".into());
     let script = Script::new()
         // First: the validation call's prompt repeats the brief, which names the template.
         .turn(Turn::when(Match::UserSays(VALIDATION_PROMPT.into()), Reply::text("PASS")).repeating())
+        // One run a week, each with that week's data.
+        .turn(Turn::when(told(), calls(vec![call("t1", "documents__create_from_template", arguments(49))])))
+        .turn(Turn::when(told(), calls(vec![call("t1", "documents__create_from_template", arguments(50))])))
         .turn(
             Turn::when(
-                Match::UserSays("document template \"weekly-brief\"".into()),
-                calls(vec![call("t1", "documents__create_from_template", arguments)]),
+                Match::ToolResultContains("Made from template".into()),
+                Reply::text("Brief ready."),
             )
             .repeating(),
-        )
-        .turn(Turn::when(Match::ToolResultContains("Made from template".into()), Reply::text("Brief ready.")).repeating());
+        );
     // The node's own scheduler is off: this test moves time itself.
     let (node, model) = start_configured(db, script, |config| config.schedules.scheduler = false).await;
     let post = reqwest::Method::POST;
@@ -722,7 +738,7 @@ async fn a_schedule_naming_a_template_makes_the_brief_through_it_every_week(db: 
         post.clone(),
         "/templates",
         Some(json!({"name": "weekly-brief", "scope": "coworker:assistant",
-                    "body": "# Weekly brief\n\n## Status\n\n{% for item in items %}- {{ item.name }}: {{ item.status }}\n{% endfor %}\n## Risks\n\nNone flagged.\n"})),
+                    "body": "# Weekly brief, week {{ week }}\n\n## Status\n\n{% for item in items %}- {{ item.name }}: {{ item.status }}\n{% endfor %}\n## Risks\n\nNone flagged.\n"})),
     )
     .await;
     assert_eq!(status, 201, "{stored}");
@@ -751,25 +767,34 @@ async fn a_schedule_naming_a_template_makes_the_brief_through_it_every_week(db: 
     let schedule_id: coworker_core::ScheduleId = created["id"].as_str().unwrap().parse().unwrap();
     let mut shapes = Vec::new();
     for week in 0..2 {
-        clock
-            .0
-            .store(first_fire + week * 7 * 86_400_000 + 120, std::sync::atomic::Ordering::SeqCst);
+        clock.0.store(
+            first_fire + week * 7 * 86_400_000 + 120,
+            std::sync::atomic::Ordering::SeqCst,
+        );
         assert_eq!(scheduler.tick().await.unwrap().fired, 1, "week {week}");
         let fires = node.node.store.schedule_fires(schedule_id, 10).await.unwrap();
-        let task_id = fires.iter().map(|f| f.task_id.unwrap()).find(|t| {
-            !shapes.iter().any(|(seen, _): &(TaskId, Vec<String>)| seen == t)
-        });
+        let task_id = fires
+            .iter()
+            .map(|f| f.task_id.unwrap())
+            .find(|t| !shapes.iter().any(|(seen, _): &(TaskId, Vec<String>)| seen == t));
         let task_id = task_id.unwrap();
         let task = node.node.store.get_task(task_id).await.unwrap().unwrap();
-        assert!(task.brief.contains("document template \"weekly-brief\""), "{}", task.brief);
+        assert!(
+            task.brief.contains("document template \"weekly-brief\""),
+            "{}",
+            task.brief
+        );
         let ended = wait_for_end(&node, task_id).await;
         assert_eq!(ended.status, TaskStatus::Done, "{:?}", ended.result);
-        let docx = workspace(&node).read("documents/weekly-brief.docx", None).await.unwrap();
+        let docx = workspace(&node)
+            .read("documents/weekly-brief.docx", None)
+            .await
+            .unwrap();
         assert_eq!(docx.file.version, week + 1, "each week a new version of the same file");
         shapes.push((task_id, readers::inspect_docx(&docx.bytes, &[]).texts));
     }
-    assert_eq!(shapes[0].1, vec!["Weekly brief", "Status", "Risks"]);
-    assert_eq!(shapes[0].1, shapes[1].1, "the same shape every week");
+    assert_eq!(shapes[0].1, vec!["Weekly brief, week 49", "Status", "Risks"]);
+    assert_eq!(shapes[1].1, vec!["Weekly brief, week 50", "Status", "Risks"], "the same shape every week");
     // The coworker was told which template to use.
     assert!(
         model
@@ -783,12 +808,18 @@ async fn a_schedule_naming_a_template_makes_the_brief_through_it_every_week(db: 
 async fn the_prose_check_is_given_the_coworkers_approved_style_facts(db: &TestDb) {
     let document = json!({"title": "Weekly Report", "path": "reports/weekly", "markdown": "# Summary\n\nAll good.", "formats": ["html"]});
     let script = Script::new()
-        .turn(Turn::when(Match::UserSays(VALIDATION_PROMPT.into()), Reply::text("PASS")))
+        .turn(Turn::when(
+            Match::UserSays(VALIDATION_PROMPT.into()),
+            Reply::text("PASS"),
+        ))
         .turn(Turn::when(
             Match::UserSays("weekly report".into()),
             calls(vec![call("c1", "documents__create_document", document)]),
         ))
-        .turn(Turn::when(Match::ToolResultContains("Saved".into()), Reply::text("Done.")));
+        .turn(Turn::when(
+            Match::ToolResultContains("Saved".into()),
+            Reply::text("Done."),
+        ));
     let (node, model) = start(db, script).await;
     let post = reqwest::Method::POST;
     for (text, scope) in [
@@ -803,7 +834,10 @@ async fn the_prose_check_is_given_the_coworkers_approved_style_facts(db: &TestDb
             Some(json!({"text": text, "scope": scope})),
         )
         .await;
-        assert!(status == 201 && added["item"]["status"] == "approved", "{status} {added}");
+        assert!(
+            status == 201 && added["item"]["status"] == "approved",
+            "{status} {added}"
+        );
     }
     let task = coworker_testkit::node::delegate(
         &node.base_url,
@@ -820,7 +854,10 @@ async fn the_prose_check_is_given_the_coworkers_approved_style_facts(db: &TestDb
         .map(|r| r.body.to_string())
         .find(|b| b.contains(VALIDATION_PROMPT))
         .expect("a validation call");
-    assert!(validation.contains("British spelling and a formal tone"), "{validation}");
+    assert!(
+        validation.contains("British spelling and a formal tone"),
+        "{validation}"
+    );
     assert!(validation.contains("dates as 1 December 2026"), "{validation}");
     assert!(!validation.contains("Lyon office"), "only style facts: {validation}");
     let events = journal(&node, task).await;

@@ -463,13 +463,21 @@ async fn a_fire_carries_its_template_into_the_brief(db: &TestDb) {
     let mut templated = new_schedule(owner, coworker, "0 8 * * MON", MONDAY_8_UTC - 3_600_000);
     templated.template_name = Some("monday-brief".into());
     let created = store.create_schedule(&templated).await.unwrap();
-    assert_eq!(created.template_name.as_deref(), Some("monday-brief"), "stored and read back");
+    assert_eq!(
+        created.template_name.as_deref(),
+        Some("monday-brief"),
+        "stored and read back"
+    );
 
     let batch = store.fire_due_schedules(MONDAY_8_UTC + 250, 100).await.unwrap();
     assert_eq!(batch.fires.len(), 1);
     let task = store.get_task(batch.fires[0].task_id.unwrap()).await.unwrap().unwrap();
     assert!(task.brief.starts_with("draft the brief"), "{}", task.brief);
-    assert!(task.brief.contains("document template \"monday-brief\""), "{}", task.brief);
+    assert!(
+        task.brief.contains("document template \"monday-brief\""),
+        "{}",
+        task.brief
+    );
     // Run now carries it too.
     let now = store
         .fire_schedule_now(created.id, MONDAY_8_UTC + 1_000)

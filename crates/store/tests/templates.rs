@@ -44,7 +44,10 @@ async fn templates_are_stored_found_narrowest_first_replaced_and_removed(db: &Te
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((found.scope.as_str(), found.body.as_deref()), ("coworker:ada", Some("# Ada's brief")));
+    assert_eq!(
+        (found.scope.as_str(), found.body.as_deref()),
+        ("coworker:ada", Some("# Ada's brief"))
+    );
     assert_eq!(found.style_size_bytes, 0);
     assert_eq!(store.template_style_bytes(found.id).await.unwrap(), None);
     let found = store
@@ -53,12 +56,21 @@ async fn templates_are_stored_found_narrowest_first_replaced_and_removed(db: &Te
         .unwrap()
         .unwrap();
     assert_eq!(found.scope, "org");
-    assert!(store.find_template("nope", &template_scopes(None, "ada")).await.unwrap().is_none());
+    assert!(
+        store
+            .find_template("nope", &template_scopes(None, "ada"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // A second add of the same scope and name is refused; a replace keeps the id.
     let conflict = store.put_template(&new("org", "# Other", None), false).await;
     assert!(matches!(conflict, Err(StoreError::Conflict { .. })), "{conflict:?}");
-    let replaced = store.put_template(&new("org", "# Org brief v2", None), true).await.unwrap();
+    let replaced = store
+        .put_template(&new("org", "# Org brief v2", None), true)
+        .await
+        .unwrap();
     assert_eq!(replaced.id, org.id);
     assert_eq!(replaced.body.as_deref(), Some("# Org brief v2"));
     assert_eq!(replaced.style_kind, None, "replacing without a style file drops it");
