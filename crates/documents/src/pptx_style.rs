@@ -263,7 +263,11 @@ fn span_rel_id(tag: &str) -> Option<String> {
             .attributes()
             .flatten()
             .find(|a| a.key.as_ref().ends_with(":id"))
-            .map(|a| quick_xml::escape::unescape(&a.value).map(|v| v.into_owned()).unwrap_or_default()),
+            .map(|a| {
+                quick_xml::escape::unescape(&a.value)
+                    .map(|v| v.into_owned())
+                    .unwrap_or_default()
+            }),
         _ => None,
     }
 }

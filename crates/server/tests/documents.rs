@@ -721,8 +721,14 @@ async fn a_schedule_naming_a_template_makes_the_brief_through_it_every_week(db: 
         // First: the validation call's prompt repeats the brief, which names the template.
         .turn(Turn::when(Match::UserSays(VALIDATION_PROMPT.into()), Reply::text("PASS")).repeating())
         // One run a week, each with that week's data.
-        .turn(Turn::when(told(), calls(vec![call("t1", "documents__create_from_template", arguments(49))])))
-        .turn(Turn::when(told(), calls(vec![call("t1", "documents__create_from_template", arguments(50))])))
+        .turn(Turn::when(
+            told(),
+            calls(vec![call("t1", "documents__create_from_template", arguments(49))]),
+        ))
+        .turn(Turn::when(
+            told(),
+            calls(vec![call("t1", "documents__create_from_template", arguments(50))]),
+        ))
         .turn(
             Turn::when(
                 Match::ToolResultContains("Made from template".into()),
@@ -794,7 +800,11 @@ async fn a_schedule_naming_a_template_makes_the_brief_through_it_every_week(db: 
         shapes.push((task_id, readers::inspect_docx(&docx.bytes, &[]).texts));
     }
     assert_eq!(shapes[0].1, vec!["Weekly brief, week 49", "Status", "Risks"]);
-    assert_eq!(shapes[1].1, vec!["Weekly brief, week 50", "Status", "Risks"], "the same shape every week");
+    assert_eq!(
+        shapes[1].1,
+        vec!["Weekly brief, week 50", "Status", "Risks"],
+        "the same shape every week"
+    );
     // The coworker was told which template to use.
     assert!(
         model
