@@ -357,7 +357,7 @@ pub(crate) fn attribute(start_tag: &str, attribute: &str) -> Option<String> {
                 .iter()
                 .find(|a| a.key.as_ref() == attribute)
                 .or_else(|| attributes.iter().find(|a| local(a.key.as_ref()) == attribute))
-                .map(|a| value(a))
+                .map(value)
         }
         _ => None,
     }

@@ -620,16 +620,17 @@ impl DocumentsValidator {
                     return;
                 };
                 let text = source.text().unwrap_or_default().to_owned();
-                let mut arguments;
-                let tool = if let Some((title, body)) = render::split_slides_source(&text) {
+                let (tool, mut arguments) = if let Some((title, body)) = render::split_slides_source(&text) {
                     let deck = crate::template::slides_from_markdown(&title, body);
-                    arguments = deck_arguments(&deck);
+                    let mut arguments = deck_arguments(&deck);
                     arguments["path"] = json!(stem);
-                    "documents.create_slides"
+                    ("documents.create_slides", arguments)
                 } else {
                     let (title, body) = render::split_source(&text);
-                    arguments = json!({"title": title.unwrap_or_default(), "markdown": body, "path": stem});
-                    "documents.create_document"
+                    (
+                        "documents.create_document",
+                        json!({"title": title.unwrap_or_default(), "markdown": body, "path": stem}),
+                    )
                 };
                 if let Some(formats) = call.arguments.get("formats") {
                     arguments["formats"] = formats.clone();
