@@ -109,6 +109,7 @@ async fn run(backend: Backend, nodes: usize, total: usize, burst: usize) -> Opti
         watch: None,
         next_fire_at_ms: None,
         created_at_ms: 0,
+        template_name: None,
     };
     let started = Instant::now();
     // Yearly: enabled, not due during the bench.

@@ -17,6 +17,7 @@ mod slack;
 // Email and calendar (issue 16).
 #[cfg(feature = "email")]
 mod mail;
+mod templates;
 mod work;
 // Multi-agent orchestration (issue 15).
 mod orchestration;
@@ -133,6 +134,9 @@ enum Command {
     #[cfg(feature = "email")]
     #[command(subcommand)]
     Calendar(mail::MailCommand),
+    /// Document templates: add (Markdown body and/or DOCX/PPTX style file), list, show, remove (talks to a running node)
+    #[command(subcommand)]
+    Templates(templates::TemplatesCommand),
 }
 
 #[derive(Subcommand)]
@@ -472,6 +476,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Triggers(command) => schedules::triggers(&work_client(&cli.global)?, command).await,
         Command::Memory(command) => memory::run(&cli.global, command).await,
         Command::Files(command) => files::run(&work_client(&cli.global)?, command).await,
+        Command::Templates(command) => templates::run(&work_client(&cli.global)?, command).await,
     }
 }
 

@@ -55,6 +55,9 @@ pub enum SchedulesCommand {
         /// Arguments of the watched tool, as JSON
         #[arg(long, value_name = "JSON", requires = "watch")]
         watch_args: Option<String>,
+        /// A document template each run's deliverable is made with (coworker templates list)
+        #[arg(long, value_name = "NAME")]
+        template: Option<String>,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -188,6 +191,9 @@ fn print_schedule(schedule: &Value) {
     if let Some(target) = schedule["deliver_to"].as_str().filter(|t| *t != "inbox") {
         println!("  delivers to: {target}");
     }
+    if let Some(template) = schedule["template_name"].as_str() {
+        println!("  template: {template}");
+    }
     if let Some(tool) = schedule["watch_tool"].as_str() {
         println!("  watches: {tool} {}", schedule["watch_arguments"]);
     }
@@ -232,6 +238,7 @@ pub async fn schedules(client: &Client, command: SchedulesCommand) -> anyhow::Re
             ignore_working_hours,
             watch,
             watch_args,
+            template,
             json,
         } => {
             let watch = match watch {
@@ -249,7 +256,7 @@ pub async fn schedules(client: &Client, command: SchedulesCommand) -> anyhow::Re
                 "to": handle, "brief": brief, "cron": cron, "every": every, "timezone": tz,
                 "project": project, "deliver_to": deliver_to, "catch_up": catch_up,
                 "catch_up_max": catch_up_max, "priority": priority, "name": name,
-                "respect_working_hours": !ignore_working_hours, "watch": watch,
+                "respect_working_hours": !ignore_working_hours, "watch": watch, "template": template,
             });
             let created = client.post("/schedules", &body).await?;
             if json {

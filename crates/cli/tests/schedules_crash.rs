@@ -66,6 +66,7 @@ async fn killed_mid_burst(backend: Backend) {
                 watch: None,
                 next_fire_at_ms: Some(due),
                 created_at_ms: due - 1_000,
+                template_name: None,
             };
             async move { store.create_schedule(&new).await.unwrap() }
         })

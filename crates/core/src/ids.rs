@@ -105,6 +105,8 @@ typed_id!(/// An invitation link for a new member.
     InvitationId, "invitation");
 typed_id!(/// Something a person is told (a notify-tier call, an escalation, a blocked task).
     NotificationId, "notification");
+typed_id!(/// A named document template (issue 14).
+    TemplateId, "template");
 
 #[cfg(test)]
 mod tests {

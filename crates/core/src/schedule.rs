@@ -841,6 +841,19 @@ fn latest_at_or_before(recurrence: &Recurrence, due_ms: i64, now_ms: i64) -> i64
     }
 }
 
+/// The brief of a scheduled task whose schedule names a document template: the schedule's
+/// brief, then the instruction to make the deliverable with that template (so it comes out
+/// in the same shape at every fire). Without a template, the brief unchanged.
+pub fn brief_with_template(brief: &str, template: Option<&str>) -> String {
+    match template.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(name) => format!(
+            "{brief}\n\nMake the deliverable with the document template \"{name}\" \
+             (documents.create_from_template with \"template\": \"{name}\"), so it keeps the same shape as every other run of this schedule."
+        ),
+        None => brief.to_owned(),
+    }
+}
+
 /// Where a schedule's or trigger's result goes. The web inbox works now; the others are
 /// stored for the channels that read them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -106,6 +106,7 @@ fn deck(slides: usize, formats: &[&str]) -> SlidesArgs {
             .collect(),
         path: None,
         formats: Some(formats.iter().map(|f| (*f).to_owned()).collect()),
+        template: None,
     }
 }
 
@@ -118,6 +119,7 @@ fn run(scenario: &str) {
                 markdown: report_markdown(60, 30),
                 path: None,
                 formats: Some(vec!["pdf".into()]),
+                template: None,
             };
             let rendered = render::document(&args, &Images::new()).expect("renders");
             let pdf = rendered.outputs.iter().find(|o| o.format == "pdf").expect("a pdf");

@@ -113,6 +113,9 @@ pub struct DocumentArgs {
     /// Formats (`docx`, `pdf`, `html`); default all three.
     #[serde(default)]
     pub formats: Option<Vec<String>>,
+    /// A document template whose DOCX style file the DOCX is made in.
+    #[serde(default)]
+    pub template: Option<String>,
 }
 
 /// HTML escaping (same rules as XML).
@@ -341,25 +344,40 @@ fn list_levels(numbering: &mut AbstractNumbering, ordered: bool) {
 struct DocxWriter<'a> {
     docx: Docx,
     images: &'a Images,
+    bullet_numbering: usize,
     next_numbering: usize,
 }
 
 /// Renders a DOCX.
 pub fn to_docx(title: &str, blocks: &[Block], images: &Images) -> Result<Vec<u8>, DocumentError> {
+    to_docx_styled(title, blocks, images, None)
+}
+
+/// Renders a DOCX, inside a company template when `style` is given (its styles, theme,
+/// numbering, headers, footers and page setup; see [`crate::docx_style`]).
+pub fn to_docx_styled(
+    title: &str,
+    blocks: &[Block],
+    images: &Images,
+    style: Option<&crate::docx_style::DocxStyle>,
+) -> Result<Vec<u8>, DocumentError> {
+    // Inside a template, list numbering starts above every id the template uses.
+    let bullet_numbering = style.map_or(BULLET_NUMBERING, |s| s.first_free_numbering());
     let mut docx = Docx::new();
     for style in styles() {
         docx = docx.add_style(style);
     }
-    let mut bullets = AbstractNumbering::new(BULLET_NUMBERING);
+    let mut bullets = AbstractNumbering::new(bullet_numbering);
     list_levels(&mut bullets, false);
     docx = docx
         .add_abstract_numbering(bullets)
-        .add_numbering(Numbering::new(BULLET_NUMBERING, BULLET_NUMBERING));
+        .add_numbering(Numbering::new(bullet_numbering, bullet_numbering));
     docx = docx.add_paragraph(Paragraph::new().style("Title").add_run(Run::new().add_text(title)));
     let mut writer = DocxWriter {
         docx,
         images,
-        next_numbering: BULLET_NUMBERING + 1,
+        bullet_numbering,
+        next_numbering: bullet_numbering + 1,
     };
     writer.blocks(blocks, 0, None)?;
     let mut buffer = Cursor::new(Vec::new());
@@ -368,7 +386,10 @@ pub fn to_docx(title: &str, blocks: &[Block], images: &Images) -> Result<Vec<u8>
         .build()
         .pack(&mut buffer)
         .map_err(|e| DocumentError::Render(format!("writing the DOCX failed: {e}")))?;
-    Ok(buffer.into_inner())
+    match style {
+        Some(style) => style.apply(&buffer.into_inner()),
+        None => Ok(buffer.into_inner()),
+    }
 }
 
 impl DocxWriter<'_> {
@@ -393,7 +414,7 @@ impl DocxWriter<'_> {
                 }
                 Block::List { start, items } => {
                     let numbering = match start {
-                        None => BULLET_NUMBERING,
+                        None => self.bullet_numbering,
                         Some(_) => {
                             // Each numbered list restarts at its own first number.
                             let id = self.next_numbering;

@@ -11,10 +11,13 @@
 //! Rendering is CPU-bound and synchronous: callers run it on a blocking thread.
 
 pub mod document;
+pub mod docx_style;
 pub mod edit;
 pub mod formula;
 pub mod markdown;
+mod ooxml;
 pub mod pdf;
+pub mod pptx_style;
 pub mod preview;
 pub mod readers;
 pub mod render;
@@ -23,6 +26,7 @@ pub mod spreadsheet;
 pub mod template;
 pub mod tools;
 
+pub use ooxml::MAX_STYLE_FILE_BYTES;
 pub use tools::{DocumentsValidator, document_tools};
 
 /// What went wrong producing a deliverable. Every message names the input at fault and what

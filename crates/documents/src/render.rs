@@ -179,6 +179,15 @@ pub fn spreadsheet_owned(args: SpreadsheetArgs) -> Result<Rendered, DocumentErro
 
 /// Renders and checks a document; the Markdown source is saved as `stem.md` first.
 pub fn document(args: &DocumentArgs, images: &Images) -> Result<Rendered, DocumentError> {
+    document_styled(args, images, None)
+}
+
+/// Like [`document`], with the DOCX made inside a company template (`style`).
+pub fn document_styled(
+    args: &DocumentArgs,
+    images: &Images,
+    style: Option<&crate::docx_style::DocxStyle>,
+) -> Result<Rendered, DocumentError> {
     let formats = formats(args.formats.as_deref(), &DOCUMENT_FORMATS, "create_document")?;
     if args.title.trim().is_empty() {
         return Err(DocumentError::Input("the document `title` is empty".into()));
@@ -196,7 +205,7 @@ pub fn document(args: &DocumentArgs, images: &Images) -> Result<Rendered, Docume
     for format in formats {
         match format {
             "docx" => {
-                let bytes = document::to_docx(args.title.trim(), &blocks, images)?;
+                let bytes = document::to_docx_styled(args.title.trim(), &blocks, images, style)?;
                 let inspection = readers::inspect_docx(&bytes, &headings);
                 rendered
                     .outputs
@@ -235,6 +244,19 @@ pub fn source_markdown(title: &str, body: &str) -> String {
     format!("<!-- title: {} -->\n{}", title.trim().replace("-->", "—>"), body)
 }
 
+/// The saved source of a deck made from a template's Markdown (see
+/// [`crate::template::slides_from_markdown`]); marked apart from a document's source.
+pub fn slides_source(title: &str, body: &str) -> String {
+    format!("<!-- slides: {} -->\n{}", title.trim().replace("-->", "—>"), body)
+}
+
+/// Splits a deck's saved source into its title and body; `None` for anything else.
+pub fn split_slides_source(source: &str) -> Option<(String, &str)> {
+    let rest = source.strip_prefix("<!-- slides: ")?;
+    let (title, body) = rest.split_once(" -->\n")?;
+    Some((title.to_owned(), body))
+}
+
 /// Splits a saved Markdown source into its title and body.
 pub fn split_source(source: &str) -> (Option<String>, &str) {
     if let Some(rest) = source.strip_prefix("<!-- title: ")
@@ -254,6 +276,15 @@ fn expected_headings(title: &str, blocks: &[markdown::Block]) -> Vec<String> {
 
 /// Renders and checks a deck.
 pub fn slides(args: &SlidesArgs, images: &Images) -> Result<Rendered, DocumentError> {
+    slides_styled(args, images, None)
+}
+
+/// Like [`slides`], with the PPTX on a company template's master, layouts and theme.
+pub fn slides_styled(
+    args: &SlidesArgs,
+    images: &Images,
+    style: Option<&crate::pptx_style::PptxStyle>,
+) -> Result<Rendered, DocumentError> {
     let formats = formats(args.formats.as_deref(), &SLIDES_FORMATS, "create_slides")?;
     let tables = slides::check(args, images)?;
     let stem = stem(args.path.as_deref(), "slides", &args.title)?;
@@ -262,7 +293,7 @@ pub fn slides(args: &SlidesArgs, images: &Images) -> Result<Rendered, DocumentEr
     for format in formats {
         match format {
             "pptx" => {
-                let bytes = slides::to_pptx(args, &tables, images)?;
+                let bytes = slides::to_pptx_styled(args, &tables, images, style)?;
                 let mut inspection = readers::inspect_pptx(&bytes, &titles);
                 for (index, slide) in args.slides.iter().enumerate() {
                     let expected = slide.notes.as_deref().unwrap_or_default().trim();

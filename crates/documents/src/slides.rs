@@ -24,8 +24,10 @@ pub const MAX_BULLETS: usize = 30;
 /// Most table cells on one slide.
 pub const MAX_TABLE_CELLS: usize = 400;
 
-const SLIDE_W: i64 = 12_192_000;
-const SLIDE_H: i64 = 6_858_000;
+/// Slide width of generated decks (16:9), EMU.
+pub(crate) const SLIDE_W: i64 = 12_192_000;
+/// Slide height of generated decks, EMU.
+pub(crate) const SLIDE_H: i64 = 6_858_000;
 const MARGIN_X: i64 = 838_200;
 const BODY_Y: i64 = 1_825_625;
 const BODY_W: i64 = 10_515_600;
@@ -55,6 +57,9 @@ pub struct SlidesArgs {
     /// Formats (`pptx`, `pdf`); default both.
     #[serde(default)]
     pub formats: Option<Vec<String>>,
+    /// A document template whose PPTX style file (master, layouts, theme) the deck uses.
+    #[serde(default)]
+    pub template: Option<String>,
 }
 
 /// One slide.
@@ -274,6 +279,51 @@ fn rels(entries: &[(String, &str, String)]) -> String {
 
 /// Renders the deck as a PPTX package.
 pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images) -> Result<Vec<u8>, DocumentError> {
+    to_pptx_styled(args, tables, images, None)
+}
+
+/// Renders the deck as a PPTX package, on a company template's slide master, layouts and
+/// theme when `style` is given (see [`crate::pptx_style`]).
+pub fn to_pptx_styled(
+    args: &SlidesArgs,
+    tables: &[Option<SlideTable>],
+    images: &Images,
+    style: Option<&crate::pptx_style::PptxStyle>,
+) -> Result<Vec<u8>, DocumentError> {
+    // Positions are designed for 16:9 and scaled to a template's slide size.
+    let (slide_w, slide_h) = style.map_or((SLIDE_W, SLIDE_H), |s| s.slide_size);
+    let sx = |v: i64| v * slide_w / SLIDE_W;
+    let sy = |v: i64| v * slide_h / SLIDE_H;
+    let (margin_x, body_y, body_w, body_h, half_w, right_x) = (
+        sx(MARGIN_X),
+        sy(BODY_Y),
+        sx(BODY_W),
+        sy(BODY_H),
+        sx(HALF_W),
+        sx(RIGHT_X),
+    );
+    // The layouts slides use, and the placeholders they inherit from. A placeholder the
+    // layout lacks gets an explicit position so it is still placed.
+    let (title_layout_number, content_layout_number) = style.map_or((1, 2), |s| (s.title_layout(), s.content_layout()));
+    let ph = |p: Option<&crate::pptx_style::Placeholder>| p.map(|p| p.xml());
+    let (title_ph, subtitle_ph, body_ph) = match style {
+        Some(s) => (
+            ph(s.layout(title_layout_number).title()).unwrap_or_else(|| "<p:ph type=\"ctrTitle\"/>".into()),
+            ph(s.layout(title_layout_number)
+                .subtitle()
+                .or(s.layout(title_layout_number).body())),
+            ph(s.layout(content_layout_number).body()),
+        ),
+        None => (
+            "<p:ph type=\"ctrTitle\"/>".to_owned(),
+            Some("<p:ph type=\"subTitle\" idx=\"1\"/>".to_owned()),
+            Some("<p:ph idx=\"1\"/>".to_owned()),
+        ),
+    };
+    let content_title_ph = match style {
+        Some(s) => ph(s.layout(content_layout_number).title()).unwrap_or_else(|| "<p:ph type=\"title\"/>".into()),
+        None => "<p:ph type=\"title\"/>".to_owned(),
+    };
     let mut parts: Vec<Part> = Vec::new();
     let mut add = |name: &str, content: String| {
         parts.push(Part {
@@ -292,12 +342,14 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
         let mut slide_rels = vec![(
             "rId1".to_owned(),
             "slideLayout",
-            if index == 0 {
-                "../slideLayouts/slideLayout1.xml"
-            } else {
-                "../slideLayouts/slideLayout2.xml"
-            }
-            .to_owned(),
+            format!(
+                "../slideLayouts/slideLayout{}.xml",
+                if index == 0 {
+                    title_layout_number
+                } else {
+                    content_layout_number
+                }
+            ),
         )];
         slide_rels.push((
             "rId2".to_owned(),
@@ -305,31 +357,23 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
             format!("../notesSlides/notesSlide{number}.xml"),
         ));
         let (tree, notes) = if index == 0 {
-            let title = placeholder(
-                2,
-                "Title 1",
-                "<p:ph type=\"ctrTitle\"/>",
-                "",
-                &paragraph(args.title.trim()),
-            );
+            let title = placeholder(2, "Title 1", &title_ph, "", &paragraph(args.title.trim()));
             let subtitle = placeholder(
                 3,
                 "Subtitle 2",
-                "<p:ph type=\"subTitle\" idx=\"1\"/>",
-                "",
+                subtitle_ph.as_deref().unwrap_or("<p:ph type=\"subTitle\" idx=\"1\"/>"),
+                &if subtitle_ph.is_some() {
+                    String::new()
+                } else {
+                    xfrm(sx(1_524_000), sy(3_602_038), sx(9_144_000), sy(1_655_762))
+                },
                 &paragraph(args.subtitle.as_deref().unwrap_or_default()),
             );
             (format!("{title}{subtitle}"), String::new())
         } else {
             let slide = &args.slides[index - 1];
             let table = tables.get(index - 1).and_then(Option::as_ref);
-            let mut tree = placeholder(
-                2,
-                "Title 1",
-                "<p:ph type=\"title\"/>",
-                "",
-                &paragraph(slide.title.trim()),
-            );
+            let mut tree = placeholder(2, "Title 1", &content_title_ph, "", &paragraph(slide.title.trim()));
             let has_visual = slide.image.is_some() || table.is_some() || slide.chart.is_some();
             let mut next_id = 3;
             if !slide.bullets.is_empty() || !has_visual {
@@ -351,28 +395,30 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
                         .collect()
                 };
                 let sp_pr = if has_visual {
-                    xfrm(MARGIN_X, BODY_Y, HALF_W, BODY_H)
+                    xfrm(margin_x, body_y, half_w, body_h)
+                } else if body_ph.is_none() {
+                    xfrm(margin_x, body_y, body_w, body_h)
                 } else {
                     String::new()
                 };
                 tree.push_str(&placeholder(
                     next_id,
                     "Content Placeholder 2",
-                    "<p:ph idx=\"1\"/>",
+                    body_ph.as_deref().unwrap_or("<p:ph type=\"body\" idx=\"1\"/>"),
                     &sp_pr,
                     &body,
                 ));
                 next_id += 1;
             }
             let (area_x, area_w) = if slide.bullets.is_empty() {
-                (MARGIN_X, BODY_W)
+                (margin_x, body_w)
             } else {
-                (RIGHT_X, HALF_W)
+                (right_x, half_w)
             };
-            let mut area_y = BODY_Y;
-            let mut area_h = BODY_H;
+            let mut area_y = body_y;
+            let mut area_h = body_h;
             if slide.image.is_some() && table.is_some() {
-                area_h = BODY_H / 2 - 50_000;
+                area_h = body_h / 2 - 50_000;
             }
             if let Some(path) = &slide.image
                 && let Some(image) = images.get(path)
@@ -460,8 +506,11 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
     add(
         "ppt/presentation.xml",
         format!(
-            "{XML_DECL}<p:presentation {NS} saveSubsetFonts=\"1\"><p:sldMasterIdLst><p:sldMasterId id=\"2147483648\" r:id=\"rId1\"/></p:sldMasterIdLst><p:notesMasterIdLst><p:notesMasterId r:id=\"rId2\"/></p:notesMasterIdLst><p:sldIdLst>{slide_ids}</p:sldIdLst><p:sldSz cx=\"{SLIDE_W}\" cy=\"{SLIDE_H}\"/><p:notesSz cx=\"6858000\" cy=\"9144000\"/><p:defaultTextStyle>{}</p:defaultTextStyle></p:presentation>",
-            level_styles(1800, false)
+            "{XML_DECL}<p:presentation {NS} saveSubsetFonts=\"1\"><p:sldMasterIdLst><p:sldMasterId id=\"{}\" r:id=\"rId1\"/></p:sldMasterIdLst><p:notesMasterIdLst><p:notesMasterId r:id=\"rId2\"/></p:notesMasterIdLst><p:sldIdLst>{slide_ids}</p:sldIdLst><p:sldSz cx=\"{slide_w}\" cy=\"{slide_h}\"/><p:notesSz cx=\"6858000\" cy=\"9144000\"/><p:defaultTextStyle>{}</p:defaultTextStyle></p:presentation>",
+            style.map_or("2147483648", |s| s.master_id.as_str()),
+            style
+                .and_then(|s| s.default_text_style.clone())
+                .unwrap_or_else(|| level_styles(1800, false))
         ),
     );
     let mut presentation_rels = vec![
@@ -485,37 +534,39 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
     }
     add("ppt/_rels/presentation.xml.rels", rels(&presentation_rels));
 
-    // Master, layouts, themes, notes master.
-    add("ppt/slideMasters/slideMaster1.xml", slide_master());
-    add(
-        "ppt/slideMasters/_rels/slideMaster1.xml.rels",
-        rels(&[
-            (
-                "rId1".to_owned(),
-                "slideLayout",
-                "../slideLayouts/slideLayout1.xml".to_owned(),
-            ),
-            (
-                "rId2".to_owned(),
-                "slideLayout",
-                "../slideLayouts/slideLayout2.xml".to_owned(),
-            ),
-            ("rId3".to_owned(), "theme", "../theme/theme1.xml".to_owned()),
-        ]),
-    );
-    add("ppt/slideLayouts/slideLayout1.xml", title_layout());
-    add("ppt/slideLayouts/slideLayout2.xml", content_layout());
-    for n in 1..=2 {
+    // Master, layouts, themes, notes master: the template's when there is one.
+    if style.is_none() {
+        add("ppt/slideMasters/slideMaster1.xml", slide_master());
         add(
-            &format!("ppt/slideLayouts/_rels/slideLayout{n}.xml.rels"),
-            rels(&[(
-                "rId1".to_owned(),
-                "slideMaster",
-                "../slideMasters/slideMaster1.xml".to_owned(),
-            )]),
+            "ppt/slideMasters/_rels/slideMaster1.xml.rels",
+            rels(&[
+                (
+                    "rId1".to_owned(),
+                    "slideLayout",
+                    "../slideLayouts/slideLayout1.xml".to_owned(),
+                ),
+                (
+                    "rId2".to_owned(),
+                    "slideLayout",
+                    "../slideLayouts/slideLayout2.xml".to_owned(),
+                ),
+                ("rId3".to_owned(), "theme", "../theme/theme1.xml".to_owned()),
+            ]),
         );
+        add("ppt/slideLayouts/slideLayout1.xml", title_layout());
+        add("ppt/slideLayouts/slideLayout2.xml", content_layout());
+        for n in 1..=2 {
+            add(
+                &format!("ppt/slideLayouts/_rels/slideLayout{n}.xml.rels"),
+                rels(&[(
+                    "rId1".to_owned(),
+                    "slideMaster",
+                    "../slideMasters/slideMaster1.xml".to_owned(),
+                )]),
+            );
+        }
+        add("ppt/theme/theme1.xml", theme("Coworker"));
     }
-    add("ppt/theme/theme1.xml", theme("Coworker"));
     add("ppt/theme/theme2.xml", theme("Coworker Notes"));
     add("ppt/notesMasters/notesMaster1.xml", notes_master());
     add(
@@ -569,6 +620,14 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
             content: bytes,
         });
     }
+    let mut template_types: Vec<(String, String)> = Vec::new();
+    for (name, content, kind) in style.map(|s| s.parts.as_slice()).unwrap_or_default() {
+        template_types.push((name.clone(), kind.clone()));
+        parts.push(Part {
+            name: name.clone(),
+            content: content.clone(),
+        });
+    }
     for (index, chart) in charts.into_iter().enumerate() {
         parts.push(Part {
             name: format!("ppt/charts/chart{}.xml", index + 1),
@@ -586,6 +645,19 @@ pub fn to_pptx(args: &SlidesArgs, tables: &[Option<SlideTable>], images: &Images
         ));
     }
     let pml = "application/vnd.openxmlformats-officedocument.presentationml";
+    // Parts copied from a template that the rules below do not type keep the template's type.
+    for (name, kind) in &template_types {
+        let typed_below = ["ppt/slideLayouts/", "ppt/slideMasters/", "ppt/theme/"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix));
+        if !name.ends_with(".rels") && !typed_below {
+            types.push_str(&format!(
+                "<Override PartName=\"/{}\" ContentType=\"{}\"/>",
+                esc(name),
+                esc(kind)
+            ));
+        }
+    }
     for part in &parts {
         let kind = match part.name.as_str() {
             "ppt/presentation.xml" => format!("{pml}.presentation.main+xml"),

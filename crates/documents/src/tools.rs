@@ -18,9 +18,13 @@ use coworker_tools::{Tool, ToolCallContext, ToolError, ToolSpec};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
+use coworker_store::DocumentTemplate;
+
 use crate::DocumentError;
 use crate::document::{DocumentArgs, Image, Images};
+use crate::docx_style::DocxStyle;
 use crate::markdown;
+use crate::pptx_style::PptxStyle;
 use crate::render::{self, Rendered};
 use crate::slides::SlidesArgs;
 use crate::spreadsheet::SpreadsheetArgs;
@@ -88,7 +92,8 @@ fn spec(kind: Kind) -> ToolSpec {
                     "markdown": {"type": "string", "description": "The body in Markdown. The title is added above it."},
                     "path": path_schema("reports/weekly"),
                     "formats": {"type": "array", "items": {"type": "string", "enum": ["docx", "pdf", "html"]},
-                        "description": "Which formats (default all three)."}
+                        "description": "Which formats (default all three)."},
+                    "template": {"type": "string", "description": "A document template with a DOCX style file: the DOCX gets its styles, fonts, headers and footers."}
                 },
                 "required": ["title", "markdown"]
             }),
@@ -166,7 +171,8 @@ fn spec(kind: Kind) -> ToolSpec {
                     }},
                     "path": path_schema("decks/board-update"),
                     "formats": {"type": "array", "items": {"type": "string", "enum": ["pptx", "pdf"]},
-                        "description": "Which formats (default both)."}
+                        "description": "Which formats (default both)."},
+                    "template": {"type": "string", "description": "A document template with a PPTX style file: the deck uses its slide master, layouts and theme."}
                 },
                 "required": ["title", "slides"]
             }),
@@ -193,10 +199,11 @@ fn spec(kind: Kind) -> ToolSpec {
         ),
         Kind::Template => (
             "create_from_template",
-            "Create a document from a named template (Markdown with {{ placeholders }}, minijinja syntax) so a \
-             recurring deliverable keeps its shape. Templates are workspace files, found in the task's project \
-             (projects/<slug>/templates/<name>.md), then this coworker's (coworkers/<handle>/templates/<name>.md), \
-             then the org's (templates/<name>.md). The template's first '# ' heading becomes the title.",
+            "Create a deliverable from a named document template (Markdown with {{ placeholders }}, minijinja syntax), \
+             so a recurring deliverable keeps its shape. Templates are looked up in the task's project, then this \
+             coworker's, then the org's. The template's first '# ' heading becomes the title. A template with a DOCX \
+             style file makes DOCX/PDF/HTML in the company's styles; one with a PPTX style file makes a deck on the \
+             company's master (each '## ' heading a slide, list items its bullets, '> ' lines its speaker notes).",
             json!({
                 "type": "object",
                 "properties": {
@@ -204,8 +211,8 @@ fn spec(kind: Kind) -> ToolSpec {
                     "data": {"type": "object", "description": "Values for the template's placeholders."},
                     "title": {"type": "string", "description": "Overrides the title the template renders."},
                     "path": path_schema("reports/monday-brief"),
-                    "formats": {"type": "array", "items": {"type": "string", "enum": ["docx", "pdf", "html"]},
-                        "description": "Which formats (default all three)."}
+                    "formats": {"type": "array", "items": {"type": "string", "enum": ["docx", "pdf", "html", "pptx"]},
+                        "description": "Which formats (default: docx, pdf and html; pptx and pdf for a PPTX template)."}
                 },
                 "required": ["template"]
             }),
@@ -327,14 +334,20 @@ impl DocumentTool {
             }
             Kind::Document => {
                 let args: DocumentArgs = parse(&name, arguments)?;
-                let rendered = self.render_document(args).await?;
+                let style = match args.template.clone() {
+                    Some(template) => Some(self.docx_style(&context, &template).await?.1),
+                    None => None,
+                };
+                let rendered = self.render_document(args, style).await?;
                 self.save(&context, rendered, None).await
             }
             Kind::Slides => {
                 let args: SlidesArgs = parse(&name, arguments)?;
-                let paths: Vec<String> = args.slides.iter().filter_map(|s| s.image.clone()).collect();
-                let images = self.images(&paths).await?;
-                let rendered = blocking(move || render::slides(&args, &images)).await?;
+                let style = match args.template.clone() {
+                    Some(template) => Some(self.pptx_style(&context, &template).await?.1),
+                    None => None,
+                };
+                let rendered = self.render_slides(args, style).await?;
                 self.save(&context, rendered, None).await
             }
             Kind::Template => {
@@ -364,8 +377,9 @@ impl DocumentTool {
                     markdown: edited,
                     path: Some(stem),
                     formats: args.formats.clone(),
+                    template: None,
                 };
-                let rendered = self.render_document(document).await?;
+                let rendered = self.render_document(document, None).await?;
                 self.save(&context, rendered, Some(format!("Diff of the source:\n{diff}")))
                     .await
             }
@@ -398,60 +412,138 @@ impl DocumentTool {
         Ok((project, coworker))
     }
 
-    async fn create_from_template(&self, context: &ToolCallContext, args: TemplateArgs) -> Result<String, ToolError> {
-        crate::template::check_name(&args.template).map_err(document_error)?;
+    /// The template `name` from the task's scopes (project, coworker, org), with its style
+    /// file's bytes.
+    async fn template(
+        &self,
+        context: &ToolCallContext,
+        name: &str,
+    ) -> Result<(DocumentTemplate, Option<Vec<u8>>), ToolError> {
+        crate::template::check_name(name).map_err(document_error)?;
+        let store_error = |e: coworker_store::StoreError| ToolError::new(e.to_string());
         let (project, coworker) = self.scopes(context.task_id).await?;
-        let candidates = crate::template::candidates(&args.template, project.as_deref(), coworker.as_deref());
-        let mut found = None;
-        for path in &candidates {
-            match self.workspace.read(path, None).await {
-                Ok(content) => {
-                    found = Some((path.clone(), content));
-                    break;
-                }
-                Err(WorkspaceError::NotFound(_)) => continue,
-                Err(other) => return Err(workspace_error(other)),
-            }
-        }
-        let Some((template_path, content)) = found else {
+        let scopes = coworker_store::template_scopes(project.as_deref(), coworker.as_deref().unwrap_or_default());
+        let Some(template) = self.store.find_template(name, &scopes).await.map_err(store_error)? else {
             return Err(ToolError::new(format!(
-                "no template named {:?}: looked for {}; write one there with workspace.write_file",
-                args.template,
-                candidates.join(", ")
+                "no document template named {name:?} in {}; a person adds one with `coworker templates add`",
+                scopes.join(", ")
             )));
         };
-        let source = content
-            .text()
-            .ok_or_else(|| ToolError::new(format!("{template_path} is not text")))?
-            .to_owned();
-        let (title, markdown) = crate::template::render(&args.template, &source, &args.data.unwrap_or(json!({})))
-            .map_err(document_error)?;
-        let document = DocumentArgs {
-            title: args
-                .title
-                .or(title)
-                .unwrap_or_else(|| args.template.replace(['-', '_'], " ")),
-            markdown,
-            path: Some(template_stem(args.path.as_deref(), &args.template).map_err(document_error)?),
-            formats: args.formats,
+        let bytes = match template.style_kind {
+            Some(_) => self
+                .store
+                .template_style_bytes(template.id)
+                .await
+                .map_err(store_error)?,
+            None => None,
         };
-        let rendered = self.render_document(document).await?;
-        self.save(
-            context,
-            rendered,
-            Some(format!(
-                "Made from template {template_path} (version {}).",
-                content.file.version
-            )),
-        )
-        .await
+        Ok((template, bytes))
     }
 
-    async fn render_document(&self, args: DocumentArgs) -> Result<Rendered, ToolError> {
+    async fn docx_style(
+        &self,
+        context: &ToolCallContext,
+        name: &str,
+    ) -> Result<(DocumentTemplate, Arc<DocxStyle>), ToolError> {
+        let (template, bytes) = self.template(context, name).await?;
+        match (template.style_kind.as_deref(), bytes) {
+            (Some("docx"), Some(bytes)) => {
+                let style = blocking(move || DocxStyle::parse(&bytes)).await?;
+                Ok((template, Arc::new(style)))
+            }
+            _ => Err(ToolError::new(format!(
+                "template {name:?} has no DOCX style file; create_document takes a template made with --style FILE.docx"
+            ))),
+        }
+    }
+
+    async fn pptx_style(
+        &self,
+        context: &ToolCallContext,
+        name: &str,
+    ) -> Result<(DocumentTemplate, Arc<PptxStyle>), ToolError> {
+        let (template, bytes) = self.template(context, name).await?;
+        match (template.style_kind.as_deref(), bytes) {
+            (Some("pptx"), Some(bytes)) => {
+                let style = blocking(move || PptxStyle::parse(&bytes)).await?;
+                Ok((template, Arc::new(style)))
+            }
+            _ => Err(ToolError::new(format!(
+                "template {name:?} has no PPTX style file; create_slides takes a template made with --style FILE.pptx"
+            ))),
+        }
+    }
+
+    async fn create_from_template(&self, context: &ToolCallContext, args: TemplateArgs) -> Result<String, ToolError> {
+        let (template, bytes) = self.template(context, &args.template).await?;
+        let Some(source) = template.body.clone() else {
+            return Err(ToolError::new(format!(
+                "template {:?} has only a style file and no body; use {} with \"template\": {:?}",
+                args.template,
+                if template.style_kind.as_deref() == Some("pptx") {
+                    "create_slides"
+                } else {
+                    "create_document"
+                },
+                args.template
+            )));
+        };
+        let (title, markdown) = crate::template::render(&args.template, &source, &args.data.unwrap_or(json!({})))
+            .map_err(document_error)?;
+        let title = args
+            .title
+            .or(title)
+            .unwrap_or_else(|| args.template.replace(['-', '_'], " "));
+        let stem = template_stem(args.path.as_deref(), &args.template).map_err(document_error)?;
+        let made_from = format!("Made from template {:?} ({}).", template.name, template.scope);
+        match (template.style_kind.as_deref(), bytes) {
+            (Some("pptx"), Some(bytes)) => {
+                let style = Arc::new(blocking(move || PptxStyle::parse(&bytes)).await?);
+                let mut deck = crate::template::slides_from_markdown(&title, &markdown);
+                deck.path = Some(stem.clone());
+                deck.formats = args.formats;
+                let mut rendered = self.render_slides(deck, Some(style)).await?;
+                // The source is kept, like a document's, so the validator re-derives the deck.
+                rendered.outputs.insert(
+                    0,
+                    render::Output {
+                        format: "md",
+                        path: format!("{stem}.md"),
+                        bytes: render::slides_source(&title, &markdown).into_bytes(),
+                        inspection: Default::default(),
+                    },
+                );
+                self.save(context, rendered, Some(made_from)).await
+            }
+            (kind, bytes) => {
+                let style = match (kind, bytes) {
+                    (Some("docx"), Some(bytes)) => Some(Arc::new(blocking(move || DocxStyle::parse(&bytes)).await?)),
+                    _ => None,
+                };
+                let document = DocumentArgs {
+                    title,
+                    markdown,
+                    path: Some(stem),
+                    formats: args.formats,
+                    template: None,
+                };
+                let rendered = self.render_document(document, style).await?;
+                self.save(context, rendered, Some(made_from)).await
+            }
+        }
+    }
+
+    async fn render_document(&self, args: DocumentArgs, style: Option<Arc<DocxStyle>>) -> Result<Rendered, ToolError> {
         // Parse once here to find the images (and refuse oversize input before any I/O).
         let blocks = markdown::parse(&args.markdown).map_err(document_error)?;
         let images = self.images(&markdown::image_paths(&blocks)).await?;
-        blocking(move || render::document(&args, &images)).await
+        blocking(move || render::document_styled(&args, &images, style.as_deref())).await
+    }
+
+    async fn render_slides(&self, args: SlidesArgs, style: Option<Arc<PptxStyle>>) -> Result<Rendered, ToolError> {
+        let paths: Vec<String> = args.slides.iter().filter_map(|s| s.image.clone()).collect();
+        let images = self.images(&paths).await?;
+        blocking(move || render::slides_styled(&args, &images, style.as_deref())).await
     }
 }
 
@@ -528,12 +620,22 @@ impl DocumentsValidator {
                     return;
                 };
                 let text = source.text().unwrap_or_default().to_owned();
-                let (title, body) = render::split_source(&text);
-                let mut arguments = json!({"title": title.unwrap_or_default(), "markdown": body, "path": stem});
+                let (tool, mut arguments) = if let Some((title, body)) = render::split_slides_source(&text) {
+                    let deck = crate::template::slides_from_markdown(&title, body);
+                    let mut arguments = deck_arguments(&deck);
+                    arguments["path"] = json!(stem);
+                    ("documents.create_slides", arguments)
+                } else {
+                    let (title, body) = render::split_source(&text);
+                    (
+                        "documents.create_document",
+                        json!({"title": title.unwrap_or_default(), "markdown": body, "path": stem}),
+                    )
+                };
                 if let Some(formats) = call.arguments.get("formats") {
                     arguments["formats"] = formats.clone();
                 }
-                ("documents.create_document".to_owned(), arguments)
+                (tool.to_owned(), arguments)
             }
             None => (call.tool.clone(), call.arguments.clone()),
         };
@@ -568,6 +670,16 @@ impl DocumentsValidator {
             reports.push(report);
         }
     }
+}
+
+/// A deck as `create_slides` arguments (what the validator re-derives a templated deck from).
+fn deck_arguments(deck: &SlidesArgs) -> Value {
+    let slides: Vec<Value> = deck
+        .slides
+        .iter()
+        .map(|s| json!({"title": s.title, "bullets": s.bullets, "notes": s.notes}))
+        .collect();
+    json!({"title": deck.title, "subtitle": deck.subtitle, "slides": slides})
 }
 
 /// The text a second model call checks against the brief: the Markdown, or the deck's

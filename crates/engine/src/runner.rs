@@ -235,7 +235,8 @@ enum Validated {
 /// Instruction for the second model call that checks prose deliverables.
 const VALIDATE_SYSTEM: &str = "You check a coworker's deliverables against the brief before a human sees them. \
 Judge only what the brief asks for: missing sections or items, wrong or contradictory facts, numbers that do not add up, \
-wrong language or audience, placeholder text. Reply with exactly PASS if the deliverables satisfy the brief. Otherwise \
+wrong language or audience, placeholder text, and any departure from the style facts when they are given. Reply with \
+exactly PASS if the deliverables satisfy the brief. Otherwise \
 reply with the specific problems only, one per line, each starting with \"- \".";
 
 /// Largest diff shown in an approval preview, in bytes.
@@ -1614,8 +1615,19 @@ impl Engine {
         let mut cost = 0i64;
         let mut tokens = 0u64;
         let mut model = String::new();
+        let mut style_facts = Vec::new();
         if !prose.is_empty() {
             let mut text = format!("Brief:\n{}\n", ctx.task.brief);
+            // The coworker's approved style facts, fenced as data (crate::memory::style_facts).
+            if let Some(memory) = self.memory() {
+                match crate::memory::style_facts(memory, &ctx.task, &ctx.coworker).await {
+                    Ok(facts) => style_facts = facts,
+                    Err(error) => {
+                        tracing::warn!(task_id = %ctx.task.id, %error, "style facts unavailable for validation")
+                    }
+                }
+            }
+            text.push_str(&crate::memory::style_facts_text(&style_facts));
             for (path, body) in &prose {
                 text.push_str(&format!("\nDeliverable {path}:\n<<<\n{body}\n>>>\n"));
             }
@@ -1681,6 +1693,7 @@ impl Engine {
                     "problems": problems,
                     "files": files,
                     "prose_checked": !prose.is_empty(),
+                    "style_facts": style_facts.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>(),
                     "model": model,
                     "cost_micros_usd": cost,
                     "tokens": tokens,

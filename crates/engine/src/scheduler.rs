@@ -198,7 +198,7 @@ impl Scheduler {
             .await
             .map_err(|e| e.to_string())?
             .unwrap_or_default();
-        let brief = watch_brief(&schedule.brief, tool_name, &old, &result);
+        let brief = watch_brief(&schedule.task_brief(), tool_name, &old, &result);
         let created = self
             .store
             .record_watch_result(schedule, now, &hash, &result, &brief)

@@ -115,6 +115,10 @@ pub struct ScheduleRequest {
     /// only when its result changes.
     #[serde(default)]
     pub watch: Option<WatchRequest>,
+    /// A document template (by name, found in the project's, the coworker's or the org's
+    /// templates) each task's deliverable is made with.
+    #[serde(default)]
+    pub template: Option<String>,
 }
 
 /// The tool a watch polls.
@@ -254,6 +258,23 @@ pub async fn create(
         ),
         None => None,
     };
+    let template_name = match request.template.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(name) => {
+            let project = match project_id {
+                Some(id) => store.project_slug(id).await?,
+                None => None,
+            };
+            let scopes = coworker_store::template_scopes(project.as_deref(), &coworker.handle);
+            if store.find_template(name, &scopes).await?.is_none() {
+                return Err(ScheduleRequestError::NotFound(format!(
+                    "no document template {name:?} in {} (coworker templates list shows them; add one with coworker templates add)",
+                    scopes.join(", ")
+                )));
+            }
+            Some(name.to_owned())
+        }
+        None => None,
+    };
     let watch = match &request.watch {
         Some(watch) => {
             let tool = watch.tool.trim();
@@ -293,6 +314,7 @@ pub async fn create(
             watch,
             next_fire_at_ms: recurrence.next_after(now_ms),
             created_at_ms: now_ms,
+            template_name,
         })
         .await?;
     Ok(view(schedule, coworker.handle, now_ms))
@@ -361,7 +383,8 @@ pub fn tools(store: Store) -> Vec<Arc<dyn Tool>> {
                         "timezone": {"type": "string", "description": "IANA timezone, e.g. Europe/Paris; default: the coworker's"},
                         "brief": {"type": "string", "description": "What each run should do, self-contained."},
                         "name": {"type": "string"},
-                        "deliver_to": {"type": "string", "description": "inbox (default), slack:dm:USER, slack:channel:NAME or email:ADDRESS"}
+                        "deliver_to": {"type": "string", "description": "inbox (default), slack:dm:USER, slack:channel:NAME or email:ADDRESS"},
+                        "template": {"type": "string", "description": "A document template (by name) each run's deliverable is made with, so it keeps the same shape every time."}
                     },
                     "required": ["cron", "brief"]
                 }),
@@ -449,6 +472,7 @@ impl ScheduleTool {
                     brief: text("brief").unwrap_or_default(),
                     name: text("name"),
                     deliver_to: text("deliver_to"),
+                    template: text("template"),
                     project: None,
                     ..ScheduleRequest::default()
                 };
@@ -489,7 +513,7 @@ impl ScheduleTool {
                     .map(|s| {
                         let v = view(s, String::new(), now);
                         json!({"id": v.schedule.id, "words": v.words, "cron": v.schedule.cron, "enabled": v.schedule.enabled,
-                               "brief": v.schedule.brief, "next_fire_times": v.next_fire_times})
+                               "brief": v.schedule.brief, "template": v.schedule.template_name, "next_fire_times": v.next_fire_times})
                     })
                     .collect();
                 Ok(serde_json::to_string(&json!({"schedules": views})).unwrap_or_default())

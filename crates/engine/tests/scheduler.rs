@@ -101,6 +101,7 @@ async fn schedule(
             watch: None,
             next_fire_at_ms: recurrence.next_after(created_at_ms),
             created_at_ms,
+            template_name: None,
         })
         .await
         .unwrap()

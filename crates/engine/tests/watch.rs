@@ -85,6 +85,7 @@ async fn a_watch_fires_only_when_the_tool_result_changes(db: &TestDb) {
             watch: Some(("fs.read_text_file".into(), json!({"path": file.display().to_string()}))),
             next_fire_at_ms: Some(t0 + 60_000),
             created_at_ms: t0,
+            template_name: None,
         })
         .await
         .unwrap();

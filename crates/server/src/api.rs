@@ -117,6 +117,16 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(crate::memory::reindex))
         .routes(routes!(crate::memory::consolidate))
         .routes(routes!(crate::memory::status))
+        // Document templates (issue 14).
+        .routes(routes!(
+            crate::templates::put_template,
+            crate::templates::list_templates
+        ))
+        .routes(routes!(
+            crate::templates::get_template,
+            crate::templates::delete_template
+        ))
+        .routes(routes!(crate::templates::download_style))
         // Channels (issue 13).
         .routes(routes!(crate::channels::link_slack))
         .fallback(api_not_found);

@@ -39,6 +39,7 @@ pub mod schedules;
 pub mod shutdown;
 // Multi-agent orchestration (issue 15).
 pub mod subtasks;
+pub mod templates;
 pub mod web;
 pub mod work;
 

@@ -392,6 +392,36 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
             None,
             admins,
         ),
+        // document templates (issue 14): the org's are changed by admins only
+        case(M::GET, "/api/v1/templates", "/api/v1/templates".into(), None, anyone),
+        case(
+            M::POST,
+            "/api/v1/templates",
+            "/api/v1/templates".into(),
+            Some(json!({"name": format!("role-{role}"), "body": "# Role check"})),
+            admins,
+        ),
+        case(
+            M::GET,
+            "/api/v1/templates/{scope}/{name}",
+            "/api/v1/templates/org/role-seed".into(),
+            None,
+            anyone,
+        ),
+        case(
+            M::GET,
+            "/api/v1/templates/{scope}/{name}/style",
+            "/api/v1/templates/org/role-seed/style".into(),
+            None,
+            anyone,
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/templates/{scope}/{name}",
+            "/api/v1/templates/org/role-seed".into(),
+            None,
+            admins,
+        ),
         // memory (issue 11)
         case(
             M::GET,
@@ -567,6 +597,21 @@ async fn every_route_allows_and_denies_by_role(db: &TestDb) {
             memory_item("role seed fact", "approved"),
             memory_item("role seed proposal", "proposed"),
         ])
+        .await
+        .unwrap();
+    // document templates (issue 14)
+    store
+        .put_template(
+            &coworker_store::NewTemplate {
+                scope: "org".into(),
+                name: "role-seed".into(),
+                description: String::new(),
+                body: Some("# Seed".into()),
+                style: None,
+                created_by: "user:seed".into(),
+            },
+            false,
+        )
         .await
         .unwrap();
     let seeds = Seeds {

@@ -4,6 +4,8 @@
 //! failures go back to the model and are fixed; failures past the bound reach the human and
 //! the task is not done. Bad input is an error result to the model, and nothing is saved.
 
+use std::sync::Arc;
+
 use coworker_core::TaskId;
 use coworker_core::domain::TaskStatus;
 use coworker_documents::readers;
@@ -19,12 +21,23 @@ backend_tests!(
     validation_failures_past_the_bound_reach_the_human_and_the_task_is_not_done,
     bad_input_is_an_error_result_and_saves_nothing,
     a_named_template_shapes_the_document_and_the_narrower_scope_wins,
+    a_schedule_naming_a_template_makes_the_brief_through_it_every_week,
+    the_prose_check_is_given_the_coworkers_approved_style_facts,
 );
 
 async fn start(db: &TestDb, script: Script) -> (TestNode, ScriptedModelServer) {
+    start_configured(db, script, |_| {}).await
+}
+
+async fn start_configured(
+    db: &TestDb,
+    script: Script,
+    extra: impl FnOnce(&mut coworker_core::config::Config),
+) -> (TestNode, ScriptedModelServer) {
     let model = ScriptedModelServer::start(Format::OpenAi, script).await;
     let base_url = model.base_url();
     let node = TestNode::start_with(db.backend, |config| {
+        extra(config);
         config.providers = vec![coworker_core::config::ProviderConfig {
             name: "scripted".into(),
             kind: coworker_core::config::ProviderKind::Openai,
@@ -540,7 +553,59 @@ async fn bad_input_is_an_error_result_and_saves_nothing(db: &TestDb) {
     node.stop().await;
 }
 
+/// A company DOCX: the generator's own output with its heading colour changed to the
+/// company's dark red and a custom style added (what `templates add --style` receives).
+fn company_docx() -> Vec<u8> {
+    let args: coworker_documents::document::DocumentArgs =
+        serde_json::from_value(json!({"title": "Company", "markdown": "# Sample\n", "formats": ["docx"]})).unwrap();
+    let rendered = coworker_documents::render::document(&args, &Default::default()).unwrap();
+    let docx = &rendered.outputs.iter().find(|o| o.format == "docx").unwrap().bytes;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(docx.as_slice())).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).unwrap();
+        let name = file.name().unwrap().into_owned();
+        let mut content = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut content).unwrap();
+        if name == "word/styles.xml" {
+            content = String::from_utf8(content)
+                .unwrap()
+                .replace("1F3864", "C00000")
+                .replace(
+                    "</w:styles>",
+                    "<w:style w:type=\"paragraph\" w:customStyle=\"1\" w:styleId=\"CompanyNote\"><w:name w:val=\"Company Note\"/></w:style></w:styles>",
+                )
+                .into_bytes();
+        }
+        out.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+        std::io::Write::write_all(&mut out, &content).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
+fn docx_part(bytes: &[u8], name: &str) -> String {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut file = archive.by_name(name).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).unwrap();
+    text
+}
+
+async fn api(node: &TestNode, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = node
+        .client()
+        .request(method, node.url(&format!("/api/v1{path}")))
+        .bearer_auth(&node.owner_token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 async fn a_named_template_shapes_the_document_and_the_narrower_scope_wins(db: &TestDb) {
+    use base64::Engine as _;
     let arguments = json!({"template": "monday-brief", "data": {"week": 23, "items": [{"name": "Ads", "status": "on track"}, {"name": "Email", "status": "late"}]}});
     let script = Script::new()
         .turn(Turn::when(
@@ -556,36 +621,256 @@ async fn a_named_template_shapes_the_document_and_the_narrower_scope_wins(db: &T
             Reply::text("PASS"),
         ));
     let (node, _model) = start(db, script).await;
-    let author = Author {
-        created_by: "user:test".into(),
-        task_id: None,
-        project_id: None,
-    };
-    let workspace = workspace(&node);
-    workspace
-        .write("templates/monday-brief.md", b"# Org brief\n\nGeneric.\n", &author)
-        .await
-        .unwrap();
-    workspace
-        .write(
-            "coworkers/assistant/templates/monday-brief.md",
-            "# Monday brief \u{2014} week {{ week }}\n\n## Status\n\n{% for item in items %}- {{ item.name }}: {{ item.status }}\n{% endfor %}".as_bytes(),
-            &author,
-        )
-        .await
-        .unwrap();
+    let post = reqwest::Method::POST;
+    // The org's generic template, and the coworker's own with the company DOCX: the narrower wins.
+    let (status, org) = api(
+        &node,
+        post.clone(),
+        "/templates",
+        Some(json!({"name": "monday-brief", "body": "# Org brief\n\nGeneric.\n"})),
+    )
+    .await;
+    assert_eq!((status, org["scope"].as_str()), (201, Some("org")), "{org}");
+    let company = company_docx();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&company);
+    let body = "# Monday brief \u{2014} week {{ week }}\n\n## Status\n\n{% for item in items %}- {{ item.name }}: {{ item.status }}\n{% endfor %}";
+    let ours = json!({"name": "monday-brief", "scope": "coworker:assistant", "body": body,
+                      "style_file_name": "company.docx", "style_base64": encoded});
+    let (status, stored) = api(&node, post.clone(), "/templates", Some(ours.clone())).await;
+    assert_eq!(status, 201, "{stored}");
+    assert_eq!(stored["style_kind"], "docx");
+    let (status, conflict) = api(&node, post.clone(), "/templates", Some(ours)).await;
+    assert_eq!(
+        (status, conflict["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{conflict}"
+    );
+    // A style file that cannot be used, a body that does not compile, an unknown scope: refused.
+    for (bad, expected) in [
+        (
+            json!({"name": "x", "style_file_name": "x.docx", "style_base64": "bm90IGEgemlw"}),
+            "zip",
+        ),
+        (json!({"name": "x", "body": "{% for %}"}), "does not compile"),
+        (
+            json!({"name": "x", "body": "hi", "scope": "coworker:nobody"}),
+            "no coworker",
+        ),
+        (json!({"name": "Bad Name", "body": "hi"}), "not valid"),
+    ] {
+        let (status, refused) = api(&node, post.clone(), "/templates", Some(bad)).await;
+        assert!(status == 400 || status == 404, "{status} {refused}");
+        assert!(
+            refused["error"]["message"].as_str().unwrap().contains(expected),
+            "{refused}"
+        );
+    }
+
     let task =
         coworker_testkit::node::delegate(&node.base_url, &node.owner_token, "assistant", "the monday brief").await;
     let ended = wait_for_end(&node, task).await;
     let events = journal(&node, task).await;
     assert_eq!(ended.status, TaskStatus::Done, "{:?}\n{events:#?}", ended.result);
     assert_eq!(validations(&events)[0]["passed"], true);
+    let workspace = workspace(&node);
     let docx = workspace.read("documents/monday-brief.docx", None).await.unwrap();
     assert_eq!(
         readers::inspect_docx(&docx.bytes, &[]).texts,
         vec!["Monday brief \u{2014} week 23", "Status"]
     );
+    // Made in the company's styles.
+    let styles = docx_part(&docx.bytes, "word/styles.xml");
+    assert!(styles.contains("CompanyNote") && styles.contains("C00000") && !styles.contains("1F3864"));
     let source = workspace.read("documents/monday-brief.md", None).await.unwrap();
     assert!(source.text().unwrap().contains("- Email: late"), "{:?}", source.text());
+
+    // Listed, shown, the style file downloaded byte for byte, removed.
+    let get = reqwest::Method::GET;
+    let (_, listed) = api(&node, get.clone(), "/templates", None).await;
+    assert_eq!(listed["templates"].as_array().unwrap().len(), 2, "{listed}");
+    let style = node
+        .client()
+        .get(node.url("/api/v1/templates/coworker:assistant/monday-brief/style"))
+        .bearer_auth(&node.owner_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(style.status().as_u16(), 200);
+    assert_eq!(style.bytes().await.unwrap().to_vec(), company);
+    let (status, _) = api(&node, reqwest::Method::DELETE, "/templates/org/monday-brief", None).await;
+    assert_eq!(status, 204);
+    let (status, _) = api(&node, get, "/templates/org/monday-brief", None).await;
+    assert_eq!(status, 404);
+    node.stop().await;
+}
+
+/// A clock the test moves by hand.
+#[derive(Default)]
+struct TestClock(std::sync::atomic::AtomicI64);
+
+impl coworker_engine::scheduler::Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn a_schedule_naming_a_template_makes_the_brief_through_it_every_week(db: &TestDb) {
+    let arguments = |week: u32| json!({"template": "weekly-brief", "data": {"week": week, "items": [{"name": "Ads", "status": "on track"}]}});
+    let told = || Match::UserSays("document template \"weekly-brief\"".into());
+    let script = Script::new()
+        // First: the validation call's prompt repeats the brief, which names the template.
+        .turn(Turn::when(Match::UserSays(VALIDATION_PROMPT.into()), Reply::text("PASS")).repeating())
+        // One run a week, each with that week's data.
+        .turn(Turn::when(
+            told(),
+            calls(vec![call("t1", "documents__create_from_template", arguments(49))]),
+        ))
+        .turn(Turn::when(
+            told(),
+            calls(vec![call("t1", "documents__create_from_template", arguments(50))]),
+        ))
+        .turn(
+            Turn::when(
+                Match::ToolResultContains("Made from template".into()),
+                Reply::text("Brief ready."),
+            )
+            .repeating(),
+        );
+    // The node's own scheduler is off: this test moves time itself.
+    let (node, model) = start_configured(db, script, |config| config.schedules.scheduler = false).await;
+    let post = reqwest::Method::POST;
+    let (status, stored) = api(
+        &node,
+        post.clone(),
+        "/templates",
+        Some(json!({"name": "weekly-brief", "scope": "coworker:assistant",
+                    "body": "# Weekly brief, week {{ week }}\n\n## Status\n\n{% for item in items %}- {{ item.name }}: {{ item.status }}\n{% endfor %}\n## Risks\n\nNone flagged.\n"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{stored}");
+    let schedule = json!({"to": "assistant", "cron": "0 8 * * MON", "timezone": "Europe/Paris",
+                          "brief": "Draft my weekly brief.", "template": "weekly-brief"});
+    let (status, unknown) = api(
+        &node,
+        post.clone(),
+        "/schedules",
+        Some(json!({"to": "assistant", "cron": "0 8 * * MON", "brief": "x", "template": "no-such"})),
+    )
+    .await;
+    assert_eq!(status, 404, "an unknown template is refused: {unknown}");
+    let (status, created) = api(&node, post, "/schedules", Some(schedule)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["template_name"], "weekly-brief");
+    let first_fire = created["next_fire_at_ms"].as_i64().unwrap();
+
+    let clock = Arc::new(TestClock::default());
+    let scheduler = coworker_engine::scheduler::Scheduler::new(
+        node.node.store.clone(),
+        coworker_engine::tools::ToolRegistry::new(),
+        clock.clone(),
+        Default::default(),
+    );
+    let schedule_id: coworker_core::ScheduleId = created["id"].as_str().unwrap().parse().unwrap();
+    let mut shapes = Vec::new();
+    for week in 0..2 {
+        clock.0.store(
+            first_fire + week * 7 * 86_400_000 + 120,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        assert_eq!(scheduler.tick().await.unwrap().fired, 1, "week {week}");
+        let fires = node.node.store.schedule_fires(schedule_id, 10).await.unwrap();
+        let task_id = fires
+            .iter()
+            .map(|f| f.task_id.unwrap())
+            .find(|t| !shapes.iter().any(|(seen, _): &(TaskId, Vec<String>)| seen == t));
+        let task_id = task_id.unwrap();
+        let task = node.node.store.get_task(task_id).await.unwrap().unwrap();
+        assert!(
+            task.brief.contains("document template \"weekly-brief\""),
+            "{}",
+            task.brief
+        );
+        let ended = wait_for_end(&node, task_id).await;
+        assert_eq!(ended.status, TaskStatus::Done, "{:?}", ended.result);
+        let docx = workspace(&node)
+            .read("documents/weekly-brief.docx", None)
+            .await
+            .unwrap();
+        assert_eq!(docx.file.version, week + 1, "each week a new version of the same file");
+        shapes.push((task_id, readers::inspect_docx(&docx.bytes, &[]).texts));
+    }
+    assert_eq!(shapes[0].1, vec!["Weekly brief, week 49", "Status", "Risks"]);
+    assert_eq!(
+        shapes[1].1,
+        vec!["Weekly brief, week 50", "Status", "Risks"],
+        "the same shape every week"
+    );
+    // The coworker was told which template to use.
+    assert!(
+        model
+            .model_requests()
+            .iter()
+            .any(|r| r.body.to_string().contains("documents.create_from_template"))
+    );
+    node.stop().await;
+}
+
+async fn the_prose_check_is_given_the_coworkers_approved_style_facts(db: &TestDb) {
+    let document = json!({"title": "Weekly Report", "path": "reports/weekly", "markdown": "# Summary\n\nAll good.", "formats": ["html"]});
+    let script = Script::new()
+        .turn(Turn::when(
+            Match::UserSays(VALIDATION_PROMPT.into()),
+            Reply::text("PASS"),
+        ))
+        .turn(Turn::when(
+            Match::UserSays("weekly report".into()),
+            calls(vec![call("c1", "documents__create_document", document)]),
+        ))
+        .turn(Turn::when(
+            Match::ToolResultContains("Saved".into()),
+            Reply::text("Done."),
+        ));
+    let (node, model) = start(db, script).await;
+    let post = reqwest::Method::POST;
+    for (text, scope) in [
+        ("House style: British spelling and a formal tone.", "coworker:assistant"),
+        ("The org style guide puts dates as 1 December 2026.", "org"),
+        ("The Lyon office opens at nine.", "coworker:assistant"),
+    ] {
+        let (status, added) = api(
+            &node,
+            post.clone(),
+            "/memory/items",
+            Some(json!({"text": text, "scope": scope})),
+        )
+        .await;
+        assert!(
+            status == 201 && added["item"]["status"] == "approved",
+            "{status} {added}"
+        );
+    }
+    let task = coworker_testkit::node::delegate(
+        &node.base_url,
+        &node.owner_token,
+        "assistant",
+        "write the weekly report",
+    )
+    .await;
+    let ended = wait_for_end(&node, task).await;
+    assert_eq!(ended.status, TaskStatus::Done, "{:?}", ended.result);
+    let validation = model
+        .model_requests()
+        .iter()
+        .map(|r| r.body.to_string())
+        .find(|b| b.contains(VALIDATION_PROMPT))
+        .expect("a validation call");
+    assert!(
+        validation.contains("British spelling and a formal tone"),
+        "{validation}"
+    );
+    assert!(validation.contains("dates as 1 December 2026"), "{validation}");
+    assert!(!validation.contains("Lyon office"), "only style facts: {validation}");
+    let events = journal(&node, task).await;
+    assert_eq!(validations(&events)[0]["style_facts"].as_array().unwrap().len(), 2);
     node.stop().await;
 }

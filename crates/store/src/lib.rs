@@ -25,6 +25,7 @@ mod schedules;
 mod secrets;
 mod stats;
 mod tasks;
+mod templates;
 mod triggers;
 mod users;
 // Slack (issue 13).
@@ -67,6 +68,7 @@ pub use secrets::{SealedSecret, SecretMeta, SecretWrite};
 pub use sqlx::Error as SqlxError;
 pub use stats::{CoworkerStats, DAY_MS, DashboardStats, DayCount, MAX_STATS_DAYS, StatusCount};
 pub use tasks::{MAX_TASK_PAGE, TaskCursor, TaskFilter};
+pub use templates::{DocumentTemplate, MAX_TEMPLATE_NAME_CHARS, NewTemplate, template_scopes, valid_template_name};
 pub use users::NewUser;
 // Schedules and triggers (issue 12).
 pub use schedules::{

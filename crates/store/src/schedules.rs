@@ -30,13 +30,13 @@ pub const MAX_FIRES_SHOWN: i64 = 100;
 const COLUMNS: &str = "s.id, s.coworker_id, s.owner_user_id, s.name, s.cron, s.interval_secs, s.timezone, s.brief, \
     s.project_id, s.priority, s.deliver_to, s.catch_up, s.catch_up_max, s.respect_working_hours, s.watch_tool, \
     s.watch_arguments, s.watch_hash, s.watch_generation, s.enabled, s.next_fire_at_ms, s.last_fire_at_ms, \
-    s.last_task_id, s.last_error, s.created_at_ms, s.updated_at_ms";
+    s.last_task_id, s.last_error, s.created_at_ms, s.updated_at_ms, s.template_name";
 
 /// The claim's RETURNING list: the same columns (no join possible there).
 const RETURNING: &str = "id, coworker_id, owner_user_id, name, cron, interval_secs, timezone, brief, project_id, \
     priority, deliver_to, catch_up, catch_up_max, respect_working_hours, watch_tool, watch_arguments, watch_hash, \
     watch_generation, enabled, next_fire_at_ms, last_fire_at_ms, last_task_id, last_error, created_at_ms, \
-    updated_at_ms, CAST(NULL AS TEXT) AS last_task_status";
+    updated_at_ms, template_name, CAST(NULL AS TEXT) AS last_task_status";
 
 /// A standing job.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -94,9 +94,17 @@ pub struct Schedule {
     pub created_at_ms: i64,
     /// Last change, epoch ms.
     pub updated_at_ms: i64,
+    /// The document template each task's deliverable is made with, if any.
+    pub template_name: Option<String>,
 }
 
 impl Schedule {
+    /// The brief each fired task gets: the schedule's, plus the template to use when it names
+    /// one (so the deliverable comes out in the same shape every time).
+    pub fn task_brief(&self) -> String {
+        coworker_core::schedule::brief_with_template(&self.brief, self.template_name.as_deref())
+    }
+
     /// When it fires. Fixed intervals count from the schedule's creation.
     pub fn recurrence(&self) -> Result<Recurrence, ScheduleError> {
         match (&self.cron, self.interval_secs) {
@@ -140,6 +148,7 @@ struct ScheduleRow {
     last_error: Option<String>,
     created_at_ms: i64,
     updated_at_ms: i64,
+    template_name: Option<String>,
     last_task_status: Option<String>,
 }
 
@@ -177,6 +186,7 @@ impl TryFrom<ScheduleRow> for Schedule {
             last_error: row.last_error,
             created_at_ms: row.created_at_ms,
             updated_at_ms: row.updated_at_ms,
+            template_name: row.template_name,
         })
     }
 }
@@ -216,6 +226,8 @@ pub struct NewSchedule {
     pub next_fire_at_ms: Option<i64>,
     /// Creation time, epoch ms (intervals count from it).
     pub created_at_ms: i64,
+    /// Document template of each task's deliverable.
+    pub template_name: Option<String>,
 }
 
 /// One fire of a schedule.
@@ -342,8 +354,8 @@ impl Store {
         on_pool!(self, pool => sqlx::query(
             "INSERT INTO schedules (id, coworker_id, owner_user_id, name, cron, interval_secs, timezone, brief, project_id, \
              priority, deliver_to, catch_up, catch_up_max, respect_working_hours, watch_tool, watch_arguments, enabled, \
-             next_fire_at_ms, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, TRUE, $17, $18, $18)",
+             next_fire_at_ms, created_at_ms, updated_at_ms, template_name) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, TRUE, $17, $18, $18, $19)",
         )
         .bind(id.as_uuid())
         .bind(new.coworker_id.as_uuid())
@@ -363,6 +375,7 @@ impl Store {
         .bind(watch_arguments)
         .bind(new.next_fire_at_ms)
         .bind(new.created_at_ms)
+        .bind(&new.template_name)
         .execute(pool)
         .await
         .map(|_| ())?);
@@ -543,7 +556,7 @@ impl Store {
                 for fire_at in &plan.fires {
                     let key = fire_idempotency_key(schedule.id, *fire_at);
                     let (task_id, _new) =
-                        insert_schedule_task!(tx, schedule, &schedule.brief, "schedule", &key, now_ms);
+                        insert_schedule_task!(tx, schedule, &schedule.task_brief(), "schedule", &key, now_ms);
                     sqlx::query(INSERT_FIRE)
                         .bind(schedule.id.as_uuid())
                         .bind("scheduled")
@@ -590,7 +603,7 @@ impl Store {
         let key = format!("schedule:{id}:run-now:{now_ms}");
         let (task_id, new) = on_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
-            let (task_id, new) = insert_schedule_task!(tx, schedule, &schedule.brief, "schedule", &key, now_ms);
+            let (task_id, new) = insert_schedule_task!(tx, schedule, &schedule.task_brief(), "schedule", &key, now_ms);
             sqlx::query(INSERT_FIRE)
                 .bind(id.as_uuid())
                 .bind("manual")

@@ -20,6 +20,7 @@ backend_tests!(
     a_watch_fires_once_per_change,
     webhook_deliveries_are_deduplicated,
     a_fire_carries_its_delivery_target,
+    a_fire_carries_its_template_into_the_brief,
 );
 
 /// 2026-12-07T08:00:00Z, a Monday.
@@ -67,6 +68,7 @@ fn new_schedule(owner: UserId, coworker: CoworkerId, cron: &str, created_at_ms: 
         watch: None,
         next_fire_at_ms: recurrence.next_after(created_at_ms),
         created_at_ms,
+        template_name: None,
     }
 }
 
@@ -453,4 +455,34 @@ async fn a_fire_carries_its_delivery_target(db: &TestDb) {
             assert_eq!(target.as_deref(), Some("slack:dm:U123"));
         }
     }
+}
+
+async fn a_fire_carries_its_template_into_the_brief(db: &TestDb) {
+    let store = &db.store;
+    let (owner, coworker) = owner_and_coworker(store).await;
+    let mut templated = new_schedule(owner, coworker, "0 8 * * MON", MONDAY_8_UTC - 3_600_000);
+    templated.template_name = Some("monday-brief".into());
+    let created = store.create_schedule(&templated).await.unwrap();
+    assert_eq!(
+        created.template_name.as_deref(),
+        Some("monday-brief"),
+        "stored and read back"
+    );
+
+    let batch = store.fire_due_schedules(MONDAY_8_UTC + 250, 100).await.unwrap();
+    assert_eq!(batch.fires.len(), 1);
+    let task = store.get_task(batch.fires[0].task_id.unwrap()).await.unwrap().unwrap();
+    assert!(task.brief.starts_with("draft the brief"), "{}", task.brief);
+    assert!(
+        task.brief.contains("document template \"monday-brief\""),
+        "{}",
+        task.brief
+    );
+    // Run now carries it too.
+    let now = store
+        .fire_schedule_now(created.id, MONDAY_8_UTC + 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(now.row().brief.contains("\"monday-brief\""));
 }
