@@ -11,6 +11,8 @@ pub mod doctor;
 pub mod domain;
 pub mod ids;
 pub mod policy;
+// Provenance of argument values (issue 19).
+pub mod provenance;
 pub mod schedule;
 // Channels (issue 13).
 #[cfg(feature = "channels")]

@@ -27,6 +27,8 @@ pub struct EngineSettings {
     /// How many times deliverables that fail validation go back to the model before the
     /// problems are surfaced to the human and the task fails undelivered.
     pub max_validation_retries: u32,
+    /// Provenance checks (`[policy] provenance`, issue 19).
+    pub provenance: coworker_core::domain::ProvenanceMode,
 }
 
 impl Default for EngineSettings {
@@ -42,6 +44,7 @@ impl Default for EngineSettings {
             tiers: TierDefaults::default(),
             journal_page: 5_000,
             max_validation_retries: 2,
+            provenance: Default::default(),
         }
     }
 }

@@ -173,6 +173,8 @@ pub struct RunState {
     pub last_seq: i64,
     /// Validations of the deliverables, in order.
     pub validations: Vec<Validation>,
+    /// What the run has seen, trusted and untrusted (issue 19), folded from the same events.
+    pub provenance: coworker_core::provenance::ProvenanceIndex,
 }
 
 /// What the run should do next.
@@ -358,6 +360,7 @@ impl RunState {
             kind::CANCELLED => self.terminal = Some(Terminal::Cancelled),
             _ => {}
         }
+        crate::provenance::observe(self, event);
         if event.kind != kind::BLOCKED && event.kind != kind::APPROVAL_EXPIRED && self.blocked.is_some() {
             // Any progress after a block (a late decision, a human message) unblocks.
             if matches!(

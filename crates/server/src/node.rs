@@ -118,6 +118,7 @@ impl Node {
             poll_interval_ms: config.engine.poll_interval_ms,
             max_tool_result_bytes: usize::try_from(config.engine.max_tool_result_bytes).unwrap_or(usize::MAX),
             tiers: config.policy.tiers.clone(),
+            provenance: config.policy.provenance,
             ..EngineSettings::default()
         };
         let engine = Engine::new(store.clone(), model_router, tools, settings);
