@@ -344,8 +344,14 @@ pub async fn approvals_show(client: &Client, id: &str, json_out: bool) -> anyhow
         if let Some(found) = source["excerpt"]["match"].as_str() {
             println!(
                 "  …{}»{found}«{}…",
-                source["excerpt"]["before"].as_str().unwrap_or_default().replace('\n', " "),
-                source["excerpt"]["after"].as_str().unwrap_or_default().replace('\n', " ")
+                source["excerpt"]["before"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .replace('\n', " "),
+                source["excerpt"]["after"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .replace('\n', " ")
             );
         }
     }

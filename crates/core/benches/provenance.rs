@@ -108,6 +108,10 @@ fn main() {
     println!(
         "worst case {worst:.2} µs per call with {} bytes of untrusted content: {}",
         index.untrusted_bytes(),
-        if worst <= 100.0 { "within the 100 µs target" } else { "OVER the 100 µs target" }
+        if worst <= 100.0 {
+            "within the 100 µs target"
+        } else {
+            "OVER the 100 µs target"
+        }
     );
 }

@@ -218,10 +218,18 @@ fn host_like(text: &str) -> bool {
         return false;
     }
     let labels: Vec<&str> = text.split('.').collect();
-    if labels.len() < 2 || labels.iter().any(|l| l.is_empty() || l.len() > 63 || !l.chars().all(is_label_char)) {
+    if labels.len() < 2
+        || labels
+            .iter()
+            .any(|l| l.is_empty() || l.len() > 63 || !l.chars().all(is_label_char))
+    {
         return false;
     }
-    if labels.len() == 4 && labels.iter().all(|l| l.len() <= 3 && l.chars().all(|c| c.is_ascii_digit())) {
+    if labels.len() == 4
+        && labels
+            .iter()
+            .all(|l| l.len() <= 3 && l.chars().all(|c| c.is_ascii_digit()))
+    {
         return true;
     }
     let last = labels[labels.len() - 1];
@@ -238,8 +246,8 @@ fn name_like(text: &str) -> bool {
 /// File extensions that make a dotted name a file rather than a host in explanations.
 const FILE_EXTENSIONS: &[&str] = &[
     "md", "txt", "pdf", "csv", "xlsx", "xls", "docx", "doc", "pptx", "json", "html", "htm", "xml", "yaml", "yml",
-    "toml", "png", "jpg", "jpeg", "gif", "zip", "gz", "tar", "sh", "py", "rs", "js", "ts", "sql", "log", "env",
-    "key", "pem",
+    "toml", "png", "jpg", "jpeg", "gif", "zip", "gz", "tar", "sh", "py", "rs", "js", "ts", "sql", "log", "env", "key",
+    "pem",
 ];
 
 fn normalise_host(host: &str) -> String {
@@ -338,15 +346,18 @@ fn token_identifiers(token: &str, out: &mut Vec<Ident>) {
         let absolute = token.starts_with('/') || token.starts_with("~/") || token.starts_with("./");
         let segments: Vec<&str> = token.split('/').filter(|s| !s.is_empty()).collect();
         let first = token.split('/').next().unwrap_or_default();
-        if !token.starts_with('/') && host_like(first) && !FILE_EXTENSIONS.iter().any(|e| first.ends_with(&format!(".{e}"))) {
+        if !token.starts_with('/')
+            && host_like(first)
+            && !FILE_EXTENSIONS.iter().any(|e| first.ends_with(&format!(".{e}")))
+        {
             // `evil.com/collect`: a URL without its scheme.
             push_host(out, first);
             return;
         }
         let last = segments.last().copied().unwrap_or_default();
-        let has_extension = last
-            .rsplit_once('.')
-            .is_some_and(|(stem, ext)| !stem.is_empty() && (1..=5).contains(&ext.len()) && ext.chars().any(|c| c.is_ascii_alphabetic()));
+        let has_extension = last.rsplit_once('.').is_some_and(|(stem, ext)| {
+            !stem.is_empty() && (1..=5).contains(&ext.len()) && ext.chars().any(|c| c.is_ascii_alphabetic())
+        });
         if (absolute && !token.starts_with("//") && !segments.is_empty()) || (segments.len() >= 2 && has_extension) {
             push_path(out, token);
         }
@@ -645,7 +656,14 @@ impl ProvenanceIndex {
         }
     }
 
-    fn check_text(&self, text: &str, path: &str, allow: &ProvenanceAllow, seen: &mut HashSet<String>, out: &mut Vec<Taint>) {
+    fn check_text(
+        &self,
+        text: &str,
+        path: &str,
+        allow: &ProvenanceAllow,
+        seen: &mut HashSet<String>,
+        out: &mut Vec<Taint>,
+    ) {
         let mut candidates = identifiers(text);
         candidates.retain(|c| !c.inner);
         let whole = text.trim();
@@ -824,7 +842,11 @@ mod tests {
         );
         let allow = ProvenanceAllow::default();
         // Repeating what the brief named: clean.
-        assert!(index.tainted(&json!({"url": "https://docs.acme.com/q3/details"}), &allow).is_empty());
+        assert!(
+            index
+                .tainted(&json!({"url": "https://docs.acme.com/q3/details"}), &allow)
+                .is_empty()
+        );
         assert!(index.tainted(&json!({"channel": "general"}), &allow).is_empty());
         // Introduced by the page: tainted, with the source.
         let found = index.tainted(&json!({"url": "https://www.example-attacker.com/c?secret=42"}), &allow);
@@ -841,13 +863,21 @@ mod tests {
         let found = index.tainted(&json!({"body": "see example-attacker.com for more"}), &allow);
         assert_eq!(found.len(), 1);
         // Values never seen anywhere are not tainted (the model made them up).
-        assert!(index.tainted(&json!({"url": "https://new.example.org"}), &allow).is_empty());
+        assert!(
+            index
+                .tainted(&json!({"url": "https://new.example.org"}), &allow)
+                .is_empty()
+        );
         // Allow-lists win.
         let allow = ProvenanceAllow {
             allow_hosts: vec!["example-attacker.com".into()],
             allow_recipients: vec!["#leaks".into()],
         };
-        assert!(index.tainted(&json!({"url": "https://example-attacker.com/c"}), &allow).is_empty());
+        assert!(
+            index
+                .tainted(&json!({"url": "https://example-attacker.com/c"}), &allow)
+                .is_empty()
+        );
         assert!(index.tainted(&json!({"channel": "#leaks"}), &allow).is_empty());
     }
 
@@ -855,7 +885,12 @@ mod tests {
     fn allow_lists_cover_domains_and_recipients() {
         let allow = ProvenanceAllow {
             allow_hosts: vec!["acme.com".into(), "*.crm.example".into()],
-            allow_recipients: vec!["*@partner.io".into(), "@client.org".into(), "ceo@big.co".into(), "@bob".into()],
+            allow_recipients: vec![
+                "*@partner.io".into(),
+                "@client.org".into(),
+                "ceo@big.co".into(),
+                "@bob".into(),
+            ],
         };
         assert!(allow.allows(IdentKind::Host, "acme.com"));
         assert!(allow.allows(IdentKind::Host, "mail.acme.com"));
@@ -887,18 +922,28 @@ mod tests {
         assert_eq!(raised.tier, Tier::Approve);
         assert!(verdict.raised && raised.rule.contains("evil.com"), "{}", raised.rule);
         // Not open-world: reads of the org's own data stay auto.
-        assert_eq!(raise(auto.clone(), ProvenanceMode::Enforce, false, vec![taint.clone()]).0, auto);
+        assert_eq!(
+            raise(auto.clone(), ProvenanceMode::Enforce, false, vec![taint.clone()]).0,
+            auto
+        );
         // Warn: reported, not raised.
         let (same, verdict) = raise(auto.clone(), ProvenanceMode::Warn, true, vec![taint.clone()]);
         assert_eq!(same, auto);
         assert!(verdict.would_raise && !verdict.raised);
         // Off: nothing.
-        assert!(!raise(auto.clone(), ProvenanceMode::Off, true, vec![taint.clone()]).1.would_raise);
+        assert!(
+            !raise(auto.clone(), ProvenanceMode::Off, true, vec![taint.clone()])
+                .1
+                .would_raise
+        );
         // Already approve: unchanged (never lowered, never re-worded).
         let approve = GateDecision {
             tier: Tier::Approve,
             rule: "org default for external tools = approve".into(),
         };
-        assert_eq!(raise(approve.clone(), ProvenanceMode::Enforce, true, vec![taint]).0, approve);
+        assert_eq!(
+            raise(approve.clone(), ProvenanceMode::Enforce, true, vec![taint]).0,
+            approve
+        );
     }
 }

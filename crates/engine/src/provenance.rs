@@ -92,9 +92,8 @@ pub(crate) fn observe(state: &mut RunState, event: &RunEvent) {
         }
         kind::TOOL_FINISHED => {
             let tool = text(p, "tool");
-            let label = explicit_label(p).unwrap_or_else(|| {
-                Label::parse(result_label(tool)).unwrap_or(Label::Untrusted)
-            });
+            let label =
+                explicit_label(p).unwrap_or_else(|| Label::parse(result_label(tool)).unwrap_or(Label::Untrusted));
             let content = text(p, "content");
             match label {
                 // The engine's own answers (plan recorded, the delegator's answer) add nothing.
@@ -114,7 +113,9 @@ pub(crate) fn observe(state: &mut RunState, event: &RunEvent) {
             });
             match label {
                 Label::Trusted => state.provenance.add_trusted(text(p, "text")),
-                Label::Untrusted => state.provenance.add_untrusted(text(p, "text"), origin("message", "", "")),
+                Label::Untrusted => state
+                    .provenance
+                    .add_untrusted(text(p, "text"), origin("message", "", "")),
             }
         }
         kind::PLAN_DECIDED if text(p, "decision") == "approve" => {
@@ -301,6 +302,9 @@ mod tests {
     #[test]
     fn excerpt_marks_the_value() {
         let (before, found, after) = excerpt("Please visit WWW.Evil.com/x now", "evil.com", "www.evil.com").unwrap();
-        assert_eq!((before.as_str(), found.as_str(), after.as_str()), ("Please visit ", "WWW.Evil.com", "/x now"));
+        assert_eq!(
+            (before.as_str(), found.as_str(), after.as_str()),
+            ("Please visit ", "WWW.Evil.com", "/x now")
+        );
     }
 }

@@ -1325,18 +1325,33 @@ impl Engine {
             let decision = policy::decide(&tool_name, spec.risk, &self.inner.settings.tiers, &ctx.def.policy);
             // Provenance (issue 19): a value only untrusted content introduced raises the tier.
             let (decision, verdict) = crate::provenance::gate(
-                store, self.inner.settings.provenance, &ctx.def, &state.provenance, tool.as_ref(), &arguments, decision,
+                store,
+                self.inner.settings.provenance,
+                &ctx.def,
+                &state.provenance,
+                tool.as_ref(),
+                &arguments,
+                decision,
             )
             .await?;
             if record.tier.is_none() {
                 let payload = json!({"call_id": call_id, "tool": tool_name, "arguments": arguments, "tier": decision.tier, "rule": decision.rule, "risk": spec.risk});
                 journal
-                    .append(state, kind::TOOL_REQUESTED, crate::provenance::with_verdict(payload, verdict.as_ref()))
+                    .append(
+                        state,
+                        kind::TOOL_REQUESTED,
+                        crate::provenance::with_verdict(payload, verdict.as_ref()),
+                    )
                     .await?;
                 if let Some(verdict) = verdict.as_ref().filter(|v| v.would_raise && !v.raised) {
-                    self.notify_delegator(ctx, "provenance_warning", format!("{} ran {tool_name} with a value from untrusted content", ctx.def.name),
-                        json!({"tool": tool_name, "call_id": call_id, "reasons": verdict.reasons()}), &format!("{}:{call_id}:provenance", journal.run_id))
-                        .await?;
+                    self.notify_delegator(
+                        ctx,
+                        "provenance_warning",
+                        format!("{} ran {tool_name} with a value from untrusted content", ctx.def.name),
+                        json!({"tool": tool_name, "call_id": call_id, "reasons": verdict.reasons()}),
+                        &format!("{}:{call_id}:provenance", journal.run_id),
+                    )
+                    .await?;
                 }
             }
             if decision.tier == Tier::Approve || unraised {

@@ -492,14 +492,25 @@ impl Slack {
             fields.push(("Why".to_owned(), why));
         }
         // Provenance (issue 19): the passage each tainted value came from, the value in bold.
-        for source in preview["provenance"]["sources"].as_array().into_iter().flatten().take(3) {
+        for source in preview["provenance"]["sources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(3)
+        {
             if let Some(found) = source["excerpt"]["match"].as_str() {
                 fields.push((
                     format!("Source (step {})", source["step"]),
                     format!(
                         "…{}*{found}*{}…",
-                        source["excerpt"]["before"].as_str().unwrap_or_default().replace('\n', " "),
-                        source["excerpt"]["after"].as_str().unwrap_or_default().replace('\n', " ")
+                        source["excerpt"]["before"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .replace('\n', " "),
+                        source["excerpt"]["after"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .replace('\n', " ")
                     ),
                 ));
             }
