@@ -168,6 +168,7 @@ pub(super) struct ApprovalView {
 
 /// One tainted value in an approval: the reason, and the passage it came from with the value
 /// marked.
+#[derive(Debug, Clone, Default)]
 pub(super) struct ProvenanceSource {
     /// "the address `…` comes from the result of `…` at step 7, not from you".
     pub reason: String,
