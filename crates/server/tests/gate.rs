@@ -63,7 +63,10 @@ async fn explain_names_the_tier_and_the_rule(db: &TestDb) {
     assert_eq!(body["rule"], "org default for write tools = notify");
     assert_eq!(body["granted"], true);
     // Provenance (issue 19): every write is checked, and the explanation says so.
-    assert!(body["provenance"].as_str().unwrap().starts_with("provenance applies"), "{body}");
+    assert!(
+        body["provenance"].as_str().unwrap().starts_with("provenance applies"),
+        "{body}"
+    );
     assert!(
         body["explanation"]
             .as_array()

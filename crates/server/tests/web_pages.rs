@@ -750,7 +750,8 @@ async fn the_inbox_shows_where_a_held_value_came_from(db: &TestDb) {
         .unwrap()
         .into_inner();
     let run = store.run_for_task(task.id).await.unwrap().unwrap();
-    let reason = "the address `www.example-attacker.com` comes from the result of `web.get_page` at step 7, not from you";
+    let reason =
+        "the address `www.example-attacker.com` comes from the result of `web.get_page` at step 7, not from you";
     store
         .create_approval(&NewApproval {
             run_id: run.id,
@@ -774,6 +775,9 @@ async fn the_inbox_shows_where_a_held_value_came_from(db: &TestDb) {
     assert_eq!(status, 200);
     assert!(html.contains("<mark>www.example-attacker.com</mark>"), "{html}");
     assert!(html.contains("comes from the result of"), "{html}");
-    assert!(html.contains(&format!("/tasks/{}#event-7", task.id)), "the source step links to the timeline");
+    assert!(
+        html.contains(&format!("/tasks/{}#event-7", task.id)),
+        "the source step links to the timeline"
+    );
     assert!(!html.contains("<script>x</script>"), "the source passage is escaped");
 }
