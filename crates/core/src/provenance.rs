@@ -212,28 +212,32 @@ fn is_label_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '_'
 }
 
-/// A host: dotted labels whose last is alphabetic (2–24), or a dotted IPv4 quad.
+/// A host: dotted labels whose last is alphabetic (2–24), or a dotted IPv4 quad. Allocates
+/// nothing: it runs on every candidate token.
 fn host_like(text: &str) -> bool {
     if text.len() < 4 || text.len() > 253 || text.starts_with('.') || text.ends_with('.') {
         return false;
     }
-    let labels: Vec<&str> = text.split('.').collect();
-    if labels.len() < 2
-        || labels
-            .iter()
-            .any(|l| l.is_empty() || l.len() > 63 || !l.chars().all(is_label_char))
-    {
+    let mut labels = 0usize;
+    let mut numeric = 0usize;
+    let mut last = "";
+    for label in text.split('.') {
+        if label.is_empty() || label.len() > 63 || !label.chars().all(is_label_char) {
+            return false;
+        }
+        labels += 1;
+        if label.len() <= 3 && label.bytes().all(|b| b.is_ascii_digit()) {
+            numeric += 1;
+        }
+        last = label;
+    }
+    if labels < 2 {
         return false;
     }
-    if labels.len() == 4
-        && labels
-            .iter()
-            .all(|l| l.len() <= 3 && l.chars().all(|c| c.is_ascii_digit()))
-    {
+    if labels == 4 && numeric == 4 {
         return true;
     }
-    let last = labels[labels.len() - 1];
-    (2..=24).contains(&last.len()) && last.chars().all(|c| c.is_ascii_alphabetic())
+    (2..=24).contains(&last.len()) && last.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 fn name_like(text: &str) -> bool {
@@ -289,7 +293,12 @@ fn push_path(out: &mut Vec<Ident>, path: &str) {
 /// Identifiers in one token (a run between separators).
 fn token_identifiers(token: &str, out: &mut Vec<Ident>) {
     let token = token.trim_matches(|c: char| matches!(c, '.' | ':' | '!' | '?' | '='));
-    if token.len() < 2 || token.len() > MAX_TOKEN_BYTES {
+    // Plain words (most of any text) cannot be identifiers here; numbers and IBANs are found
+    // by their own passes.
+    if token.len() < 2
+        || token.len() > MAX_TOKEN_BYTES
+        || !token.bytes().any(|b| matches!(b, b'.' | b'@' | b'#' | b'/' | b':'))
+    {
         return;
     }
     if let Some(at) = token.find("://") {
