@@ -234,6 +234,8 @@ string_enum!(
     }
 );
 
+// The enum comes from `string_enum!`, which has no way to mark a `#[default]` variant.
+#[allow(clippy::derivable_impls)]
 impl Default for ProvenanceMode {
     fn default() -> Self {
         ProvenanceMode::Enforce
