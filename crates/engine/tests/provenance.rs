@@ -110,14 +110,16 @@ async fn harness(
     mode: ProvenanceMode,
 ) -> Harness {
     let server = ScriptedModelServer::start(Format::OpenAi, script).await;
-    let mut config = Config::default();
-    config.providers = vec![ProviderConfig {
-        name: "scripted".into(),
-        kind: ProviderKind::Openai,
-        base_url: server.base_url(),
-        api_key_env: String::new(),
-        api_key_secret: String::new(),
-    }];
+    let mut config = Config {
+        providers: vec![ProviderConfig {
+            name: "scripted".into(),
+            kind: ProviderKind::Openai,
+            base_url: server.base_url(),
+            api_key_env: String::new(),
+            api_key_secret: String::new(),
+        }],
+        ..Config::default()
+    };
     config.models.default = "scripted/test-model".into();
     config.models.max_attempts = 1;
     config.models.catalog = vec![CatalogEntryConfig {
@@ -636,14 +638,16 @@ async fn labels_survive_a_crash_before_the_tainted_call(db: &TestDb) {
     let restarted = Engine::new(
         first.store.clone(),
         {
-            let mut config = Config::default();
-            config.providers = vec![ProviderConfig {
-                name: "scripted".into(),
-                kind: ProviderKind::Openai,
-                base_url: first.server.base_url(),
-                api_key_env: String::new(),
-                api_key_secret: String::new(),
-            }];
+            let mut config = Config {
+                providers: vec![ProviderConfig {
+                    name: "scripted".into(),
+                    kind: ProviderKind::Openai,
+                    base_url: first.server.base_url(),
+                    api_key_env: String::new(),
+                    api_key_secret: String::new(),
+                }],
+                ..Config::default()
+            };
             config.models.default = "scripted/test-model".into();
             config.models.max_attempts = 1;
             config.models.catalog = vec![CatalogEntryConfig {
