@@ -345,6 +345,23 @@ pub async fn approvals_show(client: &Client, id: &str, json_out: bool) -> anyhow
     if let Some(rule) = preview["rule"].as_str() {
         println!("Why: {rule}");
     }
+    // Provenance (issue 19): where each tainted value came from, marked in its source.
+    for source in preview["provenance"]["sources"].as_array().into_iter().flatten() {
+        println!("Source: {}", source["reason"].as_str().unwrap_or_default());
+        if let Some(found) = source["excerpt"]["match"].as_str() {
+            println!(
+                "  …{}»{found}«{}…",
+                source["excerpt"]["before"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .replace('\n', " "),
+                source["excerpt"]["after"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .replace('\n', " ")
+            );
+        }
+    }
     match (preview["arguments_text"].as_str(), preview["diff"].as_str()) {
         (Some(arguments), diff) => {
             println!("Arguments:\n{arguments}");

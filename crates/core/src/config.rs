@@ -78,6 +78,10 @@ pub struct PolicyConfig {
     /// Org default tier for each risk class. (How long an approval waits is each
     /// coworker's `limits.approval_ttl_secs`.)
     pub tiers: crate::policy::TierDefaults,
+    /// Provenance checks (issue 19): `enforce` (default) raises a call to `approve` when an
+    /// argument value only untrusted content introduced reaches an open-world tool; `warn`
+    /// journals and notifies only; `off`.
+    pub provenance: crate::domain::ProvenanceMode,
 }
 
 /// Per-tool overrides of what an MCP server's annotations say.
@@ -1552,6 +1556,14 @@ pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; 
 # classify = ""
 # summarize = ""
 # validate = ""
+
+# [policy]
+# Provenance (injection resistance): a URL, host, email, phone or account number, file path,
+# channel or user name that only untrusted content (tool results, fetched pages, messages
+# from non-members) introduced raises a call to an open-world tool to "approve". "warn"
+# journals and notifies only; "off" disables the check. Per-coworker allow-lists are the
+# allow_hosts and allow_recipients keys of the [provenance] table in coworkers/<handle>.toml.
+# provenance = "enforce"
 
 # [policy.tiers]
 # What happens to a tool call by its risk class: "auto" (do it), "notify" (do it and tell the

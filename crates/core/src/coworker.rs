@@ -60,6 +60,9 @@ pub struct CoworkerDef {
     /// Run limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Hosts and recipients never treated as tainted by the provenance check (issue 19).
+    #[serde(default, skip_serializing_if = "crate::provenance::ProvenanceAllow::is_empty")]
+    pub provenance: crate::provenance::ProvenanceAllow,
 }
 
 fn default_timezone() -> String {

@@ -220,6 +220,28 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// What the gate does with provenance (issue 19, `[policy] provenance`): `enforce` raises
+    /// a call whose arguments only untrusted content introduced to `approve`; `warn` journals
+    /// and notifies only; `off` skips the check.
+    ProvenanceMode, "provenance mode", {
+        /// Raise tainted open-world calls to `approve` (the default).
+        Enforce => "enforce",
+        /// Journal the finding and notify the delegator; the tier is unchanged.
+        Warn => "warn",
+        /// No provenance check.
+        Off => "off",
+    }
+);
+
+// The enum comes from `string_enum!`, which has no way to mark a `#[default]` variant.
+#[allow(clippy::derivable_impls)]
+impl Default for ProvenanceMode {
+    fn default() -> Self {
+        ProvenanceMode::Enforce
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,8 @@ pub mod domain;
 pub mod email;
 pub mod ids;
 pub mod policy;
+// Provenance of argument values (issue 19).
+pub mod provenance;
 pub mod schedule;
 // Channels (issue 13).
 #[cfg(feature = "channels")]

@@ -52,6 +52,7 @@ pub fn default_assistant() -> CoworkerDef {
         plan_review: false,
         budget: Default::default(),
         limits: Default::default(),
+        provenance: Default::default(),
     }
 }
 

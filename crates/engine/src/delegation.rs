@@ -357,6 +357,10 @@ impl Engine {
                         "tree_cost_micros_usd": task.tree_cost_micros_usd,
                         "tree_input_tokens": task.tree_input_tokens,
                         "tree_output_tokens": task.tree_output_tokens,
+                        // A subtask's answer is model output over whatever it read (issue 19):
+                        // values in it are untrusted, so they cannot launder a page's address
+                        // into the parent's calls.
+                        "provenance": "untrusted",
                     }),
                 )
                 .await?;

@@ -15,6 +15,8 @@ pub mod coworkers;
 pub mod delegation;
 // memory (issue 11)
 pub mod memory;
+// provenance (issue 19)
+pub mod provenance;
 pub mod runner;
 pub mod scheduler;
 pub mod schedules;

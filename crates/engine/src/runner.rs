@@ -175,6 +175,7 @@ fn stored_def(coworker: &Coworker) -> CoworkerDef {
         plan_review: false,
         budget: Default::default(),
         limits: Default::default(),
+        provenance: Default::default(),
     })
 }
 
@@ -1232,8 +1233,9 @@ impl Engine {
         executed: bool,
         extra: Value,
     ) -> Result<Step, EngineError> {
-        let mut payload =
-            json!({"call_id": call_id, "tool": tool, "content": content, "is_error": is_error, "executed": executed});
+        // The result's provenance label is journaled with it (issue 19).
+        let mut payload = json!({"call_id": call_id, "tool": tool, "content": content, "is_error": is_error,
+                                 "executed": executed, "provenance": crate::provenance::result_label(tool)});
         if let (Some(obj), Some(extra)) = (payload.as_object_mut(), extra.as_object()) {
             obj.extend(extra.clone());
         }
@@ -1359,10 +1361,13 @@ impl Engine {
         }
         let failure_key = crate::state::failure_key(&tool_name, &arguments);
 
-        // Gate (once per call; the decision is journaled with the rule that made it).
-        if record.tier.is_none() {
+        // Gate (once per call; the decision is journaled with the rule that made it). A crash
+        // between journaling an `approve` decision and raising its approval raises it now,
+        // rather than running the call unapproved.
+        let unraised = record.tier == Some(Tier::Approve) && record.approval.is_none() && record.decision.is_none();
+        if record.tier.is_none() || unraised {
             let failures = state.failures.get(&failure_key).copied().unwrap_or(0);
-            if failures >= ctx.def.limits.max_same_tool_failures {
+            if record.tier.is_none() && failures >= ctx.def.limits.max_same_tool_failures {
                 journal
                     .append(state, kind::TOOL_REQUESTED, json!({"call_id": call_id, "tool": tool_name, "arguments": arguments, "tier": Tier::Approve, "rule": format!("failed {failures} times with these arguments (limits.max_same_tool_failures)")}))
                     .await?;
@@ -1383,10 +1388,42 @@ impl Engine {
                 });
             }
             let decision = policy::decide(&tool_name, spec.risk, &self.inner.settings.tiers, &ctx.def.policy);
-            journal
-                .append(state, kind::TOOL_REQUESTED, json!({"call_id": call_id, "tool": tool_name, "arguments": arguments, "tier": decision.tier, "rule": decision.rule, "risk": spec.risk}))
-                .await?;
-            if decision.tier == Tier::Approve {
+            // Provenance (issue 19): a value only untrusted content introduced raises the tier.
+            let (decision, verdict) = crate::provenance::gate(
+                store,
+                self.inner.settings.provenance,
+                &ctx.def,
+                &state.provenance,
+                tool.as_ref(),
+                &arguments,
+                decision,
+            )
+            .await?;
+            if record.tier.is_none() {
+                let payload = json!({"call_id": call_id, "tool": tool_name, "arguments": arguments, "tier": decision.tier, "rule": decision.rule, "risk": spec.risk});
+                journal
+                    .append(
+                        state,
+                        kind::TOOL_REQUESTED,
+                        crate::provenance::with_verdict(payload, verdict.as_ref()),
+                    )
+                    .await?;
+                if let Some(verdict) = verdict.as_ref().filter(|v| v.would_raise && !v.raised) {
+                    self.notify_delegator(
+                        ctx,
+                        "provenance_warning",
+                        format!("{} ran {tool_name} with a value from untrusted content", ctx.def.name),
+                        json!({"tool": tool_name, "call_id": call_id, "reasons": verdict.reasons()}),
+                        &format!("{}:{call_id}:provenance", journal.run_id),
+                    )
+                    .await?;
+                }
+            }
+            if decision.tier == Tier::Approve || unraised {
+                let mut extra = json!({"risk": spec.risk, "rule": decision.rule});
+                if let Some(verdict) = &verdict {
+                    extra["provenance"] = crate::provenance::preview_json(verdict, state);
+                }
                 let approval = self
                     .request_approval(
                         ctx,
@@ -1394,7 +1431,7 @@ impl Engine {
                         journal,
                         "tool_call",
                         Some(call_id),
-                        format!("{} wants to run {tool_name}", ctx.def.name),
+                        crate::provenance::approval_title(&ctx.def.name, &tool_name, verdict.as_ref()),
                         call_preview(
                             &tool,
                             &ToolCallContext {
@@ -1405,7 +1442,7 @@ impl Engine {
                             },
                             &tool_name,
                             &arguments,
-                            json!({"risk": spec.risk, "rule": decision.rule}),
+                            extra,
                         )
                         .await,
                     )

@@ -29,6 +29,8 @@ pub struct EngineSettings {
     pub max_validation_retries: u32,
     /// Limits on delegation between coworkers (issue 15).
     pub delegation: crate::delegation::DelegationLimits,
+    /// Provenance checks (`[policy] provenance`, issue 19).
+    pub provenance: coworker_core::domain::ProvenanceMode,
 }
 
 impl Default for EngineSettings {
@@ -45,6 +47,7 @@ impl Default for EngineSettings {
             journal_page: 5_000,
             max_validation_retries: 2,
             delegation: Default::default(),
+            provenance: Default::default(),
         }
     }
 }

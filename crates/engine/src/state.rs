@@ -203,6 +203,8 @@ pub struct RunState {
     pub subtask_failures: HashMap<String, u32>,
     /// Pending approval to let the task tree spend past its threshold, if any.
     pub tree_budget_approval: Option<ApprovalId>,
+    /// What the run has seen, trusted and untrusted (issue 19), folded from the same events.
+    pub provenance: coworker_core::provenance::ProvenanceIndex,
 }
 
 /// What the run should do next.
@@ -415,6 +417,7 @@ impl RunState {
             kind::CANCELLED => self.terminal = Some(Terminal::Cancelled),
             _ => {}
         }
+        crate::provenance::observe(self, event);
         if event.kind != kind::BLOCKED && event.kind != kind::APPROVAL_EXPIRED && self.blocked.is_some() {
             // Any progress after a block (a late decision, a human message) unblocks.
             if matches!(

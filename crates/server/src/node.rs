@@ -119,6 +119,7 @@ impl Node {
             max_tool_result_bytes: usize::try_from(config.engine.max_tool_result_bytes).unwrap_or(usize::MAX),
             tiers: config.policy.tiers.clone(),
             delegation: coworker_engine::delegation::DelegationLimits::from_config(&config.engine.delegation),
+            provenance: config.policy.provenance,
             ..EngineSettings::default()
         };
         let engine = Engine::new(store.clone(), model_router, tools, settings);

@@ -148,6 +148,9 @@ pub struct Explanation {
     pub usable_by_you: bool,
     /// The reasoning, one line each.
     pub explanation: Vec<String>,
+    /// The provenance rule for this tool (issue 19), in words: whether a value that only
+    /// untrusted content introduced raises its calls to `approve`.
+    pub provenance: String,
 }
 
 /// The tier a call would get and why, and whether the coworker may use the tool at all for
@@ -202,6 +205,16 @@ pub async fn explain(
         format!("{tool_name} is a {risk} tool"),
         format!("tier {}: {}", decision.tier, decision.rule),
     ];
+    // Provenance (issue 19): open-world reads and every write are checked.
+    let open_world = match registry.get(tool_name) {
+        Some(tool) if engine_spec.is_none() => coworker_engine::provenance::is_open_world(tool.as_ref()),
+        _ => engine_spec.is_none() && risk != RiskClass::Read,
+    };
+    let mode = state.engine.settings().provenance;
+    let provenance = coworker_core::provenance::explain(mode, open_world, &def.provenance);
+    if open_world && mode != coworker_core::domain::ProvenanceMode::Off {
+        reasons.push(provenance.clone());
+    }
     if !granted {
         reasons.push(format!(
             "@{} is not granted it (tools = {:?} in its definition)",
@@ -224,6 +237,7 @@ pub async fn explain(
         granted,
         usable_by_you: granted && (known.is_none() || reachable),
         explanation: reasons,
+        provenance,
     }))
 }
 

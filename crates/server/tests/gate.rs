@@ -62,6 +62,35 @@ async fn explain_names_the_tier_and_the_rule(db: &TestDb) {
     assert_eq!(body["tier"], "notify");
     assert_eq!(body["rule"], "org default for write tools = notify");
     assert_eq!(body["granted"], true);
+    // Provenance (issue 19): every write is checked, and the explanation says so.
+    assert!(
+        body["provenance"].as_str().unwrap().starts_with("provenance applies"),
+        "{body}"
+    );
+    assert!(
+        body["explanation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("provenance applies")),
+        "{body}"
+    );
+    for (tool, applies) in [("http.fetch", true), ("workspace.read_file", false)] {
+        let (status, body) = call(
+            &node,
+            reqwest::Method::GET,
+            &format!("/api/v1/coworkers/assistant/policy/explain?tool={tool}"),
+            &owner,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let rule = body["provenance"].as_str().unwrap();
+        assert_eq!(rule.starts_with("provenance applies"), applies, "{tool}: {rule}");
+        if !applies {
+            assert!(rule.contains("reads the org's own data"), "{rule}");
+        }
+    }
 
     let (status, body) = call(
         &node,

@@ -362,6 +362,10 @@ impl Tool for HttpFetch {
         &self.spec
     }
 
+    fn open_world(&self) -> bool {
+        true
+    }
+
     fn call(&self, _context: ToolCallContext, arguments: Value) -> BoxFuture<'_, Result<String, ToolError>> {
         Box::pin(async move {
             let args: FetchArgs = serde_json::from_value(arguments)

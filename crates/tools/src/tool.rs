@@ -74,6 +74,12 @@ pub trait Tool: Send + Sync {
     /// Runs it. The result text goes to the model (size-bounded by the engine). Dropping the
     /// future cancels the call.
     fn call(&self, context: ToolCallContext, arguments: serde_json::Value) -> BoxFuture<'_, Result<String, ToolError>>;
+    /// Whether the tool's reads reach outside the org (the web, an MCP tool with
+    /// `openWorldHint`): the provenance check (issue 19) then applies to it even when its
+    /// risk class is `read`. Writes are always checked. Default: no (the org's own data).
+    fn open_world(&self) -> bool {
+        false
+    }
     /// For a call that changes a file, the text before and after, so an approval can show
     /// a diff. `None` (the default) when the call changes no file.
     fn preview_change(&self, _arguments: &serde_json::Value) -> BoxFuture<'_, Option<FileChange>> {

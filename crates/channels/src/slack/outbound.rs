@@ -466,6 +466,30 @@ impl Slack {
         if let Some(why) = why {
             fields.push(("Why".to_owned(), why));
         }
+        // Provenance (issue 19): the passage each tainted value came from, the value in bold.
+        for source in preview["provenance"]["sources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(3)
+        {
+            if let Some(found) = source["excerpt"]["match"].as_str() {
+                fields.push((
+                    format!("Source (step {})", source["step"]),
+                    format!(
+                        "…{}*{found}*{}…",
+                        source["excerpt"]["before"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .replace('\n', " "),
+                        source["excerpt"]["after"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .replace('\n', " ")
+                    ),
+                ));
+            }
+        }
         let shown = preview["diff"]
             .as_str()
             .or_else(|| preview["arguments_text"].as_str())

@@ -162,6 +162,40 @@ pub(super) struct ApprovalView {
     pub created: String,
     /// The buttons, empty when the viewer may not decide.
     pub decisions: Vec<DecisionButton>,
+    /// Why provenance holds the call (issue 19): each tainted value with its source passage.
+    pub provenance: Vec<ProvenanceSource>,
+}
+
+/// One tainted value in an approval: the reason, and the passage it came from with the value
+/// marked.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ProvenanceSource {
+    /// "the address `…` comes from the result of `…` at step 7, not from you".
+    pub reason: String,
+    /// The journal step of the source (links to the task timeline).
+    pub step: i64,
+    /// Text before the value.
+    pub before: String,
+    /// The value as it appears in the source (empty when no passage was found).
+    pub found: String,
+    /// Text after the value.
+    pub after: String,
+}
+
+fn provenance_sources(preview: &Value) -> Vec<ProvenanceSource> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    preview["provenance"]["sources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|source| ProvenanceSource {
+            reason: text(&source["reason"]),
+            step: source["step"].as_i64().unwrap_or_default(),
+            before: text(&source["excerpt"]["before"]),
+            found: text(&source["excerpt"]["match"]),
+            after: text(&source["excerpt"]["after"]),
+        })
+        .collect()
 }
 
 fn remaining(ms: i64) -> String {
@@ -219,6 +253,7 @@ pub(super) fn approval_view(
         escalated: approval.escalated_at_ms.is_some(),
         created_iso: iso(approval.created_at_ms),
         created: when(approval.created_at_ms),
+        provenance: provenance_sources(preview),
         decisions: if work::may_decide(principal, approval) {
             decision_buttons(&approval.kind)
         } else {

@@ -41,6 +41,8 @@ pub(crate) struct BuiltTool {
     pub original_name: String,
     /// Ours, not the server's: `read_resource`.
     pub reads_resources: bool,
+    /// `openWorldHint` (default true): its reads reach outside the org (issue 19).
+    pub open_world: bool,
 }
 
 /// Specs for a server's tools, in the server's order, then `read_resource` if the server
@@ -82,6 +84,7 @@ pub(crate) fn build_tool_specs(
                 },
                 original_name: tool.name.to_string(),
                 reads_resources: false,
+                open_world: hints.open_world.unwrap_or(true),
             }
         })
         .collect();
@@ -105,6 +108,8 @@ pub(crate) fn build_tool_specs(
             },
             original_name: "resources/read".to_owned(),
             reads_resources: true,
+            // A server's own resources, by the URIs it lists: the org's data, not the open web.
+            open_world: false,
         });
     }
     built
@@ -119,6 +124,7 @@ pub(crate) fn make_tools(shared: &Arc<ServerShared>, built: Vec<BuiltTool>) -> V
                 spec,
                 original_name,
                 reads_resources,
+                open_world,
             } = built;
             if reads_resources {
                 Arc::new(ReadResourceTool {
@@ -130,6 +136,7 @@ pub(crate) fn make_tools(shared: &Arc<ServerShared>, built: Vec<BuiltTool>) -> V
                     shared: shared.clone(),
                     spec,
                     original_name,
+                    open_world,
                 })
             }
         })
@@ -141,11 +148,16 @@ struct McpTool {
     shared: Arc<ServerShared>,
     spec: ToolSpec,
     original_name: String,
+    open_world: bool,
 }
 
 impl Tool for McpTool {
     fn spec(&self) -> &ToolSpec {
         &self.spec
+    }
+
+    fn open_world(&self) -> bool {
+        self.open_world
     }
 
     fn call(&self, context: ToolCallContext, arguments: serde_json::Value) -> BoxFuture<'_, Result<String, ToolError>> {
