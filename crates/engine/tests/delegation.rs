@@ -47,14 +47,16 @@ fn def(handle: &str) -> CoworkerDef {
 
 async fn harness(db: &TestDb, script: Script, settings: EngineSettings, registry: ToolRegistry) -> Harness {
     let server = ScriptedModelServer::start(Format::OpenAi, script).await;
-    let mut config = Config::default();
-    config.providers = vec![ProviderConfig {
-        name: "scripted".into(),
-        kind: ProviderKind::Openai,
-        base_url: server.base_url(),
-        api_key_env: String::new(),
-        api_key_secret: String::new(),
-    }];
+    let mut config = Config {
+        providers: vec![ProviderConfig {
+            name: "scripted".into(),
+            kind: ProviderKind::Openai,
+            base_url: server.base_url(),
+            api_key_env: String::new(),
+            api_key_secret: String::new(),
+        }],
+        ..Config::default()
+    };
     config.models.default = "scripted/test-model".into();
     config.models.max_attempts = 1;
     config.models.catalog = vec![CatalogEntryConfig {

@@ -252,7 +252,7 @@ async fn main() {
     };
     let dir = std::env::var_os("COWORKER_TEST_MODEL_DIR")
         .map(PathBuf::from)
-        .or_else(|| coworker_memory::embed::default_model_dir())
+        .or_else(coworker_memory::embed::default_model_dir)
         .expect("a model directory");
     let embedder = Embedder::local(&dir).expect("the local model loads");
     let embedder_id = embedder.id().expect("the local model has an id");
