@@ -137,7 +137,10 @@ mod tests {
         let m = manifest("Coworker", SlackMode::Socket, "http://localhost:8080");
         assert_eq!(m["settings"]["socket_mode_enabled"], true);
         assert_eq!(m["settings"]["interactivity"]["is_enabled"], true);
-        assert_eq!(m["oauth_config"]["scopes"]["bot"].as_array().unwrap().len(), 10);
+        let scopes = m["oauth_config"]["scopes"]["bot"].as_array().unwrap();
+        // The ten scopes plus `commands` for the `/coworker` slash command.
+        assert_eq!(scopes.len(), 11);
+        assert!(scopes.contains(&json!("commands")));
         assert_eq!(
             m["settings"]["event_subscriptions"]["bot_events"],
             json!(["app_mention", "message.im", "message.channels"])
