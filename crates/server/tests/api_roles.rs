@@ -180,6 +180,22 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
             anyone,
         ),
         case(
+            M::GET,
+            "/api/v1/tasks/{id}/subtasks",
+            format!("/api/v1/tasks/{task}/subtasks"),
+            None,
+            anyone,
+        ),
+        // To a coworker that does not exist: members get past the role check (a 404), and
+        // the task is left as it was for the cases after this one.
+        case(
+            M::POST,
+            "/api/v1/tasks/{id}/reassign",
+            format!("/api/v1/tasks/{task}/reassign"),
+            Some(json!({"to": "no-such-coworker"})),
+            members,
+        ),
+        case(
             M::POST,
             "/api/v1/tasks/{id}/cancel",
             format!("/api/v1/tasks/{task}/cancel"),
