@@ -449,11 +449,17 @@ async fn bad_mail_is_refused_with_a_reason_and_nothing_is_lost(db: &TestDb) {
         "{why}"
     );
     let ada = store.user_by_email("ada@example.com").await.unwrap().unwrap();
-    let notes = store.list_notifications(ada.id, false, 50).await.unwrap();
-    assert!(
-        notes.iter().any(|n| n.kind == "email_refused"),
-        "the sender is told: {notes:?}"
-    );
+    // The refusal is recorded first, then the sender told.
+    let note = eventually("the sender is told", || async {
+        store
+            .list_notifications(ada.id, false, 50)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|n| n.kind == "email_refused")
+    })
+    .await;
+    assert!(note.title.contains("Big"), "{note:?}");
 
     // Broken charset and encoded words: read lossily, still a task.
     let broken = b"From: ada@example.com\r\nTo: assistant@co.example\r\nSubject: =?x-klingon?q?Caf=E9?= report\r\n\

@@ -143,7 +143,8 @@ class Keep:
 
 def authenticator(server, session, envelope, mechanism, auth_data):
     ok = isinstance(auth_data, LoginPassword) and auth_data.login == b'demouser' and auth_data.password == b'demopass'
-    return AuthResult(success=ok)
+    # handled=False: aiosmtpd answers a failed login with 535 (handled=True would answer nothing).
+    return AuthResult(success=ok, handled=False)
 
 controller = Controller(Keep(), hostname='127.0.0.1', port=port, authenticator=authenticator, auth_require_tls=False)
 controller.start()
