@@ -1,12 +1,12 @@
 //! Email end to end (issue 16), on both backends, against real servers: pymap (IMAP with
 //! IDLE) and aiosmtpd (SMTP), started by the testkit. A whole node with the scripted model
 //! reads the mailbox, turns a member's mail into a task, and answers with `email.reply` once a
-//! person approved it over the API; the reply to that answer reaches the same run.
+//! person approved it in the web Inbox; the reply to that answer reaches the same run.
 
 use coworker_core::config::{Config, ProviderConfig, ProviderKind};
 use coworker_core::domain::{Role, TaskStatus};
 use coworker_core::email::EmailConfig;
-use coworker_server::auth::{generate_token, hash_token};
+use coworker_server::auth::{SESSION_TTL_MS, generate_token, hash_token};
 use coworker_server::{Node, NodeOptions, RunningNode};
 use coworker_store::{NewUser, Store, TokenKind};
 use coworker_testkit::mail::{CalDavServer, IMAP_PASSWORD, IMAP_USER, ImapServer, SmtpServer, message};
@@ -146,6 +146,51 @@ fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
         .map(|l| l[name.len() + 1..].trim())
 }
 
+/// Ada approves in the web app: her Inbox shows the mail as it will go out, and its form
+/// (session cookie + CSRF token) decides.
+async fn approve_from_the_web_inbox(
+    node: &RunningNode,
+    store: &Store,
+    approval: coworker_core::ApprovalId,
+    email: &str,
+) {
+    let user = store.user_by_email(email).await.unwrap().unwrap();
+    let (secret, csrf) = (generate_token().unwrap(), generate_token().unwrap());
+    store
+        .create_session(user.id, &hash_token(&secret), &csrf, "test", SESSION_TTL_MS)
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookie = format!("coworker_session={secret}");
+    let inbox = client
+        .get(format!("http://{}/inbox", node.local_addr))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for shown in [
+        "To: ada@example.com",
+        "Subject: Re: Quarterly numbers",
+        "Revenue was up 4% this quarter.",
+    ] {
+        assert!(inbox.contains(shown), "the Inbox shows {shown:?}: {inbox}");
+    }
+    let response = client
+        .post(format!("http://{}/inbox/approvals/{approval}", node.local_addr))
+        .header(reqwest::header::COOKIE, &cookie)
+        .form(&[("decision", "approve"), ("next", "/inbox"), ("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303, "the Inbox form decided");
+}
+
 async fn decide(node: &RunningNode, token: &str, approval: coworker_core::ApprovalId, decision: &str) {
     let response = reqwest::Client::new()
         .post(format!(
@@ -184,7 +229,7 @@ async fn a_member_mail_becomes_a_task_answered_by_a_threaded_reply(db: &TestDb) 
     let model = ScriptedModelServer::start(Format::OpenAi, script).await;
     let node = start(config(db, &model, mailbox(&imap, &smtp), "data")).await;
     let store = node.store.clone();
-    let token = member(&store, "ada@example.com").await;
+    member(&store, "ada@example.com").await;
     watching(&store).await;
 
     imap.append(&message(
@@ -226,7 +271,7 @@ async fn a_member_mail_becomes_a_task_answered_by_a_threaded_reply(db: &TestDb) 
         assert!(preview.contains(shown), "the approval shows {shown:?}: {preview}");
     }
     assert!(smtp.messages().is_empty(), "nothing is sent before the approval");
-    decide(&node, &token, approval.id, "approve").await;
+    approve_from_the_web_inbox(&node, &store, approval.id, "ada@example.com").await;
 
     wait_until("the reply reaches the SMTP server", || async {
         !smtp.messages().is_empty()
