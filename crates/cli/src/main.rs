@@ -137,6 +137,17 @@ enum Command {
     /// Document templates: add (Markdown body and/or DOCX/PPTX style file), list, show, remove (talks to a running node)
     #[command(subcommand)]
     Templates(templates::TemplatesCommand),
+    /// Copy file content between the data dir and the S3 bucket of `[storage] blobs` (resumable)
+    MigrateBlobs(MigrateBlobsArgs),
+}
+
+#[derive(Args)]
+struct MigrateBlobsArgs {
+    #[command(flatten)]
+    data_dir: DataDirArg,
+    /// Where to copy to: `s3` (the data dir's blobs into the bucket) or `local` (back)
+    #[arg(long, value_parser = ["s3", "local"])]
+    to: String,
 }
 
 #[derive(Subcommand)]
@@ -372,6 +383,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(args) => init(&args),
         Command::Serve(args) => serve(&cli.global, args).await,
         Command::Doctor(args) => doctor(&cli.global, args).await,
+        Command::MigrateBlobs(args) => migrate_blobs(&cli.global, args).await,
         Command::Slack(command) => {
             slack::run(load::config(cli.global.config.as_deref(), None, None)?.config, command).await
         }
@@ -608,6 +620,54 @@ async fn migrate(global: &GlobalArgs, args: DataDirArg) -> anyhow::Result<ExitCo
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate_blobs(global: &GlobalArgs, args: MigrateBlobsArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load::config(global.config.as_deref(), args.data_dir.data_dir.as_deref(), None)?;
+    let config = loaded.config;
+    let data_dir = PathBuf::from(&config.storage.data_dir);
+    let store = audit::open_store(&config).await?;
+    // Secrets only resolve `secret:NAME` credentials; without a master key (none is created
+    // here) literal and env: credentials still work.
+    let key_exists = std::env::var(coworker_tools::secrets::MASTER_KEY_ENV).is_ok()
+        || coworker_tools::secrets::key_file_path(&config).exists();
+    let secrets = key_exists
+        .then(|| coworker_tools::secrets::Secrets::open(store.clone(), &config).ok())
+        .flatten()
+        .map(std::sync::Arc::new);
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let to_s3 = args.to == "s3";
+    let mut last_shown = 0;
+    let outcome = coworker_server::blobs::migrate(&config, &env, secrets.as_ref(), &data_dir, to_s3, |done, total| {
+        if done == total || done - last_shown >= 100 {
+            eprintln!("{done}/{total} blobs");
+            last_shown = done;
+        }
+    })
+    .await;
+    store.close().await;
+    match outcome {
+        Ok(report) => {
+            println!(
+                "Copied {} blobs to {}; {} were already there.",
+                report.copied,
+                if to_s3 {
+                    config.storage.blobs.trim().to_owned()
+                } else {
+                    data_dir.join("blobs").display().to_string()
+                },
+                report.skipped
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!(
+                "error: {e}
+  (nothing copied is lost: run the same command again to resume)"
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 async fn doctor(global: &GlobalArgs, args: DoctorArgs) -> anyhow::Result<ExitCode> {

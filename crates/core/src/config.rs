@@ -475,6 +475,27 @@ pub struct StorageConfig {
     pub max_connections: u32,
     /// How long a query waits for a locked SQLite database or a pooled connection, in ms.
     pub busy_timeout_ms: u64,
+    /// Where file content lives: empty for `{data_dir}/blobs`, or `s3://bucket/prefix` on
+    /// S3-compatible storage (several nodes share it; see `[storage.s3]`).
+    pub blobs: String,
+    /// The S3-compatible store of `blobs = "s3://…"`.
+    pub s3: S3Config,
+}
+
+/// `[storage.s3]`
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// Endpoint URL of an S3-compatible server (MinIO, R2, Ceph…); empty for AWS.
+    pub endpoint: String,
+    /// Region (AWS: the bucket's; others accept any). Default `us-east-1`.
+    pub region: String,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key: `secret:NAME`, `env:NAME` or the literal.
+    pub secret_access_key: String,
+    /// Allow a plain-`http://` endpoint (local servers only).
+    pub allow_http: bool,
 }
 
 impl Default for StorageConfig {
@@ -484,6 +505,8 @@ impl Default for StorageConfig {
             database_url: String::new(),
             max_connections: 16,
             busy_timeout_ms: 5_000,
+            blobs: String::new(),
+            s3: S3Config::default(),
         }
     }
 }
@@ -1470,6 +1493,21 @@ pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; 
 # max_connections = 16
 # Milliseconds a query waits for a busy database or a free pooled connection.
 # busy_timeout_ms = 5000
+# Where file content lives: empty for the data dir, or "s3://bucket/prefix" on S3-compatible
+# storage that several nodes share (with [storage.s3]; copy what the data dir already holds
+# with `coworker migrate-blobs --to s3`).
+# blobs = ""
+
+# [storage.s3]
+# Endpoint of an S3-compatible server (MinIO, R2, Ceph, moto); empty for AWS.
+# endpoint = ""
+# Region; empty means us-east-1.
+# region = ""
+# access_key_id = ""
+# "secret:NAME", "env:NAME" or the literal.
+# secret_access_key = ""
+# A plain-http endpoint (local servers only).
+# allow_http = false
 
 # [log]
 # "human" for terminals, "json" for log shippers (also: --log-format).

@@ -45,8 +45,10 @@ pub struct AppState {
     pub models_summary: String,
     /// The model catalog with prices, as `coworker models list` shows it.
     pub models_catalog: std::sync::Arc<Vec<coworker_models::CatalogRow>>,
-    /// The data dir (workspace blobs live under it).
+    /// The data dir.
     pub data_dir: std::path::PathBuf,
+    /// Where file content lives (`[storage] blobs`: the data dir or a bucket).
+    pub blobs: coworker_tools::blobs::Blobs,
     /// `[schedules]`: webhook body limit and replay window.
     pub schedules: coworker_core::config::SchedulesConfig,
     /// Memory: facts, episodes, hybrid retrieval (issue 11).

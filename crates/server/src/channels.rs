@@ -147,11 +147,10 @@ pub async fn start_slack(
         return Ok(None);
     }
     let credentials = slack_credentials(config, env, Some(secrets)).await?;
-    let workspace = Arc::new(Workspace::new(
-        state.store.clone(),
-        &state.data_dir,
-        config.tools.workspace.clone(),
-    ));
+    let workspace = Arc::new(
+        Workspace::new(state.store.clone(), &state.data_dir, config.tools.workspace.clone())
+            .with_blobs(state.blobs.clone()),
+    );
     let channel = Slack::new(
         config.slack.clone(),
         credentials,

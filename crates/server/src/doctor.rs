@@ -26,6 +26,7 @@ pub async fn run_checks(config: &Config, config_source: &str) -> Vec<Check> {
     // memory (issue 11)
     checks.extend(check_memory(config, store.as_ref()).await);
     checks.extend(check_slack(config, store.as_ref(), &env).await);
+    checks.push(check_blobs(config, store.as_ref(), &env, data_dir).await);
     // Email and calendar (issue 16).
     #[cfg(feature = "email")]
     {
@@ -37,6 +38,27 @@ pub async fn run_checks(config: &Config, config_source: &str) -> Vec<Check> {
         store.close().await;
     }
     checks
+}
+
+/// Where file content lives; for a bucket, that it is reachable with its credentials.
+async fn check_blobs(config: &Config, store: Option<&Store>, env: &[(String, String)], data_dir: &Path) -> Check {
+    let secrets = doctor_secrets(config, store);
+    let blobs = match crate::blobs::from_config(config, env, secrets.as_ref(), data_dir).await {
+        Ok(blobs) => blobs,
+        Err(e) => return Check::fail("files", e, "fix [storage] blobs and [storage.s3]"),
+    };
+    if blobs.is_local() {
+        return Check::ok("files", format!("in the data dir ({})", blobs.describe()));
+    }
+    // A name no blob has: the answer (absent) proves the bucket and the credentials work.
+    match blobs.exists(&"0".repeat(64)).await {
+        Ok(_) => Check::ok("files", format!("on S3-compatible storage at {}", blobs.describe())),
+        Err(e) => Check::fail(
+            "files",
+            e.to_string(),
+            "check the bucket, storage.s3.endpoint, region and the access key",
+        ),
+    }
 }
 
 /// `coworker slack test`: the Slack checks alone (tokens, scopes, connection).
@@ -56,7 +78,6 @@ pub async fn slack_checks(config: &Config) -> Vec<Check> {
 }
 
 /// The secret store, only when a master key already exists (doctor creates nothing).
-#[cfg(feature = "email")]
 fn doctor_secrets(config: &Config, store: Option<&Store>) -> Option<Arc<Secrets>> {
     let key_exists = std::env::var(coworker_tools::secrets::MASTER_KEY_ENV).is_ok()
         || coworker_tools::secrets::key_file_path(config).exists();

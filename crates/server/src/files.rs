@@ -22,7 +22,7 @@ use crate::pagination;
 /// The workspace over this node's store and data dir (the web app's Files pages read it too).
 pub fn workspace(state: &AppState) -> Workspace {
     // Reading needs no limits; the write limits are the tools' business.
-    Workspace::new(state.store.clone(), &state.data_dir, WorkspaceConfig::default())
+    Workspace::new(state.store.clone(), &state.data_dir, WorkspaceConfig::default()).with_blobs(state.blobs.clone())
 }
 
 /// A workspace failure as an API error.

@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod blobs;
 pub mod bootstrap;
 // Channels (issue 13).
 pub mod channels;

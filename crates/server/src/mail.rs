@@ -107,11 +107,10 @@ pub async fn start(
         let boxes = mailboxes(config, env, Some(secrets))
             .await
             .map_err(crate::NodeError::Channels)?;
-        let workspace = Arc::new(Workspace::new(
-            state.store.clone(),
-            &state.data_dir,
-            config.tools.workspace.clone(),
-        ));
+        let workspace = Arc::new(
+            Workspace::new(state.store.clone(), &state.data_dir, config.tools.workspace.clone())
+                .with_blobs(state.blobs.clone()),
+        );
         let email = Email::new(
             boxes,
             state.store.clone(),

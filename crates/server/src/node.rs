@@ -106,7 +106,13 @@ impl Node {
         let env: Vec<(String, String)> = options.env.clone().unwrap_or_else(|| std::env::vars().collect());
         let tools = options.tools.clone();
         let secrets = Arc::new(Secrets::open(store.clone(), &config).map_err(|e| NodeError::Tools(e.to_string()))?);
-        let (mcp, mcp_servers) = start_tools(&config, &store, &data_dir, &tools, secrets.clone()).await?;
+        let blobs = crate::blobs::from_config(&config, &env, Some(&secrets), &data_dir)
+            .await
+            .map_err(NodeError::Tools)?;
+        if !blobs.is_local() {
+            tracing::info!(blobs = %blobs.describe(), "file content on S3-compatible storage");
+        }
+        let (mcp, mcp_servers) = start_tools(&config, &store, &data_dir, &blobs, &tools, secrets.clone()).await?;
         let (model_config, env) = with_provider_secrets(&config, env, &secrets).await?;
         let providers = coworker_models::detect_providers(&model_config, &env).await;
         let models_summary = providers.summary();
@@ -156,6 +162,7 @@ impl Node {
             models_summary: models_summary.clone(),
             models_catalog: Arc::new(coworker_models::models_list(&providers)),
             data_dir: data_dir.clone(),
+            blobs: blobs.clone(),
             schedules: config.schedules.clone(),
             memory: memory.clone(),
         };
@@ -329,10 +336,12 @@ async fn start_tools(
     config: &Config,
     store: &Store,
     data_dir: &Path,
+    blobs: &coworker_tools::blobs::Blobs,
     tools: &ToolRegistry,
     secrets: Arc<Secrets>,
 ) -> Result<(McpManager, Vec<ServerEntry>), NodeError> {
-    let workspace = Arc::new(Workspace::new(store.clone(), data_dir, config.tools.workspace.clone()));
+    let workspace =
+        Arc::new(Workspace::new(store.clone(), data_dir, config.tools.workspace.clone()).with_blobs(blobs.clone()));
     let builtins = builtin_tools(workspace.clone(), &config.tools.http).map_err(|e| NodeError::Tools(e.to_string()))?;
     for tool in builtins {
         tools.register(tool);

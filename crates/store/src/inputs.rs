@@ -12,6 +12,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::BeginWrite;
 use crate::records::{ApprovalRow, RunInputRow};
 use crate::{Approval, Backend, NewApproval, RunInput, Store, StoreError, now_ms, on_pool};
 
@@ -201,7 +202,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = now_ms();
         on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "UPDATE tasks SET cost_micros_usd = cost_micros_usd + $1, input_tokens = input_tokens + $2, \
                  output_tokens = output_tokens + $3, updated_at_ms = $4 WHERE id = $5",

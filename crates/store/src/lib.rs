@@ -123,6 +123,35 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Opens a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: a deferred
+/// transaction that reads and then writes fails at once with `SQLITE_BUSY` when another
+/// connection committed in between (the busy timeout does not cover that upgrade), so taking
+/// the write lock up front makes concurrent writers wait their turn instead of failing.
+pub(crate) trait BeginWrite {
+    /// The database.
+    type Db: sqlx::Database;
+    /// The transaction.
+    fn begin_write(&self) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>> + Send {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>> + Send {
+        self.begin()
+    }
+}
+
 /// Connection tuning shared by both backends.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {

@@ -12,6 +12,7 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
+use crate::BeginWrite;
 use crate::{Backend, Store, StoreError, now_ms, on_pool};
 
 const COLUMNS: &str = "id, kind, scope, text, status, source, source_task_id, created_by_user_id, details, \
@@ -234,7 +235,7 @@ impl Store {
         let now = now_ms();
         let mut out = Vec::with_capacity(items.len());
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for item in items {
                 let id = MemoryId::new();
                 let key = memory_text_key(&item.text);
@@ -399,7 +400,7 @@ impl Store {
             placeholders(4, from.len())
         );
         let changed = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut q = sqlx::query(AssertSqlSafe(sql.as_str())).bind(to).bind(now).bind(id.as_uuid());
             for f in from {
                 q = q.bind(*f);
@@ -429,7 +430,7 @@ impl Store {
     pub async fn record_memory_use(&self, ids: &[MemoryId], task_id: TaskId, actor: &str) -> Result<(), StoreError> {
         let now = now_ms();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for id in ids {
                 sqlx::query("UPDATE memory_items SET use_count = use_count + 1, last_used_at_ms = $1 WHERE id = $2")
                     .bind(now)

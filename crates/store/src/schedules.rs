@@ -15,6 +15,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::BeginWrite;
 use crate::records::parse_enum;
 use crate::{Backend, Created, Store, StoreError, Task, now_ms, on_pool};
 
@@ -523,7 +524,7 @@ impl Store {
         let claim = self.claim_sql(false);
         let limit = limit.clamp(1, MAX_FIRE_BATCH);
         on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let rows: Vec<ScheduleRow> = sqlx::query_as(AssertSqlSafe(claim.as_str()))
                 .bind(now_ms)
                 .bind(limit)
@@ -602,7 +603,7 @@ impl Store {
         };
         let key = format!("schedule:{id}:run-now:{now_ms}");
         let (task_id, new) = on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let (task_id, new) = insert_schedule_task!(tx, schedule, &schedule.task_brief(), "schedule", &key, now_ms);
             sqlx::query(INSERT_FIRE)
                 .bind(id.as_uuid())
@@ -641,7 +642,7 @@ impl Store {
         let claim = self.claim_sql(true);
         let limit = limit.clamp(1, MAX_FIRE_BATCH);
         on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let rows: Vec<ScheduleRow> = sqlx::query_as(AssertSqlSafe(claim.as_str()))
                 .bind(now_ms)
                 .bind(limit)
@@ -697,7 +698,7 @@ impl Store {
         let generation = schedule.watch_generation + 1;
         let key = format!("watch:{}:{generation}", schedule.id);
         let (task_id, new) = on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let (task_id, new) = insert_schedule_task!(tx, schedule, brief, "watch", &key, now_ms);
             sqlx::query(INSERT_FIRE)
                 .bind(schedule.id.as_uuid())

@@ -9,6 +9,7 @@ use coworker_core::{ApprovalId, TaskId, UserId};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
+use crate::BeginWrite;
 use crate::records::UserRow;
 use crate::users::USER_COLUMNS;
 use crate::{Created, Store, StoreError, User, now_ms, on_pool};
@@ -532,7 +533,7 @@ impl Store {
     /// there is no such account.
     pub async fn link_slack_user(&self, user_id: UserId, slack_user_id: &str) -> Result<bool, StoreError> {
         let changed = on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE users SET slack_user_id = NULL, updated_at_ms = $1 WHERE slack_user_id = $2 AND id <> $3")
                 .bind(now_ms())
                 .bind(slack_user_id)

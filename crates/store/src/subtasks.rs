@@ -11,6 +11,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::BeginWrite;
 use crate::records::TaskRow;
 use crate::tasks::TASK_COLUMNS;
 use crate::{Created, NewTask, Store, StoreError, Task, on_pool};
@@ -286,7 +287,7 @@ impl Store {
         let run_id = coworker_core::RunId::new();
         let now = crate::now_ms();
         let moved: bool = on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let moved = sqlx::query(
                 "UPDATE tasks SET coworker_id = $1, status = 'queued', updated_at_ms = $2 \
                  WHERE id = $3 AND status NOT IN ('done', 'failed', 'cancelled')",

@@ -6,6 +6,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::BeginWrite;
 use crate::records::TaskRow;
 use crate::{Created, NewTask, RunEvent, Store, StoreError, Task, now_ms, on_pool};
 
@@ -40,7 +41,7 @@ impl Store {
         let run_id = RunId::new();
         let now = now_ms();
         let inserted: Result<(), sqlx::Error> = on_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO tasks (id, coworker_id, delegator_user_id, project_id, parent_task_id, brief, priority, due_at_ms, \
                  origin_kind, origin_ref, idempotency_key, status, created_at_ms, updated_at_ms) \

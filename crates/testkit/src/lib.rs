@@ -13,6 +13,7 @@ pub mod node;
 pub mod npm;
 pub mod process;
 pub mod python;
+pub mod s3;
 pub mod scripted_model;
 pub mod webdriver;
 

@@ -2,6 +2,7 @@
 //! through, argument validation, and the tool sources — MCP servers and the built-in
 //! toolsets. The engine gates, journals and executes; this crate only knows how to call.
 
+pub mod blobs;
 pub mod builtin;
 pub mod deliverables;
 pub mod egress;

@@ -11,7 +11,6 @@
 //! Paths are relative, `/`-separated and normalised (`./a//b` is `a/b`); `..`, absolute
 //! paths, backslashes and control characters are refused with a message saying why.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,8 +21,8 @@ use coworker_store::{Created, FilePage, FileVersion, MAX_FILE_PAGE, NewFileVersi
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
+use crate::blobs::{BlobError, Blobs};
 use crate::tool::{FileChange, ResultSink, Tool, ToolCallContext, ToolError, ToolSpec};
 
 /// Longest path, in bytes.
@@ -89,13 +88,8 @@ pub enum WorkspaceError {
         reason: String,
     },
     /// A blob could not be written or read.
-    #[error("workspace storage at {path}: {message}")]
-    Blob {
-        /// The blob file.
-        path: PathBuf,
-        /// What failed.
-        message: String,
-    },
+    #[error("workspace storage: {0}")]
+    Blob(#[from] BlobError),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -180,18 +174,18 @@ pub struct SearchResults {
     pub stopped_early: Option<String>,
 }
 
-/// The workspace: file versions in the store, blobs in the data dir.
+/// The workspace: file versions in the store, content in [`Blobs`] (the data dir, or a bucket).
 #[derive(Clone)]
 pub struct Workspace {
     store: Store,
-    blobs: BlobStore,
+    blobs: Blobs,
     config: WorkspaceConfig,
 }
 
 impl std::fmt::Debug for Workspace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Workspace")
-            .field("blobs", &self.blobs.root)
+            .field("blobs", &self.blobs.describe())
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -202,11 +196,25 @@ impl Workspace {
     pub fn new(store: Store, data_dir: impl AsRef<Path>, config: WorkspaceConfig) -> Self {
         Workspace {
             store,
-            blobs: BlobStore {
-                root: data_dir.as_ref().join("blobs").join("sha256"),
-            },
+            blobs: Blobs::local(data_dir),
             config,
         }
+    }
+
+    /// The same workspace with its content in `blobs` (`[storage] blobs`).
+    pub fn with_blobs(mut self, blobs: Blobs) -> Self {
+        self.blobs = blobs;
+        self
+    }
+
+    /// Where its content lives.
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+
+    /// The content of the blob with this SHA-256 (lower-case hex), checked against it.
+    pub async fn read_blob(&self, sha256_hex: &str) -> Result<Vec<u8>, WorkspaceError> {
+        Ok(self.blobs.get(sha256_hex).await?)
     }
 
     /// Its limits.
@@ -214,9 +222,10 @@ impl Workspace {
         &self.config
     }
 
-    /// Where the blob with this SHA-256 (lower-case hex) lives.
-    pub fn blob_path(&self, sha256_hex: &str) -> PathBuf {
-        self.blobs.path_for(sha256_hex)
+    /// The local file of the blob with this SHA-256 (lower-case hex); `None` when blobs
+    /// are in a bucket.
+    pub fn blob_path(&self, sha256_hex: &str) -> Option<PathBuf> {
+        self.blobs.local_path(sha256_hex)
     }
 
     /// Writes `content` as the next version of `path`. Writing the content the latest
@@ -500,87 +509,6 @@ pub fn media_type_for(path: &str, content: &[u8]) -> String {
         Some(kind) => kind,
         None if is_utf8 => text("text/plain"),
         None => "application/octet-stream".to_owned(),
-    }
-}
-
-/// Content-addressed blobs on the local disk.
-#[derive(Debug, Clone)]
-struct BlobStore {
-    /// `{data_dir}/blobs/sha256`.
-    root: PathBuf,
-}
-
-impl BlobStore {
-    fn path_for(&self, sha256_hex: &str) -> PathBuf {
-        let shard = sha256_hex.get(..2).unwrap_or("00");
-        self.root.join(shard).join(sha256_hex)
-    }
-
-    /// Stores `content` (once: identical content is already there) and returns its
-    /// SHA-256, lower-case hex.
-    async fn put(&self, content: Vec<u8>) -> Result<String, WorkspaceError> {
-        let root = self.root.clone();
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let sha = hex::encode(Sha256::digest(&content));
-            let path = this.path_for(&sha);
-            let blob_error = |message: String| WorkspaceError::Blob {
-                path: path.clone(),
-                message,
-            };
-            if std::fs::metadata(&path).is_ok_and(|m| m.len() == content.len() as u64) {
-                return Ok(sha);
-            }
-            let dir = path.parent().unwrap_or(&root);
-            std::fs::create_dir_all(dir).map_err(|e| blob_error(format!("cannot create the folder: {e}")))?;
-            // Same folder as the target, so the rename is atomic (one file system).
-            let temp = dir.join(format!(".tmp-{}", uuid::Uuid::now_v7().simple()));
-            let written = (|| {
-                let mut file = std::fs::File::create(&temp)?;
-                file.write_all(&content)?;
-                file.sync_all()?;
-                std::fs::rename(&temp, &path)?;
-                // The rename is durable once the folder entry is.
-                std::fs::File::open(dir)?.sync_all()
-            })();
-            if let Err(e) = written {
-                let _ = std::fs::remove_file(&temp);
-                return Err(blob_error(format!(
-                    "cannot write the file ({e}); check free space and permissions of the data dir"
-                )));
-            }
-            Ok(sha)
-        })
-        .await
-        .map_err(|e| WorkspaceError::Blob {
-            path: self.root.clone(),
-            message: format!("the blob writer stopped: {e}"),
-        })?
-    }
-
-    /// Reads a blob, checking its content against its name.
-    async fn get(&self, sha256_hex: &str) -> Result<Vec<u8>, WorkspaceError> {
-        let path = self.path_for(sha256_hex);
-        let expected = sha256_hex.to_owned();
-        let reading = path.clone();
-        tokio::task::spawn_blocking(move || {
-            let bytes = std::fs::read(&reading).map_err(|e| WorkspaceError::Blob {
-                path: reading.clone(),
-                message: format!("cannot read the file content ({e}); restore the data dir's blobs from a backup"),
-            })?;
-            if hex::encode(Sha256::digest(&bytes)) != expected {
-                return Err(WorkspaceError::Blob {
-                    path: reading,
-                    message: "the content does not match its checksum (corrupted); restore it from a backup".into(),
-                });
-            }
-            Ok(bytes)
-        })
-        .await
-        .map_err(|e| WorkspaceError::Blob {
-            path,
-            message: format!("the blob reader stopped: {e}"),
-        })?
     }
 }
 

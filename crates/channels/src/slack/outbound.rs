@@ -375,7 +375,7 @@ impl Slack {
             if !record.is_new() {
                 continue;
             }
-            let bytes = match tokio::fs::read(self.inner.workspace.blob_path(&file.blob_sha256)).await {
+            let bytes = match self.inner.workspace.read_blob(&file.blob_sha256).await {
                 Ok(bytes) => bytes,
                 Err(error) => {
                     tracing::warn!(path = %file.path, %error, "cannot read a result file for Slack");
