@@ -97,6 +97,9 @@ impl Blobs {
                     .into(),
             ));
         }
+        // TLS through reqwest uses the process's rustls provider (the node installs ring at
+        // start; a CLI command may be first).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(bucket)
             .with_region(if settings.region.is_empty() {
