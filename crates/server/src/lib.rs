@@ -13,6 +13,8 @@ pub mod accounts;
 pub mod api;
 pub mod audit;
 pub mod auth;
+// Backups (issue 18).
+pub mod backup;
 pub mod bootstrap;
 // Channels (issue 13).
 pub mod channels;
