@@ -377,6 +377,7 @@ impl Calendars {
                         brief,
                         idempotency_key: key.clone(),
                         origin: "calendar".into(),
+                        follows: None,
                     };
                     match self.inner.work.delegate(&delegation).await {
                         Ok(task) => {

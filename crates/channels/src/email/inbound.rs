@@ -268,6 +268,7 @@ impl Email {
                 brief,
                 idempotency_key: key,
                 origin: "email".into(),
+                follows: thread_task.as_ref().map(|previous| previous.id),
             };
             return match self.delegate(delegation).await? {
                 Ok(task) => {
@@ -356,6 +357,7 @@ impl Email {
             brief,
             idempotency_key: key,
             origin: "email_trigger".into(),
+            follows: None,
         };
         match self.delegate(delegation).await? {
             Ok(task) => {
