@@ -569,7 +569,9 @@ async fn backup(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCod
     if manifest.master_key {
         println!("  It holds the master key that decrypts the secrets: keep it as private as the key.");
     } else {
-        println!("  The master key is not in the data dir: keep COWORKER_MASTER_KEY or secrets.key_file safe yourself.");
+        println!(
+            "  The master key is not in the data dir: keep COWORKER_MASTER_KEY or secrets.key_file safe yourself."
+        );
     }
     if let Some(pg_dump) = &report.pg_dump {
         println!("  PostgreSQL is not copied by this command; dump it now with:");
@@ -588,7 +590,10 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         println!("  Blobs and key restored; load the database with:");
         println!("    {pg_restore}");
     }
-    println!("  Start it with `coworker serve --data-dir {}`.", args.data_dir.display());
+    println!(
+        "  Start it with `coworker serve --data-dir {}`.",
+        args.data_dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -418,17 +418,28 @@ fn doctor_warns_when_postgres_nodes_have_no_shared_master_key() {
     let dir = temp();
     // Unreachable on purpose: the key check reads the configuration, not the database.
     let postgres = "postgres://u@127.0.0.1:1/x";
-    let (_, stdout, _) = run(coworker(dir.path()).arg("doctor").env("COWORKER_DATABASE_URL", postgres));
+    let (_, stdout, _) = run(coworker(dir.path())
+        .arg("doctor")
+        .env("COWORKER_DATABASE_URL", postgres));
     assert!(stdout.contains("warn  master key"), "{stdout}");
-    assert!(stdout.contains("COWORKER_MASTER_KEY"), "the fix names the variable:\n{stdout}");
+    assert!(
+        stdout.contains("COWORKER_MASTER_KEY"),
+        "the fix names the variable:\n{stdout}"
+    );
 
     let key = "ab".repeat(32);
     let (_, stdout, _) = run(coworker(dir.path())
         .arg("doctor")
         .env("COWORKER_DATABASE_URL", postgres)
         .env("COWORKER_MASTER_KEY", &key));
-    assert!(stdout.contains("master key") && !stdout.contains("warn  master key"), "{stdout}");
+    assert!(
+        stdout.contains("master key") && !stdout.contains("warn  master key"),
+        "{stdout}"
+    );
 
     let (_, stdout, _) = run(coworker(dir.path()).arg("doctor"));
-    assert!(!stdout.contains("master key"), "one SQLite node needs no shared key:\n{stdout}");
+    assert!(
+        !stdout.contains("master key"),
+        "one SQLite node needs no shared key:\n{stdout}"
+    );
 }

@@ -505,7 +505,9 @@ async fn work_commands_find_a_listening_node_and_wait_json_ends_with_the_task() 
         .unwrap();
     let url = banner_url(&mut node);
     assert_eq!(
-        std::fs::read_to_string(dir.path().join(".coworker/node.url")).unwrap().trim(),
+        std::fs::read_to_string(dir.path().join(".coworker/node.url"))
+            .unwrap()
+            .trim(),
         url.trim_end_matches('/')
     );
 
@@ -515,7 +517,15 @@ async fn work_commands_find_a_listening_node_and_wait_json_ends_with_the_task() 
 
     let (code, stdout, stderr) = cli(
         dir.path(),
-        &["task", "new", "--to", "assistant", "check the setup", "--wait", "--json"],
+        &[
+            "task",
+            "new",
+            "--to",
+            "assistant",
+            "check the setup",
+            "--wait",
+            "--json",
+        ],
     );
     assert_eq!(code, 0, "{stdout}{stderr}");
     let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();

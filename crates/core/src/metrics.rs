@@ -214,7 +214,10 @@ mod tests {
 
     #[test]
     fn lookup_knows_histogram_series_and_nothing_else() {
-        assert_eq!(lookup("coworker_tool_call_seconds_bucket").map(|d| d.name), Some(TOOL_CALL_SECONDS));
+        assert_eq!(
+            lookup("coworker_tool_call_seconds_bucket").map(|d| d.name),
+            Some(TOOL_CALL_SECONDS)
+        );
         assert_eq!(lookup("coworker_tasks_total").map(|d| d.name), Some(TASKS_TOTAL));
         assert!(lookup("coworker_tasks_total_count").is_none());
         assert!(lookup("coworker_task_total").is_none());

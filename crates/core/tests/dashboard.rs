@@ -27,7 +27,19 @@ const FUNCTIONS: &[&str] = &[
 ];
 
 /// PromQL keywords that are not series names.
-const KEYWORDS: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset"];
+const KEYWORDS: &[&str] = &[
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+];
 
 /// Every PromQL text of the dashboard: panel targets and templating queries.
 fn queries(value: &Value, out: &mut Vec<String>) {
@@ -173,7 +185,10 @@ fn every_panel_has_a_target_and_a_unique_id() {
     let panels = dashboard["panels"].as_array().unwrap();
     let mut ids = BTreeSet::new();
     for panel in panels {
-        assert!(ids.insert(panel["id"].as_i64().unwrap()), "duplicate panel id in {panel}");
+        assert!(
+            ids.insert(panel["id"].as_i64().unwrap()),
+            "duplicate panel id in {panel}"
+        );
         if panel["type"] != "row" {
             let targets = panel["targets"].as_array().unwrap();
             assert!(!targets.is_empty(), "{} has no query", panel["title"]);

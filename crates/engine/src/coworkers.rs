@@ -70,7 +70,11 @@ pub async fn upsert(store: &Store, def: &CoworkerDef) -> Result<Coworker, StoreE
             .await?
             .into_iter()
             // Case-insensitive, as `Store::link_managed_coworkers` links a manager who joins later.
-            .find(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(def.manager.trim())))
+            .find(|u| {
+                u.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(def.manager.trim()))
+            })
             .map(|u| u.id)
     };
     store

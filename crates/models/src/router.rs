@@ -280,4 +280,3 @@ mod tests {
         assert!(err.to_string().contains("OPENAI_API_KEY"));
     }
 }
-

@@ -83,7 +83,9 @@ pub enum BackupError {
         path: String,
     },
     /// The directory is not a (complete) backup.
-    #[error("{path} is not a complete backup: {problem}\n  fix: restore from a directory `coworker backup` finished writing")]
+    #[error(
+        "{path} is not a complete backup: {problem}\n  fix: restore from a directory `coworker backup` finished writing"
+    )]
     NotABackup {
         /// The directory.
         path: String,
@@ -91,7 +93,9 @@ pub enum BackupError {
         problem: String,
     },
     /// The restored audit log does not verify.
-    #[error("the restored audit log is broken at seq {seq}: the backup was altered or damaged\n  fix: restore an older backup")]
+    #[error(
+        "the restored audit log is broken at seq {seq}: the backup was altered or damaged\n  fix: restore an older backup"
+    )]
     AuditBroken {
         /// First broken entry.
         seq: i64,

@@ -226,7 +226,8 @@ impl Follow {
             self.after = row.seq;
             if row.at_ms >= self.opened_at_ms && ANSWER_KINDS.contains(&row.kind.as_str()) {
                 let seconds = (coworker_store::now_ms() - row.at_ms).max(0) as f64 / 1000.0;
-                metrics::histogram!(coworker_core::metrics::CHANNEL_DELIVERY_SECONDS, "channel" => "web").record(seconds);
+                metrics::histogram!(coworker_core::metrics::CHANNEL_DELIVERY_SECONDS, "channel" => "web")
+                    .record(seconds);
             }
             self.queue.push_back(journal_event(&row));
         }
@@ -241,7 +242,10 @@ impl Follow {
 }
 
 /// Journal kinds that end a task with its answer (timed as a delivery when streamed live).
-const ANSWER_KINDS: &[&str] = &[coworker_engine::state::kind::COMPLETED, coworker_engine::state::kind::FAILED];
+const ANSWER_KINDS: &[&str] = &[
+    coworker_engine::state::kind::COMPLETED,
+    coworker_engine::state::kind::FAILED,
+];
 
 fn journal_event(row: &RunEvent) -> Event {
     let event = Event::default().id(row.seq.to_string()).event(sse_name(&row.kind));

@@ -12,12 +12,12 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use coworker_core::domain::TaskStatus;
-use coworker_core::metrics::{self as names, MetricKind};
-use coworker_store::Store;
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use coworker_core::domain::TaskStatus;
+use coworker_core::metrics::{self as names, MetricKind};
+use coworker_store::Store;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::api::AppState;

@@ -13,10 +13,10 @@
 use coworker_core::TaskId;
 use coworker_core::domain::TaskStatus;
 use coworker_core::metrics::{self as names, ALL};
-use coworker_testkit::process::wait_until;
-use coworker_testkit::scripted_model::{Format, Match, Reply, Script, ScriptedModelServer, Turn};
 use coworker_server::{Node, NodeOptions};
 use coworker_store::NewUser;
+use coworker_testkit::process::wait_until;
+use coworker_testkit::scripted_model::{Format, Match, Reply, Script, ScriptedModelServer, Turn};
 use coworker_testkit::{Backend, TestDb, TestNode, backend_tests};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -36,12 +36,21 @@ fn unique(db: &TestDb, what: &str) -> (String, String) {
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",
     };
-    (format!("m-{what}-{backend}"), format!("scripted/metrics-{what}-{backend}"))
+    (
+        format!("m-{what}-{backend}"),
+        format!("scripted/metrics-{what}-{backend}"),
+    )
 }
 
 /// A node whose only coworker is `handle` (workspace tools; writes need an approval), on a
 /// scripted model called `model`.
-async fn start(db: &TestDb, handle: &str, model: &str, script: Script, workers: u32) -> (TestNode, ScriptedModelServer) {
+async fn start(
+    db: &TestDb,
+    handle: &str,
+    model: &str,
+    script: Script,
+    workers: u32,
+) -> (TestNode, ScriptedModelServer) {
     let server = ScriptedModelServer::start(Format::OpenAi, script).await;
     let base_url = server.base_url();
     let handle = handle.to_owned();
@@ -178,8 +187,8 @@ async fn a_task_with_an_approved_tool_call_moves_every_series(db: &TestDb) {
     let approval_wait = format!("{}_count{{kind=\"tool_call\"}}", names::APPROVAL_WAIT_SECONDS);
     let web_delivery = format!("{}_count{{channel=\"web\"}}", names::CHANNEL_DELIVERY_SECONDS);
 
-    let task = coworker_testkit::node::delegate(&node.base_url, &node.owner_token, &handle, "write the metrics report")
-        .await;
+    let task =
+        coworker_testkit::node::delegate(&node.base_url, &node.owner_token, &handle, "write the metrics report").await;
     wait_for(&node, task, TaskStatus::Waiting).await;
 
     // A viewer follows the task live in the web app while the approval is decided.
@@ -225,17 +234,35 @@ async fn a_task_with_an_approved_tool_call_moves_every_series(db: &TestDb) {
     let exact = |series: String, expected: f64| {
         assert_eq!(sample(&after, &series), Some(expected), "{series} in:\n{after}");
     };
-    exact(format!("{}{{status=\"done\",coworker=\"{handle}\"}}", names::TASKS_TOTAL), 1.0);
-    exact(format!("{}{{status=\"failed\",coworker=\"{handle}\"}}", names::TASKS_TOTAL), 0.0);
+    exact(
+        format!("{}{{status=\"done\",coworker=\"{handle}\"}}", names::TASKS_TOTAL),
+        1.0,
+    );
+    exact(
+        format!("{}{{status=\"failed\",coworker=\"{handle}\"}}", names::TASKS_TOTAL),
+        0.0,
+    );
     exact(format!("{}{{model=\"{model}\"}}", names::MODEL_CALLS_TOTAL), 2.0);
-    exact(format!("{}{{model=\"{model}\",kind=\"input\"}}", names::MODEL_TOKENS_TOTAL), 160.0);
-    exact(format!("{}{{model=\"{model}\",kind=\"output\"}}", names::MODEL_TOKENS_TOTAL), 30.0);
-    exact(format!("{}{{model=\"{model}\",kind=\"cached\"}}", names::MODEL_TOKENS_TOTAL), 40.0);
+    exact(
+        format!("{}{{model=\"{model}\",kind=\"input\"}}", names::MODEL_TOKENS_TOTAL),
+        160.0,
+    );
+    exact(
+        format!("{}{{model=\"{model}\",kind=\"output\"}}", names::MODEL_TOKENS_TOTAL),
+        30.0,
+    );
+    exact(
+        format!("{}{{model=\"{model}\",kind=\"cached\"}}", names::MODEL_TOKENS_TOTAL),
+        40.0,
+    );
     // The cost counter is the task's own bill.
     let detail = api(&node, reqwest::Method::GET, &format!("/api/v1/tasks/{task}"), None).await;
     let cost = detail["task"]["cost_micros_usd"].as_i64().unwrap();
     assert!(cost > 0, "{detail}");
-    exact(format!("{}{{model=\"{model}\"}}", names::MODEL_COST_MICROS_USD_TOTAL), cost as f64);
+    exact(
+        format!("{}{{model=\"{model}\"}}", names::MODEL_COST_MICROS_USD_TOTAL),
+        cost as f64,
+    );
 
     for series in [&tool_calls, &tool_seconds, &approval_wait, &web_delivery] {
         assert!(
@@ -275,7 +302,11 @@ async fn claiming_an_expired_lease_counts_a_takeover(db: &TestDb) {
     // Nothing here claims runs, so the new one is counted as runnable.
     let runnable = value(&scrape(&node).await, names::RUNNABLE_RUNS);
     assert_eq!(runnable, 1.0, "runnable runs");
-    let dead = store.claim_run("dead-node-0", 1).await.unwrap().expect("the new run is claimable");
+    let dead = store
+        .claim_run("dead-node-0", 1)
+        .await
+        .unwrap()
+        .expect("the new run is claimable");
     assert_eq!(dead.taken_over_from, None, "a ready run is no takeover");
 
     let before = value(&scrape(&node).await, names::LEASE_TAKEOVERS_TOTAL);
@@ -358,7 +389,11 @@ async fn a_manager_who_joins_later_is_linked_to_the_coworker(db: &TestDb) {
     let path = format!("/api/v1/coworkers/{handle}");
     let before = api(&node, reqwest::Method::GET, &path, None).await;
     assert_eq!(before["manager"], "Grace@Example.com", "{before}");
-    assert_eq!(before["manager_user_id"], Value::Null, "nobody has that email yet: {before}");
+    assert_eq!(
+        before["manager_user_id"],
+        Value::Null,
+        "nobody has that email yet: {before}"
+    );
 
     // Grace joins while the node runs (any way an account gets its email ends here).
     let grace = node
@@ -461,7 +496,11 @@ async fn backup_while_running_then_restore_gives_the_same_state(db: &TestDb) {
     let before = snapshot(&node).await;
     assert_eq!(before.0["tasks"].as_array().unwrap().len(), 1, "{}", before.0);
     assert_eq!(&before.3[..], b"# Minutes\nShip on Tuesday.\n");
-    assert!(before.2["items"].as_array().unwrap().len() >= 2, "the fact and the episode: {}", before.2);
+    assert!(
+        before.2["items"].as_array().unwrap().len() >= 2,
+        "the fact and the episode: {}",
+        before.2
+    );
     let audit_before = node.node.store.audit_verify().await.unwrap();
     assert!(audit_before.checked > 0);
 
@@ -481,7 +520,10 @@ async fn backup_while_running_then_restore_gives_the_same_state(db: &TestDb) {
     let _db = node.stop().await;
     if db.backend == Backend::Postgres {
         // The database is pg_dump's; the command says so, and the blobs are copied.
-        assert!(report.pg_dump.as_deref().is_some_and(|c| c.starts_with("pg_dump ")), "{report:?}");
+        assert!(
+            report.pg_dump.as_deref().is_some_and(|c| c.starts_with("pg_dump ")),
+            "{report:?}"
+        );
         assert_eq!(report.manifest.database_file, None);
         return;
     }
@@ -489,7 +531,9 @@ async fn backup_while_running_then_restore_gives_the_same_state(db: &TestDb) {
 
     std::fs::remove_dir_all(&data_dir).unwrap();
     let restored_dir = db.dir().join("restored");
-    let restored = coworker_server::backup::restore(&backup_dir, &restored_dir).await.unwrap();
+    let restored = coworker_server::backup::restore(&backup_dir, &restored_dir)
+        .await
+        .unwrap();
     assert_eq!(restored.audit_entries, Some(audit_before.checked));
     assert!(
         coworker_server::backup::restore(&db.dir().join("nothing-here"), &db.dir().join("other"))
