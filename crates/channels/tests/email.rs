@@ -1,15 +1,15 @@
 //! Email end to end (issue 16), on both backends, against real servers: pymap (IMAP with
 //! IDLE) and aiosmtpd (SMTP), started by the testkit. A whole node with the scripted model
 //! reads the mailbox, turns a member's mail into a task, and answers with `email.reply` once a
-//! person approved it over the API; the reply to that answer reaches the same run.
+//! person approved it in the web Inbox; the reply to that answer reaches the same run.
 
 use coworker_core::config::{Config, ProviderConfig, ProviderKind};
 use coworker_core::domain::{Role, TaskStatus};
 use coworker_core::email::EmailConfig;
-use coworker_server::auth::{generate_token, hash_token};
+use coworker_server::auth::{SESSION_TTL_MS, generate_token, hash_token};
 use coworker_server::{Node, NodeOptions, RunningNode};
 use coworker_store::{NewUser, Store, TokenKind};
-use coworker_testkit::mail::{IMAP_PASSWORD, IMAP_USER, ImapServer, SmtpServer, message};
+use coworker_testkit::mail::{CalDavServer, IMAP_PASSWORD, IMAP_USER, ImapServer, SmtpServer, message};
 use coworker_testkit::process::wait_until;
 use coworker_testkit::scripted_model::{Format, Match, Reply, Script, ScriptedModelServer, Turn};
 use coworker_testkit::{Backend, TestDb, backend_tests};
@@ -21,6 +21,7 @@ backend_tests!(
     mail_from_outside_is_data_for_a_trigger_never_a_request,
     bad_mail_is_refused_with_a_reason_and_nothing_is_lost,
     an_email_delivery_target_gets_the_result_once,
+    a_caldav_calendar_is_read_and_written_through_the_tools,
 );
 
 const ADDRESS: &str = "assistant@co.example";
@@ -145,6 +146,51 @@ fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
         .map(|l| l[name.len() + 1..].trim())
 }
 
+/// Ada approves in the web app: her Inbox shows the mail as it will go out, and its form
+/// (session cookie + CSRF token) decides.
+async fn approve_from_the_web_inbox(
+    node: &RunningNode,
+    store: &Store,
+    approval: coworker_core::ApprovalId,
+    email: &str,
+) {
+    let user = store.user_by_email(email).await.unwrap().unwrap();
+    let (secret, csrf) = (generate_token().unwrap(), generate_token().unwrap());
+    store
+        .create_session(user.id, &hash_token(&secret), &csrf, "test", SESSION_TTL_MS)
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookie = format!("coworker_session={secret}");
+    let inbox = client
+        .get(format!("http://{}/inbox", node.local_addr))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for shown in [
+        "To: ada@example.com",
+        "Subject: Re: Quarterly numbers",
+        "Revenue was up 4% this quarter.",
+    ] {
+        assert!(inbox.contains(shown), "the Inbox shows {shown:?}: {inbox}");
+    }
+    let response = client
+        .post(format!("http://{}/inbox/approvals/{approval}", node.local_addr))
+        .header(reqwest::header::COOKIE, &cookie)
+        .form(&[("decision", "approve"), ("next", "/inbox"), ("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303, "the Inbox form decided");
+}
+
 async fn decide(node: &RunningNode, token: &str, approval: coworker_core::ApprovalId, decision: &str) {
     let response = reqwest::Client::new()
         .post(format!(
@@ -183,7 +229,7 @@ async fn a_member_mail_becomes_a_task_answered_by_a_threaded_reply(db: &TestDb) 
     let model = ScriptedModelServer::start(Format::OpenAi, script).await;
     let node = start(config(db, &model, mailbox(&imap, &smtp), "data")).await;
     let store = node.store.clone();
-    let token = member(&store, "ada@example.com").await;
+    member(&store, "ada@example.com").await;
     watching(&store).await;
 
     imap.append(&message(
@@ -225,7 +271,7 @@ async fn a_member_mail_becomes_a_task_answered_by_a_threaded_reply(db: &TestDb) 
         assert!(preview.contains(shown), "the approval shows {shown:?}: {preview}");
     }
     assert!(smtp.messages().is_empty(), "nothing is sent before the approval");
-    decide(&node, &token, approval.id, "approve").await;
+    approve_from_the_web_inbox(&node, &store, approval.id, "ada@example.com").await;
 
     wait_until("the reply reaches the SMTP server", || async {
         !smtp.messages().is_empty()
@@ -449,11 +495,17 @@ async fn bad_mail_is_refused_with_a_reason_and_nothing_is_lost(db: &TestDb) {
         "{why}"
     );
     let ada = store.user_by_email("ada@example.com").await.unwrap().unwrap();
-    let notes = store.list_notifications(ada.id, false, 50).await.unwrap();
-    assert!(
-        notes.iter().any(|n| n.kind == "email_refused"),
-        "the sender is told: {notes:?}"
-    );
+    // The refusal is recorded first, then the sender told.
+    let note = eventually("the sender is told", || async {
+        store
+            .list_notifications(ada.id, false, 50)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|n| n.kind == "email_refused")
+    })
+    .await;
+    assert!(note.title.contains("Big"), "{note:?}");
 
     // Broken charset and encoded words: read lossily, still a task.
     let broken = b"From: ada@example.com\r\nTo: assistant@co.example\r\nSubject: =?x-klingon?q?Caf=E9?= report\r\n\
@@ -519,6 +571,114 @@ async fn an_email_delivery_target_gets_the_result_once(db: &TestDb) {
     assert_eq!(sends.len(), 1);
     assert_eq!(sends[0].state, "sent");
     assert_eq!(smtp.messages().len(), 1, "once");
+    node.shutdown();
+    node.wait().await.unwrap();
+}
+
+/// A CalDAV calendar on a real server (Radicale): `calendar.list_events` reads it (REPORT,
+/// recurring events expanded), `calendar.create_event` waits for approval, shows the event,
+/// and once approved writes it there (PUT) exactly once.
+async fn a_caldav_calendar_is_read_and_written_through_the_tools(db: &TestDb) {
+    let caldav = CalDavServer::start();
+    let url = caldav.make_calendar("ada", "work").await;
+    caldav
+        .put_event(
+            &url,
+            "ada",
+            "board",
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:board\r\nDTSTAMP:20260301T000000Z\r\n\
+             SUMMARY:Board review\r\nDTSTART:20260310T100000Z\r\nDTEND:20260310T110000Z\r\nRRULE:FREQ=WEEKLY;COUNT=2\r\n\
+             ATTENDEE:mailto:bob@client.example\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        )
+        .await;
+    let script = Script::new()
+        .turn(Turn::when(
+            Match::UserSays("board review".into()),
+            Reply::tool_calls().tool_call(
+                "l1",
+                "calendar__list_events",
+                r#"{"from":"2026-03-01T00:00:00Z","to":"2026-04-01T00:00:00Z"}"#,
+            ),
+        ))
+        .turn(Turn::when(
+            Match::ToolResultFor("l1".into()),
+            Reply::tool_calls().tool_call(
+                "c1",
+                "calendar__create_event",
+                r#"{"summary":"Prep for the board review","start":"2026-03-09T10:00:00Z","end":"2026-03-09T10:30:00Z"}"#,
+            ),
+        ))
+        .turn(Turn::when(Match::ToolResultFor("c1".into()), Reply::text("Booked.")));
+    let model = ScriptedModelServer::start(Format::OpenAi, script).await;
+    let mut config = config(db, &model, EmailConfig::default(), "data");
+    config.email.clear();
+    config.calendar = vec![coworker_core::calendar::CalendarConfig {
+        name: "work".into(),
+        owner: "ada@example.com".into(),
+        coworker: "assistant".into(),
+        url: url.clone(),
+        kind: "caldav".into(),
+        username: "ada".into(),
+        password: "not-checked".into(),
+        timezone: "UTC".into(),
+        ..coworker_core::calendar::CalendarConfig::default()
+    }];
+    let node = start(config).await;
+    let store = node.store.clone();
+    let token = member(&store, "ada@example.com").await;
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/tasks", node.local_addr))
+        .bearer_auth(&token)
+        .json(&json!({"to": "assistant", "brief": "Book prep time the day before each board review in March."}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let task_id = store.list_tasks(None, 10).await.unwrap()[0].id;
+
+    let approval = eventually("creating the event asks for approval", || async {
+        store.approvals_for_task(task_id).await.unwrap().into_iter().next()
+    })
+    .await;
+    let run = store.run_for_task(task_id).await.unwrap().unwrap();
+    let events = store.list_events(run.id, 0, 500).await.unwrap();
+    let listed = events
+        .iter()
+        .find(|e| e.kind == "tool_finished" && e.payload["tool"] == "calendar.list_events")
+        .expect("the events were listed");
+    let content = listed.payload["content"].as_str().unwrap_or_default();
+    assert_eq!(
+        content.matches("Board review").count(),
+        2,
+        "both occurrences: {content}"
+    );
+    assert!(content.contains("2026-03-17"), "the second occurrence: {content}");
+    assert!(content.contains("untrusted data"), "fenced as data: {content}");
+    assert!(
+        !caldav.events(&url, "ada").await.contains("Prep for the board review"),
+        "nothing written before the approval"
+    );
+    assert!(
+        approval.preview.to_string().contains("Prep for the board review"),
+        "{}",
+        approval.preview
+    );
+    decide(&node, &token, approval.id, "approve").await;
+    wait_until("the task completes", || async {
+        store.get_task(task_id).await.unwrap().unwrap().status == TaskStatus::Done
+    })
+    .await;
+    let stored = caldav.events(&url, "ada").await;
+    assert_eq!(
+        stored.matches("SUMMARY:Prep for the board review").count(),
+        1,
+        "{stored}"
+    );
+    assert!(stored.contains("DTSTART:20260309T100000Z"), "{stored}");
     node.shutdown();
     node.wait().await.unwrap();
 }

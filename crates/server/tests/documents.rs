@@ -37,10 +37,6 @@ async fn start_configured(
     let model = ScriptedModelServer::start(Format::OpenAi, script).await;
     let base_url = model.base_url();
     let node = TestNode::start_with(db.backend, |config| {
-        // A validation retry writes the same path its first attempt's result echoed back,
-        // which the provenance gate (issue 19) now holds for approval; these tests are about
-        // deliverables, so provenance only warns here (the interaction is a known gap).
-        config.policy.provenance = coworker_core::domain::ProvenanceMode::Warn;
         extra(config);
         config.providers = vec![coworker_core::config::ProviderConfig {
             name: "scripted".into(),

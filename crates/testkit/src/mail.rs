@@ -18,6 +18,9 @@ pub const PYMAP_VERSION: &str = "0.36.7";
 /// aiosmtpd version the tests run.
 pub const AIOSMTPD_VERSION: &str = "1.4.6";
 
+/// Radicale version the CalDAV tests run (a real CalDAV server).
+pub const RADICALE_VERSION: &str = "3.9.0";
+
 /// pymap's demo account (the dict backend's only user).
 pub const IMAP_USER: &str = "demouser";
 /// Its password.
@@ -143,7 +146,8 @@ class Keep:
 
 def authenticator(server, session, envelope, mechanism, auth_data):
     ok = isinstance(auth_data, LoginPassword) and auth_data.login == b'demouser' and auth_data.password == b'demopass'
-    return AuthResult(success=ok)
+    # handled=False: aiosmtpd answers a failed login with 535 (handled=True would answer nothing).
+    return AuthResult(success=ok, handled=False)
 
 controller = Controller(Keep(), hostname='127.0.0.1', port=port, authenticator=authenticator, auth_require_tls=False)
 controller.start()
@@ -211,6 +215,90 @@ impl SmtpServer {
 }
 
 impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running Radicale: a real CalDAV server over a temporary folder. Logins are not checked
+/// (any password); each user owns the collections under `/<user>/`.
+pub struct CalDavServer {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl CalDavServer {
+    /// Starts it.
+    pub fn start() -> CalDavServer {
+        let venv = crate::python::ensure_installed(&[("radicale", RADICALE_VERSION)]);
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("CalDAV storage dir");
+        let mut child = Command::new(venv.join("bin/python"))
+            .args(["-m", "radicale", "--server-hosts"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--storage-filesystem-folder")
+            .arg(dir.path().join("collections"))
+            .args(["--auth-type", "none", "--logging-level", "warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start radicale");
+        wait_for_port(port, &mut child, "radicale");
+        CalDavServer { child, port, _dir: dir }
+    }
+
+    /// Creates the calendar `/<user>/<name>/` (MKCALENDAR) and returns its URL.
+    pub async fn make_calendar(&self, user: &str, name: &str) -> String {
+        let url = format!("http://127.0.0.1:{}/{user}/{name}/", self.port);
+        let method = reqwest::Method::from_bytes(b"MKCALENDAR").expect("a method name");
+        let response = crate::node::http_client()
+            .request(method, &url)
+            .basic_auth(user, Some("any"))
+            .send()
+            .await
+            .expect("MKCALENDAR");
+        assert_eq!(response.status().as_u16(), 201, "MKCALENDAR {url}");
+        url
+    }
+
+    /// Stores one event (`ics`: a whole VCALENDAR) in the calendar at `url` as `uid.ics`.
+    pub async fn put_event(&self, url: &str, user: &str, uid: &str, ics: &str) {
+        let response = crate::node::http_client()
+            .put(format!("{url}{uid}.ics"))
+            .basic_auth(user, Some("any"))
+            .header("Content-Type", "text/calendar; charset=utf-8")
+            .body(ics.to_owned())
+            .send()
+            .await
+            .expect("PUT an event");
+        assert!(response.status().is_success(), "PUT {uid}: {}", response.status());
+    }
+
+    /// The iCalendar texts of every event in the calendar at `url` (a CalDAV REPORT).
+    pub async fn events(&self, url: &str, user: &str) -> String {
+        let method = reqwest::Method::from_bytes(b"REPORT").expect("a method name");
+        crate::node::http_client()
+            .request(method, url)
+            .basic_auth(user, Some("any"))
+            .header("Depth", "1")
+            .header("Content-Type", "application/xml; charset=utf-8")
+            .body(
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?><C:calendar-query xmlns:D=\"DAV:\" xmlns:C=\"urn:ietf:params:xml:ns:caldav\">\
+                 <D:prop><C:calendar-data/></D:prop><C:filter><C:comp-filter name=\"VCALENDAR\"/></C:filter></C:calendar-query>",
+            )
+            .send()
+            .await
+            .expect("REPORT")
+            .text()
+            .await
+            .expect("REPORT body")
+    }
+}
+
+impl Drop for CalDavServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

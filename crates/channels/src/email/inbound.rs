@@ -108,7 +108,7 @@ fn refusal_text(refusal: &WorkError) -> String {
 /// The brief of a member's mail.
 pub fn member_brief(parsed: &Parsed, message_id: &str, saved: &[String]) -> String {
     let mut brief = format!(
-        "Email from {}\nSubject: {}\nMessage-ID: {message_id}\n",
+        "Email from a member\nFrom: {}\nSubject: {}\nMessage-ID: {message_id}\n",
         parsed.from_display,
         if parsed.subject.is_empty() {
             "(none)"

@@ -247,7 +247,18 @@ impl Email {
                 return Ok(Sent::Refused(problem));
             }
         };
-        match transport.send(message).await {
+        // lettre's timeout bounds each read; this bounds the whole transaction (a server that
+        // stops answering mid-way is an unknown outcome, not a hang).
+        let outcome = match tokio::time::timeout(SMTP_TIMEOUT * 2, transport.send(message)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                return Err(SendError::Unknown {
+                    message_id,
+                    message: format!("no answer within {}s", (SMTP_TIMEOUT * 2).as_secs()),
+                });
+            }
+        };
+        match outcome {
             Ok(_) => {
                 store.finish_email_send(key, "sent", None).await?;
                 if let Some(task) = task_id {
@@ -297,7 +308,17 @@ impl Email {
 /// `coworker email test`: connects to the SMTP server and logs in, sending nothing.
 pub async fn check(mailbox: &Mailbox) -> Result<String, String> {
     let transport = transport(mailbox)?;
-    match transport.test_connection().await {
+    let answered = tokio::time::timeout(SMTP_TIMEOUT, transport.test_connection())
+        .await
+        .map_err(|_| {
+            format!(
+                "SMTP {}:{}: no answer within {}s (the server stopped answering, often after a refused login)",
+                mailbox.smtp.host,
+                mailbox.smtp.port,
+                SMTP_TIMEOUT.as_secs()
+            )
+        })?;
+    match answered {
         Ok(true) => Ok(format!(
             "SMTP {}:{} accepted the connection{}",
             mailbox.smtp.host,
