@@ -20,3 +20,10 @@ pub mod work;
 pub use email::{Email, EmailSetupError, Mailbox};
 pub use slack::{Slack, SlackCredentials, SlackSetupError};
 pub use work::{Delegation, Work, WorkError, WorkFuture, follow_up_brief};
+
+/// Times a task's result reaching people through `channel` (`slack`, `email`) on the node's
+/// `/metrics`: now minus `answered_at_ms`, the epoch ms of the task's answer.
+pub(crate) fn record_delivery(channel: &'static str, answered_at_ms: i64) {
+    let seconds = (coworker_store::now_ms() - answered_at_ms).max(0) as f64 / 1000.0;
+    metrics::histogram!(coworker_core::metrics::CHANNEL_DELIVERY_SECONDS, "channel" => channel).record(seconds);
+}

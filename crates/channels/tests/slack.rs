@@ -204,6 +204,26 @@ async fn a_mention_becomes_a_task_answered_in_its_thread(db: &TestDb) {
         .wait_for("a status edit", |f| f.messages().into_iter().find(|m| m.edits > 0))
         .await;
     assert_eq!(status.thread_ts.as_deref(), Some(root));
+    // The result's delivery is timed on /metrics (issue 18), once its post has returned.
+    let metrics_url = world.node.url("/metrics");
+    coworker_testkit::process::wait_until("the Slack delivery on /metrics", || {
+        let url = metrics_url.clone();
+        async move {
+            let text = coworker_testkit::node::http_client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix("coworker_channel_delivery_seconds_count{channel=\"slack\"} "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .is_some_and(|count| count >= 1.0)
+        }
+    })
+    .await;
 }
 
 async fn retries_and_twins_make_one_task_and_one_reply(db: &TestDb) {

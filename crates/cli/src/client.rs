@@ -1,7 +1,9 @@
 //! The HTTP client behind the work commands (`task`, `approvals`, `coworkers`): they call a
 //! running node's API like `gh` or `kubectl`, so wake-ups, audit and permissions have one
-//! path. The node URL comes from `--server`, `COWORKER_SERVER` or the config; the token from
-//! `COWORKER_TOKEN` or, next to the node, the owner credential in its data dir.
+//! path. The node URL comes from `--server`, `COWORKER_SERVER`, the URL a running node
+//! recorded in its data dir (`node.url`, so a node started with `--listen` is found), or the
+//! config; the token from `COWORKER_TOKEN` or, next to the node, the owner credential in its
+//! data dir.
 
 use std::path::Path;
 
@@ -20,7 +22,8 @@ impl Client {
     /// Resolves the server and token, or explains how to provide them.
     pub fn new(server: Option<&str>, config: &Config) -> anyhow::Result<Client> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let base = match server {
+        let recorded = coworker_server::datadir::read_node_url(Path::new(&config.storage.data_dir));
+        let base = match server.map(str::to_owned).or(recorded) {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => {
                 let listen = config.server.listen.replace("0.0.0.0", "127.0.0.1");

@@ -111,6 +111,11 @@ enum Command {
     Users(accounts::UsersCommand),
     /// Print the version and the database schema version this binary expects
     Version(JsonArg),
+    /// Copy the database (SQLite: a consistent online snapshot), the blobs and the master key
+    /// into a new directory; safe while the node runs
+    Backup(BackupArgs),
+    /// Restore a backup into a new data dir (then `coworker serve --data-dir NEW`)
+    Restore(RestoreArgs),
     /// Standing jobs: add (cron + timezone), list, show, pause, resume, delete, run-now (talks to a running node)
     #[command(subcommand)]
     Schedules(schedules::SchedulesCommand),
@@ -319,6 +324,26 @@ struct ServeArgs {
 }
 
 #[derive(Args)]
+struct BackupArgs {
+    /// The new (or empty) directory to write the backup into
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Data directory of the node to back up (overrides storage.data_dir)
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// A directory `coworker backup` wrote
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// The new (or empty) data dir to restore into
+    #[arg(long, value_name = "NEW", required = true)]
+    data_dir: PathBuf,
+}
+
+#[derive(Args)]
 struct DataDirArg {
     /// Data directory for the SQLite database, files and credentials (overrides storage.data_dir)
     #[arg(long, value_name = "DIR")]
@@ -407,6 +432,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate(args) => migrate(&cli.global, args).await,
         Command::Worker(args) => worker(&cli.global, args).await,
+        Command::Backup(args) => backup(&cli.global, args).await,
+        Command::Restore(args) => restore(args).await,
         Command::Models(ModelsCommand::List { json }) => models_list(&cli.global, json).await,
         Command::Task(command) => {
             let client = work_client(&cli.global)?;
@@ -516,10 +543,9 @@ async fn models_list(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode
 }
 
 async fn worker(global: &GlobalArgs, args: DataDirArg) -> anyhow::Result<ExitCode> {
-    let mut loaded = load::config(global.config.as_deref(), args.data_dir.as_deref(), None)?;
+    // The engine binds no port (several workers coexist on one machine).
+    let loaded = load::config(global.config.as_deref(), args.data_dir.as_deref(), None)?;
     logging::init(log_format(global, loaded.config.log.format), &loaded.config.log.filter);
-    // The engine needs no port; bind an ephemeral loopback one so several workers coexist.
-    loaded.config.server.listen = "127.0.0.1:0".into();
     let node = Node::start(
         loaded.config,
         NodeOptions {
@@ -538,6 +564,54 @@ async fn worker(global: &GlobalArgs, args: DataDirArg) -> anyhow::Result<ExitCod
     println!("Press Ctrl-C to stop.");
     node.wait().await?;
     println!("Coworker worker stopped.");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn backup(global: &GlobalArgs, args: BackupArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load::config(global.config.as_deref(), args.data_dir.as_deref(), None)?;
+    let report = coworker_server::backup::backup(&loaded.config, &args.dir).await?;
+    let manifest = &report.manifest;
+    println!(
+        "Backed up to {} (schema {}, {} blob files, {} bytes).",
+        args.dir.display(),
+        manifest.schema_version,
+        manifest.blob_files,
+        manifest.blob_bytes
+    );
+    if manifest.master_key {
+        println!("  It holds the master key that decrypts the secrets: keep it as private as the key.");
+    } else {
+        println!(
+            "  The master key is not in the data dir: keep COWORKER_MASTER_KEY or secrets.key_file safe yourself."
+        );
+    }
+    let bucket = loaded.config.storage.blobs.trim();
+    if !bucket.is_empty() {
+        println!(
+            "  File content is in {bucket}, not in this backup: keep the bucket versioned or replicated (content is never rewritten, so a copy of it stays valid)."
+        );
+    }
+    if let Some(pg_dump) = &report.pg_dump {
+        println!("  PostgreSQL is not copied by this command; dump it now with:");
+        println!("    {pg_dump}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    let report = coworker_server::backup::restore(&args.dir, &args.data_dir).await?;
+    println!("Restored {} into {}.", args.dir.display(), args.data_dir.display());
+    if let Some(entries) = report.audit_entries {
+        println!("  audit log: {entries} entries, chain intact");
+    }
+    if let Some(pg_restore) = &report.pg_restore {
+        println!("  Blobs and key restored; load the database with:");
+        println!("    {pg_restore}");
+    }
+    println!(
+        "  Start it with `coworker serve --data-dir {}`.",
+        args.data_dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

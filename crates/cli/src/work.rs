@@ -178,7 +178,8 @@ pub async fn task_new(client: &Client, args: NewTaskArgs<'_>, wait: bool, json_o
     follow(client, &id, json_out).await
 }
 
-/// Streams a task's events until it ends (or blocks): exit 0 on done, 1 otherwise.
+/// Streams a task's events until it ends (or blocks): exit 0 on done, 1 otherwise. With
+/// `--json`, one event per line, then the task as returned by `GET /tasks/{id}`.
 pub async fn follow(client: &Client, id: &str, json_out: bool) -> anyhow::Result<ExitCode> {
     let mut after = 0;
     loop {
@@ -202,7 +203,12 @@ pub async fn follow(client: &Client, id: &str, json_out: bool) -> anyhow::Result
                     println!("  {line}");
                 }
             }
-            if !json_out {
+            if json_out {
+                // The last line is the task itself (status, result, cost), so a script reads
+                // the outcome with `tail -n 1` instead of folding the events.
+                let detail = client.get(&format!("/tasks/{id}")).await?;
+                println!("{}", serde_json::to_string(&detail).unwrap_or_default());
+            } else {
                 println!("Task {id}: {status}");
             }
             return Ok(exit_for(&status));

@@ -410,3 +410,83 @@ fn doctor_checks_each_configured_model_provider() {
         "catalog lists known models"
     );
 }
+
+/// Issue 18: nodes on one PostgreSQL database must share a master key; doctor warns when this
+/// node's would be its own (the default key file in its data dir), and not on SQLite.
+#[test]
+fn doctor_warns_when_postgres_nodes_have_no_shared_master_key() {
+    let dir = temp();
+    // Unreachable on purpose: the key check reads the configuration, not the database.
+    let postgres = "postgres://u@127.0.0.1:1/x";
+    let (_, stdout, _) = run(coworker(dir.path())
+        .arg("doctor")
+        .env("COWORKER_DATABASE_URL", postgres));
+    assert!(stdout.contains("warn  master key"), "{stdout}");
+    assert!(
+        stdout.contains("COWORKER_MASTER_KEY"),
+        "the fix names the variable:\n{stdout}"
+    );
+
+    let key = "ab".repeat(32);
+    let (_, stdout, _) = run(coworker(dir.path())
+        .arg("doctor")
+        .env("COWORKER_DATABASE_URL", postgres)
+        .env("COWORKER_MASTER_KEY", &key));
+    assert!(
+        stdout.contains("master key") && !stdout.contains("warn  master key"),
+        "{stdout}"
+    );
+
+    let (_, stdout, _) = run(coworker(dir.path()).arg("doctor"));
+    assert!(
+        !stdout.contains("master key"),
+        "one SQLite node needs no shared key:\n{stdout}"
+    );
+}
+
+/// Issue 18: `coworker backup` next to a running node, then `restore` into a new data dir that
+/// `audit verify` passes and a node serves; a second backup into the same directory and a
+/// restore from a directory that is not a backup are refused.
+#[test]
+fn backup_while_serving_then_restore_and_verify() {
+    let dir = temp();
+    let serving = Serving::start(coworker(dir.path()).args(["serve", "--listen", "127.0.0.1:0"]));
+    let backup = dir.path().join("backup");
+    let (code, stdout, stderr) = run(coworker(dir.path()).arg("backup").arg(&backup));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("Backed up to"), "{stdout}");
+    assert!(backup.join("backup.json").is_file() && backup.join("coworker.db").is_file());
+    let (code, _, stderr) = run(coworker(dir.path()).arg("backup").arg(&backup));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert_eq!(serving.terminate(), 0, "the node served through the backup");
+
+    let restored = dir.path().join("restored");
+    let (code, stdout, stderr) = run(coworker(dir.path())
+        .arg("restore")
+        .arg(&backup)
+        .arg("--data-dir")
+        .arg(&restored));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("chain intact"), "{stdout}");
+    let (code, stdout, _) = run(coworker(dir.path())
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&restored));
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("chain intact"), "{stdout}");
+    let again = Serving::start(
+        coworker(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&restored),
+    );
+    assert_eq!(get(&format!("{}/readyz", again.url)).0, 200);
+    assert_eq!(again.terminate(), 0);
+
+    let (code, _, stderr) = run(coworker(dir.path())
+        .arg("restore")
+        .arg(dir.path().join("restored"))
+        .arg("--data-dir")
+        .arg(dir.path().join("elsewhere")));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("is not a complete backup"), "{stderr}");
+}

@@ -483,3 +483,61 @@ async fn cli_delegates_reviews_the_plan_and_follows_the_task() {
     let _ = node.kill();
     let _ = node.wait();
 }
+
+/// Issue 18: work commands next to a node started with `--listen` find it through the URL it
+/// records in its data dir (no `--server`, and the config says another port), and
+/// `task new --wait --json` prints the events, then ends with the task itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_commands_find_a_listening_node_and_wait_json_ends_with_the_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Script::new().turn(Turn::reply(Reply::text("All set.").usage(10, 3)).repeating());
+    let server = ScriptedModelServer::start(Format::OpenAi, script).await;
+    let config = config_file(dir.path(), &server.base_url(), "");
+    std::fs::rename(&config, dir.path().join("coworker.toml")).unwrap();
+    let mut node = Command::new(env!("CARGO_BIN_EXE_coworker"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = banner_url(&mut node);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".coworker/node.url"))
+            .unwrap()
+            .trim(),
+        url.trim_end_matches('/')
+    );
+
+    let (code, stdout, stderr) = cli(dir.path(), &["coworkers"]);
+    assert_eq!(code, 0, "found without --server: {stderr}");
+    assert!(stdout.contains("@assistant"), "{stdout}");
+
+    let (code, stdout, stderr) = cli(
+        dir.path(),
+        &[
+            "task",
+            "new",
+            "--to",
+            "assistant",
+            "check the setup",
+            "--wait",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    let (last, events) = lines.split_last().expect("output");
+    let task: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(task["task"]["status"], "done", "{last}");
+    assert_eq!(task["task"]["result"]["text"], "All set.", "{last}");
+    assert!(!events.is_empty(), "{stdout}");
+    for line in events {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(event["seq"].is_i64(), "an event per line before the task: {line}");
+    }
+    let _ = node.kill();
+    let _ = node.wait();
+}

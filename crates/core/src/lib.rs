@@ -13,6 +13,8 @@ pub mod domain;
 // Email and calendar (issue 16).
 pub mod email;
 pub mod ids;
+// Prometheus series names (issue 18).
+pub mod metrics;
 pub mod policy;
 // Provenance of argument values (issue 19).
 pub mod provenance;

@@ -69,7 +69,12 @@ pub async fn upsert(store: &Store, def: &CoworkerDef) -> Result<Coworker, StoreE
             .list_users()
             .await?
             .into_iter()
-            .find(|u| u.email.as_deref() == Some(def.manager.as_str()))
+            // Case-insensitive, as `Store::link_managed_coworkers` links a manager who joins later.
+            .find(|u| {
+                u.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(def.manager.trim()))
+            })
             .map(|u| u.id)
     };
     store

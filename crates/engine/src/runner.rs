@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use coworker_core::coworker::CoworkerDef;
 use coworker_core::domain::{ApprovalStatus, RunStatus, TaskStatus, Tier};
+use coworker_core::metrics as metrics_names;
 use coworker_core::policy;
 use coworker_core::{ApprovalId, RunId};
 use coworker_models::{
@@ -392,6 +393,10 @@ impl Engine {
     pub async fn drive(&self, claimed: ClaimedRun, shutdown: watch::Receiver<bool>) -> Result<(), EngineError> {
         let store = &self.inner.store;
         let run = claimed.run;
+        if let Some(previous) = &claimed.taken_over_from {
+            metrics::counter!(metrics_names::LEASE_TAKEOVERS_TOTAL).increment(1);
+            tracing::info!(run_id = %run.id, previous_holder = %previous, "took over a run whose lease expired");
+        }
         let task = store
             .get_task(run.task_id)
             .await?
@@ -642,6 +647,12 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let store = &self.inner.store;
         store.set_task_status(ctx.task.id, status, result.as_ref()).await?;
+        // Counted once per task: a run resumed after a crash past this point loaded the task
+        // already terminal.
+        if !ctx.task.status.is_terminal() {
+            metrics::counter!(metrics_names::TASKS_TOTAL, "status" => status.as_str(), "coworker" => ctx.coworker.handle.clone())
+                .increment(1);
+        }
         // Before the run is released, so a crash here repeats it (issue 15).
         self.after_task_finished(ctx, state, status).await?;
         // The episode is memory, not the task's outcome: failing to write it is logged and
@@ -1528,12 +1539,21 @@ impl Engine {
             delegator: ctx.delegator,
         };
         let timeout = Duration::from_secs(ctx.def.limits.tool_timeout_secs);
+        let started = std::time::Instant::now();
         let execution = tokio::time::timeout(timeout, tool.call(context, arguments.clone()));
         let outcome = tokio::select! {
             outcome = execution => Some(outcome),
             _ = signals.lost.wait_for(|v| *v) => None,
         };
         let Some(outcome) = outcome else { return Ok(Step::Stop) };
+        let tier = record
+            .tier
+            .or_else(|| state.calls.get(call_id).and_then(|r| r.tier))
+            .unwrap_or(Tier::Auto);
+        metrics::counter!(metrics_names::TOOL_CALLS_TOTAL, "tool" => tool_name.clone(), "tier" => tier.as_str())
+            .increment(1);
+        metrics::histogram!(metrics_names::TOOL_CALL_SECONDS, "tool" => tool_name.clone())
+            .record(started.elapsed().as_secs_f64());
         let (content, is_error) = match outcome {
             Ok(Ok(content)) => (self.bound_for_context(ctx.task.id, call_id, content).await, false),
             Ok(Err(error)) => (format!("{tool_name} failed: {error}"), true),

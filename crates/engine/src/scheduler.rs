@@ -19,7 +19,7 @@ use crate::tools::{Delegator, ToolCallContext, ToolRegistry};
 
 /// Name of the Prometheus histogram of fire lateness: when a node made a fire's task minus
 /// the fire time, in seconds.
-pub const FIRE_LATENESS_METRIC: &str = "coworker_schedule_fire_lateness_seconds";
+pub const FIRE_LATENESS_METRIC: &str = coworker_core::metrics::SCHEDULE_FIRE_LATENESS_SECONDS;
 
 /// Longest a poll of a watched tool may take before it is abandoned (the next poll retries).
 pub const WATCH_CALL_TIMEOUT: Duration = Duration::from_secs(60);

@@ -157,6 +157,7 @@ impl Router {
         first.model = primary.model.clone();
         let error = match provider.complete(first).await {
             Ok(response) => {
+                record_call(&response);
                 return Ok(RoutedResponse {
                     response,
                     fallback: None,
@@ -171,6 +172,7 @@ impl Router {
         let mut second = request;
         second.model = fallback.model.clone();
         let response = fallback_provider.complete(second).await?;
+        record_call(&response);
         Ok(RoutedResponse {
             response,
             fallback: Some(FallbackNote {
@@ -214,6 +216,30 @@ impl Router {
         let events = self.provider_for(fallback)?.stream(second).await?;
         Ok((fallback.clone(), events))
     }
+}
+
+/// Counts a successful call on the node's `/metrics` (`coworker_model_calls_total`,
+/// `coworker_model_tokens_total`, `coworker_model_cost_micros_usd_total`). Every model call
+/// of the product goes through [`Router::complete`], so this is the one place that sees all.
+fn record_call(response: &ModelResponse) {
+    use coworker_core::metrics as names;
+    let model = response.model.clone();
+    let usage = &response.usage;
+    metrics::counter!(names::MODEL_CALLS_TOTAL, "model" => model.clone()).increment(1);
+    // Cache writes are input processed (and billed) afresh, so they count as input; cache
+    // reads are the `cached` kind, present only when the provider reports them.
+    let tokens = [
+        ("input", usage.input_tokens + usage.cache_write_tokens),
+        ("output", usage.output_tokens),
+        ("cached", usage.cache_read_tokens),
+    ];
+    for (kind, count) in tokens {
+        if kind != "cached" || count > 0 {
+            metrics::counter!(names::MODEL_TOKENS_TOTAL, "model" => model.clone(), "kind" => kind).increment(count);
+        }
+    }
+    metrics::counter!(names::MODEL_COST_MICROS_USD_TOTAL, "model" => model)
+        .increment(u64::try_from(response.cost_micros_usd).unwrap_or(0));
 }
 
 #[cfg(test)]

@@ -98,6 +98,31 @@ pub fn lock(path: &Path) -> Result<DataDirLock, NodeError> {
     })
 }
 
+/// File in the data dir holding the URL of the node serving from it (`http://127.0.0.1:PORT`
+/// for a wildcard listen address), so work commands next to a node started with `--listen`
+/// find it. Written when the node serves, removed when it stops.
+pub const NODE_URL_FILE: &str = "node.url";
+
+/// The URL local clients reach a node listening on `addr` at: a wildcard address is
+/// reached on loopback.
+pub fn local_url(addr: std::net::SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
+}
+
+/// The URL a node serving from `data_dir` recorded, if one is running (or crashed without
+/// removing it: the client's connection error then names the URL).
+pub fn read_node_url(data_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(data_dir.join(NODE_URL_FILE))
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
 /// Writes `contents` to `path` readable by the owner only (0600 on Unix), replacing it.
 pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     let mut options = OpenOptions::new();

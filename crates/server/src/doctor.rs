@@ -20,6 +20,8 @@ pub async fn run_checks(config: &Config, config_source: &str) -> Vec<Check> {
     checks.push(check_data_dir(data_dir));
     let (database_checks, store) = check_database(config, data_dir).await;
     checks.extend(database_checks);
+    let master_key_env = std::env::var(coworker_tools::secrets::MASTER_KEY_ENV).ok();
+    checks.extend(check_shared_master_key(config, master_key_env.as_deref()));
     let env: Vec<(String, String)> = std::env::vars().collect();
     checks.extend(coworker_models::doctor::check_providers(config, &env).await);
     checks.extend(check_mcp(config, store.as_ref()).await);
@@ -155,6 +157,46 @@ async fn check_mcp(config: &Config, store: Option<&Store>) -> Vec<Check> {
     };
     checks.extend(coworker_tools::mcp::check_servers(&servers, secrets, coworker_tools::mcp::DOCTOR_TIME_LIMIT).await);
     checks
+}
+
+/// Nodes on one PostgreSQL database read each other's secrets, so they need one master key.
+/// The default key file lives in each node's own data dir, where a second node would create
+/// a different key and fail to decrypt what the first stored. `master_key_env` is the value
+/// of `COWORKER_MASTER_KEY`, if set. Nothing to say on SQLite (one node).
+pub fn check_shared_master_key(config: &Config, master_key_env: Option<&str>) -> Option<Check> {
+    if config.database_kind().ok()? != DatabaseKind::Postgres {
+        return None;
+    }
+    let env = coworker_tools::secrets::MASTER_KEY_ENV;
+    if master_key_env.is_some_and(|v| !v.trim().is_empty()) {
+        return Some(Check::ok(
+            "master key",
+            format!("from {env}: every node on this PostgreSQL database must be given the same value"),
+        ));
+    }
+    if !config.secrets.key_file.trim().is_empty() {
+        return Some(Check::ok(
+            "master key",
+            format!(
+                "from secrets.key_file {}: every node on this PostgreSQL database must read the same key",
+                config.secrets.key_file.trim()
+            ),
+        ));
+    }
+    let path = coworker_tools::secrets::key_file_path(config);
+    Some(Check::warn(
+        "master key",
+        format!(
+            "no shared master key: nodes on one PostgreSQL database share its secrets, but this node's key is {} in its own \
+             data dir, so a secret another node stored cannot be decrypted here (and one stored here not elsewhere)",
+            path.display()
+        ),
+        format!(
+            "set {env} to the same 64 hex digits on every node (the first node's key is the hex text in {}; a new one: `openssl rand -hex 32`), \
+             or point secrets.key_file at one key file every node reads",
+            path.display()
+        ),
+    ))
 }
 
 fn check_data_dir(data_dir: &Path) -> Check {

@@ -157,6 +157,7 @@ pub fn event_stream(
         run_id,
         after,
         status: None,
+        opened_at_ms: coworker_store::now_ms(),
         queue: VecDeque::new(),
         finished: false,
         idle: false,
@@ -178,6 +179,9 @@ struct Follow {
     after: i64,
     /// Last status sent.
     status: Option<TaskStatus>,
+    /// When the stream opened, epoch ms: a task's answer journaled after it reached this
+    /// viewer live, and is timed as a web delivery.
+    opened_at_ms: i64,
     /// Read but not yet sent (at most one page plus a status).
     queue: VecDeque<Event>,
     /// Everything is read: end once the queue is empty.
@@ -220,6 +224,11 @@ impl Follow {
         let found = !rows.is_empty();
         for row in rows {
             self.after = row.seq;
+            if row.at_ms >= self.opened_at_ms && ANSWER_KINDS.contains(&row.kind.as_str()) {
+                let seconds = (coworker_store::now_ms() - row.at_ms).max(0) as f64 / 1000.0;
+                metrics::histogram!(coworker_core::metrics::CHANNEL_DELIVERY_SECONDS, "channel" => "web")
+                    .record(seconds);
+            }
             self.queue.push_back(journal_event(&row));
         }
         if self.status != Some(task.status) {
@@ -231,6 +240,12 @@ impl Follow {
         Ok(())
     }
 }
+
+/// Journal kinds that end a task with its answer (timed as a delivery when streamed live).
+const ANSWER_KINDS: &[&str] = &[
+    coworker_engine::state::kind::COMPLETED,
+    coworker_engine::state::kind::FAILED,
+];
 
 fn journal_event(row: &RunEvent) -> Event {
     let event = Event::default().id(row.seq.to_string()).event(sse_name(&row.kind));

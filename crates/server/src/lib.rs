@@ -13,6 +13,9 @@ pub mod accounts;
 pub mod api;
 pub mod audit;
 pub mod auth;
+// Backups (issue 18).
+pub mod backup;
+// Files on S3-compatible storage (issue 18).
 pub mod blobs;
 pub mod bootstrap;
 // Channels (issue 13).

@@ -1,15 +1,26 @@
 //! `/metrics` in the Prometheus text format: HTTP request counts and latencies (recorded by a
-//! middleware through the `metrics` facade, so every crate can add its own series) and
-//! process metrics read from `/proc` at scrape time.
+//! middleware through the `metrics` facade, so every crate can add its own series), the
+//! product's own series (named in `coworker_core::metrics`, recorded where they happen:
+//! engine, models router, scheduler, channels, approvals), and process metrics read from
+//! `/proc` at scrape time.
+//!
+//! Every product series is listed from the node's start: counters whose labels are known
+//! then (tasks per coworker, calls of the configured models, takeovers) are registered at
+//! zero, and any series still without a sample gets its `# HELP` / `# TYPE` lines.
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use coworker_core::domain::TaskStatus;
+use coworker_core::metrics::{self as names, MetricKind};
+use coworker_store::Store;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::api::AppState;
 
 /// Histogram buckets for request latency, in seconds.
 const LATENCY_BUCKETS_SECONDS: &[f64] = &[
@@ -23,13 +34,27 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn handle() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
+            let mut builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), LATENCY_BUCKETS_SECONDS)
-                .ok()?
-                .set_buckets_for_metric(Matcher::Suffix("_lateness_seconds".into()), LATENCY_BUCKETS_SECONDS)
                 .ok()?;
+            for def in names::ALL.iter().filter(|d| d.kind == MetricKind::Histogram) {
+                builder = builder
+                    .set_buckets_for_metric(Matcher::Full(def.name.into()), def.buckets_seconds)
+                    .ok()?;
+            }
             match builder.install_recorder() {
                 Ok(handle) => {
+                    for def in names::ALL {
+                        let help = def.help;
+                        match def.kind {
+                            MetricKind::Counter => metrics::describe_counter!(def.name, help),
+                            // The one gauge is written at scrape time (see `render`).
+                            MetricKind::Gauge => {}
+                            MetricKind::Histogram => {
+                                metrics::describe_histogram!(def.name, metrics::Unit::Seconds, help);
+                            }
+                        }
+                    }
                     metrics::describe_counter!(
                         "http_requests_total",
                         "HTTP requests served, by method, route and status"
@@ -68,14 +93,76 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
+/// Registers at zero the product's counters whose labels are known when a node starts, so a
+/// scrape before any task already has them: tasks per coworker and terminal status, the
+/// calls, tokens and cost of the node's configured models, and lease takeovers.
+pub async fn register_known_series(store: &Store, models: &coworker_models::ModelPolicy) {
+    match store.list_coworkers().await {
+        Ok(coworkers) => {
+            for coworker in coworkers {
+                for status in TaskStatus::ALL.iter().filter(|s| s.is_terminal()) {
+                    metrics::counter!(names::TASKS_TOTAL, "status" => status.as_str(), "coworker" => coworker.handle.clone())
+                        .increment(0);
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot list coworkers to register their task counters"),
+    }
+    let configured = models
+        .default
+        .iter()
+        .chain(models.purposes.values())
+        .chain(models.fallback.iter());
+    for model in configured {
+        let model = model.to_string();
+        metrics::counter!(names::MODEL_CALLS_TOTAL, "model" => model.clone()).increment(0);
+        for kind in ["input", "output"] {
+            metrics::counter!(names::MODEL_TOKENS_TOTAL, "model" => model.clone(), "kind" => kind).increment(0);
+        }
+        metrics::counter!(names::MODEL_COST_MICROS_USD_TOTAL, "model" => model).increment(0);
+    }
+    metrics::counter!(names::LEASE_TAKEOVERS_TOTAL).increment(0);
+}
+
 /// `GET /metrics`.
-pub async fn render() -> impl IntoResponse {
+pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let mut body = process_metrics();
+    // Written here rather than through the process-wide recorder: it is this node's
+    // database's figure at this scrape (several nodes in one process, as in tests, each
+    // report their own).
+    match state.store.count_runnable_runs().await {
+        Ok(count) => {
+            let def = names::lookup(names::RUNNABLE_RUNS).expect("RUNNABLE_RUNS is in names::ALL");
+            body.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {count}\n",
+                name = def.name,
+                help = def.help
+            ));
+        }
+        Err(error) => tracing::warn!(%error, "cannot count runnable runs for /metrics"),
+    }
     if let Some(handle) = handle() {
         handle.run_upkeep();
         body.push_str(&handle.render());
     }
+    describe_missing(&mut body);
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+}
+
+/// Appends `# HELP` / `# TYPE` for every product series the exporter did not render (no
+/// sample yet, e.g. a histogram before its first observation), so a scrape always lists
+/// every name the dashboards use.
+fn describe_missing(body: &mut String) {
+    for def in names::ALL {
+        if !body.contains(&format!("# TYPE {} ", def.name)) {
+            body.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n",
+                name = def.name,
+                help = def.help,
+                kind = def.kind.as_str()
+            ));
+        }
+    }
 }
 
 /// Standard `process_*` series (the names the Prometheus client libraries use).

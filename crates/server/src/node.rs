@@ -46,7 +46,8 @@ pub struct Node;
 /// A started node. Dropping it does not stop it; call [`RunningNode::shutdown`] and
 /// [`RunningNode::wait`].
 pub struct RunningNode {
-    /// Address actually bound (useful with port 0).
+    /// Address actually bound (useful with port 0); `0.0.0.0:0` on a worker-only node,
+    /// which binds no port.
     pub local_addr: SocketAddr,
     /// URL people use to reach the node.
     pub public_url: String,
@@ -66,6 +67,8 @@ pub struct RunningNode {
     server: JoinHandle<std::io::Result<()>>,
     workers: Vec<JoinHandle<()>>,
     grace: Duration,
+    /// `node.url` in the data dir, removed when the node stops.
+    node_url_file: Option<PathBuf>,
     _lock: DataDirLock,
 }
 
@@ -85,8 +88,13 @@ impl Node {
             DatabaseKind::Postgres => Some(Store::open(&config.storage, &data_dir).await?),
             DatabaseKind::Sqlite => None,
         };
-        // So is the port: a taken port fails the start before anything is written.
-        let listener = TcpListener::bind(listen).await.map_err(|e| bind_error(listen, &e))?;
+        // So is the port: a taken port fails the start before anything is written. A worker
+        // (`coworker worker`) serves nothing and binds nothing.
+        let listener = if options.engine_only {
+            None
+        } else {
+            Some(TcpListener::bind(listen).await.map_err(|e| bind_error(listen, &e))?)
+        };
         datadir::prepare(&data_dir)?;
         let lock = datadir::lock(&data_dir)?;
         let store = match remote {
@@ -140,10 +148,13 @@ impl Node {
         engine.set_memory(memory.clone());
         store.listen_for_wakeups().await?;
 
-        let local_addr = listener.local_addr().map_err(|source| NodeError::Io {
-            context: "reading the bound address".into(),
-            source,
-        })?;
+        let local_addr = match &listener {
+            Some(listener) => listener.local_addr().map_err(|source| NodeError::Io {
+                context: "reading the bound address".into(),
+                source,
+            })?,
+            None => SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
         let public_url = if config.server.public_url.is_empty() {
             format!("http://{local_addr}")
         } else {
@@ -151,6 +162,7 @@ impl Node {
         };
 
         crate::metrics::handle();
+        crate::metrics::register_known_series(&store, &engine.router().default_policy()).await;
         let max_request_bytes = usize::try_from(config.server.max_request_bytes).unwrap_or(usize::MAX);
         let state = AppState {
             store: store.clone(),
@@ -193,7 +205,10 @@ impl Node {
         if options.handle_signals {
             shutdown.on_signals();
         }
-        let node_name = format!("{}-{}", local_addr, std::process::id());
+        let node_name = match &listener {
+            Some(_) => format!("{}-{}", local_addr, std::process::id()),
+            None => format!("worker-{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
+        };
         let mut workers = if config.engine.workers > 0 {
             engine.spawn_workers(&node_name, shutdown.subscribe())
         } else {
@@ -230,14 +245,23 @@ impl Node {
             shutdown.clone(),
         ));
         let stop = shutdown.clone();
-        let engine_only = options.engine_only;
+        let node_url_file = match &listener {
+            Some(_) => {
+                let path = data_dir.join(datadir::NODE_URL_FILE);
+                datadir::write_private(&path, &datadir::local_url(local_addr)).map_err(|source| NodeError::Io {
+                    context: format!("writing {}", path.display()),
+                    source,
+                })?;
+                Some(path)
+            }
+            None => None,
+        };
         let server = tokio::spawn(async move {
-            if engine_only {
+            let Some(listener) = listener else {
                 // `coworker worker`: no HTTP; just wait for the stop signal.
-                drop(listener);
                 stop.wait().await;
                 return Ok(());
-            }
+            };
             axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move { stop.wait().await })
                 .await
@@ -257,6 +281,7 @@ impl Node {
             server,
             workers,
             grace: Duration::from_secs(config.server.shutdown_grace_secs),
+            node_url_file,
             _lock: lock,
         })
     }
@@ -283,6 +308,7 @@ impl RunningNode {
             store,
             workers,
             mcp,
+            node_url_file,
             ..
         } = self;
         let mut server = server;
@@ -316,6 +342,11 @@ impl RunningNode {
         }
         mcp.shutdown().await;
         store.close().await;
+        if let Some(path) = node_url_file
+            && let Err(error) = std::fs::remove_file(&path)
+        {
+            tracing::warn!(path = %path.display(), %error, "cannot remove the node URL file");
+        }
         outcome
     }
 }

@@ -106,6 +106,10 @@ pub struct CoworkerView {
     pub limits: Limits,
     /// Whether a human reviews its plan before it acts.
     pub plan_review: bool,
+    /// The manager's email as configured (`manager` in its definition), if any.
+    pub manager: Option<String>,
+    /// The manager's account once a person with that email has one (linked when they join).
+    pub manager_user_id: Option<coworker_core::UserId>,
 }
 
 fn coworker_view(coworker: &coworker_store::Coworker) -> CoworkerView {
@@ -121,6 +125,8 @@ fn coworker_view(coworker: &coworker_store::Coworker) -> CoworkerView {
         budget: def.budget,
         limits: def.limits,
         plan_review: def.plan_review,
+        manager: Some(def.manager).filter(|m| !m.trim().is_empty()),
+        manager_user_id: coworker.manager_user_id,
     }
 }
 
@@ -820,6 +826,11 @@ pub async fn decide(
         .await?
     {
         Decided::Applied(approval) => {
+            if let Some(decided_at_ms) = approval.decided_at_ms {
+                let waited_secs = (decided_at_ms - approval.created_at_ms).max(0) as f64 / 1000.0;
+                metrics::histogram!(coworker_core::metrics::APPROVAL_WAIT_SECONDS, "kind" => approval.kind.clone())
+                    .record(waited_secs);
+            }
             // memory (issue 11): a proposed fact's approval decides the fact.
             if approval.kind == crate::memory::APPROVAL_KIND
                 && let Some(fact) = crate::memory::approval_fact(&approval)

@@ -157,6 +157,9 @@ impl Store {
         .await
         .map(|_| ())
         .map_err(|e| StoreError::unique_or(e, "user with email", key))?);
+        if let Some(email) = email {
+            self.link_managed_coworkers(id, email).await?;
+        }
         self.get_user(id).await?.ok_or(StoreError::NotFound {
             what: "user",
             key: id.to_string(),
@@ -430,6 +433,7 @@ impl Store {
                 other => Err(other),
             };
         }
+        self.link_managed_coworkers(user_id, account.email.trim()).await?;
         on_pool!(self, pool => sqlx::query("UPDATE invitations SET accepted_user_id = $1 WHERE id = $2")
             .bind(user_id.as_uuid())
             .bind(invitation.id.as_uuid())

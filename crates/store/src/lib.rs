@@ -255,6 +255,21 @@ impl Store {
         }
     }
 
+    /// Writes a consistent copy of an SQLite database to the new file `target` with
+    /// `VACUUM INTO` (one read transaction: safe while nodes write, and the copy is compact
+    /// and self-contained, WAL included). Returns `false`, writing nothing, on PostgreSQL,
+    /// whose backups are `pg_dump`'s job.
+    pub async fn snapshot_sqlite(&self, target: &Path) -> Result<bool, StoreError> {
+        let Backend::Sqlite(pool) = &self.backend else {
+            return Ok(false);
+        };
+        sqlx::query("VACUUM INTO $1")
+            .bind(target.display().to_string())
+            .execute(pool)
+            .await?;
+        Ok(true)
+    }
+
     /// Where the data lives, safe to print (passwords redacted).
     pub fn location(&self) -> &str {
         &self.location

@@ -502,6 +502,9 @@ pub struct ClaimedRun {
     pub run: Run,
     /// Sequence number of the next journal append.
     pub next_seq: i64,
+    /// The worker whose lease had expired when this claim took the run over (it died or
+    /// stalled); `None` for a run claimed from `ready` or `waiting`. Empty if unknown.
+    pub taken_over_from: Option<String>,
 }
 
 /// A pending or decided human decision.

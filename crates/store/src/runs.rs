@@ -13,6 +13,14 @@ use sqlx::types::Json;
 use crate::records::{RunEventRow, RunRow};
 use crate::{Backend, ClaimedRun, Run, RunEvent, Store, StoreError, now_ms, on_pool};
 
+/// A claimed row and the holder whose expired lease the claim took over.
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    #[sqlx(flatten)]
+    run: RunRow,
+    lease_taken_from: Option<String>,
+}
+
 const RUN_COLUMNS: &str =
     "id, task_id, status, lease_owner, lease_expires_at_ms, lease_epoch, wake_at_ms, created_at_ms";
 
@@ -55,23 +63,44 @@ impl Store {
             Backend::Postgres(_) => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite(_) => "",
         };
+        // The right-hand sides of SET see the row as it was, so `lease_taken_from` records the
+        // holder of an expired lease (a `running` row is claimable only once it expired).
         let sql = format!(
             "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at_ms = $2, lease_epoch = lease_epoch + 1, \
-             wake_at_ms = NULL, updated_at_ms = $3 \
+             wake_at_ms = NULL, updated_at_ms = $3, \
+             lease_taken_from = CASE WHEN status = 'running' THEN COALESCE(lease_owner, '') ELSE NULL END \
              WHERE id = (SELECT id FROM runs WHERE {CLAIMABLE} ORDER BY created_at_ms, id LIMIT 1{lock}) \
-             RETURNING {RUN_COLUMNS}"
+             RETURNING {RUN_COLUMNS}, lease_taken_from"
         );
-        let row: Option<RunRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
+        let row: Option<ClaimRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(worker)
             .bind(now + lease_ttl_ms)
             .bind(now)
             .fetch_optional(pool)
             .await?);
-        let Some(run) = row.map(Run::try_from).transpose()? else {
+        let Some(row) = row else {
             return Ok(None);
         };
+        let taken_over_from = row.lease_taken_from;
+        let run = Run::try_from(row.run)?;
         let next_seq = self.last_seq(run.id).await? + 1;
-        Ok(Some(ClaimedRun { run, next_seq }))
+        Ok(Some(ClaimedRun {
+            run,
+            next_seq,
+            taken_over_from,
+        }))
+    }
+
+    /// How many runs a worker could claim now (on every node of this database): the
+    /// `coworker_runnable_runs` gauge, read at scrape time.
+    pub async fn count_runnable_runs(&self) -> Result<i64, StoreError> {
+        // CLAIMABLE names "now" `$3` (the claim binds two values before it); here it is `$1`.
+        let sql = format!("SELECT COUNT(*) FROM runs WHERE {}", CLAIMABLE.replace("$3", "$1"));
+        let count: i64 = on_pool!(self, pool => sqlx::query_scalar(AssertSqlSafe(sql.as_str()))
+            .bind(now_ms())
+            .fetch_one(pool)
+            .await?);
+        Ok(count)
     }
 
     /// Extends a held lease. Returns `false` if the lease was lost (epoch moved on).

@@ -42,10 +42,37 @@ impl Store {
         .await
         .map(|_| ())
         .map_err(|e| StoreError::unique_or(e, "user with email", email_key))?);
+        if let Some(email) = &new.email {
+            self.link_managed_coworkers(id, email).await?;
+        }
         self.get_user(id).await?.ok_or(StoreError::NotFound {
             what: "user",
             key: id.to_string(),
         })
+    }
+
+    /// Makes `user_id` the manager of every coworker whose definition names `email` as its
+    /// `manager` and that has no manager account yet: a manager who joins after the node
+    /// started (invited, created, or setting their email) is linked at once, not at the next
+    /// start. Returns how many coworkers were linked.
+    pub async fn link_managed_coworkers(&self, user_id: UserId, email: &str) -> Result<u64, StoreError> {
+        let email = email.trim();
+        if email.is_empty() {
+            return Ok(0);
+        }
+        // `settings` holds the definition as JSON (TEXT on SQLite, JSONB on PostgreSQL);
+        // `->>` reads a key on both.
+        let linked = on_pool!(self, pool => sqlx::query(
+            "UPDATE coworkers SET manager_user_id = $1, updated_at_ms = $2 \
+             WHERE manager_user_id IS NULL AND lower(settings ->> 'manager') = lower($3)",
+        )
+        .bind(user_id.as_uuid())
+        .bind(now_ms())
+        .bind(email)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(linked)
     }
 
     /// Looks a user up by id.

@@ -344,6 +344,9 @@ impl Email {
                 Ok(Sent::Refused(problem)) => {
                     tracing::warn!(task_id = %task.id, %to, %problem, "email delivery refused");
                 }
+                Ok(Sent::Sent { .. }) => {
+                    crate::record_delivery("email", task.finished_at_ms.unwrap_or(task.updated_at_ms));
+                }
                 Ok(_) => {}
                 Err(SendError::Store(e)) => return Err(e),
                 Err(SendError::Unfinished { message_id }) => {

@@ -348,6 +348,9 @@ impl Slack {
                     &message,
                 )
                 .await?;
+                if key.starts_with("result:") {
+                    crate::record_delivery("slack", event.at_ms);
+                }
             }
             if event.kind == kind::COMPLETED {
                 self.upload_files(task.id, &thread.channel_id, Some(&thread.thread_ts))
@@ -814,6 +817,7 @@ impl Slack {
                 )
                 .await?;
                 self.upload_files(task.id, &channel, None).await?;
+                crate::record_delivery("slack", task.finished_at_ms.unwrap_or(task.updated_at_ms));
             }
             store.finish_task_delivery(delivery.task_id).await?;
         }
