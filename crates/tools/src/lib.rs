@@ -3,11 +3,13 @@
 //! toolsets. The engine gates, journals and executes; this crate only knows how to call.
 
 pub mod builtin;
+pub mod catalog;
 pub mod deliverables;
 pub mod egress;
 pub mod html;
 pub mod http;
 pub mod mcp;
+pub mod openapi;
 pub mod schema;
 pub mod secrets;
 pub mod tool;
