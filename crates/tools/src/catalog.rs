@@ -257,12 +257,18 @@ mod tests {
             match connector.server(None, None, &inputs) {
                 Ok(server) => {
                     assert_eq!(server.name, connector.name);
-                    let text = format!("{:?}{:?}{:?}", server.args, server.env, server.headers);
+                    let values: Vec<&String> = server
+                        .args
+                        .iter()
+                        .chain(server.env.values())
+                        .chain(server.headers.values())
+                        .collect();
                     assert!(
-                        !text.contains('{'),
-                        "{}: unfilled placeholder in {text}",
+                        values.iter().all(|v| !v.contains('{')),
+                        "{}: unfilled placeholder in {values:?}",
                         connector.name
                     );
+                    let text = format!("{values:?}");
                     if connector.auth == ConnectorAuth::Token {
                         assert!(!connector.secret.is_empty(), "{}", connector.name);
                         assert!(
