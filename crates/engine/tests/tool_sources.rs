@@ -43,14 +43,16 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 async fn a_first_model_call_waits_for_a_starting_source_it_may_use(db: &TestDb) {
     let server = ScriptedModelServer::start(Format::OpenAi, Script::new().turn(Turn::reply(Reply::text("done")))).await;
-    let mut config = Config::default();
-    config.providers = vec![ProviderConfig {
-        name: "scripted".into(),
-        kind: ProviderKind::Openai,
-        base_url: server.base_url(),
-        api_key_env: String::new(),
-        api_key_secret: String::new(),
-    }];
+    let mut config = Config {
+        providers: vec![ProviderConfig {
+            name: "scripted".into(),
+            kind: ProviderKind::Openai,
+            base_url: server.base_url(),
+            api_key_env: String::new(),
+            api_key_secret: String::new(),
+        }],
+        ..Config::default()
+    };
     config.models.default = "scripted/test-model".into();
     config.models.max_attempts = 1;
     config.models.detect_ollama = false;

@@ -11,7 +11,10 @@ use coworker_testkit::openapi::PETSTORE_30_YAML;
 use coworker_testkit::{Backend, TestDb, TestNode, backend_tests};
 use coworker_tools::openapi::{ImportRequest, import_org_api, remove_org_api};
 
-backend_tests!(a_running_node_picks_up_an_imported_api);
+backend_tests!(
+    a_running_node_picks_up_an_imported_api,
+    the_api_imports_lists_and_removes
+);
 
 /// Longer than the reload interval (10 s), with room for a loaded machine.
 const RELOAD_PATIENCE: Duration = Duration::from_secs(40);
@@ -101,4 +104,68 @@ async fn readiness_waits_for_the_first_connection_of_mcp_servers() {
     );
     node.stop().await;
     assert!(Path::new(&gate_file).exists());
+}
+
+async fn the_api_imports_lists_and_removes(db: &TestDb) {
+    let node = TestNode::start(db.backend).await.expect("backend configured");
+    let client = node.client();
+    let post = |body: serde_json::Value| {
+        client
+            .post(node.url("/api/v1/connections/openapi"))
+            .bearer_auth(&node.owner_token)
+            .json(&body)
+            .send()
+    };
+    let response = post(serde_json::json!({
+        "name": "pets", "spec": PETSTORE_30_YAML, "auth_secret": "pets-key",
+        "risk": {"createPets": "external"}
+    }))
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 201);
+    let report: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(report["base_url"], "http://petstore.swagger.io/v1");
+    assert_eq!(report["tools"][1]["name"], "pets.createPets");
+    assert_eq!(report["tools"][1]["risk"], "external");
+    assert_eq!(report["tools"][1]["authenticated"], true);
+
+    let broken = PETSTORE_30_YAML.replace("'#/components/schemas/Pet'", "'#/components/schemas/Nope'");
+    let response = post(serde_json::json!({"name": "broken", "spec": broken}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let error: serde_json::Value = response.json().await.unwrap();
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("/paths/~1pets/post/requestBody/content/application~1json/schema/$ref"),
+        "{message}"
+    );
+
+    let listed: serde_json::Value = client
+        .get(node.url("/api/v1/connections/openapi"))
+        .bearer_auth(&node.owner_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["pets"], "the refused document stored nothing");
+    assert_eq!(listed["connections"][0]["secret"], "pets-key");
+
+    let delete = || {
+        client
+            .delete(node.url("/api/v1/connections/openapi/pets"))
+            .bearer_auth(&node.owner_token)
+            .send()
+    };
+    assert_eq!(delete().await.unwrap().status(), 204);
+    assert_eq!(delete().await.unwrap().status(), 404);
+    node.stop().await;
 }

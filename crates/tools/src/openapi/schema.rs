@@ -407,9 +407,9 @@ fn intersect_types(a: &Value, b: &Value) -> Option<Value> {
     for t in &a {
         let kept = if b.contains(t) {
             Some(t.clone())
-        } else if t == "number" && b.iter().any(|x| x == "integer") {
-            Some("integer".to_owned())
-        } else if t == "integer" && b.iter().any(|x| x == "number") {
+        } else if (t == "number" && b.iter().any(|x| x == "integer"))
+            || (t == "integer" && b.iter().any(|x| x == "number"))
+        {
             Some("integer".to_owned())
         } else {
             None

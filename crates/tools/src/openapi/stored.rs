@@ -98,12 +98,13 @@ impl ApiConnection {
         compiled
             .operations
             .into_iter()
-            .map(|operation| {
+            .map(|mut operation| {
                 let risk = self.risk_of(&operation);
+                // Moved, not copied: the call needs neither (thousands of tools per API).
                 let spec = ToolSpec {
                     name: format!("{}.{}", self.name, operation.tool),
-                    description: operation.description.clone(),
-                    input_schema: operation.input_schema.clone(),
+                    description: std::mem::take(&mut operation.description),
+                    input_schema: std::mem::take(&mut operation.input_schema),
                     risk: risk.risk,
                     idempotent: risk.idempotent,
                 };
