@@ -4,6 +4,7 @@
 mod accounts;
 mod audit;
 mod client;
+mod connect;
 mod files;
 mod load;
 mod logging;
@@ -101,6 +102,8 @@ enum Command {
     Secrets(secrets::SecretsArgs),
     /// MCP servers whose tools coworkers use: add, list, remove, test
     Mcp(mcp::McpArgs),
+    /// Connect coworkers to APIs: import an OpenAPI document (each operation a tool), list, remove
+    Connect(connect::ConnectArgs),
     /// The hash-chained audit log: verify the chain, export, tail
     Audit(audit::AuditArgs),
     /// API tokens: create (secret shown once), list, revoke (talks to a running node)
@@ -508,6 +511,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(command) => policy::run(&work_client(&cli.global)?, command).await,
         Command::Secrets(args) => secrets::run(&cli.global, args).await,
         Command::Mcp(args) => mcp::run(&cli.global, args).await,
+        Command::Connect(args) => connect::run(&cli.global, args).await,
         Command::Audit(args) => audit::run(&cli.global, args).await,
         Command::Tokens(command) => accounts::tokens(&work_client(&cli.global)?, command).await,
         Command::Users(command) => accounts::users(&work_client(&cli.global)?, command).await,

@@ -14,8 +14,8 @@ use coworker_core::config::{Config, McpServerConfig};
 use coworker_core::domain::Role;
 use coworker_store::Store;
 use coworker_tools::mcp::{
-    McpError, McpTransport, NoSecrets, SECRET_PREFIX, SecretSource, ServerEntry, ServerSource, all_servers,
-    probe_server, put_org_server, remove_org_server,
+    McpError, McpTransport, NoSecrets, SecretSource, ServerEntry, ServerSource, all_servers, probe_server,
+    put_org_server, remove_org_server,
 };
 
 #[derive(Args)]
@@ -190,7 +190,9 @@ async fn add(store: &Store, server: &McpServerConfig) -> anyhow::Result<ExitCode
     );
     for (key, value) in server.env.iter().chain(&server.headers) {
         let upper = key.to_uppercase();
-        if !value.starts_with(SECRET_PREFIX) && SENSITIVE_KEY_PARTS.iter().any(|part| upper.contains(part)) {
+        if coworker_tools::mcp::secret_reference(value).is_none()
+            && SENSITIVE_KEY_PARTS.iter().any(|part| upper.contains(part))
+        {
             eprintln!(
                 "warning: {key} is stored as plain text; keep credentials in the secret store \
                  (`coworker secrets set NAME`) and use {key}=secret:NAME"
@@ -287,7 +289,7 @@ async fn test(config: &Config, name: &str, json: bool) -> anyhow::Result<ExitCod
         .env
         .values()
         .chain(server.headers.values())
-        .any(|v| v.starts_with(SECRET_PREFIX));
+        .any(|v| coworker_tools::mcp::secret_reference(v).is_some());
     let store_for_secrets = if uses_secrets {
         Some(crate::audit::open_store(config).await?)
     } else {

@@ -97,6 +97,32 @@ pub struct McpToolOverride {
 /// Tool namespaces of the engine and the built-in toolsets; no MCP server may take one.
 pub const RESERVED_TOOL_NAMESPACES: &[&str] = &["tasks", "workspace", "http", "documents", "email", "calendar"];
 
+/// Checks `name` can be the namespace of a tool source (an MCP server, an OpenAPI
+/// connection): tools are named `{name}.{tool}`, so it must be letters, digits, `-` or single
+/// `_`, and not a built-in toolset's. `key` names it in the error.
+pub fn check_tool_namespace(name: &str, key: &str) -> Result<(), ConfigError> {
+    if name.is_empty()
+        || name.contains("__")
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ConfigError::invalid(
+            key,
+            format!("{name:?} is not a server name"),
+            "use letters, digits, '-' or single '_' (tools are named \"{name}.{tool}\"), e.g. \"fs\"",
+        ));
+    }
+    if RESERVED_TOOL_NAMESPACES.contains(&name) {
+        return Err(ConfigError::invalid(
+            key,
+            format!("{name:?} is the namespace of a built-in toolset"),
+            format!("choose another name; reserved: {}", RESERVED_TOOL_NAMESPACES.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
 /// One `[[mcp]]` server: a child process (`command`) or a streamable-HTTP endpoint (`url`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -145,26 +171,7 @@ impl McpServerConfig {
     /// Checks one server entry; `at` names it in errors (e.g. `mcp[0]`).
     pub fn validate(&self, at: &str) -> Result<(), ConfigError> {
         let key = |k: &str| format!("{at}.{k}");
-        if self.name.is_empty()
-            || self.name.contains("__")
-            || !self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(ConfigError::invalid(
-                &key("name"),
-                format!("{:?} is not a server name", self.name),
-                "use letters, digits, '-' or single '_' (tools are named \"{name}.{tool}\"), e.g. \"fs\"",
-            ));
-        }
-        if RESERVED_TOOL_NAMESPACES.contains(&self.name.as_str()) {
-            return Err(ConfigError::invalid(
-                &key("name"),
-                format!("{:?} is the namespace of a built-in toolset", self.name),
-                format!("choose another name; reserved: {}", RESERVED_TOOL_NAMESPACES.join(", ")),
-            ));
-        }
+        check_tool_namespace(&self.name, &key("name"))?;
         match (self.command.trim().is_empty(), self.url.trim().is_empty()) {
             (true, true) => {
                 return Err(ConfigError::invalid(

@@ -339,6 +339,16 @@ impl CoworkerDef {
     pub fn grants(&self, tool: &str) -> bool {
         tool.starts_with("tasks.") || self.tools.iter().any(|glob| glob_matches(glob, tool))
     }
+
+    /// Whether some tool named `{namespace}.…` could be granted (a grant's literal prefix is
+    /// compatible with the namespace): which tool sources are worth waiting for.
+    pub fn may_grant_namespace(&self, namespace: &str) -> bool {
+        let prefix = format!("{namespace}.");
+        self.tools.iter().any(|glob| match glob.split_once('*') {
+            Some((literal, _)) => prefix.starts_with(literal) || literal.starts_with(&prefix),
+            None => glob.starts_with(&prefix),
+        })
+    }
 }
 
 /// Byte offset of `key = ` at the start of a line, for error positions.

@@ -904,6 +904,20 @@ impl Engine {
         } else {
             Purpose::Act
         };
+        if state.turns.is_empty() {
+            // A run started just after its node (or a server added at run time) must not be
+            // planned without tools that are seconds away: wait, bounded, for the sources its
+            // coworker may use. The list itself is read from the registry at every call.
+            let limit = std::time::Duration::from_millis(self.inner.settings.max_tool_source_wait_ms);
+            let pending = self
+                .inner
+                .tools
+                .wait_for_sources(limit, |source| ctx.def.may_grant_namespace(source))
+                .await;
+            if !pending.is_empty() {
+                tracing::warn!(task_id = %ctx.task.id, ?pending, "tool sources still starting; going on without their tools");
+            }
+        }
         let tool_specs = self.tool_specs_for(ctx);
         let mut request = ModelRequest::new(purpose, state.messages(self.brief_message(ctx)));
         request.system = vec![SystemBlock {

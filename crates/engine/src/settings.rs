@@ -31,6 +31,10 @@ pub struct EngineSettings {
     pub delegation: crate::delegation::DelegationLimits,
     /// Provenance checks (`[policy] provenance`, issue 19).
     pub provenance: coworker_core::domain::ProvenanceMode,
+    /// Longest a run's first model call waits for tool sources it may use that are still
+    /// starting (an MCP server's first connection), in ms; past it the run goes on without
+    /// their tools.
+    pub max_tool_source_wait_ms: u64,
 }
 
 impl Default for EngineSettings {
@@ -48,6 +52,7 @@ impl Default for EngineSettings {
             max_validation_retries: 2,
             delegation: Default::default(),
             provenance: Default::default(),
+            max_tool_source_wait_ms: 30_000,
         }
     }
 }

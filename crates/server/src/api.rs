@@ -129,6 +129,12 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             crate::templates::delete_template
         ))
         .routes(routes!(crate::templates::download_style))
+        // Connectors (issue 17).
+        .routes(routes!(
+            crate::connections::put_openapi,
+            crate::connections::list_openapi
+        ))
+        .routes(routes!(crate::connections::delete_openapi))
         // Channels (issue 13).
         .routes(routes!(crate::channels::link_slack))
         .fallback(api_not_found);

@@ -1,5 +1,8 @@
 //! `/healthz` (the process is up) and `/readyz` (it can serve: database reachable, schema
-//! current). Load balancers route on `/readyz`.
+//! current, and no MCP server still on its first connection attempt — so a task delegated as
+//! soon as the node is ready has the tools it was configured with). Load balancers route on
+//! `/readyz`. The MCP wait is bounded by each server's own `timeout_secs`: a server whose
+//! first attempt fails stops holding readiness back.
 
 use axum::Json;
 use axum::extract::State;
@@ -20,6 +23,17 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "unavailable", "reason": error.to_string()})),
+        );
+    }
+    let starting = state.engine.tools().starting_sources();
+    if !starting.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "starting",
+                "reason": format!("MCP servers still connecting: {}", starting.join(", ")),
+                "starting": starting,
+            })),
         );
     }
     match state.store.check_schema().await {

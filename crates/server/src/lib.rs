@@ -20,6 +20,8 @@ pub mod blobs;
 pub mod bootstrap;
 // Channels (issue 13).
 pub mod channels;
+// Connectors (issue 17).
+pub mod connections;
 pub mod datadir;
 pub mod doctor;
 pub mod error;

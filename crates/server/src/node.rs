@@ -17,6 +17,7 @@ use coworker_engine::tools::ToolRegistry;
 use coworker_engine::{Engine, EngineSettings};
 use coworker_tools::builtin::builtin_tools;
 use coworker_tools::mcp::{McpManager, ServerEntry, all_servers};
+use coworker_tools::openapi::ApiSources;
 use coworker_tools::secrets::Secrets;
 use coworker_tools::workspace::Workspace;
 
@@ -120,7 +121,8 @@ impl Node {
         if !blobs.is_local() {
             tracing::info!(blobs = %blobs.describe(), "file content on S3-compatible storage");
         }
-        let (mcp, mcp_servers) = start_tools(&config, &store, &data_dir, &blobs, &tools, secrets.clone()).await?;
+        let (mcp, mcp_servers, apis) =
+            start_tools(&config, &store, &data_dir, &blobs, &tools, secrets.clone()).await?;
         let (model_config, env) = with_provider_secrets(&config, env, &secrets).await?;
         let providers = coworker_models::detect_providers(&model_config, &env).await;
         let models_summary = providers.summary();
@@ -242,6 +244,7 @@ impl Node {
             store.clone(),
             mcp.clone(),
             mcp_servers,
+            apis,
             shutdown.clone(),
         ));
         let stop = shutdown.clone();
@@ -360,9 +363,10 @@ async fn load_embedder(config: &Config) -> Result<(coworker_memory::Embedder, Op
         .map_err(|e| NodeError::Memory(e.to_string()))
 }
 
-/// Registers the built-in toolsets and starts the MCP servers (from `[[mcp]]` and
-/// `coworker mcp add`), whose tools join `tools` as they come up. A server that fails to
-/// start is reported and retried; it never stops the node.
+/// Registers the built-in toolsets and the stored OpenAPI connections' tools, and starts the
+/// MCP servers (from `[[mcp]]` and `coworker mcp add`), whose tools join `tools` as they come
+/// up. A server that fails to start is reported and retried, a connection that cannot be
+/// loaded is reported; neither stops the node.
 async fn start_tools(
     config: &Config,
     store: &Store,
@@ -370,7 +374,7 @@ async fn start_tools(
     blobs: &coworker_tools::blobs::Blobs,
     tools: &ToolRegistry,
     secrets: Arc<Secrets>,
-) -> Result<(McpManager, Vec<ServerEntry>), NodeError> {
+) -> Result<(McpManager, Vec<ServerEntry>, ApiSources), NodeError> {
     let workspace =
         Arc::new(Workspace::new(store.clone(), data_dir, config.tools.workspace.clone()).with_blobs(blobs.clone()));
     let builtins = builtin_tools(workspace.clone(), &config.tools.http).map_err(|e| NodeError::Tools(e.to_string()))?;
@@ -396,12 +400,18 @@ async fn start_tools(
     if !names.is_empty() {
         tracing::info!(servers = ?names, "starting MCP servers");
     }
+    // OpenAPI connections (issue 17): compiled from the stored documents before serving,
+    // so a task started right away sees their tools.
+    let apis = ApiSources::new(tools.clone(), secrets.clone(), config.tools.http.clone());
+    for problem in apis.sync(store).await? {
+        tracing::warn!(%problem, "OpenAPI connection skipped");
+    }
     let manager = McpManager::start(
         servers.iter().map(|s| (s.config.clone(), s.scope.clone())).collect(),
         tools.clone(),
         secrets,
     );
-    Ok((manager, servers))
+    Ok((manager, servers, apis))
 }
 
 /// Prefix of the in-memory variables through which decrypted provider keys reach the
@@ -442,8 +452,9 @@ async fn with_provider_secrets(
     Ok((config, env))
 }
 
-/// How often a node looks for MCP servers added, changed or removed with `coworker mcp`
-/// (which writes the database), so running nodes pick them up without a restart.
+/// How often a node looks for MCP servers and OpenAPI connections added, changed or removed
+/// with `coworker mcp` / `coworker connect` (which write the database), so running nodes pick
+/// them up without a restart.
 pub const MCP_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 
 async fn reload_mcp_servers(
@@ -451,6 +462,7 @@ async fn reload_mcp_servers(
     store: Store,
     mcp: McpManager,
     mut running: Vec<ServerEntry>,
+    apis: ApiSources,
     shutdown: Shutdown,
 ) {
     let mut stop = shutdown.subscribe();
@@ -458,6 +470,16 @@ async fn reload_mcp_servers(
         tokio::select! {
             () = tokio::time::sleep(MCP_RELOAD_INTERVAL) => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        match apis.sync(&store).await {
+            Ok(problems) => {
+                for problem in problems {
+                    tracing::warn!(%problem, "OpenAPI connection skipped");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read OpenAPI connections from the database; keeping the current ones")
+            }
         }
         let wanted = match all_servers(&config, &store).await {
             Ok((wanted, _)) => wanted,

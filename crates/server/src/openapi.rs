@@ -42,6 +42,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         (name = "audit", description = "The hash-chained audit log (admins)"),
         (name = "files", description = "The shared workspace's versioned files"),
         (name = "metrics", description = "Dashboard figures"),
+        (name = "connections", description = "OpenAPI connections whose operations are tools (admins)"),
     )
 )]
 struct ApiDoc;

@@ -516,6 +516,32 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
             None,
             anyone,
         ),
+        // connectors (issue 17): OpenAPI connections are the org's, changed by admins
+        case(
+            M::GET,
+            "/api/v1/connections/openapi",
+            "/api/v1/connections/openapi".into(),
+            None,
+            admins,
+        ),
+        case(
+            M::POST,
+            "/api/v1/connections/openapi",
+            "/api/v1/connections/openapi".into(),
+            Some(json!({
+                "name": "role-api",
+                "spec": r#"{"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {}}"#,
+                "base_url": "https://api.example.com"
+            })),
+            admins,
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/connections/openapi/{name}",
+            "/api/v1/connections/openapi/role-api".into(),
+            None,
+            admins,
+        ),
     ]
 }
 

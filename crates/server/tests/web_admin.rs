@@ -24,6 +24,7 @@ backend_tests!(
     roles_change_under_the_api_rules,
     secrets_set_in_settings_are_never_shown_again,
     mcp_servers_are_added_and_removed_with_an_audit_trail,
+    openapi_documents_are_imported_and_removed_in_settings,
     posts_without_the_csrf_token_change_nothing,
 );
 
@@ -747,6 +748,45 @@ async fn secrets_set_in_settings_are_never_shown_again(db: &TestDb) {
             actions::SECRET_DELETED
         ]
     );
+    node.stop().await;
+}
+
+async fn openapi_documents_are_imported_and_removed_in_settings(db: &TestDb) {
+    let node = TestNode::start(db.backend).await.expect("backend configured");
+    let admin = Browser::sign_in(&node, "ada@example.com", Role::Admin).await;
+    let spec = coworker_testkit::openapi::PETSTORE_30_YAML;
+    let broken = spec.replace("operationId: showPetById", "operationId: listPets");
+    let refused = admin
+        .post("/settings/openapi", &[("name", "pets"), ("spec", broken.as_str())])
+        .await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.body.contains("/paths/~1pets~1{petId}/get/operationId"),
+        "the problem's pointer is shown: {}",
+        refused.body
+    );
+    assert!(refused.body.contains("value=\"pets\""), "the form keeps what was typed");
+
+    let imported = admin
+        .post(
+            "/settings/openapi",
+            &[("name", "pets"), ("spec", spec), ("auth_secret", "pets-key")],
+        )
+        .await;
+    assert_eq!(imported.status, 303, "{}", imported.body);
+    assert!(
+        flash(&imported).1.contains("Imported OpenAPI connection pets: 3 tools"),
+        "{:?}",
+        flash(&imported)
+    );
+    let settings = admin.get("/settings").await;
+    assert!(settings.body.contains("data-openapi=\"pets\""));
+    assert!(settings.body.contains("http://petstore.swagger.io/v1"));
+    assert!(settings.body.contains("from secret pets-key"));
+
+    let removed = admin.post("/settings/openapi/pets/remove", &[]).await;
+    assert_eq!(flash(&removed).0, "ok");
+    assert!(node.node.store.list_connections("openapi").await.unwrap().is_empty());
     node.stop().await;
 }
 

@@ -70,6 +70,29 @@ pub struct Connection {
     pub updated_at_ms: i64,
 }
 
+/// A connection's identity and last change, without its settings (which may be large, e.g.
+/// an OpenAPI document): what a node compares to notice changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionVersion {
+    /// Id (kept when the connection is replaced).
+    pub id: ConnectionId,
+    /// Name.
+    pub name: String,
+    /// Whose it is.
+    pub scope: ConnectionScope,
+    /// When it was last replaced; grows with every replacement.
+    pub updated_at_ms: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct VersionRow {
+    id: Uuid,
+    name: String,
+    scope: String,
+    owner_user_id: Option<Uuid>,
+    updated_at_ms: i64,
+}
+
 /// A connection to add or replace.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewConnection {
@@ -98,22 +121,20 @@ struct ConnectionRow {
     updated_at_ms: i64,
 }
 
+fn scope_of(name: &str, scope: &str, owner: Option<Uuid>) -> Result<ConnectionScope, StoreError> {
+    match (scope, owner) {
+        ("org", _) => Ok(ConnectionScope::Org),
+        ("user", Some(owner)) => Ok(ConnectionScope::User(owner.into())),
+        (other, owner) => Err(StoreError::Database(sqlx::Error::Decode(
+            format!("connections {name}: scope {other:?} with owner {owner:?} is not a valid scope").into(),
+        ))),
+    }
+}
+
 impl TryFrom<ConnectionRow> for Connection {
     type Error = StoreError;
     fn try_from(row: ConnectionRow) -> Result<Self, Self::Error> {
-        let scope = match (row.scope.as_str(), row.owner_user_id) {
-            ("org", _) => ConnectionScope::Org,
-            ("user", Some(owner)) => ConnectionScope::User(owner.into()),
-            (other, owner) => {
-                return Err(StoreError::Database(sqlx::Error::Decode(
-                    format!(
-                        "connections {}: scope {other:?} with owner {owner:?} is not a valid scope",
-                        row.name
-                    )
-                    .into(),
-                )));
-            }
-        };
+        let scope = scope_of(&row.name, &row.scope, row.owner_user_id)?;
         Ok(Connection {
             id: row.id.into(),
             name: row.name,
@@ -162,7 +183,11 @@ impl Store {
 
     async fn update_connection(&self, new: &NewConnection) -> Result<bool, StoreError> {
         let sql = format!(
-            "UPDATE connections SET settings = $5, secret_ref = $6, updated_at_ms = $7 WHERE {KEY_MATCH} AND kind = $4"
+            // updated_at_ms always moves forward, so a node that loaded a version notices
+            // a replacement made within the same millisecond.
+            "UPDATE connections SET settings = $5, secret_ref = $6, \
+             updated_at_ms = CASE WHEN $7 > updated_at_ms THEN $7 ELSE updated_at_ms + 1 END \
+             WHERE {KEY_MATCH} AND kind = $4"
         );
         let affected = on_pool!(self, pool => sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind(&new.name)
@@ -213,6 +238,27 @@ impl Store {
         let rows: Vec<ConnectionRow> =
             on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str())).bind(kind).fetch_all(pool).await?);
         rows.into_iter().map(Connection::try_from).collect()
+    }
+
+    /// Every connection of `kind` without its settings, by name then scope.
+    pub async fn connection_versions(&self, kind: &str) -> Result<Vec<ConnectionVersion>, StoreError> {
+        let rows: Vec<VersionRow> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT id, name, scope, owner_user_id, updated_at_ms FROM connections WHERE kind = $1 \
+             ORDER BY name, scope, created_at_ms"
+        )
+        .bind(kind)
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter()
+            .map(|row| {
+                Ok(ConnectionVersion {
+                    id: row.id.into(),
+                    scope: scope_of(&row.name, &row.scope, row.owner_user_id)?,
+                    name: row.name,
+                    updated_at_ms: row.updated_at_ms,
+                })
+            })
+            .collect()
     }
 
     /// The connection of `kind` named `name` in `scope`, if any.

@@ -49,7 +49,7 @@ pub use audit::{
     AUDIT_ADVISORY_LOCK_KEY, AUDIT_MAX_PAGE_ROWS, AUDIT_VERIFY_PAGE_ROWS, AuditEntry, AuditFilter, AuditRecord,
     AuditVerification, BrokenEntry, BrokenReason, GENESIS_PREV_HASH, actions, audit_entry_hash, canonical_entry_json,
 };
-pub use connections::{Connection, ConnectionScope, NewConnection};
+pub use connections::{Connection, ConnectionScope, ConnectionVersion, NewConnection};
 pub use error::{StoreError, redact_url};
 pub use files::{FilePage, FileVersion, MAX_FILE_PAGE, MAX_FILE_VERSION_ATTEMPTS, NewFileVersion};
 pub use inputs::{Decided, MAX_APPROVAL_PAGE, RUNNABLE_CHANNEL};

@@ -11,6 +11,8 @@ pub mod fake_slack;
 pub mod mail;
 pub mod node;
 pub mod npm;
+// Connectors (issue 17): OpenAPI documents and a pet store implementing them.
+pub mod openapi;
 pub mod process;
 pub mod python;
 pub mod s3;

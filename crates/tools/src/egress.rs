@@ -290,6 +290,21 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
+/// A client builder whose every connection passes `policy`: names resolve through a
+/// [`GuardedResolver`] over `resolver`, and no proxy is used (a proxy would resolve names
+/// itself, out of the policy's sight). Literal addresses are not resolved, so callers check
+/// each URL with [`EgressPolicy::check_url`] before sending, and decide on redirects.
+pub fn guarded_client_builder(policy: Arc<EgressPolicy>, resolver: Arc<dyn HostResolver>) -> reqwest::ClientBuilder {
+    // reqwest is built without a TLS crypto provider of its own; the node installs ring at
+    // start, and this makes the client usable where nothing has yet.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    reqwest::Client::builder()
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver::new(policy, resolver)))
+}
+
 /// The [`EgressRefusal`] somewhere in `error`'s source chain, if any.
 pub fn find_refusal(error: &(dyn std::error::Error + 'static)) -> Option<EgressRefusal> {
     let mut current = Some(error);

@@ -16,7 +16,7 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::egress::{EgressPolicy, EgressRefusal, GuardedResolver, HostResolver, SystemResolver, find_refusal};
+use crate::egress::{EgressPolicy, EgressRefusal, HostResolver, SystemResolver, find_refusal, guarded_client_builder};
 use crate::html::html_to_text;
 use crate::tool::{Tool, ToolCallContext, ToolError, ToolSpec};
 
@@ -80,17 +80,9 @@ impl HttpFetch {
 
     /// The tool resolving names with `resolver` (every answer still passes the policy).
     pub fn with_resolver(config: &HttpFetchConfig, resolver: Arc<dyn HostResolver>) -> Result<Self, HttpFetchError> {
-        // reqwest is built without a TLS crypto provider of its own; the node installs
-        // ring at start, and this makes the tool usable where nothing has yet.
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
         let policy = Arc::new(EgressPolicy::from_config(config));
         let redirect_policy = policy.clone();
-        let client = reqwest::Client::builder()
-            // A proxy would resolve names itself, out of the policy's sight.
-            .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver::new(policy.clone(), resolver)))
+        let client = guarded_client_builder(policy.clone(), resolver)
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() > MAX_REDIRECTS {
                     let error = format!("stopped after {MAX_REDIRECTS} redirects (the limit)");
@@ -222,14 +214,14 @@ impl HttpFetch {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Html,
     Text,
     Binary,
     Unknown,
 }
 
-fn kind_of(content_type: &str) -> Kind {
+pub(crate) fn kind_of(content_type: &str) -> Kind {
     let essence = content_type
         .split(';')
         .next()
@@ -272,7 +264,7 @@ fn kind_of(content_type: &str) -> Kind {
     }
 }
 
-fn looks_binary(body: &[u8]) -> bool {
+pub(crate) fn looks_binary(body: &[u8]) -> bool {
     let head = &body[..body.len().min(SNIFF_BYTES)];
     if head.contains(&0) {
         return true;
@@ -281,7 +273,7 @@ fn looks_binary(body: &[u8]) -> bool {
     matches!(std::str::from_utf8(head), Err(e) if e.error_len().is_some())
 }
 
-fn binary_note(content_type: Option<&str>, length: Option<u64>) -> String {
+pub(crate) fn binary_note(content_type: Option<&str>, length: Option<u64>) -> String {
     let size = length.map_or("unknown size".to_owned(), |n| format!("{n} bytes"));
     format!(
         "\nbinary content ({}, {size}); not shown — http.fetch returns text, HTML, JSON and XML only\n",
@@ -291,7 +283,7 @@ fn binary_note(content_type: Option<&str>, length: Option<u64>) -> String {
 
 /// The body as text: UTF-8 up to a character cut by the byte limit; other invalid bytes
 /// become U+FFFD.
-fn utf8_prefix(body: &[u8]) -> String {
+pub(crate) fn utf8_prefix(body: &[u8]) -> String {
     match std::str::from_utf8(body) {
         Ok(text) => text.to_owned(),
         Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&body[..e.valid_up_to()]).into_owned(),
@@ -318,7 +310,7 @@ fn request_error(url: &reqwest::Url, error: &reqwest::Error) -> ToolError {
 
 /// An error and its sources, `: `-separated, without repeats (wrappers often repeat their
 /// source's text).
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut current = Some(error);
     while let Some(e) = current {

@@ -4,11 +4,13 @@
 
 pub mod blobs;
 pub mod builtin;
+pub mod catalog;
 pub mod deliverables;
 pub mod egress;
 pub mod html;
 pub mod http;
 pub mod mcp;
+pub mod openapi;
 pub mod schema;
 pub mod secrets;
 pub mod tool;

@@ -158,14 +158,30 @@ pub trait ResultSink: Send + Sync {
 
 /// The tools a node offers, by name. Cheap to clone; every clone sees the same tools, so
 /// sources (MCP servers restarting, `list_changed`) update it while the engine runs.
-#[derive(Clone, Default)]
+///
+/// A source may say it is *starting* (an MCP server's first connection attempt): its tools
+/// are not there yet but will be, so readiness and a run's first tool list can wait for it
+/// ([`ToolRegistry::wait_for_sources`]) instead of going on without them.
+#[derive(Clone)]
 pub struct ToolRegistry {
     inner: Arc<RwLock<Inner>>,
+    /// Bumped whenever a source stops starting.
+    settled: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for ToolRegistry {
+    fn default() -> Self {
+        ToolRegistry {
+            inner: Arc::default(),
+            settled: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
 }
 
 #[derive(Default)]
 struct Inner {
     tools: BTreeMap<String, Vec<Entry>>,
+    starting: std::collections::BTreeSet<String>,
     sink: Option<Arc<dyn ResultSink>>,
     validators: Vec<Arc<dyn crate::deliverables::DeliverableValidator>>,
 }
@@ -265,6 +281,46 @@ impl ToolRegistry {
             .filter_map(|entries| entries.first())
             .map(|e| e.tool.spec().clone())
             .collect()
+    }
+
+    /// Marks `source` as starting: its tools are expected shortly.
+    pub fn source_starting(&self, source: &str) {
+        self.write().starting.insert(source.to_owned());
+    }
+
+    /// Marks `source` as no longer starting (its first attempt connected or failed, or it
+    /// was removed).
+    pub fn source_settled(&self, source: &str) {
+        if self.write().starting.remove(source) {
+            self.settled.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// The sources still starting, by name.
+    pub fn starting_sources(&self) -> Vec<String> {
+        self.read().starting.iter().cloned().collect()
+    }
+
+    /// Waits up to `limit` until no source that `relevant` selects is starting; returns
+    /// those still starting when the limit ran out (empty: all settled).
+    pub async fn wait_for_sources(&self, limit: std::time::Duration, relevant: impl Fn(&str) -> bool) -> Vec<String> {
+        let pending = || -> Vec<String> { self.read().starting.iter().filter(|s| relevant(s)).cloned().collect() };
+        let mut changes = self.settled.subscribe();
+        let waited = tokio::time::timeout(limit, async {
+            loop {
+                if pending().is_empty() {
+                    return;
+                }
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        match waited {
+            Ok(()) => pending(),
+            Err(_) => pending(),
+        }
     }
 
     /// Sets where oversize results are saved.

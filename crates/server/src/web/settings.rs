@@ -1,9 +1,11 @@
 //! Settings (admins): people and their roles, invitation links, API tokens, model providers
-//! and prices, MCP servers, and the encrypted secrets (write-only: a value is never shown).
+//! and prices, MCP servers, OpenAPI connections, and the encrypted secrets (write-only: a
+//! value is never shown).
 //!
 //! Every action goes through the function the API or the CLI uses for it — `accounts` for
 //! users, invitations and tokens, `coworker_tools::mcp::{put,remove}_org_server` for MCP
-//! servers (as `coworker mcp add/remove`), `Secrets::{set,delete}` for secrets (as
+//! servers (as `coworker mcp add/remove`), `coworker_tools::openapi::{import,remove}_org_api`
+//! for OpenAPI connections (as `coworker connect openapi`), `Secrets::{set,delete}` for secrets (as
 //! `coworker secrets`) — so permissions and audit entries have one path.
 
 use std::collections::HashMap;
@@ -47,6 +49,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/settings/tokens/{id}/revoke", post(token_revoke))
         .route("/settings/mcp", post(mcp_add))
         .route("/settings/mcp/{name}/remove", post(mcp_remove))
+        .route("/settings/openapi", post(openapi_import))
+        .route("/settings/openapi/{name}/remove", post(openapi_remove))
         .route("/settings/secrets", post(secret_set))
         .route("/settings/secrets/{name}/delete", post(secret_delete))
 }
@@ -171,6 +175,8 @@ pub struct Extras {
     pub errors: HashMap<&'static str, String>,
     /// The MCP form as typed, to fill it again after an error.
     pub mcp_form: McpForm,
+    /// The OpenAPI form as typed (name, document, base URL, secret, scheme).
+    pub openapi_form: OpenApiForm,
     /// The secret name as typed (never the value).
     pub secret_name: String,
 }
@@ -190,6 +196,7 @@ struct SettingsPage {
     catalog: Vec<ModelRow>,
     mcp: Vec<McpRow>,
     mcp_problems: Vec<String>,
+    apis: Vec<ApiRow>,
     secrets: Vec<SecretRow>,
     key_source: String,
     extras: Extras,
@@ -393,6 +400,31 @@ pub async fn show(state: &AppState, user: &WebUser, extras: Extras, status: Stat
     let invitations = state.store.list_invitations().await?;
     let tokens = state.store.list_api_tokens(None).await?;
     let (mcp, mcp_problems) = mcp_rows(state).await?;
+    let apis = coworker_tools::openapi::list_apis(&state.store)
+        .await?
+        .into_iter()
+        .map(|(row, settings)| match settings {
+            Ok(s) => ApiRow {
+                name: row.name,
+                base_url: s.base_url,
+                source: s.source,
+                auth: s
+                    .auth
+                    .map(|a| format!("{} from secret {}", a.method.describe(), a.secret))
+                    .unwrap_or_default(),
+                updated: when(row.updated_at_ms),
+                error: String::new(),
+            },
+            Err(error) => ApiRow {
+                name: row.name,
+                base_url: String::new(),
+                source: String::new(),
+                auth: String::new(),
+                updated: when(row.updated_at_ms),
+                error,
+            },
+        })
+        .collect();
     let secrets = state
         .secrets
         .list()
@@ -433,6 +465,7 @@ pub async fn show(state: &AppState, user: &WebUser, extras: Extras, status: Stat
         catalog: state.models_catalog.iter().map(ModelRow::from).collect(),
         mcp,
         mcp_problems,
+        apis,
         secrets,
         key_source: state.secrets.key_source().to_string(),
         extras,
@@ -877,6 +910,107 @@ async fn mcp_add(State(state): State<AppState>, user: WebUser, RawForm(body): Ra
         }
         Err(PutServerError::Store(e)) => Err(e.into()),
         Err(other) => invalid(&state, &user, "mcp", other.to_string(), extras()).await,
+    }
+}
+
+/// One OpenAPI connection on the page.
+struct ApiRow {
+    name: String,
+    base_url: String,
+    source: String,
+    auth: String,
+    updated: String,
+    error: String,
+}
+
+/// The OpenAPI form as typed.
+#[derive(Debug, Clone, Default)]
+pub struct OpenApiForm {
+    /// Connection name.
+    pub name: String,
+    /// The document's text.
+    pub spec: String,
+    /// Base URL override.
+    pub base_url: String,
+    /// Secret name of the credential.
+    pub auth_secret: String,
+    /// Security scheme the secret is for.
+    pub auth_scheme: String,
+}
+
+fn non_empty(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+async fn openapi_import(
+    State(state): State<AppState>,
+    user: WebUser,
+    RawForm(body): RawForm,
+) -> Result<Response, WebError> {
+    user.principal.require(Role::Admin)?;
+    let fields = fields(&body);
+    let form = OpenApiForm {
+        name: field(&fields, "name").trim().to_owned(),
+        spec: field(&fields, "spec").to_owned(),
+        base_url: field(&fields, "base_url").trim().to_owned(),
+        auth_secret: field(&fields, "auth_secret").trim().to_owned(),
+        auth_scheme: field(&fields, "auth_scheme").trim().to_owned(),
+    };
+    let extras = || Extras {
+        openapi_form: form.clone(),
+        ..Extras::default()
+    };
+    if form.spec.trim().is_empty() {
+        let message = "Paste the OpenAPI document (JSON or YAML).".to_owned();
+        return invalid(&state, &user, "openapi", message, extras()).await;
+    }
+    let request = coworker_tools::openapi::ImportRequest {
+        name: form.name.clone(),
+        text: form.spec.clone(),
+        source: "web".to_owned(),
+        base_url: non_empty(&form.base_url),
+        auth_secret: non_empty(&form.auth_secret),
+        auth_scheme: non_empty(&form.auth_scheme),
+        ..Default::default()
+    };
+    match coworker_tools::openapi::import_org_api(&state.store, request, &user.principal.actor()).await {
+        Ok(report) => {
+            let mut message = format!(
+                "{} OpenAPI connection {}: {} tools calling {}. Running nodes offer them within a few seconds.",
+                if report.replaced { "Replaced" } else { "Imported" },
+                report.name,
+                report.tools.len(),
+                report.base_url
+            );
+            for warning in report.warnings.iter().chain(&report.skipped) {
+                message.push_str(&format!(" Note: {warning}."));
+            }
+            Ok(redirect_with("/settings#openapi", FlashKind::Ok, &message))
+        }
+        Err(coworker_tools::openapi::PutApiError::Store(e)) => Err(e.into()),
+        Err(other) => invalid(&state, &user, "openapi", other.to_string(), extras()).await,
+    }
+}
+
+async fn openapi_remove(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(name): Path<String>,
+) -> Result<Response, WebError> {
+    user.principal.require(Role::Admin)?;
+    if coworker_tools::openapi::remove_org_api(&state.store, &name, &user.principal.actor()).await? {
+        Ok(redirect_with(
+            "/settings#openapi",
+            FlashKind::Ok,
+            &format!("Removed OpenAPI connection {name}. Running nodes stop offering its tools within a few seconds."),
+        ))
+    } else {
+        Ok(redirect_with(
+            "/settings#openapi",
+            FlashKind::Error,
+            &format!("No OpenAPI connection named {name}."),
+        ))
     }
 }
 

@@ -72,6 +72,14 @@ pub fn risk_from_hints(hints: &AnnotationHints) -> ToolRisk {
 /// matching glob that sets it wins (longest without wildcards, exact before wildcard); a
 /// field no override sets comes from the hints.
 pub fn classify(hints: &AnnotationHints, overrides: &BTreeMap<String, McpToolOverride>, names: &[&str]) -> ToolRisk {
+    with_overrides(risk_from_hints(hints), overrides, names)
+}
+
+/// `derived` (from hints, or an HTTP method) with the operator's overrides applied: for each
+/// field, the most specific glob matching one of `names` that sets it wins (longest without
+/// wildcards, exact before wildcard). An override that makes a tool `read` without saying
+/// otherwise makes it idempotent too.
+pub fn with_overrides(derived: ToolRisk, overrides: &BTreeMap<String, McpToolOverride>, names: &[&str]) -> ToolRisk {
     let mut matching: Vec<(&String, &McpToolOverride)> = overrides
         .iter()
         .filter(|(glob, _)| names.iter().any(|name| glob_matches(glob, name)))
@@ -79,12 +87,11 @@ pub fn classify(hints: &AnnotationHints, overrides: &BTreeMap<String, McpToolOve
     matching.sort_by_key(|(glob, _)| std::cmp::Reverse((glob.replace('*', "").len(), !glob.contains('*'))));
     let risk_override = matching.iter().find_map(|(_, o)| o.risk);
     let idempotent_override = matching.iter().find_map(|(_, o)| o.idempotent);
-    let from_hints = risk_from_hints(hints);
-    let risk = risk_override.unwrap_or(from_hints.risk);
+    let risk = risk_override.unwrap_or(derived.risk);
     let idempotent = match (idempotent_override, risk_override) {
         (Some(idempotent), _) => idempotent,
         (None, Some(RiskClass::Read)) => true,
-        (None, _) => from_hints.idempotent,
+        (None, _) => derived.idempotent,
     };
     ToolRisk { risk, idempotent }
 }

@@ -20,7 +20,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::{Notify, watch};
 
 use super::tool::build_tool_specs;
-use super::{McpError, SECRET_PREFIX, SecretSource};
+use super::{McpError, SecretSource};
 
 /// Environment variables a stdio server inherits from the node (the MCP SDKs' default set,
 /// plus locale, temp dir and time zone). Everything else — API keys, database URLs — stays
@@ -332,9 +332,9 @@ async fn resolve_secrets(
 ) -> Result<BTreeMap<String, String>, McpError> {
     let mut resolved = BTreeMap::new();
     for (key, value) in values {
-        let value = match value.strip_prefix(SECRET_PREFIX) {
+        let value = match super::secret_reference(value) {
             None => value.clone(),
-            Some(secret) => {
+            Some((scheme, secret)) => {
                 let error = |problem: String| McpError::Secret {
                     server: server.to_owned(),
                     field: format!("{kind} {key}"),
@@ -342,7 +342,7 @@ async fn resolve_secrets(
                     problem,
                 };
                 match secrets.secret(secret).await {
-                    Ok(Some(value)) => value,
+                    Ok(Some(value)) => format!("{scheme}{value}"),
                     Ok(None) => {
                         return Err(error(format!(
                             "which is not in the secret store; add it with `coworker secrets set {secret}`"

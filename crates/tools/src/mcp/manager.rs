@@ -298,6 +298,8 @@ impl McpManager {
             lost: Notify::new(),
         });
         let (stop, stop_rx) = watch::channel(false);
+        // Until its first attempt ends, readiness and new runs wait for its tools.
+        self.inner.registry.source_starting(&shared.config.name);
         let supervisor = Supervisor {
             shared: shared.clone(),
             registry: self.inner.registry.clone(),
@@ -394,6 +396,7 @@ async fn stop(supervised: Supervised, registry: &ToolRegistry) {
     let shared = &supervised.shared;
     // Done by the supervisor when it ends normally; again here in case it was aborted.
     registry.replace_source(&shared.config.name, shared.scope.clone(), Vec::new());
+    registry.source_settled(&shared.config.name);
     shared.set_live(None);
     shared.update(|s| {
         s.state = McpServerState::Stopped;
@@ -493,6 +496,9 @@ impl Supervisor {
                 s.pid = None;
                 s.next_attempt_at_ms = Some(epoch_ms() + delay.as_millis() as i64);
             });
+            // A failed first attempt ends the wait: runs go on without its tools (calls to
+            // them say the server is down) rather than stall until it recovers.
+            self.registry.source_settled(self.name());
             if self.sleep_or_stop(delay).await {
                 break;
             }
@@ -500,6 +506,7 @@ impl Supervisor {
         self.shared.set_live(None);
         self.registry
             .replace_source(self.name(), self.shared.scope.clone(), Vec::new());
+        self.registry.source_settled(self.name());
         self.shared.update(|s| {
             s.state = McpServerState::Stopped;
             s.pid = None;
@@ -583,6 +590,8 @@ impl Supervisor {
             s.pid = pid;
             s.server = identity;
         });
+        // Its tools are registered (by the listing above): whoever waited may go on.
+        self.registry.source_settled(self.name());
         tracing::info!(mcp_server = %self.name(), pid, "MCP server connected");
 
         let outcome = loop {

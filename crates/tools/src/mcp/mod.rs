@@ -34,6 +34,20 @@ pub use tool::READ_RESOURCE_TOOL;
 /// Prefix of a configuration value that names a secret instead of holding it.
 pub const SECRET_PREFIX: &str = "secret:";
 
+/// The secret a configuration value refers to: `secret:NAME` → `("", NAME)`, and an
+/// authorization value with a scheme, `Bearer secret:NAME` → `("Bearer ", NAME)`, so a header
+/// can carry a stored token without the scheme being part of the secret. `None` for a
+/// literal value.
+pub fn secret_reference(value: &str) -> Option<(&str, &str)> {
+    if let Some(name) = value.strip_prefix(SECRET_PREFIX) {
+        return Some(("", name));
+    }
+    let (scheme, rest) = value.split_once(' ')?;
+    let name = rest.strip_prefix(SECRET_PREFIX)?;
+    let is_scheme = !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    is_scheme.then_some((&value[..scheme.len() + 1], name))
+}
+
 /// Where `secret:NAME` values in a server's `env` and `headers` are read from (the encrypted
 /// secret store implements it).
 pub trait SecretSource: Send + Sync {
