@@ -121,8 +121,7 @@ impl Node {
         if !blobs.is_local() {
             tracing::info!(blobs = %blobs.describe(), "file content on S3-compatible storage");
         }
-        let (mcp, mcp_servers, apis) =
-            start_tools(&config, &store, &data_dir, &blobs, &tools, secrets.clone()).await?;
+        let (mcp, mcp_servers, apis) = start_tools(&config, &store, &data_dir, &blobs, &tools, secrets.clone()).await?;
         let (model_config, env) = with_provider_secrets(&config, env, &secrets).await?;
         let providers = coworker_models::detect_providers(&model_config, &env).await;
         let models_summary = providers.summary();
