@@ -469,23 +469,24 @@ async fn bad_mail_is_refused_with_a_reason_and_nothing_is_lost(db: &TestDb) {
     let smtp = SmtpServer::start();
     let script = Script::new().turn(Turn::reply(Reply::text("Read it.")).repeating());
     let model = ScriptedModelServer::start(Format::OpenAi, script).await;
-    let mut email = mailbox(&imap, &smtp);
-    // A small named limit stands in for the default 25 MiB (the 30 MB case is the same path).
-    email.max_message_bytes = 64 * 1024;
+    // The default limit (email.max_message_bytes, 25 MiB) against a 30 MB attachment.
+    let email = mailbox(&imap, &smtp);
+    assert_eq!(email.max_message_bytes, coworker_core::email::DEFAULT_MAX_MESSAGE_BYTES);
     let node = start(config(db, &model, email, "data")).await;
     let store = node.store.clone();
     member(&store, "ada@example.com").await;
     watching(&store).await;
 
     // Over the size limit: refused by name, left in the mailbox, the sender told.
-    let big = message(
-        "ada@example.com",
-        ADDRESS,
-        "Big",
-        "<big@example.com>",
-        "",
-        &"x".repeat(100 * 1024),
-    );
+    // 30 MB of base64 in 76-character lines.
+    let attachment = format!("{}\r\n", "QUJD".repeat(19)).repeat(30_000_000 / 78);
+    let big = format!(
+        "From: ada@example.com\r\nTo: {ADDRESS}\r\nSubject: Big\r\nMessage-ID: <big@example.com>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nThe deck, attached.\r\n\
+         --b1\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"deck.bin\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{attachment}--b1--\r\n"
+    )
+    .into_bytes();
     imap.append(&big);
     let refused = processed(&store, "<big@example.com>").await;
     assert_eq!(refused.state, "refused");

@@ -555,6 +555,13 @@ impl Tool for DocumentTool {
     fn call(&self, context: ToolCallContext, arguments: Value) -> BoxFuture<'_, Result<String, ToolError>> {
         Box::pin(self.run(context, arguments))
     }
+
+    /// Creating a document, spreadsheet or deck (from the model's own content or a
+    /// template) reports what was saved where; an edit's diff shows the earlier file's
+    /// text, which may have come from anywhere, so it stays untrusted.
+    fn reports_own_work(&self) -> bool {
+        !matches!(self.kind, Kind::Edit)
+    }
 }
 
 /// `create_from_template` arguments.

@@ -1258,9 +1258,15 @@ impl Engine {
         executed: bool,
         extra: Value,
     ) -> Result<Step, EngineError> {
-        // The result's provenance label is journaled with it (issue 19).
+        // The result's provenance label is journaled with it (issue 19): a tool reporting its
+        // own write is trusted, every other result untrusted.
+        let label = if !is_error && self.inner.tools.get(tool).is_some_and(|t| t.reports_own_work()) {
+            coworker_core::provenance::Label::Trusted.as_str()
+        } else {
+            crate::provenance::result_label(tool)
+        };
         let mut payload = json!({"call_id": call_id, "tool": tool, "content": content, "is_error": is_error,
-                                 "executed": executed, "provenance": crate::provenance::result_label(tool)});
+                                 "executed": executed, "provenance": label});
         if let (Some(obj), Some(extra)) = (payload.as_object_mut(), extra.as_object()) {
             obj.extend(extra.clone());
         }

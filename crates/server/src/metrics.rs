@@ -27,6 +27,9 @@ const LATENCY_BUCKETS_SECONDS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process-wide Prometheus recorder once (later nodes in the same process,
@@ -44,6 +47,17 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             }
             match builder.install_recorder() {
                 Ok(handle) => {
+                    // `install_recorder` runs no upkeep: without it, histogram samples pile up
+                    // until something scrapes /metrics. Drain them on a timer instead.
+                    let upkeep = handle.clone();
+                    let _ = std::thread::Builder::new()
+                        .name("metrics-upkeep".into())
+                        .spawn(move || {
+                            loop {
+                                std::thread::sleep(METRICS_UPKEEP_EVERY);
+                                upkeep.run_upkeep();
+                            }
+                        });
                     for def in names::ALL {
                         let help = def.help;
                         match def.kind {

@@ -80,6 +80,14 @@ pub trait Tool: Send + Sync {
     fn open_world(&self) -> bool {
         false
     }
+    /// Whether the tool's result is the product's own report of a write the model asked for
+    /// (the path it saved to, page counts) and carries no content from anywhere else: the
+    /// provenance check (issue 19) then treats it as trusted, so a path the tool derived
+    /// (`reports/weekly` saved as `reports/weekly.docx`) is the run's own. Default: no — a
+    /// result is untrusted data.
+    fn reports_own_work(&self) -> bool {
+        false
+    }
     /// For a call that changes a file, the text before and after, so an approval can show
     /// a diff. `None` (the default) when the call changes no file.
     fn preview_change(&self, _arguments: &serde_json::Value) -> BoxFuture<'_, Option<FileChange>> {
