@@ -235,20 +235,14 @@ impl CalendarConfig {
 
 /// Checks every `[[calendar]]` and that names are unique.
 pub fn validate_all(sections: &[CalendarConfig]) -> Result<(), ConfigError> {
-    let mut names: Vec<&str> = Vec::new();
-    for (i, section) in sections.iter().enumerate() {
-        let at = format!("calendar[{i}]");
-        section.validate(&at)?;
-        if names.contains(&section.name.as_str()) {
-            return Err(ConfigError::invalid(
-                &format!("{at}.name"),
-                format!("{:?} is used by two [[calendar]] sections", section.name),
-                "give each calendar its own name",
-            ));
-        }
-        names.push(&section.name);
-    }
-    Ok(())
+    crate::config::validate_named(
+        "calendar",
+        "[[calendar]] sections",
+        "give each calendar its own name",
+        sections,
+        |s| &s.name,
+        |s, at| s.validate(at),
+    )
 }
 
 fn zone_named(name: &str) -> Result<TimeZone, String> {

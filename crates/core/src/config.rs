@@ -976,18 +976,14 @@ impl Config {
             ));
         }
         self.validate_models()?;
-        let mut mcp_names: Vec<&str> = Vec::new();
-        for (i, server) in self.mcp.iter().enumerate() {
-            server.validate(&format!("mcp[{i}]"))?;
-            if mcp_names.contains(&server.name.as_str()) {
-                return Err(ConfigError::invalid(
-                    &format!("mcp[{i}].name"),
-                    format!("{:?} is used by two [[mcp]] servers", server.name),
-                    "give each server its own name",
-                ));
-            }
-            mcp_names.push(&server.name);
-        }
+        validate_named(
+            "mcp",
+            "[[mcp]] servers",
+            "give each server its own name",
+            &self.mcp,
+            |s| &s.name,
+            |s, at| s.validate(at),
+        )?;
         self.slack.validate()?;
         crate::email::validate_all(&self.email)?;
         crate::calendar::validate_all(&self.calendar)?;
@@ -1471,6 +1467,33 @@ pub fn env_var_for(key_path: &str) -> String {
             .collect::<Vec<_>>()
             .join(ENV_PATH_SEPARATOR)
     )
+}
+
+/// Checks each entry of an array of sections (`validate` gets its `section[i]` path) and that
+/// their names are unique; `what` names them in the error (`[[mcp]] servers`).
+pub(crate) fn validate_named<T>(
+    section: &str,
+    what: &str,
+    fix: &str,
+    items: &[T],
+    name: impl Fn(&T) -> &str,
+    validate: impl Fn(&T, &str) -> Result<(), ConfigError>,
+) -> Result<(), ConfigError> {
+    let mut names: Vec<&str> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("{section}[{i}]");
+        validate(item, &at)?;
+        let this = name(item);
+        if names.contains(&this) {
+            return Err(ConfigError::invalid(
+                &format!("{at}.name"),
+                format!("{this:?} is used by two {what}"),
+                fix,
+            ));
+        }
+        names.push(this);
+    }
+    Ok(())
 }
 
 /// The commented `coworker.toml` that `coworker init` writes: every key, its default and a

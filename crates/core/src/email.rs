@@ -294,20 +294,14 @@ impl EmailConfig {
 
 /// Checks every `[[email]]` section and that names are unique.
 pub fn validate_all(sections: &[EmailConfig]) -> Result<(), ConfigError> {
-    let mut names: Vec<&str> = Vec::new();
-    for (i, section) in sections.iter().enumerate() {
-        let at = format!("email[{i}]");
-        section.validate(&at)?;
-        if names.contains(&section.name.as_str()) {
-            return Err(ConfigError::invalid(
-                &format!("{at}.name"),
-                format!("{:?} is used by two [[email]] sections", section.name),
-                "give each mailbox its own name",
-            ));
-        }
-        names.push(&section.name);
-    }
-    Ok(())
+    crate::config::validate_named(
+        "email",
+        "[[email]] sections",
+        "give each mailbox its own name",
+        sections,
+        |s| &s.name,
+        |s, at| s.validate(at),
+    )
 }
 
 #[cfg(test)]
