@@ -3,7 +3,10 @@
 //! `cargo bench -p coworker-cli --bench engine` prints:
 //! - throughput: tasks per second end to end (created over HTTP, 3 model turns and 2
 //!   `workspace.list_files` calls each), on SQLite with one process and, when
-//!   `COWORKER_TEST_DATABASE_URL` is set, on PostgreSQL with one and two processes;
+//!   `COWORKER_TEST_DATABASE_URL` is set, on PostgreSQL with one, two and three processes;
+//! - takeover (PostgreSQL): a `coworker worker` is SIGKILLed mid-model-call and the time
+//!   until another worker holds the run is measured, `COWORKER_BENCH_TAKEOVERS` (default 5)
+//!   times, against the configured `lease_ttl_ms` (target: at most lease_ttl + 1 s);
 //! - waiting: RSS of a `serve` with no runs vs with `COWORKER_BENCH_WAITING` (default 10,000)
 //!   runs waiting on approvals, and decision-to-resumed latency (p50/p95) over
 //!   `COWORKER_BENCH_DECISIONS` (default 200) decisions made through the API.
@@ -261,7 +264,13 @@ async fn main() {
     let only = std::env::var("COWORKER_BENCH_ONLY").unwrap_or_default();
 
     if only.is_empty() || only == "throughput" {
-        for (backend, processes) in [(Backend::Sqlite, 1), (Backend::Postgres, 1), (Backend::Postgres, 2)] {
+        let runs = [
+            (Backend::Sqlite, 1),
+            (Backend::Postgres, 1),
+            (Backend::Postgres, 2),
+            (Backend::Postgres, 3),
+        ];
+        for (backend, processes) in runs {
             match throughput(backend, processes, tasks).await {
                 Some(rate) => println!(
                     "throughput {backend:?}, {processes} engine process(es): {rate:.1} tasks/s ({tasks} tasks, 3 model turns + 2 tool calls each)"
@@ -270,7 +279,103 @@ async fn main() {
             }
         }
     }
+    if only.is_empty() || only == "takeover" {
+        takeover(env_usize("COWORKER_BENCH_TAKEOVERS", 5)).await;
+    }
     if only.is_empty() || only == "waiting" {
         waiting(waiting_runs, decisions).await;
     }
+}
+
+/// Lease length in the bench config (`config_file` writes it).
+const BENCH_LEASE_TTL_MS: u64 = 1_500;
+
+async fn takeover(rounds: usize) {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        println!("takeover: skipped (set COWORKER_TEST_DATABASE_URL)");
+        return;
+    };
+    // Each round's first model call never answers, so the run is mid-call when its worker
+    // dies; the worker taking over gets the answer.
+    let mut script = Script::new();
+    for round in 0..rounds {
+        script = script.turn(
+            Turn::when(
+                Match::UserSays(format!("takeover <{round}>")),
+                Reply::text("taken over").usage(10, 2),
+            )
+            .fault(coworker_testkit::scripted_model::Fault::SlowFirstByte(Duration::from_secs(3600))),
+        );
+    }
+    let model = ScriptedModelServer::start(Format::OpenAi, script).await;
+    let coworkers = coworker_dir(db.dir(), false);
+    let config = config_file(db.dir(), &model.base_url(), &db.database_url, "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains(&format!("lease_ttl_ms = {BENCH_LEASE_TTL_MS}")), "{text}");
+    let text = text.replace(
+        "workers = 4",
+        &format!("workers = 0\ncoworkers_dir = \"{}\"", coworkers.display()),
+    );
+    std::fs::write(&config, &text).unwrap();
+    let worker_config = db.dir().join("worker.toml");
+    std::fs::write(&worker_config, text.replace("workers = 0", "workers = 2")).unwrap();
+    let data_dir = db.node_data_dir();
+    let mut serve = spawn(&bin(), &["serve", "--listen", "127.0.0.1:0"], &config, &data_dir);
+    let url = banner_url(&mut serve);
+    let token = coworker_server::bootstrap::read_owner_credential(&data_dir).unwrap();
+    let mut workers: Vec<Child> = (0..2)
+        .map(|n| spawn(&bin(), &["worker"], &worker_config, &db.dir().join(format!("w{n}"))))
+        .collect();
+    let cluster = Cluster {
+        children: vec![serve],
+        url,
+        token,
+    };
+    let mut times = Vec::new();
+    for round in 0..rounds {
+        let task = coworker_testkit::node::delegate(&cluster.url, &cluster.token, "bench", &format!("takeover <{round}>")).await;
+        // The run is leased and its model call is in flight.
+        let started = Instant::now();
+        let owner = loop {
+            if let Some(lease) = db.store.run_for_task(task).await.unwrap().and_then(|r| r.lease_owner) {
+                break lease;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "the run was never leased");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        // Worker names are `worker-{pid}-…`: kill the one holding the lease.
+        let pid: u32 = owner.split('-').nth(1).and_then(|p| p.parse().ok()).expect("a worker lease");
+        let index = workers.iter().position(|w| w.id() == pid).expect("the lease holder is one of ours");
+        let killed_at = Instant::now();
+        let _ = workers[index].kill();
+        let _ = workers[index].wait();
+        loop {
+            let lease = db.store.run_for_task(task).await.unwrap().and_then(|r| r.lease_owner);
+            if lease.is_some_and(|l| l != owner) {
+                break;
+            }
+            assert!(killed_at.elapsed() < Duration::from_secs(60), "nobody took the run over");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        times.push(killed_at.elapsed());
+        wait_until("the taken-over task is done", || async {
+            db.store.get_task(task).await.unwrap().is_some_and(|t| t.status == TaskStatus::Done)
+        })
+        .await;
+        // Replace the dead worker so the next round has two again.
+        workers[index] = spawn(&bin(), &["worker"], &worker_config, &db.dir().join(format!("w{round}-r")));
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "takeover after SIGKILL ({rounds} rounds, lease_ttl {BENCH_LEASE_TTL_MS} ms): p50 {:.0} ms, max {:.0} ms (target <= {} ms)",
+        ms(times[times.len() / 2]),
+        ms(*times.last().unwrap()),
+        BENCH_LEASE_TTL_MS + 1_000
+    );
+    for worker in &mut workers {
+        let _ = worker.kill();
+        let _ = worker.wait();
+    }
+    drop(cluster);
 }

@@ -482,6 +482,10 @@ pub struct StorageConfig {
     pub max_connections: u32,
     /// How long a query waits for a locked SQLite database or a pooled connection, in ms.
     pub busy_timeout_ms: u64,
+    /// SQLite's page cache for the whole pool, in MiB, shared out evenly among the
+    /// connections (SQLite's own default is 2 MiB per connection, which lets a long-running
+    /// node's memory creep up as each connection fills its cache). Ignored on PostgreSQL.
+    pub sqlite_cache_mib: u32,
     /// Where file content lives: empty for `{data_dir}/blobs`, or `s3://bucket/prefix` on
     /// S3-compatible storage (several nodes share it; see `[storage.s3]`).
     pub blobs: String,
@@ -512,6 +516,7 @@ impl Default for StorageConfig {
             database_url: String::new(),
             max_connections: 16,
             busy_timeout_ms: 5_000,
+            sqlite_cache_mib: 8,
             blobs: String::new(),
             s3: S3Config::default(),
         }
@@ -959,6 +964,13 @@ impl Config {
                 "storage.max_connections",
                 "must be at least 1",
                 "the default is 16",
+            ));
+        }
+        if !(1..=65_536).contains(&self.storage.sqlite_cache_mib) {
+            return Err(ConfigError::invalid(
+                "storage.sqlite_cache_mib",
+                format!("({}) must be between 1 and 65536", self.storage.sqlite_cache_mib),
+                "the default is 8",
             ));
         }
         if self.server.max_request_bytes < 1024 {
@@ -1523,6 +1535,9 @@ pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; 
 # max_connections = 16
 # Milliseconds a query waits for a busy database or a free pooled connection.
 # busy_timeout_ms = 5000
+# SQLite only: MiB of page cache for the whole pool, shared among its connections (bounds
+# how much memory caching takes on a long-running node).
+# sqlite_cache_mib = 8
 # Where file content lives: empty for the data dir, or "s3://bucket/prefix" on S3-compatible
 # storage that several nodes share (with [storage.s3]; copy what the data dir already holds
 # with `coworker migrate-blobs --to s3`).

@@ -36,12 +36,21 @@ impl Engine {
         let wakeups = self.store().wakeups();
         let poll = Duration::from_millis(self.settings().poll_interval_ms);
         tracing::debug!(%worker_id, "worker started");
+        // Consecutive failed claims (the database unreachable): each waits longer, up to
+        // MAX_CLAIM_BACKOFF, so a node without its database does not hammer it; the first
+        // claim that works resets it.
+        let mut failures: u32 = 0;
         while !*shutdown.borrow() {
             // Register interest before claiming, so a wake-up sent while we claim is not lost.
             let notified = wakeups.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.store().claim_run(&worker_id, self.settings().lease_ttl_ms).await {
+            let claimed = self.store().claim_run(&worker_id, self.settings().lease_ttl_ms).await;
+            if claimed.is_ok() && failures > 0 {
+                tracing::info!(%worker_id, failures, "claiming runs works again");
+                failures = 0;
+            }
+            match claimed {
                 Ok(Some(claimed)) => {
                     let run_id = claimed.run.id;
                     if let Err(error) = self.drive(claimed, shutdown.clone()).await {
@@ -56,14 +65,41 @@ impl Engine {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(%worker_id, %error, "claiming runs failed; retrying after the poll period");
+                    failures = failures.saturating_add(1);
+                    let wait = claim_backoff(poll, failures);
+                    tracing::warn!(%worker_id, %error, failures, wait_ms = wait.as_millis() as u64, "claiming runs failed; retrying");
                     tokio::select! {
-                        () = tokio::time::sleep(poll) => {},
+                        () = tokio::time::sleep(wait) => {},
                         _ = shutdown.wait_for(|stop| *stop) => {},
                     }
                 }
             }
         }
         tracing::debug!(%worker_id, "worker stopped");
+    }
+}
+
+/// Longest wait between claims while they keep failing.
+pub const MAX_CLAIM_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The wait after `failures` failed claims in a row: the poll period doubled per failure,
+/// at most [`MAX_CLAIM_BACKOFF`].
+pub fn claim_backoff(poll: Duration, failures: u32) -> Duration {
+    let doubled = poll.saturating_mul(1_u32 << failures.saturating_sub(1).min(16));
+    doubled.min(MAX_CLAIM_BACKOFF).max(poll.min(MAX_CLAIM_BACKOFF))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_claims_back_off_up_to_the_cap() {
+        let poll = Duration::from_millis(500);
+        assert_eq!(claim_backoff(poll, 1), poll);
+        assert_eq!(claim_backoff(poll, 2), Duration::from_secs(1));
+        assert_eq!(claim_backoff(poll, 3), Duration::from_secs(2));
+        assert_eq!(claim_backoff(poll, 5), MAX_CLAIM_BACKOFF);
+        assert_eq!(claim_backoff(poll, u32::MAX), MAX_CLAIM_BACKOFF);
     }
 }

@@ -35,8 +35,6 @@ pub struct AppState {
     pub public_url: String,
     /// The run engine.
     pub engine: coworker_engine::Engine,
-    /// Failed sign-in counts (per node).
-    pub signin_limiter: std::sync::Arc<crate::ratelimit::SigninLimiter>,
     /// The encrypted secret store (write-only from the web app).
     pub secrets: std::sync::Arc<coworker_tools::secrets::Secrets>,
     /// The MCP servers this node supervises.

@@ -4,10 +4,12 @@
 //! JSON), an `event: status` whenever the task's status changes, resuming after
 //! `Last-Event-ID` (or `?after=N`), ending once the task is finished and everything is sent.
 //!
-//! New rows are found by polling the store every [`EVENT_POLL_INTERVAL`]: cheap (one indexed
-//! read per stream), and it works across nodes sharing a database. A push bus (PostgreSQL
-//! `NOTIFY`, the in-process wake-ups) is future work. Each stream holds at most one page
-//! ([`EVENT_PAGE_ROWS`]) in memory, and at most [`MAX_EVENT_STREAMS`] are open per node.
+//! New rows are pushed: the stream waits for the store's change notices (a row journaled
+//! for its run, its task's status changed; on PostgreSQL through `LISTEN/NOTIFY`, so a run
+//! worked on another node streams as promptly) and then reads what is new, with one indexed
+//! read. A slow safety re-read ([`EVENT_SAFETY_INTERVAL`]) covers a notice lost while a
+//! listener reconnected. Each stream holds at most one page ([`EVENT_PAGE_ROWS`]) in memory,
+//! and at most [`MAX_EVENT_STREAMS`] are open per node.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -21,17 +23,18 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use coworker_core::domain::TaskStatus;
 use coworker_core::{RunId, TaskId};
-use coworker_store::{RunEvent, Store};
+use coworker_store::{Change, RunEvent, Store};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{Semaphore, SemaphorePermit, broadcast};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::ApiError;
 use crate::api::{ApiQuery, AppState};
 use crate::work::{load_run, load_task};
 
-/// How often a stream looks for new journal rows and status changes.
-pub const EVENT_POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How long a stream waits for a change notice before it re-reads anyway.
+pub const EVENT_SAFETY_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Journal rows read (and held) per poll of one stream, and per JSON page.
 pub const EVENT_PAGE_ROWS: i64 = 200;
@@ -152,6 +155,7 @@ pub fn event_stream(
         )
     })?;
     let follow = Follow {
+        changes: store.subscribe_changes(),
         store,
         task_id,
         run_id,
@@ -173,6 +177,8 @@ pub fn event_stream(
 /// One stream's position.
 struct Follow {
     store: Store,
+    /// Subscribed before the first read, so nothing announced after it is missed.
+    changes: broadcast::Receiver<Change>,
     task_id: TaskId,
     run_id: RunId,
     /// Highest seq queued.
@@ -202,7 +208,7 @@ impl Follow {
                 return None;
             }
             if self.idle {
-                tokio::time::sleep(EVENT_POLL_INTERVAL).await;
+                let _ = tokio::time::timeout(EVENT_SAFETY_INTERVAL, self.changed()).await;
             }
             if let Err(error) = self.poll().await {
                 // The client reconnects with Last-Event-ID and loses nothing.
@@ -212,9 +218,25 @@ impl Follow {
         }
     }
 
+    /// Waits for a notice that this stream's run or task changed (or that notices were lost).
+    async fn changed(&mut self) {
+        loop {
+            match self.changes.recv().await {
+                Ok(Change::Journal(run)) if run == self.run_id => return,
+                Ok(Change::Task(task)) if task == self.task_id => return,
+                Ok(Change::All) | Err(RecvError::Lagged(_)) => return,
+                Ok(_) => {}
+                // The store is gone: only the safety timer is left.
+                Err(RecvError::Closed) => std::future::pending().await,
+            }
+        }
+    }
+
     /// Reads the status, then the rows after `after`: when the status read first is already
     /// terminal, the rows read after it include the last ones the run journaled.
     async fn poll(&mut self) -> Result<(), coworker_store::StoreError> {
+        // Notices queued so far are answered by this read.
+        while !matches!(self.changes.try_recv(), Err(TryRecvError::Empty | TryRecvError::Closed)) {}
         let Some(task) = self.store.get_task(self.task_id).await? else {
             self.finished = true;
             return Ok(());

@@ -169,7 +169,6 @@ impl Node {
             store: store.clone(),
             public_url: public_url.clone(),
             engine: engine.clone(),
-            signin_limiter: Arc::default(),
             secrets: secrets.clone(),
             mcp: mcp.clone(),
             models_summary: models_summary.clone(),
@@ -228,6 +227,7 @@ impl Node {
             );
             workers.push(scheduler.spawn(shutdown.subscribe()));
         }
+        tokio::spawn(crate::ratelimit::prune_periodically(store.clone(), shutdown.clone()));
         tokio::spawn(crate::memory::periodic_jobs(
             memory.clone(),
             engine.router().clone(),

@@ -29,18 +29,35 @@ document.addEventListener("submit", (event) => {
   if (message && !window.confirm(message)) event.preventDefault();
 });
 
-// Inbox badge: refreshed every few seconds from the API (the session cookie authenticates).
+// Inbox badge: pushed by the server (an event stream from /web/inbox-count, which the
+// session cookie authenticates); where streams are unavailable, asked for every few seconds.
 const INBOX_POLL_MS = 5000;
-async function refreshInboxCount() {
+function showInboxCount(count) {
   const badge = document.querySelector("[data-live-inbox]");
-  if (!badge || document.hidden) return;
+  if (!badge) return;
+  badge.textContent = String(count);
+  badge.hidden = count === 0;
+}
+async function refreshInboxCount() {
+  if (!document.querySelector("[data-live-inbox]") || document.hidden) return;
   try {
     const response = await fetch("/web/inbox-count", { headers: { Accept: "application/json" } });
     if (!response.ok) return;
     const body = await response.json();
-    badge.textContent = String(body.count);
-    badge.hidden = body.count === 0;
+    showInboxCount(body.count);
   } catch (_) { /* offline: keep the last count */ }
+}
+function followInboxCount() {
+  if (!document.querySelector("[data-live-inbox]")) return;
+  if (!window.EventSource) {
+    setInterval(refreshInboxCount, INBOX_POLL_MS);
+    return;
+  }
+  // EventSource reconnects by itself (the server ends each stream after a while).
+  const source = new EventSource("/web/inbox-count");
+  source.addEventListener("count", (event) => {
+    try { showInboxCount(JSON.parse(event.data).count); } catch (_) { /* keep the last count */ }
+  });
 }
 
 window.coworker = { csrfToken, localizeTimes };
@@ -48,7 +65,7 @@ window.coworker = { csrfToken, localizeTimes };
 document.addEventListener("DOMContentLoaded", () => {
   localizeTimes();
   setInterval(() => localizeTimes(), 30000);
-  setInterval(refreshInboxCount, INBOX_POLL_MS);
+  followInboxCount();
 });
 
 // ---- Task detail: live timeline (web/tasks.rs) ----

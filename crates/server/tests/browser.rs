@@ -155,6 +155,13 @@ async fn a_person_delegates_watches_approves_and_audits_in_the_browser(db: &Test
         .await;
     let events_before = browser.find_all("#timeline li.event").await.len();
     browser.screenshot("05-task-waiting").await;
+    // The navigation badge of this open page counts the new approval: pushed by the inbox
+    // stream, the page does not ask for it.
+    browser
+        .wait_for("the inbox badge to count the approval", || async {
+            browser.text_content("#nav-inbox span.count").await.as_deref() == Some("1")
+        })
+        .await;
 
     // Approve from the Inbox in a second tab.
     let task_tab = browser.window().await;

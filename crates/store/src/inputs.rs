@@ -67,26 +67,37 @@ impl Store {
         self.wakeups.clone()
     }
 
-    /// On PostgreSQL, spawns a task that `LISTEN`s for wake-ups from any node and forwards
-    /// them to [`Store::wakeups`], reconnecting if the connection drops. No-op on SQLite.
+    /// On PostgreSQL, spawns a task that `LISTEN`s for wake-ups and change notices from any
+    /// node and forwards them to [`Store::wakeups`] and [`Store::subscribe_changes`],
+    /// reconnecting if the connection drops (after which everyone re-reads: notices sent
+    /// meanwhile are lost). No-op on SQLite.
     pub async fn listen_for_wakeups(&self) -> Result<(), StoreError> {
         let Backend::Postgres(pool) = &self.backend else {
             return Ok(());
         };
         let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
-        listener.listen(RUNNABLE_CHANNEL).await?;
-        let wakeups = self.wakeups.clone();
+        listener
+            .listen_all([RUNNABLE_CHANNEL, crate::CHANGES_CHANNEL])
+            .await?;
+        let store = self.clone();
         let closed_pool = pool.clone();
         let task = tokio::spawn(async move {
             loop {
-                match listener.recv().await {
-                    Ok(_) => wakeups.notify_waiters(),
+                match listener.try_recv().await {
+                    Ok(Some(notice)) if notice.channel() == RUNNABLE_CHANNEL => store.wakeups.notify_waiters(),
+                    Ok(Some(notice)) => store.broadcast_locally(crate::Change::parse(notice.payload())),
+                    Ok(None) => {
+                        // The connection dropped and the next call reconnects: what was
+                        // announced meanwhile is lost, so workers poll and viewers re-read.
+                        tracing::warn!("wake-up listener lost its connection; reconnecting");
+                        store.wakeups.notify_waiters();
+                        store.broadcast_locally(crate::Change::All);
+                    }
                     Err(_) if closed_pool.is_closed() => return,
                     Err(error) => {
-                        // PgListener reconnects on the next recv; wake workers so they poll
-                        // once in case a notification was lost meanwhile.
                         tracing::warn!(%error, "wake-up listener interrupted; reconnecting");
-                        wakeups.notify_waiters();
+                        store.wakeups.notify_waiters();
+                        store.broadcast_locally(crate::Change::All);
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
                 }
@@ -270,6 +281,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|_| ())?);
+        self.announce(crate::Change::Inbox).await;
         self.get_approval(id).await?.ok_or(StoreError::NotFound {
             what: "approval",
             key: id.to_string(),
@@ -359,6 +371,7 @@ impl Store {
             key: id.to_string(),
         })?;
         if affected == 1 {
+            self.announce(crate::Change::Inbox).await;
             if self.wake_run(approval.run_id).await? {
                 self.notify_runnable().await?;
             }
@@ -379,6 +392,9 @@ impl Store {
         .execute(pool)
         .await?
         .rows_affected());
+        if affected == 1 {
+            self.announce(crate::Change::Inbox).await;
+        }
         Ok(affected == 1)
     }
 }

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod audit;
+mod changes;
 mod connections;
 mod error;
 mod files;
@@ -23,6 +24,8 @@ mod records;
 mod runs;
 mod schedules;
 mod secrets;
+// Shared sign-in rate limit (issue 18).
+mod signin;
 mod stats;
 mod tasks;
 mod templates;
@@ -49,6 +52,7 @@ pub use audit::{
     AUDIT_ADVISORY_LOCK_KEY, AUDIT_MAX_PAGE_ROWS, AUDIT_VERIFY_PAGE_ROWS, AuditEntry, AuditFilter, AuditRecord,
     AuditVerification, BrokenEntry, BrokenReason, GENESIS_PREV_HASH, actions, audit_entry_hash, canonical_entry_json,
 };
+pub use changes::{CHANGE_BUFFER, CHANGES_CHANNEL, Change};
 pub use connections::{Connection, ConnectionScope, ConnectionVersion, NewConnection};
 pub use error::{StoreError, redact_url};
 pub use files::{FilePage, FileVersion, MAX_FILE_PAGE, MAX_FILE_VERSION_ATTEMPTS, NewFileVersion};
@@ -63,6 +67,7 @@ pub use notifications::{MAX_NOTIFICATION_PAGE, NewNotification, Notification};
 pub use projects::{MAX_PROJECT_SLUG_BYTES, Project, valid_project_slug};
 pub use records::*;
 pub use runs::runs_max_event_page;
+pub use signin::MAX_SIGNIN_KEYS;
 pub use secrets::{SealedSecret, SecretMeta, SecretWrite};
 /// The database driver's error type, for callers that must wrap one.
 pub use sqlx::Error as SqlxError;
@@ -103,6 +108,8 @@ pub struct Store {
     wakeups: std::sync::Arc<tokio::sync::Notify>,
     /// The PostgreSQL wake-up listener task, if started.
     listener: std::sync::Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// Change notices for live views (see `changes`).
+    changes: tokio::sync::broadcast::Sender<Change>,
 }
 
 #[derive(Clone)]
@@ -159,6 +166,15 @@ pub struct PoolSettings {
     pub max_connections: u32,
     /// How long to wait for a busy SQLite database or a free connection.
     pub busy_timeout: Duration,
+    /// SQLite page cache of the whole pool, KiB (each connection gets its share).
+    pub sqlite_cache_kib: u64,
+}
+
+impl PoolSettings {
+    /// Each SQLite connection's page cache, KiB: the pool's budget shared out, at least 64.
+    pub fn sqlite_cache_kib_per_connection(&self) -> u64 {
+        (self.sqlite_cache_kib / u64::from(self.max_connections.max(1))).max(64)
+    }
 }
 
 impl Default for PoolSettings {
@@ -173,6 +189,7 @@ impl From<&StorageConfig> for PoolSettings {
         Self {
             max_connections: config.max_connections.max(1),
             busy_timeout: Duration::from_millis(config.busy_timeout_ms),
+            sqlite_cache_kib: u64::from(config.sqlite_cache_mib.max(1)) * 1024,
         }
     }
 }
@@ -196,7 +213,9 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(settings.busy_timeout);
+            .busy_timeout(settings.busy_timeout)
+            // Negative: a size in KiB rather than pages.
+            .pragma("cache_size", format!("-{}", settings.sqlite_cache_kib_per_connection()));
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.busy_timeout)
@@ -208,6 +227,7 @@ impl Store {
             location: format!("sqlite:{}", path.display()),
             wakeups: Default::default(),
             listener: Default::default(),
+            changes: changes::channel(),
         })
     }
 
@@ -244,6 +264,7 @@ impl Store {
             location: redact_url(url_for_messages),
             wakeups: Default::default(),
             listener: Default::default(),
+            changes: changes::channel(),
         })
     }
 
@@ -311,4 +332,33 @@ fn config_kind(config: &StorageConfig) -> DatabaseKind {
 /// Path of the SQLite database for a data dir.
 pub fn sqlite_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SQLITE_FILE_NAME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_sqlite_connection_gets_its_share_of_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = PoolSettings {
+            max_connections: 4,
+            busy_timeout: Duration::from_secs(5),
+            sqlite_cache_kib: 4096,
+        };
+        assert_eq!(settings.sqlite_cache_kib_per_connection(), 1024);
+        let store = Store::open_sqlite(&dir.path().join("db.sqlite"), &settings).await.unwrap();
+        let Backend::Sqlite(pool) = &store.backend else {
+            unreachable!("opened SQLite")
+        };
+        let cache: i64 = sqlx::query_scalar("PRAGMA cache_size").fetch_one(pool).await.unwrap();
+        assert_eq!(cache, -1024, "negative: KiB");
+        let tiny = PoolSettings {
+            max_connections: 64,
+            sqlite_cache_kib: 1024,
+            ..settings
+        };
+        assert_eq!(tiny.sqlite_cache_kib_per_connection(), 64, "never below 64 KiB");
+        store.close().await;
+    }
 }

@@ -344,6 +344,7 @@ impl Store {
         if !moved {
             return Ok(None);
         }
+        self.announce(crate::Change::Task(task_id)).await;
         self.notify_runnable().await?;
         Ok(Some(run_id))
     }

@@ -178,6 +178,7 @@ impl Store {
                 key: id.to_string(),
             });
         }
+        self.announce(crate::Change::Task(id)).await;
         Ok(())
     }
 }

@@ -14,6 +14,8 @@ pub mod npm;
 // Connectors (issue 17): OpenAPI documents and a pet store implementing them.
 pub mod openapi;
 pub mod process;
+// Operations (issue 18): a TCP proxy that loses the database on command.
+pub mod proxy;
 pub mod python;
 pub mod s3;
 pub mod scripted_model;

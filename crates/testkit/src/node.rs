@@ -108,3 +108,40 @@ pub async fn delegate(base_url: &str, token: &str, to: &str, brief: &str) -> cow
         .and_then(|id| id.parse().ok())
         .unwrap_or_else(|| panic!("no task id in {body}"))
 }
+
+/// Points `config` at one scripted OpenAI-format provider at `base_url` serving `model`
+/// (the default model, one attempt per call, priced so costs are non-zero).
+pub fn use_scripted_model(config: &mut Config, base_url: &str, model: &str) {
+    config.providers = vec![coworker_core::config::ProviderConfig {
+        name: "scripted".into(),
+        kind: coworker_core::config::ProviderKind::Openai,
+        base_url: base_url.to_owned(),
+        api_key_env: String::new(),
+        api_key_secret: String::new(),
+    }];
+    config.models.default = model.to_owned();
+    config.models.max_attempts = 1;
+    config.models.catalog = vec![coworker_core::config::CatalogEntryConfig {
+        id: model.to_owned(),
+        input_usd_per_mtok: Some(1000.0),
+        output_usd_per_mtok: Some(2000.0),
+        ..Default::default()
+    }];
+}
+
+/// Writes the coworker file `{handle}.toml` (the given TOML body after name and handle)
+/// into a `coworkers` folder beside the node's data dir and points `config` at it.
+///
+/// # Panics
+/// If the folder cannot be written.
+pub fn add_coworker(config: &mut Config, handle: &str, body: &str) {
+    let data_dir = std::path::Path::new(&config.storage.data_dir);
+    let coworkers = data_dir.parent().unwrap_or(data_dir).join("coworkers");
+    std::fs::create_dir_all(&coworkers).expect("creating the coworkers folder");
+    std::fs::write(
+        coworkers.join(format!("{handle}.toml")),
+        format!("name = \"{handle}\"\nhandle = \"{handle}\"\n{body}"),
+    )
+    .expect("writing the coworker file");
+    config.engine.coworkers_dir = coworkers.display().to_string();
+}

@@ -13,6 +13,8 @@ pub mod coworkers;
 pub mod dashboard;
 pub mod files;
 pub mod inbox;
+// The inbox badge pushed over SSE (issue 18).
+pub mod live;
 pub mod schedules;
 // memory (issue 11)
 pub mod memory;
@@ -111,8 +113,16 @@ async fn home(user: WebUser) -> Response {
     redirect("/inbox")
 }
 
-/// `GET /web/inbox-count`: the navigation badge's live value.
-async fn inbox_count_json(State(state): State<AppState>, user: WebUser) -> Result<Response, WebError> {
+/// `GET /web/inbox-count`: the navigation badge's value; with `Accept: text/event-stream`,
+/// a live stream of it (see `live`).
+async fn inbox_count_json(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, WebError> {
+    if crate::events::wants_event_stream(&headers) {
+        return Ok(live::inbox_stream(state, user.principal)?.into_response());
+    }
     let count = inbox_count(&state, &user.principal).await?;
     Ok(axum::Json(serde_json::json!({"count": count})).into_response())
 }

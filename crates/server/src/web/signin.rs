@@ -244,7 +244,9 @@ async fn signin_password(
     let next = safe_next(form.next.as_deref());
     let keys = client_keys(&addr, &form.email);
     let now = now_ms();
-    state.signin_limiter.check(&keys, now).map_err(too_many)?;
+    crate::ratelimit::check(&state.store, &keys, now)
+        .await?
+        .map_err(too_many)?;
     let found = state.store.password_for_email(form.email.trim()).await?;
     let user = match found {
         Some((user, Some(hash))) if !user.disabled => {
@@ -261,11 +263,11 @@ async fn signin_password(
     };
     match user {
         Some(user) => {
-            state.signin_limiter.succeeded(&keys[1]);
+            crate::ratelimit::succeeded(&state.store, &keys[1]).await?;
             start_session(&state, &headers, &user, "password", next).await
         }
         None => {
-            state.signin_limiter.failed(&keys, now);
+            crate::ratelimit::failed(&state.store, &keys, now).await?;
             tracing::info!(client = %addr.ip(), "failed sign-in");
             show_signin(
                 &state,
@@ -298,13 +300,15 @@ async fn signin_token(
     check_presession(&headers, &form.csrf)?;
     let keys = vec![format!("ip:{}", addr.ip())];
     let now = now_ms();
-    state.signin_limiter.check(&keys, now).map_err(too_many)?;
+    crate::ratelimit::check(&state.store, &keys, now)
+        .await?
+        .map_err(too_many)?;
     match state.store.authenticate_token(&hash_token(form.token.trim())).await? {
         Some((token, Some(user))) if token.kind == TokenKind::Signin => {
             start_session(&state, &headers, &user, "first-run token", "/setup").await
         }
         _ => {
-            state.signin_limiter.failed(&keys, now);
+            crate::ratelimit::failed(&state.store, &keys, now).await?;
             show_signin(
                 &state,
                 &headers,
