@@ -221,14 +221,22 @@ async fn the_inbox_badge_is_pushed_when_approvals_come_and_go(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(plain["count"], 0);
-    // Signed out: no stream.
-    let anonymous = coworker_testkit::node::http_client()
+    // Signed out: no stream, but the way to sign in.
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
         .get(node.url("/web/inbox-count"))
         .header("accept", "text/event-stream")
         .send()
         .await
         .unwrap();
-    assert_ne!(anonymous.status(), 200);
+    assert!(anonymous.status().is_redirection(), "{}", anonymous.status());
+    assert!(
+        anonymous.headers()["location"].to_str().unwrap().starts_with("/signin"),
+        "{:?}",
+        anonymous.headers()
+    );
     node.stop().await;
 }
 
