@@ -333,8 +333,9 @@ async fn takeover(rounds: usize) {
     };
     let mut times = Vec::new();
     for round in 0..rounds {
+        let asked = model.model_requests().len();
         let task = coworker_testkit::node::delegate(&cluster.url, &cluster.token, "bench", &format!("takeover <{round}>")).await;
-        // The run is leased and its model call is in flight.
+        // The run is leased and its model call is in flight (the model has received it).
         let started = Instant::now();
         let owner = loop {
             if let Some(lease) = db.store.run_for_task(task).await.unwrap().and_then(|r| r.lease_owner) {
@@ -343,6 +344,10 @@ async fn takeover(rounds: usize) {
             assert!(started.elapsed() < Duration::from_secs(60), "the run was never leased");
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
+        while model.model_requests().len() == asked {
+            assert!(started.elapsed() < Duration::from_secs(60), "the model was never called");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         // Worker names are `worker-{pid}-…`: kill the one holding the lease.
         let pid: u32 = owner.split('-').nth(1).and_then(|p| p.parse().ok()).expect("a worker lease");
         let index = workers.iter().position(|w| w.id() == pid).expect("the lease holder is one of ours");
