@@ -304,7 +304,9 @@ async fn takeover(rounds: usize) {
                 Match::UserSays(format!("takeover <{round}>")),
                 Reply::text("taken over").usage(10, 2),
             )
-            .fault(coworker_testkit::scripted_model::Fault::SlowFirstByte(Duration::from_secs(3600))),
+            .fault(coworker_testkit::scripted_model::Fault::SlowFirstByte(
+                Duration::from_secs(3600),
+            )),
         );
     }
     let model = ScriptedModelServer::start(Format::OpenAi, script).await;
@@ -334,7 +336,9 @@ async fn takeover(rounds: usize) {
     let mut times = Vec::new();
     for round in 0..rounds {
         let asked = model.model_requests().len();
-        let task = coworker_testkit::node::delegate(&cluster.url, &cluster.token, "bench", &format!("takeover <{round}>")).await;
+        let task =
+            coworker_testkit::node::delegate(&cluster.url, &cluster.token, "bench", &format!("takeover <{round}>"))
+                .await;
         // The run is leased and its model call is in flight (the model has received it).
         let started = Instant::now();
         let owner = loop {
@@ -345,12 +349,22 @@ async fn takeover(rounds: usize) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
         while model.model_requests().len() == asked {
-            assert!(started.elapsed() < Duration::from_secs(60), "the model was never called");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the model was never called"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         // Worker names are `worker-{pid}-…`: kill the one holding the lease.
-        let pid: u32 = owner.split('-').nth(1).and_then(|p| p.parse().ok()).expect("a worker lease");
-        let index = workers.iter().position(|w| w.id() == pid).expect("the lease holder is one of ours");
+        let pid: u32 = owner
+            .split('-')
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .expect("a worker lease");
+        let index = workers
+            .iter()
+            .position(|w| w.id() == pid)
+            .expect("the lease holder is one of ours");
         let killed_at = Instant::now();
         let _ = workers[index].kill();
         let _ = workers[index].wait();
@@ -359,16 +373,28 @@ async fn takeover(rounds: usize) {
             if lease.is_some_and(|l| l != owner) {
                 break;
             }
-            assert!(killed_at.elapsed() < Duration::from_secs(60), "nobody took the run over");
+            assert!(
+                killed_at.elapsed() < Duration::from_secs(60),
+                "nobody took the run over"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         times.push(killed_at.elapsed());
         wait_until("the taken-over task is done", || async {
-            db.store.get_task(task).await.unwrap().is_some_and(|t| t.status == TaskStatus::Done)
+            db.store
+                .get_task(task)
+                .await
+                .unwrap()
+                .is_some_and(|t| t.status == TaskStatus::Done)
         })
         .await;
         // Replace the dead worker so the next round has two again.
-        workers[index] = spawn(&bin(), &["worker"], &worker_config, &db.dir().join(format!("w{round}-r")));
+        workers[index] = spawn(
+            &bin(),
+            &["worker"],
+            &worker_config,
+            &db.dir().join(format!("w{round}-r")),
+        );
     }
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;

@@ -191,7 +191,12 @@ async fn three_nodes_killed_at_random_lose_nothing_and_repeat_nothing() {
         endpoint = s3.endpoint(),
         key = db.dir().join("master.key").display(),
     );
-    let config = config_file(db.dir(), &model.base_url(), &via(&db.database_url, proxy.addr()), &extra);
+    let config = config_file(
+        db.dir(),
+        &model.base_url(),
+        &via(&db.database_url, proxy.addr()),
+        &extra,
+    );
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replacen("[storage]\n", "[storage]\nblobs = \"s3://chaos/files\"\n", 1)
@@ -219,7 +224,11 @@ async fn three_nodes_killed_at_random_lose_nothing_and_repeat_nothing() {
         })
         .await
         .unwrap();
-    let coworker = store.coworker_by_handle("chaos").await.unwrap().expect("the chaos coworker");
+    let coworker = store
+        .coworker_by_handle("chaos")
+        .await
+        .unwrap()
+        .expect("the chaos coworker");
     let start = coworker_store::now_ms();
     let mut schedules = Vec::new();
     for n in 0..SCHEDULES {
@@ -296,7 +305,10 @@ async fn three_nodes_killed_at_random_lose_nothing_and_repeat_nothing() {
             eprintln!("database connections cut and restored");
         }
     }
-    let submitted = tokio::time::timeout(PATIENCE, submitter).await.expect("submitted").unwrap();
+    let submitted = tokio::time::timeout(PATIENCE, submitter)
+        .await
+        .expect("submitted")
+        .unwrap();
     let finish = Instant::now();
     while done_count(&store).await < expected {
         assert!(finish.elapsed() < PATIENCE, "not every task finished after the chaos");
@@ -326,10 +338,7 @@ async fn three_nodes_killed_at_random_lose_nothing_and_repeat_nothing() {
         assert_eq!(completed, 1, "task {id} completed {completed} times");
     }
     // Every file is readable, with what its task wrote.
-    let url = members
-        .iter()
-        .find_map(|m| m.url.clone())
-        .expect("a serving node");
+    let url = members.iter().find_map(|m| m.url.clone()).expect("a serving node");
     let client = coworker_testkit::node::http_client();
     for (prefix, count) in [("t", TASKS), ("s", SCHEDULES)] {
         for n in 0..count {
@@ -343,7 +352,9 @@ async fn three_nodes_killed_at_random_lose_nothing_and_repeat_nothing() {
                 .json()
                 .await
                 .unwrap();
-            let id = listed["file"]["id"].as_str().unwrap_or_else(|| panic!("{path}: {listed}"));
+            let id = listed["file"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{path}: {listed}"));
             let body = client
                 .get(format!("{url}/api/v1/files/{id}/download"))
                 .bearer_auth(&token)
@@ -356,7 +367,10 @@ async fn three_nodes_killed_at_random_lose_nothing_and_repeat_nothing() {
             assert_eq!(body, content, "{path}");
         }
     }
-    assert!(s3.keys("chaos").await.len() >= TASKS + SCHEDULES, "the files live in the bucket");
+    assert!(
+        s3.keys("chaos").await.len() >= TASKS + SCHEDULES,
+        "the files live in the bucket"
+    );
     let audit = store.audit_verify().await.unwrap();
     assert!(audit.first_broken.is_none(), "{:?}", audit.first_broken);
     assert!(audit.checked > 0);

@@ -48,7 +48,13 @@ fn script() -> Script {
             )
             .repeating(),
         )
-        .turn(Turn::when(Match::ToolResultFor("w1".into()), Reply::text("The report is written.").usage(5, 5)).repeating())
+        .turn(
+            Turn::when(
+                Match::ToolResultFor("w1".into()),
+                Reply::text("The report is written.").usage(5, 5),
+            )
+            .repeating(),
+        )
         .turn(Turn::when(Match::UserSays("say hello".into()), Reply::text("hello").usage(5, 5)).repeating())
 }
 
@@ -254,7 +260,12 @@ async fn sign_in(base_url: &str, email: &str, password: &str) -> u16 {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.split(';').next()?.strip_prefix("coworker_presession=").map(str::to_owned))
+        .find_map(|v| {
+            v.split(';')
+                .next()?
+                .strip_prefix("coworker_presession=")
+                .map(str::to_owned)
+        })
         .expect("presession cookie");
     client
         .post(format!("{base_url}/signin"))
@@ -402,7 +413,14 @@ async fn a_node_that_loses_its_database_says_so_and_resumes_without_a_restart() 
     })
     .await;
     assert_eq!(status("/healthz").await, 200, "the process still answers");
-    let readyz: Value = client.get(format!("{base_url}/readyz")).send().await.unwrap().json().await.unwrap();
+    let readyz: Value = client
+        .get(format!("{base_url}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(readyz["status"], "unavailable", "{readyz}");
     // An API call during the outage is refused with an error, not a hang or a crash.
     let refused = client

@@ -76,9 +76,7 @@ impl Store {
             return Ok(());
         };
         let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
-        listener
-            .listen_all([RUNNABLE_CHANNEL, crate::CHANGES_CHANNEL])
-            .await?;
+        listener.listen_all([RUNNABLE_CHANNEL, crate::CHANGES_CHANNEL]).await?;
         let store = self.clone();
         let closed_pool = pool.clone();
         let task = tokio::spawn(async move {

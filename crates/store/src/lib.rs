@@ -67,8 +67,8 @@ pub use notifications::{MAX_NOTIFICATION_PAGE, NewNotification, Notification};
 pub use projects::{MAX_PROJECT_SLUG_BYTES, Project, valid_project_slug};
 pub use records::*;
 pub use runs::runs_max_event_page;
-pub use signin::MAX_SIGNIN_KEYS;
 pub use secrets::{SealedSecret, SecretMeta, SecretWrite};
+pub use signin::MAX_SIGNIN_KEYS;
 /// The database driver's error type, for callers that must wrap one.
 pub use sqlx::Error as SqlxError;
 pub use stats::{CoworkerStats, DAY_MS, DashboardStats, DayCount, MAX_STATS_DAYS, StatusCount};
@@ -347,7 +347,9 @@ mod tests {
             sqlite_cache_kib: 4096,
         };
         assert_eq!(settings.sqlite_cache_kib_per_connection(), 1024);
-        let store = Store::open_sqlite(&dir.path().join("db.sqlite"), &settings).await.unwrap();
+        let store = Store::open_sqlite(&dir.path().join("db.sqlite"), &settings)
+            .await
+            .unwrap();
         let Backend::Sqlite(pool) = &store.backend else {
             unreachable!("opened SQLite")
         };

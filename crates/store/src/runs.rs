@@ -206,11 +206,11 @@ impl Store {
                     self.broadcast_locally(crate::Change::Journal(run_id));
                 }
                 Ok(RunEvent {
-                run_id,
-                seq,
-                kind: kind.to_owned(),
-                payload: payload.clone(),
-                at_ms,
+                    run_id,
+                    seq,
+                    kind: kind.to_owned(),
+                    payload: payload.clone(),
+                    at_ms,
                 })
             }
             Ok(_) => Err(fenced()),
