@@ -75,6 +75,7 @@ impl Store {
         let Backend::Postgres(pool) = &self.backend else {
             return Ok(());
         };
+        self.start_notice_sender(pool);
         let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
         listener.listen_all([RUNNABLE_CHANNEL, crate::CHANGES_CHANNEL]).await?;
         let store = self.clone();
@@ -83,7 +84,11 @@ impl Store {
             loop {
                 match listener.try_recv().await {
                     Ok(Some(notice)) if notice.channel() == RUNNABLE_CHANNEL => store.wakeups.notify_waiters(),
-                    Ok(Some(notice)) => store.broadcast_locally(crate::Change::parse(notice.payload())),
+                    Ok(Some(notice)) => {
+                        for change in crate::Change::parse_all(notice.payload()) {
+                            store.broadcast_locally(change);
+                        }
+                    }
                     Ok(None) => {
                         // The connection dropped and the next call reconnects: what was
                         // announced meanwhile is lost, so workers poll and viewers re-read.

@@ -110,6 +110,8 @@ pub struct Store {
     listener: std::sync::Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
     /// Change notices for live views (see `changes`).
     changes: tokio::sync::broadcast::Sender<Change>,
+    /// This node's PostgreSQL notice sender, once started (see `changes`).
+    notices: std::sync::Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<Change>>>>,
 }
 
 #[derive(Clone)]
@@ -228,6 +230,7 @@ impl Store {
             wakeups: Default::default(),
             listener: Default::default(),
             changes: changes::channel(),
+            notices: Default::default(),
         })
     }
 
@@ -265,6 +268,7 @@ impl Store {
             wakeups: Default::default(),
             listener: Default::default(),
             changes: changes::channel(),
+            notices: Default::default(),
         })
     }
 

@@ -172,19 +172,15 @@ impl Store {
         let at_ms = now_ms();
         // On PostgreSQL the run row is share-locked so a concurrent claim (which bumps the
         // epoch) serialises with this append instead of racing past it.
-        // PostgreSQL announces the row to every node's viewers in the same statement (the
-        // notice is delivered when it commits); SQLite broadcasts in-process after it.
-        let insert = "INSERT INTO run_events (run_id, seq, kind, payload, at_ms) \
-             SELECT id, $2, $3, $4, $5 FROM runs WHERE id = $1 AND lease_epoch = $6 \
-             AND $2 = 1 + COALESCE((SELECT MAX(seq) FROM run_events WHERE run_id = $1), 0)";
-        let sql = match self.backend {
-            Backend::Postgres(_) => format!(
-                "WITH appended AS ({insert} FOR SHARE RETURNING run_id) \
-                 SELECT pg_notify('{}', 'j:' || CAST(run_id AS TEXT)) FROM appended",
-                crate::CHANGES_CHANNEL
-            ),
-            Backend::Sqlite(_) => insert.to_owned(),
+        let lock = match self.backend {
+            Backend::Postgres(_) => " FOR SHARE",
+            Backend::Sqlite(_) => "",
         };
+        let sql = format!(
+            "INSERT INTO run_events (run_id, seq, kind, payload, at_ms) \
+             SELECT id, $2, $3, $4, $5 FROM runs WHERE id = $1 AND lease_epoch = $6 \
+             AND $2 = 1 + COALESCE((SELECT MAX(seq) FROM run_events WHERE run_id = $1), 0){lock}"
+        );
         let fenced = || StoreError::Fenced {
             run_id: run_id.to_string(),
             epoch,
@@ -202,9 +198,7 @@ impl Store {
             .map(|done| done.rows_affected()));
         match inserted {
             Ok(1) => {
-                if let Backend::Sqlite(_) = self.backend {
-                    self.broadcast_locally(crate::Change::Journal(run_id));
-                }
+                self.announce(crate::Change::Journal(run_id)).await;
                 Ok(RunEvent {
                     run_id,
                     seq,
