@@ -184,14 +184,16 @@ pub fn router(state: AppState, max_request_bytes: usize) -> Router {
         .layer(middleware::from_fn(api_errors_as_json))
         // The request span names the path, never the query: a query can carry credentials (an
         // OAuth callback's authorization code, issue 17).
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
-            tracing::debug_span!(
-                "request",
-                method = %request.method(),
-                path = %request.uri().path(),
-                version = ?request.version(),
-            )
-        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    version = ?request.version(),
+                )
+            }),
+        )
 }
 
 /// Keeps every `/api/v1` failure in our error shape: refuses NUL bytes in the URL (no

@@ -244,7 +244,9 @@ fn assert_no_token(what: &str, text: &str, tokens: &[String]) {
             // Show where, with the token itself masked.
             let start = text[..at].char_indices().rev().nth(300).map_or(0, |(i, _)| i);
             let end = (at + token.len() + 200).min(text.len());
-            let end = (end..=text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
+            let end = (end..=text.len())
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(text.len());
             let context = text[start..end].replace(token.as_str(), "<TOKEN>");
             panic!("a token appears in {what}: …{context}…");
         }

@@ -1,7 +1,8 @@
 //! What an OAuth connection adds to a tool call (issue 17), without the call itself: the
 //! stored-grant lookup (the delegator's own, else the org's for their role: one indexed
-//! query) plus the refresh check and the token from this node's cache — then the same with
-//! the `oauth.used` audit entry every call also writes. Prints p50/p95/p99/max of [`CALLS`]
+//! query, reused for `GRANT_CACHE_TTL`) plus the refresh check and the token from this
+//! node's cache — then the same with the `oauth.used` audit entry every call also writes;
+//! and the database query alone. Prints p50/p95/p99/max of [`CALLS`]
 //! sequential lookups after [`WARM_UP`], on SQLite and, when `COWORKER_TEST_DATABASE_URL` is
 //! set, PostgreSQL. Target: p95 ≤ 1 ms without a refresh.
 //! Run with `cargo bench -p coworker-tools --bench oauth_token`.
@@ -106,9 +107,15 @@ async fn run(backend: Backend) {
         role: Role::Member,
     };
     let actor = format!("user:{}", user.id);
+    let mut queries = Vec::with_capacity(CALLS);
     let mut lookups = Vec::with_capacity(CALLS);
     let mut audited = Vec::with_capacity(CALLS);
     for i in 0..(WARM_UP + CALLS) {
+        // The database lookup alone, as a node makes it once per GRANT_CACHE_TTL per person.
+        let queried = Instant::now();
+        let rows = store.oauth_grants_for("notes", user.id).await.expect("query");
+        assert_eq!(rows.len(), 1);
+        let queried = queried.elapsed();
         let started = Instant::now();
         let grant = connections
             .grant_for("notes", &delegator)
@@ -123,11 +130,16 @@ async fn run(backend: Backend) {
             .expect("audit");
         let with_audit = started.elapsed();
         if i >= WARM_UP {
+            queries.push(queried);
             lookups.push(looked_up);
             audited.push(with_audit);
         }
     }
-    report(&format!("{backend:?}: grant lookup + refresh check + token"), lookups);
+    report(&format!("{backend:?}: the grants query alone (uncached)"), queries);
+    report(
+        &format!("{backend:?}: grant lookup (1 s cache) + refresh check + token, as a call pays it"),
+        lookups,
+    );
     report(&format!("{backend:?}: … plus the oauth.used audit entry"), audited);
 }
 

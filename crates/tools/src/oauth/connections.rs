@@ -36,6 +36,11 @@ pub const FLOW_TTL_MS: i64 = 10 * 60_000;
 /// How long one node may hold the right to refresh a grant, ms (a dead node's claim lapses).
 pub const REFRESH_CLAIM_MS: i64 = 30_000;
 
+/// How long a node reuses the grants it looked up for a server and person before asking the
+/// database again. Changes made on this node (connect, refresh, refusal, revoke) clear it at
+/// once; another node's are seen within this time.
+pub const GRANT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What went wrong with a connection, for the person connecting. Never carries a token.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -91,6 +96,8 @@ struct Inner {
     refresh_margin_ms: i64,
     servers: RwLock<BTreeMap<String, McpServerConfig>>,
     cache: Mutex<HashMap<Uuid, Cached>>,
+    /// The grants a (server, person) lookup found, and when.
+    grants: Mutex<HashMap<(String, UserId), (std::time::Instant, Vec<OauthGrant>)>>,
 }
 
 /// The OAuth connections of a node. Cheap to clone.
@@ -135,6 +142,7 @@ impl OauthConnections {
                 refresh_margin_ms: REFRESH_MARGIN_MS,
                 servers: RwLock::default(),
                 cache: Mutex::default(),
+                grants: Mutex::default(),
             }),
         })
     }
@@ -360,6 +368,7 @@ impl OauthConnections {
                 expires_at_ms: tokens.expires_in_secs.map(|s| now_ms() + (s as i64) * 1000),
             })
             .await?;
+        self.forget_grants(&grant.server);
         self.inner
             .store
             .audit_append(
@@ -421,7 +430,27 @@ impl OauthConnections {
     /// one whose roles include theirs (every role when it names none). `None` when there is
     /// none (or it must be connected again).
     pub async fn grant_for(&self, server: &str, delegator: &Delegator) -> Result<Option<OauthGrant>, StoreError> {
-        let grants = self.inner.store.oauth_grants_for(server, delegator.user_id).await?;
+        let key = (server.to_owned(), delegator.user_id);
+        let cached = {
+            let grants = self.inner.grants.lock().unwrap_or_else(|p| p.into_inner());
+            grants
+                .get(&key)
+                .filter(|(at, _)| at.elapsed() < GRANT_CACHE_TTL)
+                .map(|(_, g)| g.clone())
+        };
+        let grants = match cached {
+            Some(grants) => grants,
+            None => {
+                let found = self.inner.store.oauth_grants_for(server, delegator.user_id).await?;
+                let mut grants = self.inner.grants.lock().unwrap_or_else(|p| p.into_inner());
+                // Bounded: expired entries go whenever the map grows past a size worth scanning.
+                if grants.len() > 10_000 {
+                    grants.retain(|_, (at, _)| at.elapsed() < GRANT_CACHE_TTL);
+                }
+                grants.insert(key, (std::time::Instant::now(), found.clone()));
+                found
+            }
+        };
         let usable = |g: &&OauthGrant| g.status == OauthGrantStatus::Active;
         let own = grants
             .iter()
@@ -442,6 +471,15 @@ impl OauthConnections {
             .oauth_grant_of(server, Some(delegator.user_id))
             .await?
             .is_some_and(|g| g.status == OauthGrantStatus::NeedsReconnect))
+    }
+
+    /// Forgets the grant lookups for `server` (after a change made on this node).
+    fn forget_grants(&self, server: &str) {
+        self.inner
+            .grants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(s, _), _| s != server);
     }
 
     fn cached(&self, grant: &OauthGrant) -> Option<SecretString> {
@@ -571,6 +609,7 @@ impl OauthConnections {
             )
             .await?;
         self.remember(&updated, &tokens.access_token);
+        self.forget_grants(&grant.server);
         Ok((updated, tokens.access_token))
     }
 
@@ -580,6 +619,7 @@ impl OauthConnections {
             .store
             .set_oauth_grant_status(grant.id, OauthGrantStatus::NeedsReconnect)
             .await?;
+        self.forget_grants(&grant.server);
         self.inner
             .store
             .audit_append(
@@ -638,6 +678,7 @@ impl OauthConnections {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&grant.id);
+        self.forget_grants(&grant.server);
         let mut at_server = "not offered";
         if let (Some(endpoint), Some((access, refresh))) = (&grant.details.revocation_endpoint, &tokens) {
             let secret = self.client_secret(&grant.details, &actor).await.ok().flatten();
