@@ -83,6 +83,9 @@ struct StoredTokens {
     refresh_token: Option<String>,
 }
 
+/// The grants one lookup found, and when it was made.
+type LookedUp = (std::time::Instant, Vec<OauthGrant>);
+
 struct Cached {
     version: i64,
     access: SecretString,
@@ -97,7 +100,7 @@ struct Inner {
     servers: RwLock<BTreeMap<String, McpServerConfig>>,
     cache: Mutex<HashMap<Uuid, Cached>>,
     /// The grants a (server, person) lookup found, and when.
-    grants: Mutex<HashMap<(String, UserId), (std::time::Instant, Vec<OauthGrant>)>>,
+    grants: Mutex<HashMap<(String, UserId), LookedUp>>,
 }
 
 /// The OAuth connections of a node. Cheap to clone.
