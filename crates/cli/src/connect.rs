@@ -41,6 +41,10 @@ pub struct ConnectArgs {
     /// A value the connector needs, e.g. --set path=/srv/shared (repeatable)
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Reach the connector's server at this URL instead of the catalog's (a self-hosted or
+    /// regional endpoint; an OAuth entry then becomes a remote one people connect to)
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
     /// Print JSON (with --list)
     #[arg(long)]
     json: bool,
@@ -53,11 +57,17 @@ enum ConnectCommand {
     /// Import an OpenAPI 3.0/3.1 document (JSON or YAML): every operation becomes a tool
     /// NAME.operationId; importing again under the same name replaces it
     Openapi(OpenapiArgs),
-    /// The imported OpenAPI connections
+    /// The imported OpenAPI connections and the OAuth connections (whose, to what)
     List {
         /// Print JSON
         #[arg(long)]
         json: bool,
+    },
+    /// Revoke an OAuth connection (an id from `coworker connect list`): its tokens are
+    /// deleted and the authorization server asked to revoke them
+    Revoke {
+        /// The connection's id
+        id: String,
     },
     /// Remove an imported OpenAPI connection
     Remove {
@@ -116,23 +126,105 @@ pub async fn run(global: &crate::GlobalArgs, args: ConnectArgs) -> anyhow::Resul
             print_report(&report, openapi.json)?;
             Ok(ExitCode::SUCCESS)
         }
+        ConnectCommand::Revoke { id } => {
+            let id = id
+                .parse::<coworker_core::ConnectionId>()
+                .with_context(|| format!("{id:?} is not a connection id; `coworker connect list` shows them"))?
+                .as_uuid();
+            let store = crate::audit::open_store(&config).await?;
+            let result = async {
+                let secrets = std::sync::Arc::new(coworker_tools::secrets::Secrets::open(store.clone(), &config)?);
+                let connections =
+                    coworker_tools::oauth::OauthConnections::new(store.clone(), secrets, &public_url(&config))
+                        .map_err(anyhow::Error::msg)?;
+                anyhow::Ok(connections.revoke(id, None, true, "cli").await?)
+            }
+            .await;
+            store.close().await;
+            let Some(grant) = result? else {
+                bail!("no OAuth connection {id}; `coworker connect list` shows them");
+            };
+            println!(
+                "Revoked the connection to {} ({}). Tasks that need it ask to connect again.",
+                grant.server,
+                coworker_tools::oauth::describe_owner(&grant)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         ConnectCommand::List { json } => {
             let store = crate::audit::open_store(&config).await?;
             let result = list_apis(&store).await;
+            let oauth = async {
+                let grants = store.list_oauth_grants(None).await?;
+                let users = store.list_users().await?;
+                let servers = coworker_tools::oauth::oauth_servers(&config, &store).await?;
+                anyhow::Ok((grants, users, servers))
+            }
+            .await;
             store.close().await;
             let rows = result?;
+            let (grants, users, servers) = oauth?;
+            let owner_of = |grant: &coworker_store::OauthGrant| match grant.owner {
+                Some(user) => users
+                    .iter()
+                    .find(|u| u.id == user)
+                    .map(|u| u.email.clone().unwrap_or_else(|| u.display_name.clone()))
+                    .unwrap_or_else(|| user.to_string()),
+                None => coworker_tools::oauth::describe_owner(grant),
+            };
+            // JSON: one array — the imported APIs' rows first (as before), then a row per OAuth
+            // server (`kind: oauth_server`) and per OAuth connection (`kind: oauth_connection`).
+            let oauth_rows: Vec<serde_json::Value> = servers
+                .iter()
+                .map(|s| serde_json::json!({"kind": "oauth_server", "name": s.name, "url": s.url}))
+                .chain(grants.iter().map(|g| {
+                    serde_json::json!({
+                        "kind": "oauth_connection", "id": g.id, "server": g.server, "owner": owner_of(g),
+                        "roles": g.roles, "status": g.status, "expires_at_ms": g.expires_at_ms,
+                        "updated_at_ms": g.updated_at_ms,
+                    })
+                }))
+                .collect();
+            if !json && (!servers.is_empty() || !grants.is_empty()) {
+                println!(
+                    "OAuth servers: {}",
+                    servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                );
+                if grants.is_empty() {
+                    println!(
+                        "No OAuth connections yet: people connect at {}/settings/connections.",
+                        public_url(&config)
+                    );
+                } else {
+                    println!("{:<36}  {:<16}  {:<32}  STATUS", "ID", "SERVER", "OWNER");
+                    for grant in &grants {
+                        let status = match grant.status {
+                            coworker_store::OauthGrantStatus::Active => "active",
+                            coworker_store::OauthGrantStatus::NeedsReconnect => "needs reconnecting",
+                        };
+                        println!(
+                            "{:<36}  {:<16}  {:<32}  {status}",
+                            grant.id,
+                            grant.server,
+                            owner_of(grant)
+                        );
+                    }
+                }
+                println!();
+            }
             if json {
                 let out: Vec<serde_json::Value> = rows
                     .iter()
                     .map(|(row, settings)| match settings {
                         Ok(s) => serde_json::json!({
-                            "name": row.name, "source": s.source, "base_url": s.base_url,
+                            "kind": "openapi", "name": row.name, "source": s.source, "base_url": s.base_url,
                             "auth": s.auth.as_ref().map(|a| a.method.describe()),
                             "secret": row.secret_ref, "roles": s.roles, "updated_at_ms": row.updated_at_ms,
                             "operations": s.compile().map(|c| c.operations.len()).ok(),
                         }),
-                        Err(e) => serde_json::json!({"name": row.name, "error": e}),
+                        Err(e) => serde_json::json!({"kind": "openapi", "name": row.name, "error": e}),
                     })
+                    .chain(oauth_rows)
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&out)?);
                 return Ok(ExitCode::SUCCESS);
@@ -189,7 +281,10 @@ async fn catalog(config: &coworker_core::config::Config, args: &ConnectArgs) -> 
             let auth = match connector.auth {
                 ConnectorAuth::Token => format!("token in secret {}", connector.secret),
                 ConnectorAuth::None => "no credential".to_owned(),
-                ConnectorAuth::Oauth => "per-person sign-in (not available yet)".to_owned(),
+                ConnectorAuth::Oauth if connector.url.is_empty() => {
+                    "OAuth inside its own server (not connectable; use --url for a remote endpoint)".to_owned()
+                }
+                ConnectorAuth::Oauth => "per-person OAuth sign-in".to_owned(),
             };
             println!(
                 "  {:<width$}  {} — {} [{auth}]",
@@ -200,7 +295,9 @@ async fn catalog(config: &coworker_core::config::Config, args: &ConnectArgs) -> 
         return Ok(ExitCode::SUCCESS);
     }
     let name = args.connector.as_deref().unwrap_or_default();
-    let connector = catalog.get(name)?;
+    let listed = catalog.get(name)?;
+    let moved = args.url.as_deref().map(|url| listed.at_url(url));
+    let connector = moved.as_ref().unwrap_or(listed);
     let mut inputs = BTreeMap::new();
     for entry in &args.set {
         let Some((key, value)) = entry.split_once('=') else {
@@ -238,6 +335,14 @@ async fn catalog(config: &coworker_core::config::Config, args: &ConnectArgs) -> 
     );
     if !connector.scopes.is_empty() {
         println!("It asks for: {}.", connector.scopes.join(", "));
+    }
+    if server.oauth.is_some() {
+        let url = format!("{}/settings/connections/{}/connect", public_url(config), server.name);
+        println!(
+            "People connect their own accounts (OAuth) at:\n  {url}\n(or Settings → Connections in the web app, where an admin can also connect one for the org)."
+        );
+        println!("See who connected with `coworker connect list`; revoke with `coworker connect revoke ID`.");
+        return Ok(ExitCode::SUCCESS);
     }
     if let (Some(secret), true) = (&secret, missing) {
         println!("Next: store its credential with `coworker secrets set {secret}` (it is read on every connection).");
@@ -364,4 +469,13 @@ fn print_report(report: &ImportReport, json: bool) -> anyhow::Result<()> {
         report.name
     );
     Ok(())
+}
+
+/// The node's public URL as configured (`server.public_url`, else the listen address).
+fn public_url(config: &coworker_core::config::Config) -> String {
+    if config.server.public_url.trim().is_empty() {
+        format!("http://{}", config.server.listen)
+    } else {
+        config.server.public_url.trim().trim_end_matches('/').to_owned()
+    }
 }

@@ -101,6 +101,22 @@ async fn catalog_connectors_are_listed_and_set_up_with_their_overrides() {
     let oauth = run(&mut install.cmd(&["connect", "gmail"]));
     assert_ne!(oauth.code, 0);
     assert!(oauth.stderr.contains("OAuth"), "{}", oauth.stderr);
+    // A remote OAuth entry (issue 17) is stored as an OAuth server and prints where people
+    // connect; `connect list` names it; revoking an unknown connection is an error.
+    let sentry = run(&mut install.cmd(&["connect", "sentry", "--url", "http://127.0.0.1:9/mcp"]));
+    assert_eq!(sentry.code, 0, "{}", sentry.stderr);
+    assert!(
+        sentry.stdout.contains("/settings/connections/sentry/connect"),
+        "{}",
+        sentry.stdout
+    );
+    let oauth_list = run(&mut install.cmd(&["connect", "list", "--json"]));
+    assert_eq!(oauth_list.code, 0, "{}", oauth_list.stderr);
+    assert!(oauth_list.stdout.contains("\"oauth_server\""), "{}", oauth_list.stdout);
+    assert!(oauth_list.stdout.contains("\"sentry\""), "{}", oauth_list.stdout);
+    let revoke = run(&mut install.cmd(&["connect", "revoke", "0192f0c4-6a3e-7c1d-9a53-1f0e2b3c4d5e"]));
+    assert_ne!(revoke.code, 0);
+    assert!(revoke.stderr.contains("no OAuth connection"), "{}", revoke.stderr);
     let missing = run(&mut install.cmd(&["connect", "filesystem"]));
     assert_ne!(missing.code, 0);
     assert!(missing.stderr.contains("--set path="), "{}", missing.stderr);

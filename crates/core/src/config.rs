@@ -148,6 +148,26 @@ pub struct McpServerConfig {
     pub roles: Vec<crate::domain::Role>,
     /// Overrides by tool name (glob, without the server prefix).
     pub tools: std::collections::BTreeMap<String, McpToolOverride>,
+    /// Set for a remote server that people connect to with their own OAuth sign-in (the MCP
+    /// authorization spec, issue 17): the node then runs no connection of its own to it, and
+    /// each call uses the delegator's connection (or an org-wide one their role may use).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<McpOauthConfig>,
+}
+
+/// `[mcp.oauth]`: how people connect to an OAuth-protected remote MCP server. Every key is
+/// optional: with none, the client registers itself (RFC 7591) at the authorization server
+/// the server's protected-resource metadata names.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpOauthConfig {
+    /// A client registered beforehand at the authorization server (empty: dynamic client
+    /// registration).
+    pub client_id: String,
+    /// Its secret, for a confidential client: `secret:NAME` (empty: a public client).
+    pub client_secret: String,
+    /// Scopes to ask for (empty: those the server's metadata lists, if any).
+    pub scopes: Vec<String>,
 }
 
 impl Default for McpServerConfig {
@@ -163,6 +183,7 @@ impl Default for McpServerConfig {
             timeout_secs: 60,
             roles: Vec::new(),
             tools: Default::default(),
+            oauth: None,
         }
     }
 }
@@ -195,6 +216,36 @@ impl McpServerConfig {
                 ));
             }
             _ => {}
+        }
+        if let Some(oauth) = &self.oauth {
+            if self.url.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    &key("oauth"),
+                    "OAuth sign-in is for remote (streamable HTTP) servers, and url is not set",
+                    "set url to the server's endpoint, or remove [mcp.oauth] for a stdio server",
+                ));
+            }
+            if self.headers.keys().any(|h| h.eq_ignore_ascii_case("authorization")) {
+                return Err(ConfigError::invalid(
+                    &key("headers"),
+                    "an Authorization header is set on a server people connect to with OAuth",
+                    "remove it: each call sends the delegator's own token",
+                ));
+            }
+            if !oauth.client_secret.is_empty() && !oauth.client_secret.starts_with("secret:") {
+                return Err(ConfigError::invalid(
+                    &key("oauth.client_secret"),
+                    "is not a secret reference",
+                    "store it with `coworker secrets set NAME` and write \"secret:NAME\"",
+                ));
+            }
+            if !oauth.client_secret.is_empty() && oauth.client_id.is_empty() {
+                return Err(ConfigError::invalid(
+                    &key("oauth.client_id"),
+                    "a client_secret is set without its client_id",
+                    "set the client_id the authorization server gave with the secret",
+                ));
+            }
         }
         if self.timeout_secs == 0 {
             return Err(ConfigError::invalid(
@@ -1672,6 +1723,12 @@ pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; 
 #   name = "tickets"
 #   url = "https://mcp.example.com/mcp"
 #   headers = { Authorization = "secret:tickets-token" }
+#
+#   [[mcp]]                             # people connect their own accounts (OAuth 2.1)
+#   name = "notes"
+#   url = "https://mcp.example.com/mcp"
+#   [mcp.oauth]                         # client_id / client_secret = "secret:NAME" / scopes;
+#                                       # empty: dynamic client registration
 
 # [tools.http]
 # http.fetch egress policy: host globs always allowed / always refused.

@@ -1544,6 +1544,41 @@ impl Engine {
             });
         }
 
+        // A tool that acts with the delegator's own account (an OAuth connection, issue 17):
+        // ask them to connect first; their connecting decides the request and the call runs.
+        if !record.started {
+            let probe = ToolCallContext {
+                task_id: ctx.task.id,
+                run_id: journal.run_id,
+                call_id: call_id.to_owned(),
+                delegator: ctx.delegator,
+            };
+            if let Some(needed) = tool.connection_needed(&probe).await {
+                let approval = self
+                    .request_approval(
+                        ctx,
+                        state,
+                        journal,
+                        tools::CONNECTION_APPROVAL,
+                        Some(call_id),
+                        format!("{} needs access to {} — connect", ctx.def.name, needed.server),
+                        json!({
+                            "server": needed.server,
+                            "connect_url": needed.connect_url,
+                            "reason": needed.reason,
+                            "tool": tool_name,
+                            "approve": "go on once connected (connecting decides this for you)",
+                            "reject": "go on without it",
+                        }),
+                    )
+                    .await?;
+                return Ok(Step::Wait {
+                    wake_at_ms: Some(approval.expires_at_ms),
+                    blocked: false,
+                });
+            }
+        }
+
         // Execute: intent, effect, result.
         journal
             .append(

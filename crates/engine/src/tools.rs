@@ -14,6 +14,10 @@ pub use coworker_tools::{
 
 /// Name of the engine's own tool for asking the delegator a question.
 pub const ASK_TOOL: &str = "tasks.ask";
+
+/// Kind of the approval that asks a delegator to connect an account a call needs (issue 17);
+/// their connecting decides it.
+pub const CONNECTION_APPROVAL: &str = "connection";
 /// Name of the engine's own tool for proposing a plan.
 pub const PLAN_TOOL: &str = "tasks.propose_plan";
 

@@ -51,6 +51,8 @@ pub struct AppState {
     pub schedules: coworker_core::config::SchedulesConfig,
     /// Memory: facts, episodes, hybrid retrieval (issue 11).
     pub memory: std::sync::Arc<coworker_memory::Memory>,
+    /// OAuth connections to remote MCP servers and their tools (issue 17).
+    pub oauth: coworker_tools::oauth::OauthSources,
 }
 
 /// Where the API lives.
@@ -133,6 +135,9 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             crate::connections::list_openapi
         ))
         .routes(routes!(crate::connections::delete_openapi))
+        .routes(routes!(crate::oauth::list_oauth))
+        .routes(routes!(crate::oauth::start_oauth))
+        .routes(routes!(crate::oauth::revoke_oauth))
         // Channels (issue 13).
         .routes(routes!(crate::channels::link_slack))
         .fallback(api_not_found);
@@ -175,7 +180,18 @@ pub fn router(state: AppState, max_request_bytes: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_request_bytes))
         .layer(RequestBodyLimitLayer::new(max_request_bytes))
         .layer(middleware::from_fn(api_errors_as_json))
-        .layer(TraceLayer::new_for_http())
+        // The request span names the path, never the query: a query can carry credentials (an
+        // OAuth callback's authorization code, issue 17).
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    version = ?request.version(),
+                )
+            }),
+        )
 }
 
 /// Keeps every `/api/v1` failure in our error shape: refuses NUL bytes in the URL (no

@@ -143,6 +143,9 @@ async fn check_mcp(config: &Config, store: Option<&Store>) -> Vec<Check> {
             Err(e) => checks.push(Check::fail("mcp", e.to_string(), "check the database")),
         }
     }
+    // OAuth servers (issue 17) answer only with a person's token; the node never connects to
+    // them on its own, so neither does doctor.
+    servers.retain(|s| s.oauth.is_none());
     let key_exists = std::env::var(coworker_tools::secrets::MASTER_KEY_ENV).is_ok()
         || coworker_tools::secrets::key_file_path(config).exists();
     let secrets: Arc<dyn SecretSource> = match (store, key_exists) {

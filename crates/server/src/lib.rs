@@ -36,6 +36,8 @@ pub mod mail;
 pub mod memory;
 pub mod metrics;
 pub mod node;
+// OAuth connections (issue 17).
+pub mod oauth;
 pub mod openapi;
 pub mod pagination;
 pub mod passwords;

@@ -162,6 +162,34 @@ impl Node {
             config.public_url()
         };
 
+        // OAuth connections (issue 17): their servers' tools are listed with a stored
+        // connection in the background; until then runs wait for them like for a starting
+        // MCP server.
+        let oauth = coworker_tools::oauth::OauthSources::new(
+            coworker_tools::oauth::OauthConnections::new(store.clone(), secrets.clone(), &public_url)
+                .map_err(NodeError::Tools)?,
+            engine.tools().clone(),
+        );
+        {
+            let (oauth, config, registry) = (oauth.clone(), config.clone(), engine.tools().clone());
+            let servers = coworker_tools::oauth::oauth_servers(&config, &store).await?;
+            for server in &servers {
+                registry.source_starting(&server.name);
+            }
+            tokio::spawn(async move {
+                match oauth.sync(&config).await {
+                    Ok(problems) => {
+                        for problem in problems {
+                            tracing::warn!(%problem, "OAuth MCP server's tools not listed");
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot read the OAuth connections"),
+                }
+                for server in &servers {
+                    registry.source_settled(&server.name);
+                }
+            });
+        }
         crate::metrics::handle();
         crate::metrics::register_known_series(&store, &engine.router().default_policy()).await;
         let max_request_bytes = usize::try_from(config.server.max_request_bytes).unwrap_or(usize::MAX);
@@ -177,6 +205,7 @@ impl Node {
             blobs: blobs.clone(),
             schedules: config.schedules.clone(),
             memory: memory.clone(),
+            oauth: oauth.clone(),
         };
         // Channels (issue 13): Slack's endpoints authenticate by signature, not by the API's
         // middleware, so they are merged beside the API router.
@@ -244,6 +273,7 @@ impl Node {
             mcp.clone(),
             mcp_servers,
             apis,
+            oauth,
             shutdown.clone(),
         ));
         let stop = shutdown.clone();
@@ -391,10 +421,13 @@ async fn start_tools(
     }
     tools.add_validator(Arc::new(coworker_documents::DocumentsValidator::new(workspace.clone())));
     tools.set_result_sink(workspace);
-    let (servers, problems) = all_servers(config, store).await?;
+    let (mut servers, problems) = all_servers(config, store).await?;
     for problem in problems {
         tracing::warn!(%problem, "MCP server skipped");
     }
+    // People connect to OAuth servers with their own accounts (issue 17): the node keeps no
+    // connection of its own to them ([`coworker_tools::oauth::OauthSources`] does the rest).
+    servers.retain(|s| s.config.oauth.is_none());
     let names: Vec<String> = servers.iter().map(|s| s.config.name.clone()).collect();
     if !names.is_empty() {
         tracing::info!(servers = ?names, "starting MCP servers");
@@ -462,6 +495,7 @@ async fn reload_mcp_servers(
     mcp: McpManager,
     mut running: Vec<ServerEntry>,
     apis: ApiSources,
+    oauth: coworker_tools::oauth::OauthSources,
     shutdown: Shutdown,
 ) {
     let mut stop = shutdown.subscribe();
@@ -480,8 +514,19 @@ async fn reload_mcp_servers(
                 tracing::warn!(%error, "cannot read OpenAPI connections from the database; keeping the current ones")
             }
         }
+        match oauth.sync(&config).await {
+            Ok(problems) => {
+                for problem in problems {
+                    tracing::warn!(%problem, "OAuth MCP server's tools not listed");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the OAuth connections; keeping the current ones"),
+        }
         let wanted = match all_servers(&config, &store).await {
-            Ok((wanted, _)) => wanted,
+            Ok((mut wanted, _)) => {
+                wanted.retain(|s| s.config.oauth.is_none());
+                wanted
+            }
             Err(error) => {
                 tracing::warn!(%error, "cannot read MCP servers from the database; keeping the current ones");
                 continue;

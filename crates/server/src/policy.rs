@@ -32,7 +32,8 @@ async fn load(state: &AppState, handle: &str) -> Result<(coworker_store::Coworke
     Ok((coworker, def))
 }
 
-fn delegator(principal: &Principal) -> Delegator {
+/// The delegator `principal` is when they delegate a task.
+pub fn delegator(principal: &Principal) -> Delegator {
     Delegator {
         user_id: principal.user.id,
         role: principal.user.role,

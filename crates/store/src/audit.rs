@@ -93,6 +93,14 @@ pub mod actions {
     pub const TOKEN_CREATED: &str = "token.created";
     /// An API token was revoked.
     pub const TOKEN_REVOKED: &str = "token.revoked";
+    /// A person (or an admin, for the org) connected an OAuth-protected MCP server (issue 17).
+    pub const OAUTH_CONNECTED: &str = "oauth.connected";
+    /// An OAuth connection's tokens were refreshed.
+    pub const OAUTH_REFRESHED: &str = "oauth.refreshed";
+    /// An OAuth connection was used for a tool call (who, which task, which tool).
+    pub const OAUTH_USED: &str = "oauth.used";
+    /// An OAuth connection was revoked by its owner or an admin, or refused by its server.
+    pub const OAUTH_REVOKED: &str = "oauth.revoked";
 }
 
 /// `prev_hash` of the first entry: 64 zeros.

@@ -322,6 +322,27 @@ impl Store {
         rows.into_iter().map(Approval::try_from).collect()
     }
 
+    /// Pending approvals of `kind`, oldest first, at most [`MAX_APPROVAL_PAGE`]; only those
+    /// requested by `requested_by` when given (issue 17: the requests to connect an account
+    /// that a person's connecting decides).
+    pub async fn pending_approvals_of_kind(
+        &self,
+        kind: &str,
+        requested_by: Option<UserId>,
+    ) -> Result<Vec<Approval>, StoreError> {
+        let sql = format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE status = 'pending' AND kind = $1 \
+             AND ($2 IS NULL OR requested_by_user_id = $2) ORDER BY created_at_ms, id LIMIT $3"
+        );
+        let rows: Vec<ApprovalRow> = on_pool!(self, pool => sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(kind)
+            .bind(requested_by.map(|u| u.as_uuid()))
+            .bind(MAX_APPROVAL_PAGE)
+            .fetch_all(pool)
+            .await?);
+        rows.into_iter().map(Approval::try_from).collect()
+    }
+
     /// Approvals, optionally of one status: pending ones soonest-expiring first, others newest
     /// first; at most `limit` (capped at [`MAX_APPROVAL_PAGE`]).
     pub async fn list_approvals(

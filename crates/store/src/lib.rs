@@ -19,6 +19,7 @@ mod inputs;
 mod memory;
 mod migrate;
 mod notifications;
+mod oauth;
 mod projects;
 mod records;
 mod runs;
@@ -64,6 +65,10 @@ pub use memory::{
 };
 pub use migrate::{SchemaStatus, binary_schema_version};
 pub use notifications::{MAX_NOTIFICATION_PAGE, NewNotification, Notification};
+pub use oauth::{
+    NewOauthFlow, NewOauthGrant, ORG_OWNER_KEY, OauthClient, OauthEndpoints, OauthFlow, OauthGrant, OauthGrantStatus,
+    grant_token_secret,
+};
 pub use projects::{MAX_PROJECT_SLUG_BYTES, Project, valid_project_slug};
 pub use records::*;
 pub use runs::runs_max_event_page;

@@ -13,6 +13,8 @@ pub mod node;
 pub mod npm;
 // Connectors (issue 17): OpenAPI documents and a pet store implementing them.
 pub mod openapi;
+// OAuth connections (issue 17): an authorization server and the MCP server it protects.
+pub mod oauth;
 pub mod process;
 // Operations (issue 18): a TCP proxy that loses the database on command.
 pub mod proxy;

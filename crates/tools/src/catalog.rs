@@ -21,7 +21,9 @@ pub enum ConnectorAuth {
     Token,
     /// Nothing.
     None,
-    /// A per-person OAuth sign-in (not available yet: such entries cannot be connected).
+    /// A per-person OAuth sign-in (issue 17): for a remote server, people connect their own
+    /// accounts in the web app; a stdio entry with it cannot be connected (its server signs
+    /// in by itself, outside Coworker).
     Oauth,
 }
 
@@ -88,10 +90,10 @@ pub enum CatalogError {
         /// The closest name.
         suggestion: Option<String>,
     },
-    /// It needs a per-person sign-in.
+    /// It needs a per-person sign-in its server runs by itself (a stdio server).
     #[error(
-        "{name} connects with a per-person OAuth sign-in, which Coworker cannot run yet; if you have a token its \
-         server accepts, add it with `coworker mcp add` instead"
+        "{name} signs in with OAuth inside its own (stdio) server, which Coworker cannot drive; if you have a \
+         token its server accepts, add it with `coworker mcp add` instead, or give a remote endpoint with --url"
     )]
     NeedsOauth {
         /// The connector.
@@ -146,7 +148,7 @@ impl Connector {
         secret: Option<&str>,
         inputs: &BTreeMap<String, String>,
     ) -> Result<McpServerConfig, CatalogError> {
-        if self.auth == ConnectorAuth::Oauth {
+        if self.auth == ConnectorAuth::Oauth && self.url.is_empty() {
             return Err(CatalogError::NeedsOauth {
                 name: self.name.clone(),
             });
@@ -197,6 +199,10 @@ impl Connector {
             env: self.env.iter().map(|(k, v)| (k.clone(), fill(v))).collect(),
             url: self.url.clone(),
             headers: self.headers.iter().map(|(k, v)| (k.clone(), fill(v))).collect(),
+            oauth: (self.auth == ConnectorAuth::Oauth).then(|| coworker_core::config::McpOauthConfig {
+                scopes: self.scopes.clone(),
+                ..Default::default()
+            }),
             tools: self
                 .risk
                 .iter()
@@ -219,6 +225,17 @@ impl Connector {
                 message: e.to_string(),
             })?;
         Ok(server)
+    }
+
+    /// The same entry reached at `url` instead (a self-hosted or regional endpoint): a stdio
+    /// OAuth entry becomes a remote one.
+    pub fn at_url(&self, url: &str) -> Connector {
+        let mut moved = self.clone();
+        moved.url = url.trim().to_owned();
+        moved.command.clear();
+        moved.args.clear();
+        moved.env.clear();
+        moved
     }
 
     /// The secret name its credential is read from, when it takes one.

@@ -10,10 +10,14 @@ pub mod egress;
 pub mod html;
 pub mod http;
 pub mod mcp;
+pub mod oauth;
 pub mod openapi;
 pub mod schema;
 pub mod secrets;
 pub mod tool;
 pub mod workspace;
 
-pub use tool::{Delegator, Scope, Tool, ToolCallContext, ToolError, ToolRegistry, ToolSpec, from_wire_name, wire_name};
+pub use tool::{
+    ConnectionNeeded, Delegator, Scope, Tool, ToolCallContext, ToolError, ToolRegistry, ToolSpec, from_wire_name,
+    wire_name,
+};

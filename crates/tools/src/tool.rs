@@ -93,6 +93,13 @@ pub trait Tool: Send + Sync {
     fn preview_change(&self, _arguments: &serde_json::Value) -> BoxFuture<'_, Option<FileChange>> {
         Box::pin(async { None })
     }
+    /// For a tool that acts with the delegator's own account on an outside service (an
+    /// OAuth-protected MCP server, issue 17): the connection the delegator must make before
+    /// it can run, when they (and the org, for their role) have none. The engine then asks
+    /// them to connect and runs the call once they have. Default: nothing needed.
+    fn connection_needed<'a>(&'a self, _context: &'a ToolCallContext) -> BoxFuture<'a, Option<ConnectionNeeded>> {
+        Box::pin(async { None })
+    }
     /// For an approval: the call rendered as it will take effect (an email with the
     /// recipients and subject it derives), shown to the approver instead of the raw
     /// arguments. `None` (the default) shows the arguments.
@@ -103,6 +110,17 @@ pub trait Tool: Send + Sync {
     ) -> BoxFuture<'a, Option<String>> {
         Box::pin(async { None })
     }
+}
+
+/// A connection a call needs and its delegator lacks ([`Tool::connection_needed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionNeeded {
+    /// The server (the tools' namespace).
+    pub server: String,
+    /// Where the delegator connects (a page of the web app that starts the sign-in).
+    pub connect_url: String,
+    /// Why: no connection yet, or the existing one was refused and must be made again.
+    pub reason: String,
 }
 
 /// A file change a call would make, for the approval preview.
@@ -263,6 +281,23 @@ impl ToolRegistry {
                 .find(|e| matches!(e.scope, Scope::Org { .. }) && e.scope.allows(delegator))
         })
         .map(|e| e.tool.clone())
+    }
+
+    /// Where the tool `name` that `delegator` would get comes from: its source (`builtin`, an
+    /// MCP server or API connection's name) and that source's scope. `None` as for
+    /// [`ToolRegistry::resolve`].
+    pub fn source_of(&self, name: &str, delegator: Option<&Delegator>) -> Option<(String, Scope)> {
+        let inner = self.read();
+        let entries = inner.tools.get(name)?;
+        let own = entries
+            .iter()
+            .find(|e| matches!(e.scope, Scope::User(_)) && e.scope.allows(delegator));
+        own.or_else(|| {
+            entries
+                .iter()
+                .find(|e| matches!(e.scope, Scope::Org { .. }) && e.scope.allows(delegator))
+        })
+        .map(|e| (e.source.clone(), e.scope.clone()))
     }
 
     /// The tool `name` from any source, ignoring scope (for operators: `policy explain`,

@@ -162,6 +162,50 @@ struct ToolRow {
     risk: &'static str,
     tier: &'static str,
     rule: String,
+    /// Which connection it comes from and whose (issue 17).
+    connection: String,
+    /// Where to connect, when the viewer lacks the connection it needs.
+    connect_url: String,
+}
+
+/// Which connection `tool` comes from for `principal`, and whose: `(words, connect link)`.
+async fn tool_connection(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+    names: &std::collections::HashMap<coworker_core::UserId, String>,
+    tool: &str,
+) -> Result<(String, String), WebError> {
+    let delegator = crate::policy::delegator(principal);
+    let Some((source, scope)) = state.engine.tools().source_of(tool, Some(&delegator)) else {
+        return Ok(("the engine's own".to_owned(), String::new()));
+    };
+    let oauth = state.oauth.connections();
+    if oauth.server(&source).is_some() {
+        return Ok(match oauth.grant_for(&source, &delegator).await? {
+            Some(grant) => match grant.owner {
+                Some(_) => (format!("{source} (OAuth): your own connection"), String::new()),
+                None => (
+                    format!(
+                        "{source} (OAuth): the org's connection, made by {}",
+                        grant
+                            .connected_by
+                            .and_then(|u| names.get(&u).cloned())
+                            .unwrap_or_else(|| "an admin".to_owned())
+                    ),
+                    String::new(),
+                ),
+            },
+            None => (
+                format!("{source} (OAuth): you have not connected it"),
+                oauth.connect_url(&source),
+            ),
+        });
+    }
+    Ok(match (source.as_str(), scope) {
+        ("builtin", _) => ("built in".to_owned(), String::new()),
+        (_, coworker_tools::Scope::User(_)) => (format!("{source}: your own connection"), String::new()),
+        (_, coworker_tools::Scope::Org { .. }) => (format!("{source}: the org's"), String::new()),
+    })
 }
 
 #[derive(Template)]
@@ -215,19 +259,27 @@ async fn profile_page(
         .ok_or_else(|| ApiError::not_found(format!("no coworker @{handle}")))?;
     let def = coworker_def(&coworker);
     let tiers = &state.engine.settings().tiers;
-    let tools = crate::policy::tools_offered(&state, &def, &user.principal)
+    let names: std::collections::HashMap<coworker_core::UserId, String> = state
+        .store
+        .list_users()
+        .await?
         .into_iter()
-        .map(|spec| {
-            let decision = policy::decide(&spec.name, spec.risk, tiers, &def.policy);
-            ToolRow {
-                description: spec.description,
-                risk: spec.risk.as_str(),
-                tier: decision.tier.as_str(),
-                rule: decision.rule,
-                name: spec.name,
-            }
-        })
+        .map(|u| (u.id, u.display_name))
         .collect();
+    let mut tools = Vec::new();
+    for spec in crate::policy::tools_offered(&state, &def, &user.principal) {
+        let decision = policy::decide(&spec.name, spec.risk, tiers, &def.policy);
+        let (connection, connect_url) = tool_connection(&state, &user.principal, &names, &spec.name).await?;
+        tools.push(ToolRow {
+            description: spec.description,
+            risk: spec.risk.as_str(),
+            tier: decision.tier.as_str(),
+            rule: decision.rule,
+            name: spec.name,
+            connection,
+            connect_url,
+        });
+    }
     let people = managers(&state).await?;
     let pair = [(coworker.clone(), def.clone())];
     let spend = spend(&state, &pair).await?.remove(&coworker.id).unwrap_or_default();

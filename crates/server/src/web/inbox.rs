@@ -164,6 +164,10 @@ pub(super) struct ApprovalView {
     pub decisions: Vec<DecisionButton>,
     /// Why provenance holds the call (issue 19): each tainted value with its source passage.
     pub provenance: Vec<ProvenanceSource>,
+    /// For a request to connect an account (issue 17): where to connect it.
+    pub connect_url: String,
+    /// The server to connect.
+    pub server: String,
 }
 
 /// One tainted value in an approval: the reason, and the passage it came from with the value
@@ -254,6 +258,12 @@ pub(super) fn approval_view(
         created_iso: iso(approval.created_at_ms),
         created: when(approval.created_at_ms),
         provenance: provenance_sources(preview),
+        connect_url: if approval.kind == coworker_engine::tools::CONNECTION_APPROVAL {
+            text("connect_url")
+        } else {
+            String::new()
+        },
+        server: text("server"),
         decisions: if work::may_decide(principal, approval) {
             decision_buttons(&approval.kind)
         } else {

@@ -9,6 +9,8 @@
 //! - Pages read the store directly; they never call the node's own HTTP API.
 
 pub mod audit;
+// OAuth connections (issue 17)
+pub mod connections;
 pub mod coworkers;
 pub mod dashboard;
 pub mod files;
@@ -65,6 +67,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(audit::routes())
         .merge(dashboard::routes())
         .merge(settings::routes())
+        .merge(connections::routes())
         .merge(schedules::routes())
         .merge(slack_link::routes())
         .layer(middleware::from_fn_with_state(state, csrf_for_sessions))

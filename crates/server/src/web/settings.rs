@@ -337,8 +337,19 @@ async fn mcp_rows(state: &AppState) -> Result<(Vec<McpRow>, Vec<String>), WebErr
             target: target(config),
             keys: keys(config),
             roles: roles(config),
-            state: "starting".to_owned(),
-            tool_count: 0,
+            // OAuth servers (issue 17) have no node connection: people connect their own.
+            state: if config.oauth.is_some() {
+                "per-person OAuth".to_owned()
+            } else {
+                "starting".to_owned()
+            },
+            tool_count: state
+                .engine
+                .tools()
+                .specs()
+                .iter()
+                .filter(|t| t.name.starts_with(&format!("{name}.")))
+                .count(),
             last_error: String::new(),
             removable: true,
         });

@@ -283,9 +283,19 @@ async fn connect_http(
         })?;
     let transport_config = StreamableHttpClientTransportConfig::with_uri(config.url.trim()).custom_headers(custom);
     let transport = StreamableHttpClientTransport::with_client(client, transport_config);
-    let service = handler.serve(transport).await.map_err(|e| McpError::Connect {
-        server: config.name.clone(),
-        message: format!("{} (at {})", describe_init_error(&e), config.url.trim()),
+    let service = handler.serve(transport).await.map_err(|e| {
+        // A 401/403 with a challenge: the credential was refused (an OAuth token expired or
+        // revoked), which the caller may fix by refreshing it.
+        if e.auth_challenge().is_some() {
+            McpError::Unauthorized {
+                server: config.name.clone(),
+            }
+        } else {
+            McpError::Connect {
+                server: config.name.clone(),
+                message: format!("{} (at {})", describe_init_error(&e), config.url.trim()),
+            }
+        }
     })?;
     Ok(Connection {
         service,

@@ -60,6 +60,11 @@ fn fix_for(error: &McpError, config: &McpServerConfig) -> String {
         McpError::InvalidConfig { .. } => {
             format!("fix server {name:?} in coworker.toml or re-add it with `coworker mcp add`")
         }
+        McpError::Unauthorized { .. } => {
+            format!(
+                "check the credential server {name:?} sends (its Authorization header's secret); for a server people connect to with their own accounts, use [mcp.oauth]"
+            )
+        }
         McpError::Timeout { .. } => {
             format!("run `coworker mcp test {name}` to see it fail in detail; raise timeout_secs if it is only slow")
         }

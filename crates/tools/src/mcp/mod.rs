@@ -9,6 +9,7 @@
 //! calls — the engine does that — and rmcp types never leave this module: rmcp moves fast.
 
 pub mod annotations;
+mod bearer;
 mod connect;
 mod content;
 mod doctor;
@@ -19,6 +20,7 @@ mod tool;
 
 use futures::future::BoxFuture;
 
+pub use bearer::{BearerFailure, BearerTool, call_as, list_as};
 pub use connect::{INHERITED_ENV_VARS, MAX_LIST_PAGES, McpTransport, ProbedTool, ServerReport, probe_server};
 pub use doctor::{DOCTOR_TIME_LIMIT, check_servers};
 pub use manager::{
@@ -135,6 +137,12 @@ pub enum McpError {
         limit_secs: u64,
         /// `stdio` or `streamable HTTP`.
         transport: &'static str,
+    },
+    /// The server refused the credential (HTTP 401, or 403 for too narrow a scope).
+    #[error("MCP server {server:?} refused the credential (HTTP 401/403); it must be refreshed or connected again")]
+    Unauthorized {
+        /// The server.
+        server: String,
     },
     /// No server of that name is managed.
     #[error("no MCP server named {0:?}")]
