@@ -1828,12 +1828,27 @@ mod tests {
 
     #[test]
     fn bad_trace_settings_fail_the_load_with_the_key_or_variable() {
-        let error = load("[traces]\nendpoint = \"http://c:4318\"\nprotocol = \"udp\"\n").unwrap_err().to_string();
-        assert!(error.contains("traces.protocol") && error.contains("\"udp\""), "{error}");
-        let error = load("[traces]\nendpoint = \"localhost:4318\"\n").unwrap_err().to_string();
-        assert!(error.contains("traces.endpoint") && error.contains("http://"), "{error}");
-        let error = Config::load("x", None, [("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]).unwrap_err().to_string();
-        assert!(error.contains("OTEL_EXPORTER_OTLP_PROTOCOL") && error.contains("not supported"), "{error}");
+        let error = load("[traces]\nendpoint = \"http://c:4318\"\nprotocol = \"udp\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("traces.protocol") && error.contains("\"udp\""),
+            "{error}"
+        );
+        let error = load("[traces]\nendpoint = \"localhost:4318\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("traces.endpoint") && error.contains("http://"),
+            "{error}"
+        );
+        let error = Config::load("x", None, [("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("OTEL_EXPORTER_OTLP_PROTOCOL") && error.contains("not supported"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -352,7 +352,10 @@ mod tests {
                 root_span_id: span
             })
         );
-        assert_eq!(RunTrace::from_stored(Some("4bf92f3577b34da6a3ce929d0e0e4736"), None), None);
+        assert_eq!(
+            RunTrace::from_stored(Some("4bf92f3577b34da6a3ce929d0e0e4736"), None),
+            None
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use coworker_core::trace::{RunTrace, Span, SpanKind, SpanId, TraceId, Tracer, Value, attr, names, ops};
+use coworker_core::trace::{RunTrace, Span, SpanId, SpanKind, TraceId, Tracer, Value, attr, names, ops};
 use coworker_models::{ModelError, ModelResponse, StopReason};
 use coworker_store::{Approval, Run, Store, StoreError};
 

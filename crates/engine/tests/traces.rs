@@ -130,7 +130,10 @@ async fn a_run_resumed_by_another_engine_continues_its_trace(db: &TestDb) {
 
     let (tracer_a, tracer_b) = (Recording::new(0xaa), Recording::new(0xbb));
     settle(&engine(db, &server, tracer_a.clone())).await;
-    assert_eq!(db.store.get_task(task).await.unwrap().unwrap().status, TaskStatus::Waiting);
+    assert_eq!(
+        db.store.get_task(task).await.unwrap().unwrap().status,
+        TaskStatus::Waiting
+    );
     let run = db.store.run_for_task(task).await.unwrap().unwrap();
     let stored = RunTrace::from_stored(run.trace_id.as_deref(), run.trace_span_id.as_deref())
         .expect("the first tracing worker stores the run's trace");
@@ -184,7 +187,10 @@ async fn a_run_resumed_by_another_engine_continues_its_trace(db: &TestDb) {
     assert_eq!(root.get(attr::COST_MICROS_USD), Some(&AttrValue::I64(cost)));
     let tool = b.iter().find(|s| s.name == "execute_tool mail.send").unwrap();
     assert_eq!(tool.get(attr::TOOL_TIER), Some(&AttrValue::Str("approve".into())));
-    assert_eq!(tool.get(attr::GEN_AI_TOOL_NAME), Some(&AttrValue::Str("mail.send".into())));
+    assert_eq!(
+        tool.get(attr::GEN_AI_TOOL_NAME),
+        Some(&AttrValue::Str("mail.send".into()))
+    );
     let chat_a = &a[0];
     assert_eq!(chat_a.get(attr::GEN_AI_USAGE_INPUT_TOKENS), Some(&AttrValue::I64(100)));
     assert_eq!(chat_a.get(attr::GEN_AI_USAGE_OUTPUT_TOKENS), Some(&AttrValue::I64(20)));

@@ -496,7 +496,9 @@ async fn a_run_keeps_the_first_trace_it_is_given(db: &TestDb) {
     assert_eq!(claimed.run.trace_id.as_deref(), Some(first.0));
     assert_eq!(claimed.run.trace_span_id.as_deref(), Some(first.1));
     assert!(matches!(
-        store.assign_run_trace(coworker_core::RunId::new(), first.0, first.1).await,
+        store
+            .assign_run_trace(coworker_core::RunId::new(), first.0, first.1)
+            .await,
         Err(StoreError::NotFound { .. })
     ));
 }

@@ -349,8 +349,14 @@ impl Slack {
                 )
                 .await?;
                 if key.starts_with("result:") {
-                    crate::record_delivery(&self.inner.store, self.inner.tracer.get(), task.id, "slack", event.at_ms)
-                        .await;
+                    crate::record_delivery(
+                        &self.inner.store,
+                        self.inner.tracer.get(),
+                        task.id,
+                        "slack",
+                        event.at_ms,
+                    )
+                    .await;
                 }
             }
             if event.kind == kind::COMPLETED {

@@ -55,7 +55,9 @@ impl TraceProtocol {
             "http/protobuf" => Ok(TraceProtocol::HttpProtobuf),
             "grpc" => Ok(TraceProtocol::Grpc),
             "http/json" => Err("\"http/json\" is not supported; use \"http/protobuf\" or \"grpc\"".to_owned()),
-            other => Err(format!("{other:?} is not an OTLP protocol; use \"http/protobuf\" or \"grpc\"")),
+            other => Err(format!(
+                "{other:?} is not an OTLP protocol; use \"http/protobuf\" or \"grpc\""
+            )),
         }
     }
 }
@@ -264,20 +266,31 @@ pub fn apply_otel_env(traces: &mut TracesConfig, env: &[(String, String)]) -> Re
                 invalid(
                     ENV_HEADERS,
                     "traces.headers",
-                    format!("pair {} of {} chars is not key=value (pairs are separated by commas)", i + 1, pair.len()),
+                    format!(
+                        "pair {} of {} chars is not key=value (pairs are separated by commas)",
+                        i + 1,
+                        pair.len()
+                    ),
                 )
             })?;
-            let value = percent_decode(value.trim())
-                .ok_or_else(|| invalid(ENV_HEADERS, "traces.headers", format!("the value of {name:?} is not valid percent-encoded UTF-8")))?;
+            let value = percent_decode(value.trim()).ok_or_else(|| {
+                invalid(
+                    ENV_HEADERS,
+                    "traces.headers",
+                    format!("the value of {name:?} is not valid percent-encoded UTF-8"),
+                )
+            })?;
             traces.headers.insert(name.trim().to_ascii_lowercase(), value);
         }
     }
     if let Some(timeout) = get(ENV_TIMEOUT).filter(|v| !v.is_empty()) {
-        traces.timeout_ms = timeout
-            .parse::<u64>()
-            .ok()
-            .filter(|t| *t > 0)
-            .ok_or_else(|| invalid(ENV_TIMEOUT, "traces.timeout_ms", format!("{timeout:?} is not a number of milliseconds")))?;
+        traces.timeout_ms = timeout.parse::<u64>().ok().filter(|t| *t > 0).ok_or_else(|| {
+            invalid(
+                ENV_TIMEOUT,
+                "traces.timeout_ms",
+                format!("{timeout:?} is not a number of milliseconds"),
+            )
+        })?;
     }
     let off = get(ENV_SDK_DISABLED).is_some_and(|v| v.eq_ignore_ascii_case("true"))
         || get(ENV_TRACES_EXPORTER).is_some_and(|v| v.eq_ignore_ascii_case("none"));
@@ -332,7 +345,10 @@ mod tests {
         assert_eq!(traces.service_name, "coworker-eu");
         assert_eq!(traces.headers["x-api-key"], "abc==");
         assert_eq!(traces.headers["x-team"], "ops");
-        assert!(!format!("{traces:?}").contains("abc"), "header values are never Debug-printed");
+        assert!(
+            !format!("{traces:?}").contains("abc"),
+            "header values are never Debug-printed"
+        );
         traces.validate().unwrap();
     }
 
@@ -354,7 +370,10 @@ mod tests {
         assert!(error.to_string().contains(ENV_PROTOCOL), "{error}");
         assert!(error.to_string().contains("http/protobuf"), "{error}");
         let error = apply_otel_env(&mut traces, &env(&[(ENV_ENDPOINT, "collector:4318")])).unwrap_err();
-        assert!(error.to_string().contains(ENV_ENDPOINT) && error.to_string().contains("http://"), "{error}");
+        assert!(
+            error.to_string().contains(ENV_ENDPOINT) && error.to_string().contains("http://"),
+            "{error}"
+        );
         let error = apply_otel_env(&mut traces, &env(&[(ENV_ENDPOINT, "http://collector:99999")])).unwrap_err();
         assert!(error.to_string().contains("port"), "{error}");
         let error = apply_otel_env(&mut traces, &env(&[(ENV_HEADERS, "novalue")])).unwrap_err();
@@ -365,7 +384,10 @@ mod tests {
             ..TracesConfig::default()
         };
         let error = bad.validate().unwrap_err().to_string();
-        assert!(error.contains("traces.protocol") && error.contains("\"thrift\""), "{error}");
+        assert!(
+            error.contains("traces.protocol") && error.contains("\"thrift\""),
+            "{error}"
+        );
         let bad = TracesConfig {
             endpoint: "http://:4318".into(),
             ..TracesConfig::default()
