@@ -13,6 +13,8 @@ pub mod node;
 pub mod npm;
 // Connectors (issue 17): OpenAPI documents and a pet store implementing them.
 pub mod openapi;
+// Traces (issue 18): an OTLP receiver over HTTP and gRPC.
+pub mod otlp;
 pub mod process;
 pub mod python;
 pub mod s3;
