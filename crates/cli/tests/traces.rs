@@ -233,4 +233,27 @@ fn bad_trace_settings_stop_serve_at_start_with_the_key_or_variable() {
         stderr.contains("traces.protocol") && stderr.contains("not supported"),
         "{stderr}"
     );
+
+    // doctor names the collector and says it is not there (port 9: discard, closed here).
+    let dir = tempfile::tempdir().unwrap();
+    let config = process::config_file(dir.path(), "http://127.0.0.1:9", "", "");
+    let output = Command::new(BIN)
+        .args(["doctor", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("traces"))
+        .unwrap_or_else(|| panic!("no traces check:\n{stdout}"));
+    assert!(
+        line.contains("http://127.0.0.1:9/v1/traces") && line.contains("refuses connections"),
+        "{line}"
+    );
 }

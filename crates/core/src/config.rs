@@ -902,6 +902,9 @@ impl SlackConfig {
     }
 }
 
+/// Environment variables as (name, value) pairs.
+type EnvVars = Vec<(String, String)>;
+
 /// Which database a configuration points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseKind {
@@ -922,7 +925,7 @@ impl Config {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let (env, otel_env): (Vec<(String, String)>, Vec<(String, String)>) = env
+        let (env, otel_env): (EnvVars, EnvVars) = env
             .into_iter()
             .filter(|(k, _)| k.as_ref().starts_with(ENV_PREFIX) || k.as_ref().starts_with(OTEL_ENV_PREFIX))
             .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))

@@ -73,14 +73,16 @@ impl Tool for Send {
 }
 
 fn engine(db: &TestDb, server: &ScriptedModelServer, tracer: Arc<Recording>) -> Engine {
-    let mut config = Config::default();
-    config.providers = vec![ProviderConfig {
-        name: "scripted".into(),
-        kind: ProviderKind::Openai,
-        base_url: server.base_url(),
-        api_key_env: String::new(),
-        api_key_secret: String::new(),
-    }];
+    let mut config = Config {
+        providers: vec![ProviderConfig {
+            name: "scripted".into(),
+            kind: ProviderKind::Openai,
+            base_url: server.base_url(),
+            api_key_env: String::new(),
+            api_key_secret: String::new(),
+        }],
+        ..Config::default()
+    };
     config.models.default = "scripted/test-model".into();
     config.models.max_attempts = 1;
     config.models.detect_ollama = false;
