@@ -22,8 +22,16 @@ pub use slack::{Slack, SlackCredentials, SlackSetupError};
 pub use work::{Delegation, Work, WorkError, WorkFuture, follow_up_brief};
 
 /// Times a task's result reaching people through `channel` (`slack`, `email`) on the node's
-/// `/metrics`: now minus `answered_at_ms`, the epoch ms of the task's answer.
-pub(crate) fn record_delivery(channel: &'static str, answered_at_ms: i64) {
+/// `/metrics`: now minus `answered_at_ms`, the epoch ms of the task's answer; and, when the
+/// node traces, records the `deliver {channel}` span of the task's run (issue 18).
+pub(crate) async fn record_delivery(
+    store: &coworker_store::Store,
+    tracer: Option<&std::sync::Arc<dyn coworker_core::trace::Tracer>>,
+    task_id: coworker_core::TaskId,
+    channel: &'static str,
+    answered_at_ms: i64,
+) {
     let seconds = (coworker_store::now_ms() - answered_at_ms).max(0) as f64 / 1000.0;
     metrics::histogram!(coworker_core::metrics::CHANNEL_DELIVERY_SECONDS, "channel" => channel).record(seconds);
+    coworker_engine::traces::record_delivery(store, tracer, task_id, channel, answered_at_ms).await;
 }

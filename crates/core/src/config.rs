@@ -15,6 +15,10 @@ use crate::text::{closest, line_column};
 /// Prefix of every environment variable the configuration reads.
 pub const ENV_PREFIX: &str = "COWORKER_";
 
+/// Prefix of the standard OpenTelemetry variables the configuration also reads
+/// (`OTEL_EXPORTER_OTLP_ENDPOINT`, …; see [`crate::trace::config`]).
+pub const OTEL_ENV_PREFIX: &str = "OTEL_";
+
 /// Separator between path segments in `COWORKER_SECTION__KEY` variables.
 pub const ENV_PATH_SEPARATOR: &str = "__";
 
@@ -69,6 +73,9 @@ pub struct Config {
     pub email: Vec<crate::email::EmailConfig>,
     /// Calendars (`[[calendar]]`, issue 16).
     pub calendar: Vec<crate::calendar::CalendarConfig>,
+    /// OpenTelemetry traces (issue 18): off unless an endpoint is set here or in
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub traces: crate::trace::config::TracesConfig,
 }
 
 /// `[policy]`
@@ -951,6 +958,9 @@ impl SlackConfig {
     }
 }
 
+/// Environment variables as (name, value) pairs.
+type EnvVars = Vec<(String, String)>;
+
 /// Which database a configuration points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseKind {
@@ -971,11 +981,11 @@ impl Config {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let env: Vec<(String, String)> = env
+        let (env, otel_env): (EnvVars, EnvVars) = env
             .into_iter()
-            .filter(|(k, _)| k.as_ref().starts_with(ENV_PREFIX))
+            .filter(|(k, _)| k.as_ref().starts_with(ENV_PREFIX) || k.as_ref().starts_with(OTEL_ENV_PREFIX))
             .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
-            .collect();
+            .partition(|(k, _)| k.starts_with(ENV_PREFIX));
 
         let (mut config, file_sets_data_dir) = match file_text {
             Some(text) => (parse_file(file_name, text)?, file_sets_data_dir(text)),
@@ -984,6 +994,8 @@ impl Config {
         if !file_sets_data_dir && let Some((_, home)) = env.iter().find(|(k, v)| k == ENV_HOME && !v.is_empty()) {
             config.storage.data_dir = home.clone();
         }
+        // The standard OTEL_* variables sit between the file and COWORKER_TRACES__*.
+        crate::trace::config::apply_otel_env(&mut config.traces, &otel_env)?;
         config = apply_env(config, &env)?;
         config.validate()?;
         Ok(config)
@@ -1050,6 +1062,7 @@ impl Config {
         self.slack.validate()?;
         crate::email::validate_all(&self.email)?;
         crate::calendar::validate_all(&self.calendar)?;
+        self.traces.validate()?;
         if self.tools.http.timeout_secs == 0 || self.tools.http.max_bytes == 0 {
             return Err(ConfigError::invalid(
                 "tools.http",
@@ -1800,6 +1813,24 @@ pub const CONFIG_TEMPLATE: &str = r#"# coworker.toml — every key is optional; 
 # The coworker a message goes to when it names none.
 # default_coworker = "assistant"
 
+# [traces]
+# OpenTelemetry traces over OTLP: one trace per task run, spans for model calls, tool calls,
+# approval waits and deliveries (GenAI conventions). Off while endpoint is empty; the standard
+# OTEL_EXPORTER_OTLP_ENDPOINT, _PROTOCOL, _HEADERS, _TIMEOUT and OTEL_SERVICE_NAME set the same
+# keys (COWORKER_TRACES__* wins over them; OTEL_SDK_DISABLED=true turns traces off).
+# The collector: base URL for http/protobuf (/v1/traces is appended), e.g. http://localhost:4318;
+# for grpc, e.g. http://localhost:4317.
+# endpoint = ""
+# "http/protobuf" or "grpc".
+# protocol = "http/protobuf"
+# service_name = "coworker"
+# Sent with every export; each value a literal, "env:NAME" or "secret:NAME".
+# headers = {}
+# Milliseconds one export may take.
+# timeout_ms = 10000
+# Finished spans held while the collector is slow or down; past it new spans are dropped.
+# max_queue_spans = 2048
+
 #   [[email]]
 # A coworker's mailbox: mail from members becomes tasks, replies reach the same run, and
 # email.send / email.reply send through SMTP (external tier: they wait for approval).
@@ -1849,6 +1880,50 @@ mod tests {
 
     fn load(text: &str) -> Result<Config, ConfigError> {
         Config::load("coworker.toml", Some(text), no_env())
+    }
+
+    #[test]
+    fn traces_come_from_the_file_then_otel_variables_then_coworker_variables() {
+        let file = "[traces]\nendpoint = \"http://file:4318\"\nservice_name = \"from-file\"\n";
+        let config = load(file).unwrap();
+        assert_eq!(config.traces.export_url(), "http://file:4318/v1/traces");
+        let env = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("COWORKER_TRACES__SERVICE_NAME", "from-coworker-env"),
+            ("OTEL_SERVICE_NAME", "from-otel-env"),
+        ];
+        let config = Config::load("coworker.toml", Some(file), env).unwrap();
+        assert_eq!(config.traces.endpoint, "http://otel:4317");
+        assert_eq!(config.traces.protocol().as_str(), "grpc");
+        assert_eq!(config.traces.service_name, "from-coworker-env");
+        // Nothing set: off.
+        assert!(!load("").unwrap().traces.enabled());
+    }
+
+    #[test]
+    fn bad_trace_settings_fail_the_load_with_the_key_or_variable() {
+        let error = load("[traces]\nendpoint = \"http://c:4318\"\nprotocol = \"udp\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("traces.protocol") && error.contains("\"udp\""),
+            "{error}"
+        );
+        let error = load("[traces]\nendpoint = \"localhost:4318\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("traces.endpoint") && error.contains("http://"),
+            "{error}"
+        );
+        let error = Config::load("x", None, [("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("OTEL_EXPORTER_OTLP_PROTOCOL") && error.contains("not supported"),
+            "{error}"
+        );
     }
 
     #[test]

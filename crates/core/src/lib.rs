@@ -23,5 +23,7 @@ pub mod schedule;
 #[cfg(feature = "channels")]
 pub mod channel;
 pub mod text;
+// OpenTelemetry traces: span records, ids, attribute names, `[traces]` (issue 18).
+pub mod trace;
 
 pub use ids::*;

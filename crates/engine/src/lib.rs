@@ -23,6 +23,8 @@ pub mod schedules;
 pub mod settings;
 pub mod state;
 pub mod tools;
+// OpenTelemetry spans of runs (issue 18)
+pub mod traces;
 pub mod worker;
 
 pub use runner::{Engine, EngineError};

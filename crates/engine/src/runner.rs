@@ -8,6 +8,7 @@ use coworker_core::coworker::CoworkerDef;
 use coworker_core::domain::{ApprovalStatus, RunStatus, TaskStatus, Tier};
 use coworker_core::metrics as metrics_names;
 use coworker_core::policy;
+use coworker_core::trace::{RunTrace, Span, Tracer};
 use coworker_core::{ApprovalId, RunId};
 use coworker_models::{
     ModelError, ModelPolicy, ModelRequest, Purpose, Router, SystemBlock, ToolChoice, ToolDefinition,
@@ -18,6 +19,7 @@ use coworker_store::{
 };
 use serde_json::{Value, json};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::settings::EngineSettings;
 use crate::state::{CallRecord, Next, RunState, kind};
@@ -47,6 +49,9 @@ pub(crate) struct Inner {
     pub settings: EngineSettings,
     /// Memory (issue 11): set once at start-up; without it tasks run with no memory.
     pub memory: std::sync::OnceLock<Arc<coworker_memory::Memory>>,
+    /// Traces (issue 18): set once at start-up when the node exports them; without it no
+    /// span is built.
+    pub tracer: std::sync::OnceLock<Arc<dyn Tracer>>,
 }
 
 /// How one step of the loop ended.
@@ -137,6 +142,10 @@ pub(crate) struct RunContext {
     pub(crate) subtask: Option<coworker_store::Subtask>,
     /// The task's cost budget: a subtask's carved-out budget, else the coworker's.
     pub(crate) budget_micros: Option<i64>,
+    /// The run's trace, when the node traces (issue 18).
+    pub(crate) trace: Option<RunTrace>,
+    /// When the run was created, epoch ms (the start of its root span).
+    pub(crate) run_created_at_ms: i64,
 }
 
 /// Whether `name` is one of the memory tools every coworker is offered (they only read or
@@ -336,6 +345,7 @@ impl Engine {
                 tools,
                 settings,
                 memory: std::sync::OnceLock::new(),
+                tracer: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -347,6 +357,24 @@ impl Engine {
             self.inner.tools.register(tool);
         }
         let _ = self.inner.memory.set(memory);
+    }
+
+    /// Gives the engine the node's tracer (once, at start-up): every run then has a trace
+    /// (stored with the run) and its model calls, tool calls and approval waits are spans.
+    pub fn set_tracer(&self, tracer: Arc<dyn Tracer>) {
+        let _ = self.inner.tracer.set(tracer);
+    }
+
+    /// The node's tracer, if it traces.
+    pub fn tracer(&self) -> Option<&Arc<dyn Tracer>> {
+        self.inner.tracer.get()
+    }
+
+    /// Records a span of the run, built only when the node traces and the run has a trace.
+    pub(crate) fn record_span(&self, ctx: &RunContext, build: impl FnOnce(RunTrace) -> Span) {
+        if let (Some(tracer), Some(trace)) = (self.inner.tracer.get(), ctx.trace) {
+            tracer.record(build(trace));
+        }
     }
 
     /// The engine's memory, if set.
@@ -422,6 +450,10 @@ impl Engine {
             .as_ref()
             .and_then(|s| s.budget_micros_usd)
             .or_else(|| def.budget.task_micros());
+        let trace = match self.tracer() {
+            Some(tracer) => Some(crate::traces::run_trace(store, tracer, &run).await?),
+            None => None,
+        };
         let context = RunContext {
             task,
             coworker,
@@ -430,6 +462,8 @@ impl Engine {
             delegator,
             subtask,
             budget_micros,
+            trace,
+            run_created_at_ms: run.created_at_ms,
         };
 
         let mut events = Vec::new();
@@ -473,7 +507,20 @@ impl Engine {
                 .set_task_status(context.task.id, TaskStatus::Running, None)
                 .await?;
         }
-        let outcome = self.step_loop(&context, &mut state, &mut journal, &mut signals).await;
+        // Every log line of the drive carries the task, the run and (when traced) the trace id.
+        let span = tracing::info_span!(
+            "run",
+            task_id = %context.task.id,
+            run_id = %run.id,
+            trace_id = tracing::field::Empty
+        );
+        if let Some(trace) = &context.trace {
+            span.record("trace_id", tracing::field::display(trace.trace_id));
+        }
+        let outcome = self
+            .step_loop(&context, &mut state, &mut journal, &mut signals)
+            .instrument(span)
+            .await;
         drop(_heartbeat);
         match outcome {
             Ok(()) => Ok(()),
@@ -648,10 +695,31 @@ impl Engine {
         let store = &self.inner.store;
         store.set_task_status(ctx.task.id, status, result.as_ref()).await?;
         // Counted once per task: a run resumed after a crash past this point loaded the task
-        // already terminal.
+        // already terminal. The root span likewise, so a resumed run does not record it twice.
         if !ctx.task.status.is_terminal() {
             metrics::counter!(metrics_names::TASKS_TOTAL, "status" => status.as_str(), "coworker" => ctx.coworker.handle.clone())
                 .increment(1);
+            self.record_span(ctx, |trace| {
+                crate::traces::run_span(
+                    trace,
+                    crate::traces::RunEnd {
+                        coworker_name: &ctx.def.name,
+                        coworker_handle: &ctx.coworker.handle,
+                        task_id: ctx.task.id.to_string(),
+                        run_id: journal.run_id.to_string(),
+                        status: status.as_str(),
+                        cost_micros_usd: state.cost_micros_usd,
+                        created_at_ms: ctx.run_created_at_ms,
+                        error: (status == TaskStatus::Failed).then(|| {
+                            result
+                                .as_ref()
+                                .and_then(|r| r["error"].as_str())
+                                .unwrap_or("the task failed")
+                                .to_owned()
+                        }),
+                    },
+                )
+            });
         }
         // Before the run is released, so a crash here repeats it (issue 15).
         self.after_task_finished(ctx, state, status).await?;
@@ -954,6 +1022,8 @@ impl Engine {
             )
             .await?;
 
+        let max_output_tokens = request.max_output_tokens;
+        let started_at = ctx.trace.map(|_| std::time::SystemTime::now());
         let call = self.inner.router.complete(&ctx.policy, request);
         let outcome = tokio::select! {
             outcome = call => Some(outcome),
@@ -963,6 +1033,23 @@ impl Engine {
             // Lost, cancelled or stopping: the unanswered request is simply asked again later.
             return Ok(Step::Continue);
         };
+        if let Some(start) = started_at {
+            self.record_span(ctx, |trace| {
+                crate::traces::model_span(
+                    trace,
+                    crate::traces::ModelCall {
+                        task_id: ctx.task.id.to_string(),
+                        turn,
+                        purpose: purpose.as_str(),
+                        model: &model,
+                        max_output_tokens,
+                        start,
+                        end: std::time::SystemTime::now(),
+                    },
+                    outcome.as_ref().map(|routed| &routed.response),
+                )
+            });
+        }
         match outcome {
             Ok(routed) => {
                 let usage = routed.response.usage;
@@ -1160,6 +1247,10 @@ impl Engine {
                 store
                     .decide_approval(approval.id, ApprovalStatus::Expired, "expired", None, None)
                     .await?;
+                let tool = call_id.and_then(|c| state.calls.get(c)).map(|r| r.tool.clone());
+                self.record_span(ctx, |trace| {
+                    crate::traces::approval_span(trace, &approval, "expired", tool.as_deref())
+                });
                 self.audit(
                     ctx,
                     actions::APPROVAL_EXPIRED,
@@ -1215,6 +1306,10 @@ impl Engine {
                 } else {
                     kind::APPROVAL_DECIDED
                 };
+                let tool = call_id.and_then(|c| state.calls.get(c)).map(|r| r.tool.clone());
+                self.record_span(ctx, |trace| {
+                    crate::traces::approval_span(trace, &approval, &decision, tool.as_deref())
+                });
                 journal
                     .append(
                         state,
@@ -1595,6 +1690,7 @@ impl Engine {
         };
         let timeout = Duration::from_secs(ctx.def.limits.tool_timeout_secs);
         let started = std::time::Instant::now();
+        let started_at = ctx.trace.map(|_| std::time::SystemTime::now());
         let execution = tokio::time::timeout(timeout, tool.call(context, arguments.clone()));
         let outcome = tokio::select! {
             outcome = execution => Some(outcome),
@@ -1609,6 +1705,28 @@ impl Engine {
             .increment(1);
         metrics::histogram!(metrics_names::TOOL_CALL_SECONDS, "tool" => tool_name.clone())
             .record(started.elapsed().as_secs_f64());
+        if let Some(start) = started_at {
+            let (failed, error_text) = match &outcome {
+                Ok(Ok(_)) => (None, None),
+                Ok(Err(error)) => (Some("tool_error"), Some(error.to_string())),
+                Err(_) => (Some("timeout"), None),
+            };
+            self.record_span(ctx, |trace| {
+                crate::traces::tool_span(
+                    trace,
+                    crate::traces::ToolCall {
+                        tool: &tool_name,
+                        call_id,
+                        tier: tier.as_str(),
+                        risk: spec.risk.as_str(),
+                        start,
+                        end: std::time::SystemTime::now(),
+                        failed,
+                    },
+                    error_text.as_deref(),
+                )
+            });
+        }
         let (content, is_error) = match outcome {
             Ok(Ok(content)) => (self.bound_for_context(ctx.task.id, call_id, content).await, false),
             Ok(Err(error)) => (format!("{tool_name} failed: {error}"), true),

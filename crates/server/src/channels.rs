@@ -160,6 +160,9 @@ pub async fn start_slack(
         state.public_url.clone(),
     )
     .map_err(|e| crate::NodeError::Channels(e.to_string()))?;
+    if let Some(tracer) = state.engine.tracer() {
+        channel.set_tracer(tracer.clone());
+    }
     Ok(Some(channel))
 }
 

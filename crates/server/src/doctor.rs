@@ -29,6 +29,8 @@ pub async fn run_checks(config: &Config, config_source: &str) -> Vec<Check> {
     checks.extend(check_memory(config, store.as_ref()).await);
     checks.extend(check_slack(config, store.as_ref(), &env).await);
     checks.push(check_blobs(config, store.as_ref(), &env, data_dir).await);
+    // Traces (issue 18).
+    checks.push(crate::traces::check(&config.traces).await);
     // Email and calendar (issue 16).
     #[cfg(feature = "email")]
     {

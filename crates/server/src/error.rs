@@ -51,6 +51,9 @@ pub enum NodeError {
     /// Memory (the embedder, its model directory) could not be set up.
     #[error("{0}")]
     Memory(String),
+    /// The trace exporter could not be set up (issue 18).
+    #[error("{0}")]
+    Traces(#[from] crate::traces::TracesError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {message}\n  fix: {hint}")]
     Bind {

@@ -13,6 +13,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -22,6 +23,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use coworker_core::domain::TaskStatus;
+use coworker_core::trace::Tracer;
 use coworker_core::{RunId, TaskId};
 use coworker_store::{Change, RunEvent, Store};
 use serde::{Deserialize, Serialize};
@@ -126,7 +128,14 @@ pub async fn task_events(
             })?,
         None => query.after.unwrap_or(0),
     };
-    Ok(event_stream(state.store.clone(), task.id, run.id, after)?.into_response())
+    Ok(event_stream(
+        state.store.clone(),
+        state.engine.tracer().cloned(),
+        task.id,
+        run.id,
+        after,
+    )?
+    .into_response())
 }
 
 /// Whether the client asked for Server-Sent Events.
@@ -142,6 +151,7 @@ pub fn wants_event_stream(headers: &HeaderMap) -> bool {
 /// [`MAX_EVENT_STREAMS`] are already open.
 pub fn event_stream(
     store: Store,
+    tracer: Option<Arc<dyn Tracer>>,
     task_id: TaskId,
     run_id: RunId,
     after: i64,
@@ -157,6 +167,7 @@ pub fn event_stream(
     let follow = Follow {
         changes: store.subscribe_changes(),
         store,
+        tracer,
         task_id,
         run_id,
         after,
@@ -179,6 +190,8 @@ struct Follow {
     store: Store,
     /// Subscribed before the first read, so nothing announced after it is missed.
     changes: broadcast::Receiver<Change>,
+    /// The node's tracer (issue 18): an answer streamed live is a `deliver web` span.
+    tracer: Option<Arc<dyn Tracer>>,
     task_id: TaskId,
     run_id: RunId,
     /// Highest seq queued.
@@ -250,6 +263,14 @@ impl Follow {
                 let seconds = (coworker_store::now_ms() - row.at_ms).max(0) as f64 / 1000.0;
                 metrics::histogram!(coworker_core::metrics::CHANNEL_DELIVERY_SECONDS, "channel" => "web")
                     .record(seconds);
+                coworker_engine::traces::record_delivery(
+                    &self.store,
+                    self.tracer.as_ref(),
+                    self.task_id,
+                    "web",
+                    row.at_ms,
+                )
+                .await;
             }
             self.queue.push_back(journal_event(&row));
         }

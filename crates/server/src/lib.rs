@@ -48,6 +48,8 @@ pub mod shutdown;
 // Multi-agent orchestration (issue 15).
 pub mod subtasks;
 pub mod templates;
+// OpenTelemetry traces over OTLP (issue 18).
+pub mod traces;
 pub mod web;
 pub mod work;
 

@@ -117,6 +117,9 @@ pub async fn start(
             Arc::new(NodeWork::for_channel(state.clone(), "email")),
             workspace,
         );
+        if let Some(tracer) = state.engine.tracer() {
+            email.set_tracer(tracer.clone());
+        }
         for tool in coworker_channels::email::tools::email_tools(&email) {
             tools.register(tool);
         }

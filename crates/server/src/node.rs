@@ -70,6 +70,8 @@ pub struct RunningNode {
     grace: Duration,
     /// `node.url` in the data dir, removed when the node stops.
     node_url_file: Option<PathBuf>,
+    /// The trace exporter, flushed when the node stops (issue 18).
+    traces: Option<crate::traces::Traces>,
     _lock: DataDirLock,
 }
 
@@ -138,6 +140,25 @@ impl Node {
             ..EngineSettings::default()
         };
         let engine = Engine::new(store.clone(), model_router, tools, settings);
+        // Traces (issue 18): before the channels and the workers, which take the tracer.
+        let traces = if config.traces.enabled() {
+            let headers = crate::traces::resolve_headers(&config.traces, &env, |name| {
+                let secrets = secrets.clone();
+                async move {
+                    secrets
+                        .get_for(&name, "traces")
+                        .await
+                        .map(|value| value.map(|v| coworker_tools::secrets::ExposeSecret::expose_secret(&v).to_owned()))
+                        .map_err(|e| e.to_string())
+                }
+            })
+            .await?;
+            let traces = crate::traces::Traces::start(&config.traces, headers)?;
+            engine.set_tracer(traces.tracer());
+            Some(traces)
+        } else {
+            None
+        };
         // memory (issue 11)
         let memory = coworker_memory::Memory::open(store.clone(), embedder, config.memory.clone())
             .await
@@ -314,6 +335,7 @@ impl Node {
             workers,
             grace: Duration::from_secs(config.server.shutdown_grace_secs),
             node_url_file,
+            traces,
             _lock: lock,
         })
     }
@@ -341,6 +363,7 @@ impl RunningNode {
             workers,
             mcp,
             node_url_file,
+            traces,
             ..
         } = self;
         let mut server = server;
@@ -373,6 +396,10 @@ impl RunningNode {
             tracing::warn!("engine workers did not stop within the grace period");
         }
         mcp.shutdown().await;
+        // After the workers: the spans of runs handed back are queued by now.
+        if let Some(traces) = traces {
+            traces.shutdown().await;
+        }
         store.close().await;
         if let Some(path) = node_url_file
             && let Err(error) = std::fs::remove_file(&path)

@@ -428,6 +428,10 @@ pub struct Run {
     pub wake_at_ms: Option<i64>,
     /// Creation time, epoch ms.
     pub created_at_ms: i64,
+    /// The run's OpenTelemetry trace id (32 hex digits), once a tracing node drove it.
+    pub trace_id: Option<String>,
+    /// The id of the run's root span (16 hex digits), with `trace_id`.
+    pub trace_span_id: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -440,6 +444,8 @@ pub(crate) struct RunRow {
     pub lease_epoch: i64,
     pub wake_at_ms: Option<i64>,
     pub created_at_ms: i64,
+    pub trace_id: Option<String>,
+    pub trace_span_id: Option<String>,
 }
 
 impl TryFrom<RunRow> for Run {
@@ -454,6 +460,8 @@ impl TryFrom<RunRow> for Run {
             lease_epoch: row.lease_epoch,
             wake_at_ms: row.wake_at_ms,
             created_at_ms: row.created_at_ms,
+            trace_id: row.trace_id,
+            trace_span_id: row.trace_span_id,
         })
     }
 }

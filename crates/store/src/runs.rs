@@ -21,8 +21,8 @@ struct ClaimRow {
     lease_taken_from: Option<String>,
 }
 
-const RUN_COLUMNS: &str =
-    "id, task_id, status, lease_owner, lease_expires_at_ms, lease_epoch, wake_at_ms, created_at_ms";
+const RUN_COLUMNS: &str = "id, task_id, status, lease_owner, lease_expires_at_ms, lease_epoch, wake_at_ms, created_at_ms, \
+     trace_id, trace_span_id";
 
 /// Largest number of events [`Store::list_events`] returns at once.
 pub const MAX_EVENT_PAGE: i64 = 10_000;
@@ -89,6 +89,40 @@ impl Store {
             next_seq,
             taken_over_from,
         }))
+    }
+
+    /// Gives a run its trace (issue 18) unless it has one: the first tracing worker to drive
+    /// the run sets it, and every later claim, on any node, reads the same ids back. Returns
+    /// the run's trace id and root span id as stored (`trace_id`, `span_id` when this call
+    /// set them).
+    pub async fn assign_run_trace(
+        &self,
+        id: RunId,
+        trace_id: &str,
+        span_id: &str,
+    ) -> Result<(String, String), StoreError> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE runs SET trace_id = $2, trace_span_id = $3 WHERE id = $1 AND trace_id IS NULL",
+        )
+        .bind(id.as_uuid())
+        .bind(trace_id)
+        .bind(span_id)
+        .execute(pool)
+        .await
+        .map(|_| ())?);
+        let row: Option<(Option<String>, Option<String>)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT trace_id, trace_span_id FROM runs WHERE id = $1",
+        )
+        .bind(id.as_uuid())
+        .fetch_optional(pool)
+        .await?);
+        match row {
+            Some((Some(trace), Some(span))) => Ok((trace, span)),
+            _ => Err(StoreError::NotFound {
+                what: "run",
+                key: id.to_string(),
+            }),
+        }
     }
 
     /// How many runs a worker could claim now (on every node of this database): the

@@ -18,6 +18,7 @@ backend_tests!(
     journal_appends_are_fenced_by_epoch_and_seq,
     expired_leases_are_reclaimed_and_waiting_runs_wake,
     schema_newer_than_binary_is_refused,
+    a_run_keeps_the_first_trace_it_is_given,
 );
 
 async fn coworker(store: &Store, handle: &str) -> CoworkerId {
@@ -473,5 +474,31 @@ async fn schema_newer_than_binary_is_refused(db: &TestDb) {
     assert!(matches!(
         store.check_schema().await,
         Err(StoreError::SchemaTooNew { .. })
+    ));
+}
+
+async fn a_run_keeps_the_first_trace_it_is_given(db: &TestDb) {
+    let store = &db.store;
+    let ada = coworker(store, "ada").await;
+    let created = store.create_task(&task(ada, "traced", None)).await.unwrap();
+    let run = store.run_for_task(created.into_inner().id).await.unwrap().unwrap();
+    assert_eq!((run.trace_id.as_deref(), run.trace_span_id.as_deref()), (None, None));
+    let first = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let stored = store.assign_run_trace(run.id, first.0, first.1).await.unwrap();
+    assert_eq!((stored.0.as_str(), stored.1.as_str()), first);
+    // A second node (or a resumed claim) proposing other ids reads the first ones back.
+    let again = store
+        .assign_run_trace(run.id, "11111111111111111111111111111111", "2222222222222222")
+        .await
+        .unwrap();
+    assert_eq!((again.0.as_str(), again.1.as_str()), first);
+    let claimed = store.claim_run("w", 60_000).await.unwrap().unwrap();
+    assert_eq!(claimed.run.trace_id.as_deref(), Some(first.0));
+    assert_eq!(claimed.run.trace_span_id.as_deref(), Some(first.1));
+    assert!(matches!(
+        store
+            .assign_run_trace(coworker_core::RunId::new(), first.0, first.1)
+            .await,
+        Err(StoreError::NotFound { .. })
     ));
 }

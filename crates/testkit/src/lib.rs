@@ -15,6 +15,8 @@ pub mod npm;
 pub mod openapi;
 // OAuth connections (issue 17): an authorization server and the MCP server it protects.
 pub mod oauth;
+// Traces (issue 18): an OTLP receiver over HTTP and gRPC.
+pub mod otlp;
 pub mod process;
 // Operations (issue 18): a TCP proxy that loses the database on command.
 pub mod proxy;

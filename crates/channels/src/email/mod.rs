@@ -117,6 +117,8 @@ pub(crate) struct EmailInner {
     pub(crate) inbound_wake: Notify,
     pub(crate) outbound_wake: Notify,
     pub(crate) stats: EmailStats,
+    /// The node's tracer, when it traces (issue 18).
+    pub(crate) tracer: std::sync::OnceLock<Arc<dyn coworker_core::trace::Tracer>>,
 }
 
 impl Email {
@@ -131,8 +133,15 @@ impl Email {
                 inbound_wake: Notify::new(),
                 outbound_wake: Notify::new(),
                 stats: EmailStats::default(),
+                tracer: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Gives the channel the node's tracer (once, at start-up): each result it mails is a
+    /// `deliver email` span of the task's trace.
+    pub fn set_tracer(&self, tracer: Arc<dyn coworker_core::trace::Tracer>) {
+        let _ = self.inner.tracer.set(tracer);
     }
 
     /// The mailboxes.

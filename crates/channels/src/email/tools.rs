@@ -345,7 +345,14 @@ impl Email {
                     tracing::warn!(task_id = %task.id, %to, %problem, "email delivery refused");
                 }
                 Ok(Sent::Sent { .. }) => {
-                    crate::record_delivery("email", task.finished_at_ms.unwrap_or(task.updated_at_ms));
+                    crate::record_delivery(
+                        store,
+                        self.inner.tracer.get(),
+                        task.id,
+                        "email",
+                        task.finished_at_ms.unwrap_or(task.updated_at_ms),
+                    )
+                    .await;
                 }
                 Ok(_) => {}
                 Err(SendError::Store(e)) => return Err(e),

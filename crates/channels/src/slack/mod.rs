@@ -127,6 +127,8 @@ pub(crate) struct SlackInner {
     pub(crate) inbound_wake: Notify,
     /// Wakes the delivery loop.
     pub(crate) outbound_wake: Notify,
+    /// The node's tracer, when it traces (issue 18): deliveries become spans.
+    pub(crate) tracer: std::sync::OnceLock<Arc<dyn coworker_core::trace::Tracer>>,
 }
 
 impl Slack {
@@ -152,8 +154,15 @@ impl Slack {
                 bot_user_id: OnceCell::new(),
                 inbound_wake: Notify::new(),
                 outbound_wake: Notify::new(),
+                tracer: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Gives the channel the node's tracer (once, at start-up): each result it delivers is a
+    /// `deliver slack` span of the task's trace.
+    pub fn set_tracer(&self, tracer: Arc<dyn coworker_core::trace::Tracer>) {
+        let _ = self.inner.tracer.set(tracer);
     }
 
     /// The Web API client.

@@ -349,7 +349,14 @@ impl Slack {
                 )
                 .await?;
                 if key.starts_with("result:") {
-                    crate::record_delivery("slack", event.at_ms);
+                    crate::record_delivery(
+                        &self.inner.store,
+                        self.inner.tracer.get(),
+                        task.id,
+                        "slack",
+                        event.at_ms,
+                    )
+                    .await;
                 }
             }
             if event.kind == kind::COMPLETED {
@@ -817,7 +824,14 @@ impl Slack {
                 )
                 .await?;
                 self.upload_files(task.id, &channel, None).await?;
-                crate::record_delivery("slack", task.finished_at_ms.unwrap_or(task.updated_at_ms));
+                crate::record_delivery(
+                    &self.inner.store,
+                    self.inner.tracer.get(),
+                    task.id,
+                    "slack",
+                    task.finished_at_ms.unwrap_or(task.updated_at_ms),
+                )
+                .await;
             }
             store.finish_task_delivery(delivery.task_id).await?;
         }

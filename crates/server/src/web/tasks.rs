@@ -884,6 +884,8 @@ struct DetailPage {
     memory_used: MemoryUsed,
     /// Its subtasks and the handoff form (issue 15), rendered by `web::subtasks`.
     tree_html: String,
+    /// The OpenTelemetry trace id of its run, once a tracing node drove it (issue 18).
+    trace_id: String,
 }
 
 /// The facts and past tasks a task's context used (from its `context_built` event), for
@@ -1071,6 +1073,12 @@ async fn detail_page(
         attention,
         memory_used: memory_used(&events),
         tree_html: super::subtasks::tree_html(&state, &user, &task).await?,
+        trace_id: state
+            .store
+            .run_for_task(task.id)
+            .await?
+            .and_then(|run| run.trace_id)
+            .unwrap_or_default(),
     };
     render(&view)
 }
