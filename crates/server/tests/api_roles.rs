@@ -542,6 +542,30 @@ fn cases(seeds: &Seeds, role: Role, own_token: &str, own_invitation: &str) -> Ve
             None,
             admins,
         ),
+        // OAuth connections (issue 17): anyone signed in sees what they may; members connect
+        // their own (an unknown server is a 404 past the role check) and revoke their own
+        // (an unknown id likewise).
+        case(
+            M::GET,
+            "/api/v1/connections/oauth",
+            "/api/v1/connections/oauth".into(),
+            None,
+            anyone,
+        ),
+        case(
+            M::POST,
+            "/api/v1/connections/oauth/{server}/connect",
+            "/api/v1/connections/oauth/role-oauth/connect".into(),
+            Some(json!({"org": false, "roles": []})),
+            members,
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/connections/oauth/grants/{id}",
+            format!("/api/v1/connections/oauth/grants/{}", uuid::Uuid::nil()),
+            None,
+            members,
+        ),
     ]
 }
 
