@@ -1,10 +1,13 @@
 //! Chaos (issue 18): three `coworker` processes — two `serve`, one `worker` — on one
 //! PostgreSQL and one S3-compatible store (moto's server mode), 500 delegated tasks that
 //! each call a tool writing a file, plus 200 schedules firing, while the driver SIGKILLs a
-//! random node every couple of seconds and starts it again, and once takes the database
-//! away from every node at the same moment (a proxy between the nodes and PostgreSQL drops
-//! every connection and refuses new ones for a while — what nodes see of a PostgreSQL
-//! restart, without restarting the server the rest of the suite shares).
+//! random node every couple of seconds and starts it again, and once restarts PostgreSQL
+//! under all of them. The test runs its own PostgreSQL server for that (initdb + pg_ctl from
+//! the machine's PostgreSQL installation, as the `postgres` user when run as root), so the
+//! restart does not disturb the server the rest of the suite shares; where no server
+//! binaries are installed it uses the shared server and takes the database away through a
+//! proxy instead (every connection dropped and new ones refused for a few seconds: what the
+//! nodes see of a restart).
 //!
 //! Afterwards: every task is done exactly once (one `completed` row, one task per
 //! idempotency key), every schedule fired exactly once with one task, every file is
@@ -166,15 +169,192 @@ async fn done_count(store: &Store) -> i64 {
         .map_or(0, |(_, n)| n)
 }
 
+/// A PostgreSQL server of this test's own, which it can restart.
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    /// Commands run as the `postgres` user (PostgreSQL refuses to run as root).
+    as_postgres: bool,
+}
+
+impl PrivatePostgres {
+    /// The directory holding `initdb` and `pg_ctl`, if the server is installed.
+    fn bindir() -> Option<PathBuf> {
+        let from_config = std::process::Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+            .ok()
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+        let mut candidates: Vec<PathBuf> = from_config.into_iter().collect();
+        if let Ok(versions) = std::fs::read_dir("/usr/lib/postgresql") {
+            let mut found: Vec<PathBuf> = versions.filter_map(|v| v.ok().map(|v| v.path().join("bin"))).collect();
+            found.sort();
+            candidates.extend(found.into_iter().rev());
+        }
+        candidates
+            .into_iter()
+            .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let binary = self.bin.join(program);
+        let mut command = if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&binary);
+            c
+        } else {
+            std::process::Command::new(&binary)
+        };
+        let output = command.args(args).output().expect("running a PostgreSQL tool");
+        assert!(
+            output.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn options(&self) -> String {
+        format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        )
+    }
+
+    fn start() -> Option<PrivatePostgres> {
+        let bin = Self::bindir()?;
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let id = |flag: &str| -> Option<u32> {
+            let out = std::process::Command::new("id")
+                .args([flag, "postgres"])
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+        };
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        if root {
+            let (uid, gid) = (id("-u")?, id("-g")?);
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown the server's dir");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let server = PrivatePostgres {
+            dir,
+            bin,
+            port,
+            as_postgres: root,
+        };
+        let data = server.data();
+        server.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+        let log = server.log();
+        server.run(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-o", &server.options(), "-w", "start"],
+        );
+        Some(server)
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn log(&self) -> String {
+        self.dir.path().join("log").display().to_string()
+    }
+
+    /// Stops the server (fast shutdown: sessions are ended) and starts it again. The new
+    /// server writes to the log file: left on pg_ctl's output, it would hold the pipe this
+    /// test reads to its end.
+    fn restart(&self) {
+        let data = self.data();
+        let log = self.log();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data,
+                "-l",
+                &log,
+                "-m",
+                "fast",
+                "-o",
+                &self.options(),
+                "-w",
+                "restart",
+            ],
+        );
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let data = self.data();
+        self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
+    }
+}
+
+/// The database the cluster runs on, and how the test takes it away once.
+enum Database {
+    /// Its own server: restarted.
+    Private(PrivatePostgres),
+    /// The shared server behind a proxy: every connection cut for a few seconds.
+    Shared(CutProxy),
+}
+
+impl Database {
+    async fn interrupt(&self) {
+        match self {
+            Database::Private(server) => {
+                // pg_ctl blocks until the server is back: off the async workers.
+                tokio::task::block_in_place(|| server.restart());
+                eprintln!("PostgreSQL restarted");
+            }
+            Database::Shared(proxy) => {
+                proxy.cut();
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                proxy.restore();
+                eprintln!("database connections cut and restored");
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_killed_at_random_lose_nothing_and_repeat_nothing() {
-    let Some(db) = TestDb::new(Backend::Postgres).await else {
+    let Some(shared) = TestDb::new(Backend::Postgres).await else {
         eprintln!("skipped: set COWORKER_TEST_DATABASE_URL to run the PostgreSQL variant");
         return;
     };
+    let (database, database_url, store) = match PrivatePostgres::start() {
+        Some(server) => {
+            let url = server.url();
+            let store = Store::open_postgres(&url, &coworker_store::PoolSettings::default())
+                .await
+                .expect("the test's own PostgreSQL");
+            store.migrate().await.expect("migrated");
+            (Database::Private(server), url, store)
+        }
+        None => {
+            eprintln!("no PostgreSQL server binaries: the shared server is cut off through a proxy instead");
+            let proxy = CutProxy::start(upstream_of(&shared.database_url)).await;
+            let url = via(&shared.database_url, proxy.addr());
+            (Database::Shared(proxy), url, shared.store.clone())
+        }
+    };
+    let db = &shared;
     let s3 = S3Server::start();
     s3.create_bucket("chaos").await;
-    let proxy = CutProxy::start(upstream_of(&db.database_url)).await;
     let model = ScriptedModelServer::start(Format::OpenAi, script()).await;
 
     let coworkers = db.dir().join("coworkers");
@@ -191,12 +371,7 @@ async fn three_nodes_killed_at_random_lose_nothing_and_repeat_nothing() {
         endpoint = s3.endpoint(),
         key = db.dir().join("master.key").display(),
     );
-    let config = config_file(
-        db.dir(),
-        &model.base_url(),
-        &via(&db.database_url, proxy.addr()),
-        &extra,
-    );
+    let config = config_file(db.dir(), &model.base_url(), &database_url, &extra);
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replacen("[storage]\n", "[storage]\nblobs = \"s3://chaos/files\"\n", 1)
@@ -215,7 +390,6 @@ async fn three_nodes_killed_at_random_lose_nothing_and_repeat_nothing() {
     let token = coworker_server::bootstrap::read_owner_credential(&members[0].data_dir).unwrap();
 
     // 200 schedules, each due once during the run (yearly cron, first fire staggered).
-    let store = db.store.clone();
     let owner = store
         .create_user(NewUser {
             email: Some("chaos@example.com".into()),
@@ -297,12 +471,9 @@ async fn three_nodes_killed_at_random_lose_nothing_and_repeat_nothing() {
             live.write().unwrap()[victim] = member.url.clone().expect("a serving node's URL");
         }
         if !cut_done && kills == 3 {
-            // Every node loses the database at once, for a few seconds.
-            proxy.cut();
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            proxy.restore();
+            // Every node loses the database at once.
+            database.interrupt().await;
             cut_done = true;
-            eprintln!("database connections cut and restored");
         }
     }
     let submitted = tokio::time::timeout(PATIENCE, submitter)
