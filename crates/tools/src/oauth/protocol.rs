@@ -496,18 +496,7 @@ async fn token_request(
     grant: &'static str,
     form: Vec<(&str, &str)>,
 ) -> Result<Tokens, OauthError> {
-    // Built in a block: the serializer is not `Send` and must not live across the request.
-    let body = zeroize::Zeroizing::new({
-        let mut body = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in &form {
-            body.append_pair(k, v);
-        }
-        body.append_pair("client_id", client.client_id);
-        if let Some(secret) = client.client_secret {
-            body.append_pair("client_secret", secret.expose_secret());
-        }
-        body.finish()
-    });
+    let body = client_form(&form, client);
     let response = http
         .post(endpoint)
         .header("Content-Type", "application/x-www-form-urlencoded")
@@ -616,16 +605,7 @@ pub async fn revoke(
     token: &SecretString,
     hint: &str,
 ) -> Result<(), OauthError> {
-    let body = zeroize::Zeroizing::new({
-        let mut body = form_urlencoded::Serializer::new(String::new());
-        body.append_pair("token", token.expose_secret())
-            .append_pair("token_type_hint", hint)
-            .append_pair("client_id", client.client_id);
-        if let Some(secret) = client.client_secret {
-            body.append_pair("client_secret", secret.expose_secret());
-        }
-        body.finish()
-    });
+    let body = client_form(&[("token", token.expose_secret()), ("token_type_hint", hint)], client);
     let response = http
         .post(endpoint)
         .header("Content-Type", "application/x-www-form-urlencoded")
@@ -644,6 +624,21 @@ pub async fn revoke(
             message: format!("revocation at {endpoint} answered HTTP {}", response.status()),
         })
     }
+}
+
+/// A form body of `pairs` plus the client's credentials (`client_id`, and `client_secret`
+/// when it has one), wiped from memory when dropped. Built in one go: the serializer is not
+/// `Send` and must not live across a request.
+fn client_form(pairs: &[(&str, &str)], client: &ClientAuth<'_>) -> zeroize::Zeroizing<String> {
+    let mut body = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        body.append_pair(k, v);
+    }
+    body.append_pair("client_id", client.client_id);
+    if let Some(secret) = client.client_secret {
+        body.append_pair("client_secret", secret.expose_secret());
+    }
+    zeroize::Zeroizing::new(body.finish())
 }
 
 #[cfg(test)]
