@@ -237,7 +237,7 @@ fn document_error(error: DocumentError) -> ToolError {
 }
 
 fn workspace_error(error: WorkspaceError) -> ToolError {
-    ToolError::new(error.to_string())
+    error.into()
 }
 
 /// Runs CPU-bound rendering off the async executor.
@@ -256,7 +256,7 @@ impl DocumentTool {
             .store
             .get_task(task_id)
             .await
-            .map_err(|e| ToolError::new(e.to_string()))?
+            .map_err(ToolError::from)?
             .and_then(|t| t.project_id);
         Ok(Author::coworker(task_id, project_id))
     }
@@ -388,7 +388,7 @@ impl DocumentTool {
 
     /// The task's project slug and coworker handle (the scopes templates are looked up in).
     async fn scopes(&self, task_id: TaskId) -> Result<(Option<String>, Option<String>), ToolError> {
-        let store_error = |e: coworker_store::StoreError| ToolError::new(e.to_string());
+        let store_error = <ToolError as From<coworker_store::StoreError>>::from;
         let Some(task) = self.store.get_task(task_id).await.map_err(store_error)? else {
             return Ok((None, None));
         };
@@ -420,7 +420,7 @@ impl DocumentTool {
         name: &str,
     ) -> Result<(DocumentTemplate, Option<Vec<u8>>), ToolError> {
         crate::template::check_name(name).map_err(document_error)?;
-        let store_error = |e: coworker_store::StoreError| ToolError::new(e.to_string());
+        let store_error = <ToolError as From<coworker_store::StoreError>>::from;
         let (project, coworker) = self.scopes(context.task_id).await?;
         let scopes = coworker_store::template_scopes(project.as_deref(), coworker.as_deref().unwrap_or_default());
         let Some(template) = self.store.find_template(name, &scopes).await.map_err(store_error)? else {

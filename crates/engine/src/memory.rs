@@ -362,17 +362,25 @@ pub fn memory_tools(memory: Arc<Memory>) -> Vec<Arc<dyn Tool>> {
     ]
 }
 
+/// A memory operation's failure as a tool call's: unavailable when the database failed.
+fn memory_error(error: coworker_memory::MemoryError) -> ToolError {
+    match error {
+        coworker_memory::MemoryError::Store(error) => error.into(),
+        other => ToolError::new(other.to_string()),
+    }
+}
+
 async fn load(memory: &Memory, task_id: TaskId) -> Result<(Task, Coworker), ToolError> {
     let store = memory.store();
     let task = store
         .get_task(task_id)
         .await
-        .map_err(|e| ToolError::new(e.to_string()))?
+        .map_err(ToolError::from)?
         .ok_or_else(|| ToolError::new("the task is gone"))?;
     let coworker = store
         .get_coworker(task.coworker_id)
         .await
-        .map_err(|e| ToolError::new(e.to_string()))?
+        .map_err(ToolError::from)?
         .ok_or_else(|| ToolError::new("the coworker is gone"))?;
     Ok((task, coworker))
 }
@@ -397,7 +405,7 @@ impl Tool for SearchTool {
             let (task, coworker) = load(&self.memory, context.task_id).await?;
             let scopes = task_scopes(self.memory.store(), &task, &coworker)
                 .await
-                .map_err(|e| ToolError::new(e.to_string()))?;
+                .map_err(ToolError::from)?;
             let results = self
                 .memory
                 .search(&SearchQuery {
@@ -407,7 +415,7 @@ impl Tool for SearchTool {
                     limit: limit as usize,
                 })
                 .await
-                .map_err(|e| ToolError::new(e.to_string()))?;
+                .map_err(memory_error)?;
             let hits: Vec<Value> = results
                 .hits
                 .iter()
@@ -431,16 +439,11 @@ impl Tool for ProposeTool {
                 .unwrap_or_default()
                 .trim()
                 .to_owned();
-            self.memory
-                .check_text(&text)
-                .map_err(|e| ToolError::new(e.to_string()))?;
+            self.memory.check_text(&text).map_err(memory_error)?;
             let (task, coworker) = load(&self.memory, context.task_id).await?;
             let store = self.memory.store();
             let project = match task.project_id {
-                Some(id) => store
-                    .project_slug(id)
-                    .await
-                    .map_err(|e| ToolError::new(e.to_string()))?,
+                Some(id) => store.project_slug(id).await.map_err(ToolError::from)?,
                 None => None,
             };
             let scope = match (
@@ -456,12 +459,7 @@ impl Tool for ProposeTool {
                 }
                 _ => Scope::Coworker(coworker.handle.clone()),
             };
-            if let Some(existing) = self
-                .memory
-                .near_duplicate(&scope, &text)
-                .await
-                .map_err(|e| ToolError::new(e.to_string()))?
-            {
+            if let Some(existing) = self.memory.near_duplicate(&scope, &text).await.map_err(memory_error)? {
                 return Ok(json!({"status": "already_known", "id": existing}).to_string());
             }
             let (id, new) = self
@@ -479,7 +477,7 @@ impl Tool for ProposeTool {
                     actor: format!("coworker:{}", coworker.handle),
                 })
                 .await
-                .map_err(|e| ToolError::new(e.to_string()))?;
+                .map_err(memory_error)?;
             if new {
                 let approval = store
                     .create_approval(&NewApproval {
@@ -498,11 +496,11 @@ impl Tool for ProposeTool {
                         escalate_to_user_id: coworker.manager_user_id,
                     })
                     .await
-                    .map_err(|e| ToolError::new(e.to_string()))?;
+                    .map_err(ToolError::from)?;
                 store
                     .set_memory_details(id, &json!({"approval_id": approval.id}))
                     .await
-                    .map_err(|e| ToolError::new(e.to_string()))?;
+                    .map_err(ToolError::from)?;
             }
             Ok(json!({"status": "proposed", "id": id, "note": "a person reviews it before it is used"}).to_string())
         })

@@ -34,6 +34,18 @@ pub enum EngineError {
     /// The run's task or coworker is missing.
     #[error("run {0}: {1}")]
     Inconsistent(RunId, String),
+    /// A tool call failed because the node's own database was unreachable under it: the
+    /// call is not finished (the model never sees the failure) and the run is retried,
+    /// the call with it, once the database is back.
+    #[error("run {run}: {tool} could not reach the database ({message}); the call will be retried")]
+    ToolUnavailable {
+        /// The run.
+        run: RunId,
+        /// The tool.
+        tool: String,
+        /// What the tool said.
+        message: String,
+    },
 }
 
 /// The engine: store, model router, tools and settings, shared by every worker.
@@ -529,15 +541,22 @@ impl Engine {
                 Ok(())
             }
             Err(error) => {
-                // Hand the run back so it is retried after the lease, rather than stuck.
-                tracing::error!(run_id = %run.id, %error, "driving run failed");
+                // Hand the run back so it is retried (soon when only the database was away,
+                // else after the lease), rather than stuck.
+                let unavailable = match &error {
+                    EngineError::ToolUnavailable { .. } => true,
+                    EngineError::Store(error) => error.is_unavailable(),
+                    EngineError::Inconsistent(..) => false,
+                };
+                let retry_in = if unavailable {
+                    tracing::warn!(run_id = %run.id, %error, "the database failed under this run; retrying it");
+                    self.inner.settings.unavailable_retry_ms
+                } else {
+                    tracing::error!(run_id = %run.id, %error, "driving run failed");
+                    self.inner.settings.lease_ttl_ms
+                };
                 let _ = store
-                    .release_run(
-                        run.id,
-                        run.lease_epoch,
-                        RunStatus::Ready,
-                        Some(now_ms() + self.inner.settings.lease_ttl_ms),
-                    )
+                    .release_run(run.id, run.lease_epoch, RunStatus::Ready, Some(now_ms() + retry_in))
                     .await;
                 Err(error)
             }
@@ -1725,6 +1744,15 @@ impl Engine {
                     },
                     error_text.as_deref(),
                 )
+            });
+        }
+        if let Ok(Err(error)) = &outcome
+            && error.is_unavailable()
+        {
+            return Err(EngineError::ToolUnavailable {
+                run: journal.run_id,
+                tool: tool_name,
+                message: error.to_string(),
             });
         }
         let (content, is_error) = match outcome {

@@ -456,13 +456,13 @@ impl ScheduleTool {
                     .store
                     .get_task(context.task_id)
                     .await
-                    .map_err(|e| ToolError::new(e.to_string()))?
+                    .map_err(ToolError::from)?
                     .ok_or_else(|| ToolError::new("the task of this call is gone"))?;
                 let coworker = self
                     .store
                     .get_coworker(task.coworker_id)
                     .await
-                    .map_err(|e| ToolError::new(e.to_string()))?
+                    .map_err(ToolError::from)?
                     .ok_or_else(|| ToolError::new("the coworker of this task is gone"))?;
                 let text = |key: &str| arguments.get(key).and_then(Value::as_str).map(str::to_owned);
                 let request = ScheduleRequest {
@@ -499,7 +499,7 @@ impl ScheduleTool {
                         .store
                         .list_schedules(None, after, coworker_store::MAX_SCHEDULE_PAGE)
                         .await
-                        .map_err(|e| ToolError::new(e.to_string()))?;
+                        .map_err(ToolError::from)?;
                     let Some(last) = page.last() else { break };
                     after = Some(last.id);
                     let full = page.len() as i64 == coworker_store::MAX_SCHEDULE_PAGE;
@@ -529,7 +529,7 @@ impl ScheduleTool {
                     .store
                     .get_schedule(id)
                     .await
-                    .map_err(|e| ToolError::new(e.to_string()))?
+                    .map_err(ToolError::from)?
                     .ok_or_else(|| ToolError::new(format!("no schedule {id}")))?;
                 if !may_change(&schedule, delegator.user_id, delegator.role) {
                     return Err(ToolError::new("only the schedule's owner or an admin may pause it"));

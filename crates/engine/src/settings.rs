@@ -35,6 +35,9 @@ pub struct EngineSettings {
     /// starting (an MCP server's first connection), in ms; past it the run goes on without
     /// their tools.
     pub max_tool_source_wait_ms: u64,
+    /// How long a run waits before it is tried again after the database failed under it
+    /// (a tool call that could not reach it, a journal write that was cut off), in ms.
+    pub unavailable_retry_ms: i64,
 }
 
 impl Default for EngineSettings {
@@ -53,6 +56,7 @@ impl Default for EngineSettings {
             delegation: Default::default(),
             provenance: Default::default(),
             max_tool_source_wait_ms: 30_000,
+            unavailable_retry_ms: 2_000,
         }
     }
 }

@@ -31,6 +31,7 @@ backend_tests!(
     repeated_failures_escalate_to_a_human,
     crash_inside_a_non_idempotent_tool_raises_outcome_unknown,
     crash_inside_an_idempotent_tool_reruns_it,
+    a_tool_the_database_failed_under_is_retried_not_reported,
     cancel_during_a_wait,
     cancel_during_a_model_call,
     no_model_connected_fails_fast,
@@ -52,6 +53,8 @@ struct TestTool {
 enum Behaviour {
     Answer(String),
     Fail(String),
+    /// The first call fails as if the database were unreachable; later calls answer this.
+    UnavailableFirst(String),
     /// Signals `started`, then waits for `release` (forever unless released).
     Block {
         started: Arc<Notify>,
@@ -64,12 +67,20 @@ impl Tool for TestTool {
         &self.spec
     }
     fn call(&self, _context: ToolCallContext, arguments: Value) -> BoxFuture<'_, Result<String, ToolError>> {
-        self.calls.lock().unwrap().push(arguments);
+        let first = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(arguments);
+            calls.len() == 1
+        };
         let behaviour = self.behaviour.clone();
         Box::pin(async move {
             match behaviour {
                 Behaviour::Answer(text) => Ok(text),
-                Behaviour::Fail(error) => Err(ToolError(error)),
+                Behaviour::UnavailableFirst(_) if first => Err(ToolError::unavailable(
+                    "database error: error communicating with database: Connection refused",
+                )),
+                Behaviour::UnavailableFirst(text) => Ok(text),
+                Behaviour::Fail(error) => Err(ToolError::new(error)),
                 Behaviour::Block { started, release } => {
                     started.notify_one();
                     release.notified().await;
@@ -772,6 +783,62 @@ async fn crash_inside_an_idempotent_tool_reruns_it(db: &TestDb) {
         "an idempotent tool is simply re-run"
     );
     assert!(h.store.list_approvals(None, 10).await.unwrap().is_empty());
+}
+
+/// A tool whose own database call failed (the database restarting under it) is not a
+/// failed call: the model never sees the error, the run is handed back and the call runs
+/// again, and the model sees only its real result.
+async fn a_tool_the_database_failed_under_is_retried_not_reported(db: &TestDb) {
+    let (save, save_calls) = tool(
+        "test.save",
+        RiskClass::Write,
+        true,
+        Behaviour::UnavailableFirst("saved".into()),
+    );
+    let script = Script::new()
+        .turn(Turn::reply(Reply::tool_calls().tool_call(
+            "c1",
+            "test__save",
+            r#"{"n":1}"#,
+        )))
+        .turn(Turn::when(
+            Match::ToolResultContains("saved".into()),
+            Reply::text("Saved it."),
+        ))
+        .turn(Turn::when(
+            Match::ToolResultContains("failed".into()),
+            Reply::text("It failed."),
+        ));
+    let settings = EngineSettings {
+        unavailable_retry_ms: 0,
+        ..EngineSettings::default()
+    };
+    let h = harness_with(db, script, def("ada"), vec![save], settings, true).await;
+    let task = h.task("save it").await;
+    let first = h.engine.run_once("test-worker").await;
+    assert!(
+        matches!(&first, Err(coworker_engine::EngineError::ToolUnavailable { tool, .. }) if tool == "test.save"),
+        "{first:?}"
+    );
+    assert_ne!(h.status(task).await, TaskStatus::Done);
+    assert!(
+        !h.kinds(task).await.iter().any(|k| k == "tool_finished"),
+        "the failed attempt is not journaled as the call's result"
+    );
+    h.settle().await;
+    assert_eq!(h.status(task).await, TaskStatus::Done);
+    assert_eq!(save_calls.lock().unwrap().len(), 2, "the call ran again");
+    let stored = h.store.get_task(task).await.unwrap().unwrap();
+    assert!(
+        stored
+            .result
+            .as_ref()
+            .is_some_and(|r| r.to_string().contains("Saved it.")),
+        "{:?}",
+        stored.result
+    );
+    assert!(!h.last_request_text().contains("Connection refused"));
+    assert_eq!(h.server.model_requests().len(), 2, "the model turn was not asked again");
 }
 
 async fn cancel_during_a_wait(db: &TestDb) {

@@ -72,6 +72,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached or stopped serving mid-request (a lost
+    /// connection, a pool that timed out, a server shutting down or starting up, too many
+    /// connections, SQLite busy or locked past its timeout): nothing about the request
+    /// itself was wrong, and the same request succeeds once the database is back. Callers
+    /// retry such failures rather than report them as the request's own.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Connect { .. } => true,
+            StoreError::Database(error) => sqlx_unavailable(error),
+            _ => false,
+        }
+    }
+
     pub(crate) fn sqlite_open(path: &Path, error: &sqlx::Error) -> Self {
         StoreError::Connect {
             target: format!("sqlite:{}", path.display()),
@@ -94,6 +107,31 @@ impl StoreError {
     }
 }
 
+/// See [`StoreError::is_unavailable`].
+fn sqlx_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| unavailable_code(&code)),
+        _ => false,
+    }
+}
+
+/// PostgreSQL SQLSTATEs of a server that is unreachable or not serving — class 08
+/// (connection exception), 57P01–57P05 (shut down, crash, cannot connect now, idle
+/// timeouts), 53300 (too many connections) — and SQLite's busy and locked result codes
+/// (primary and extended).
+fn unavailable_code(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("57P")
+        || code == "53300"
+        || matches!(code, "5" | "6" | "261" | "262" | "517")
+}
+
 /// Replaces the password in a database URL with `***` so it can be printed and logged.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -111,6 +149,26 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_unreachable_database_is_unavailable() {
+        assert!(StoreError::Database(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(StoreError::Database(sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into())).is_unavailable());
+        assert!(!StoreError::Database(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(
+            !StoreError::NotFound {
+                what: "task",
+                key: "x".into()
+            }
+            .is_unavailable()
+        );
+        for code in ["08006", "57P01", "57P03", "53300", "5", "517"] {
+            assert!(unavailable_code(code), "{code}");
+        }
+        for code in ["23505", "42P01", "40001", "19", "2067"] {
+            assert!(!unavailable_code(code), "{code}");
+        }
+    }
 
     #[test]
     fn passwords_are_redacted() {

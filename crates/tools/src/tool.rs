@@ -55,15 +55,39 @@ pub struct ToolCallContext {
     pub delegator: Option<Delegator>,
 }
 
-/// A tool's failure, returned to the model as an error result.
+/// A tool's failure, returned to the model as an error result — unless it is
+/// [unavailable](ToolError::unavailable): then the node's own database failed under the
+/// call, and the engine retries the call once the database is back instead of telling the
+/// model its call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]
-pub struct ToolError(pub String);
+pub struct ToolError(pub String, bool);
 
 impl ToolError {
     /// An error with this message.
     pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+        Self(message.into(), false)
+    }
+
+    /// The call could not be carried out because Coworker's own storage was unreachable;
+    /// nothing was wrong with the call.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self(message.into(), true)
+    }
+
+    /// Whether this is [`ToolError::unavailable`].
+    pub fn is_unavailable(&self) -> bool {
+        self.1
+    }
+}
+
+impl From<coworker_store::StoreError> for ToolError {
+    fn from(error: coworker_store::StoreError) -> Self {
+        if error.is_unavailable() {
+            ToolError::unavailable(error.to_string())
+        } else {
+            ToolError::new(error.to_string())
+        }
     }
 }
 

@@ -97,7 +97,10 @@ pub enum WorkspaceError {
 
 impl From<WorkspaceError> for ToolError {
     fn from(error: WorkspaceError) -> Self {
-        ToolError::new(error.to_string())
+        match error {
+            WorkspaceError::Store(error) => error.into(),
+            other => ToolError::new(other.to_string()),
+        }
     }
 }
 
