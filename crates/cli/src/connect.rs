@@ -56,7 +56,7 @@ pub struct ConnectArgs {
 enum ConnectCommand {
     /// Import an OpenAPI 3.0/3.1 document (JSON or YAML): every operation becomes a tool
     /// NAME.operationId; importing again under the same name replaces it
-    Openapi(OpenapiArgs),
+    Openapi(Box<OpenapiArgs>),
     /// The imported OpenAPI connections and the OAuth connections (whose, to what)
     List {
         /// Print JSON
@@ -83,9 +83,21 @@ struct OpenapiArgs {
     /// The document: a file path, or an http(s) URL fetched once now
     #[arg(long, value_name = "FILE_OR_URL")]
     spec: String,
-    /// The credential: secret:NAME, sent as the document's security scheme says
-    #[arg(long, value_name = "secret:NAME")]
+    /// The credential: secret:NAME, sent as the document's security scheme says; or
+    /// `oauth`: each person connects their own account (the document's oauth2 or
+    /// openIdConnect scheme) and tasks call with their delegator's token
+    #[arg(long, value_name = "secret:NAME|oauth")]
     auth: Option<String>,
+    /// With --auth oauth: a client registered at the authorization server (default:
+    /// dynamic client registration, when the server offers it)
+    #[arg(long, value_name = "ID")]
+    oauth_client_id: Option<String>,
+    /// With --auth oauth: that client's secret, secret:NAME (default: a public client)
+    #[arg(long, value_name = "secret:NAME")]
+    oauth_client_secret: Option<String>,
+    /// With --auth oauth: scopes to ask for, comma-separated (default: the flow's scopes)
+    #[arg(long, value_delimiter = ',', value_name = "SCOPES")]
+    oauth_scopes: Vec<String>,
     /// Which of the document's securitySchemes the credential is for (when it has several)
     #[arg(long, value_name = "SCHEME")]
     auth_scheme: Option<String>,
@@ -124,6 +136,14 @@ pub async fn run(global: &crate::GlobalArgs, args: ConnectArgs) -> anyhow::Resul
             store.close().await;
             let report = result?;
             print_report(&report, openapi.json)?;
+            if !openapi.json && openapi.auth.as_deref().map(str::trim) == Some("oauth") {
+                println!(
+                    "People connect their own accounts in Settings → Connections ({}/settings/connections/{}/connect); \
+                     a task whose delegator has not is asked to connect first.",
+                    public_url(&config),
+                    report.name
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         ConnectCommand::Revoke { id } => {
@@ -385,11 +405,30 @@ async fn request_from_args(args: &OpenapiArgs) -> anyhow::Result<ImportRequest> 
         text,
         source,
         base_url: args.base_url.clone(),
-        auth_secret: args.auth.clone(),
+        auth_secret: args.auth.clone().filter(|a| a.trim() != "oauth"),
         auth_scheme: args.auth_scheme.clone(),
+        oauth: oauth_request(args)?,
         roles,
         tools,
     })
+}
+
+/// The OAuth sign-in `--auth oauth` asks for; its options without it are a mistake.
+fn oauth_request(args: &OpenapiArgs) -> anyhow::Result<Option<coworker_tools::openapi::OauthRequest>> {
+    let wanted = args.auth.as_deref().map(str::trim) == Some("oauth");
+    let given = args.oauth_client_id.is_some() || args.oauth_client_secret.is_some() || !args.oauth_scopes.is_empty();
+    if !wanted {
+        anyhow::ensure!(
+            !given,
+            "--oauth-client-id, --oauth-client-secret and --oauth-scopes go with --auth oauth"
+        );
+        return Ok(None);
+    }
+    Ok(Some(coworker_tools::openapi::OauthRequest {
+        client_id: args.oauth_client_id.clone().unwrap_or_default(),
+        client_secret: args.oauth_client_secret.clone().unwrap_or_default(),
+        scopes: args.oauth_scopes.clone(),
+    }))
 }
 
 /// The document's text and where it came from (an absolute path or the URL).

@@ -37,15 +37,34 @@ pub struct PutOpenApi {
     /// The secret holding the credential (`NAME` or `secret:NAME`).
     #[serde(default)]
     pub auth_secret: Option<String>,
-    /// Which of the document's security schemes the secret is for.
+    /// Which of the document's security schemes the secret (or `oauth`) is for.
     #[serde(default)]
     pub auth_scheme: Option<String>,
+    /// Instead of a secret: each person connects their own account through the document's
+    /// `oauth2` or `openIdConnect` scheme, and tasks call with their delegator's token.
+    #[serde(default)]
+    pub oauth: Option<PutOpenApiOauth>,
     /// Roles whose tasks may use the tools (empty: every role).
     #[serde(default)]
     pub roles: Vec<Role>,
     /// Risk class by tool glob (the tool name without the prefix, or the operationId).
     #[serde(default)]
     pub risk: BTreeMap<String, RiskClass>,
+}
+
+/// How people sign in to an OpenAPI connection (every field optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutOpenApiOauth {
+    /// A client registered at the authorization server (absent: dynamic registration).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Its secret, `secret:NAME` (absent: a public client).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Scopes to ask for (empty: those the document's flow declares).
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// One imported tool.
@@ -130,6 +149,11 @@ pub async fn put_openapi(
         base_url: body.base_url,
         auth_secret: body.auth_secret,
         auth_scheme: body.auth_scheme,
+        oauth: body.oauth.map(|o| coworker_tools::openapi::OauthRequest {
+            client_id: o.client_id.unwrap_or_default(),
+            client_secret: o.client_secret.unwrap_or_default(),
+            scopes: o.scopes,
+        }),
         roles: body.roles,
         tools: body
             .risk

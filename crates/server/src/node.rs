@@ -191,6 +191,8 @@ impl Node {
                 .map_err(NodeError::Tools)?,
             engine.tools().clone(),
         );
+        // OpenAPI connections people sign in to (issue 17) call with these connections.
+        apis.set_oauth(oauth.connections().clone());
         {
             let (oauth, config, registry) = (oauth.clone(), config.clone(), engine.tools().clone());
             let servers = coworker_tools::oauth::oauth_servers(&config, &store).await?;

@@ -51,12 +51,12 @@ impl OauthGrantRow {
     }
 }
 
-/// An OAuth-protected MCP server people can connect.
+/// An OAuth-protected MCP server, or an OpenAPI connection, people can connect.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OauthServerRow {
     /// Its name (the tools' namespace).
     pub name: String,
-    /// Its endpoint.
+    /// Its endpoint (an OpenAPI connection's base URL).
     pub url: String,
     /// The web page that starts connecting it.
     pub connect_url: String,
@@ -155,22 +155,35 @@ pub async fn list(state: &AppState, principal: &Principal) -> Result<OauthConnec
         .map(|u| (u.id, u.display_name))
         .collect();
     let all = state.store.list_oauth_grants(None).await?;
-    let servers = connections
+    // MCP servers and the OpenAPI connections people sign in to, by name.
+    let mut targets: Vec<(String, String, Vec<Role>)> = connections
         .servers()
         .into_iter()
-        .map(|server| OauthServerRow {
-            connect_url: connections.connect_url(&server.name),
+        .map(|server| (server.name, server.url, server.roles))
+        .chain(
+            coworker_tools::openapi::stored::oauth_apis(&state.store)
+                .await?
+                .into_iter()
+                .map(|api| (api.name, api.base_url, api.roles)),
+        )
+        .collect();
+    targets.sort_by(|a, b| a.0.cmp(&b.0));
+    targets.dedup_by(|a, b| a.0 == b.0);
+    let servers = targets
+        .into_iter()
+        .map(|(name, url, roles)| OauthServerRow {
+            connect_url: connections.connect_url(&name),
             yours: all
                 .iter()
-                .find(|g| g.server == server.name && g.owner == Some(me))
+                .find(|g| g.server == name && g.owner == Some(me))
                 .map(|g| grant_row(g, &names)),
             org: all
                 .iter()
-                .find(|g| g.server == server.name && g.owner.is_none())
+                .find(|g| g.server == name && g.owner.is_none())
                 .map(|g| grant_row(g, &names)),
-            url: server.url.clone(),
-            roles: server.roles.clone(),
-            name: server.name,
+            url,
+            roles,
+            name,
         })
         .collect();
     let connections = all

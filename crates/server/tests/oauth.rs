@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 backend_tests!(
     a_person_connects_in_the_browser_refreshes_revokes_and_reconnects,
     each_task_uses_its_delegators_connection,
+    an_openapi_connection_calls_with_each_delegators_own_account,
 );
 
 const OWNER_EMAIL: &str = "ada@example.com";
@@ -116,6 +117,14 @@ fn script() -> Script {
             .repeating(),
         )
         .turn(Turn::when(Match::ToolResultFor("c1".into()), Reply::text("Checked the account.")).repeating())
+        .turn(
+            Turn::when(
+                Match::UserSays("api me".into()),
+                Reply::tool_calls().tool_call("p1", "people__getMe", "{}"),
+            )
+            .repeating(),
+        )
+        .turn(Turn::when(Match::ToolResultFor("p1".into()), Reply::text("Asked the API.")).repeating())
 }
 
 async fn task_json(node: &TestNode, token: &str, id: &str) -> Value {
@@ -194,6 +203,11 @@ async fn until_connection_request(node: &TestNode, token: &str, task: &str) -> V
 /// server as `subject` — what the browser does, for the tests that are not about the pages.
 /// `org` connects for the org (for `roles`).
 async fn connect_over_http(node: &TestNode, token: &str, subject: &str, org: Option<&[&str]>) {
+    connect_to(node, "notes", token, subject, org).await;
+}
+
+/// [`connect_over_http`] for the OAuth server or OpenAPI connection `server`.
+async fn connect_to(node: &TestNode, server: &str, token: &str, subject: &str, org: Option<&[&str]>) {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -203,7 +217,7 @@ async fn connect_over_http(node: &TestNode, token: &str, subject: &str, org: Opt
         None => json!({}),
     };
     let response = http
-        .post(node.url("/api/v1/connections/oauth/notes/connect"))
+        .post(node.url(&format!("/api/v1/connections/oauth/{server}/connect")))
         .bearer_auth(token)
         .json(&body)
         .send()
@@ -234,7 +248,7 @@ async fn connect_over_http(node: &TestNode, token: &str, subject: &str, org: Opt
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(" ");
-    assert!(flash.contains("Connected notes"), "{flash}");
+    assert!(flash.contains(&format!("Connected {server}")), "{flash}");
 }
 
 /// Every token value the authorization server issued must be absent from `text`.
@@ -259,6 +273,17 @@ async fn assert_tokens_stay_secret(
     model: &ScriptedModelServer,
     oauth: &OauthServers,
     tasks: &[String],
+) {
+    assert_tokens_stay_secret_in(node, model, oauth, tasks, "whoami").await;
+}
+
+/// [`assert_tokens_stay_secret`], the prompts having mentioned `tool`.
+async fn assert_tokens_stay_secret_in(
+    node: &TestNode,
+    model: &ScriptedModelServer,
+    oauth: &OauthServers,
+    tasks: &[String],
+    tool: &str,
 ) {
     let tokens = oauth.issued_tokens();
     assert!(!tokens.is_empty());
@@ -297,7 +322,7 @@ async fn assert_tokens_stay_secret(
     assert!(responses.contains("notes"), "the responses were read");
     assert_no_token("API responses and journals", &responses, &tokens);
     let prompts = format!("{:?}", model.requests());
-    assert!(prompts.contains("whoami"), "the prompts were recorded");
+    assert!(prompts.contains(tool), "the prompts were recorded");
     assert_no_token("prompts", &prompts, &tokens);
     let logs = captured_logs().lock().unwrap().clone();
     assert!(logs.contains("coworker"), "the logs were captured");
@@ -621,5 +646,138 @@ async fn each_task_uses_its_delegators_connection(db: &TestDb) {
     assert!(!oauth.has_live_refresh("bob"));
 
     assert_tokens_stay_secret(&node, &model, &oauth, &[a, b, c, d, a2]).await;
+    node.stop().await;
+}
+
+/// An OpenAPI connection whose document signs people in with OAuth 2 (authorization code):
+/// imported with `oauth`, connected per person through the same flow as an MCP server
+/// (client registered from the authorization server's metadata, PKCE, no resource
+/// indicator), each task calls the API with its delegator's own token (the API's request
+/// log proves it), a member without a connection is asked to connect and goes on once they
+/// have, an expired token is refreshed, and a revoked connection makes the next task ask
+/// again. No token leaks.
+async fn an_openapi_connection_calls_with_each_delegators_own_account(db: &TestDb) {
+    captured_logs();
+    let oauth = OauthServers::start(3600).await;
+    let model = ScriptedModelServer::start(Format::OpenAi, script()).await;
+    let node = TestNode::start_with(db.backend, |c| configure(c, model.base_url(), &oauth.mcp_url))
+        .await
+        .expect("backend configured");
+    let alice = user(&node, "alice@example.com", Role::Member, None).await;
+    let bob = user(&node, "bob@example.com", Role::Member, None).await;
+    let carol = user(&node, "carol@example.com", Role::Member, None).await;
+
+    let imported = node
+        .client()
+        .post(node.url("/api/v1/connections/openapi"))
+        .bearer_auth(&node.owner_token)
+        .json(&json!({"name": "people", "spec": oauth.api_spec(), "oauth": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(imported.status(), 201);
+    let report: Value = imported.json().await.unwrap();
+    assert!(report.to_string().contains("OAuth, scheme people_auth"), "{report}");
+    // A secret and OAuth at once is refused.
+    let both = node
+        .client()
+        .post(node.url("/api/v1/connections/openapi"))
+        .bearer_auth(&node.owner_token)
+        .json(&json!({"name": "people2", "spec": oauth.api_spec(), "oauth": {}, "auth_secret": "k"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), 400);
+    // The running node offers the tools within its reload interval.
+    let tools = node.node.engine.tools().clone();
+    tokio::time::timeout(PATIENCE, async {
+        while tools.get("people.getMe").is_none() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the imported API's tools are offered");
+
+    // It is listed among the things people connect.
+    let listed: Value = node
+        .client()
+        .get(node.url("/api/v1/connections/oauth"))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let people = listed["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "people")
+        .cloned()
+        .unwrap_or_else(|| panic!("people is listed: {listed}"));
+    assert_eq!(people["url"], oauth.api_url.as_str());
+
+    connect_to(&node, "people", &alice.token, "alice", None).await;
+    connect_to(&node, "people", &bob.token, "bob", None).await;
+    let a = delegate(&node, &alice.token, "api me for alice").await;
+    until_status(&node, &alice.token, &a, "done").await;
+    let b = delegate(&node, &bob.token, "api me for bob").await;
+    until_status(&node, &bob.token, &b, "done").await;
+    assert_eq!(
+        oauth.api_calls(),
+        ["alice", "bob"],
+        "each call carried its delegator's token"
+    );
+
+    // Carol has none: asked to connect, and her task goes on once she has.
+    let c = delegate(&node, &carol.token, "api me for carol").await;
+    let request = until_connection_request(&node, &carol.token, &c).await;
+    assert_eq!(request["preview"]["server"], "people");
+    assert!(
+        request["preview"]["connect_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/settings/connections/people/connect"),
+        "{request}"
+    );
+    connect_to(&node, "people", &carol.token, "carol", None).await;
+    until_status(&node, &carol.token, &c, "done").await;
+    assert_eq!(oauth.api_calls().last().map(String::as_str), Some("carol"));
+
+    // Alice's token expires on the server's clock: refreshed, and the call goes through.
+    oauth.advance(7_200);
+    let a2 = delegate(&node, &alice.token, "api me for alice again").await;
+    until_status(&node, &alice.token, &a2, "done").await;
+    assert_eq!(oauth.api_calls().last().map(String::as_str), Some("alice"));
+    assert!(
+        oauth.token_requests().iter().any(|g| g == "refresh_token"),
+        "{:?}",
+        oauth.token_requests()
+    );
+
+    // Alice revokes hers: her next task asks her to connect again, and the API is not called.
+    let grant = node
+        .node
+        .store
+        .oauth_grant_of("people", Some(alice.id))
+        .await
+        .unwrap()
+        .expect("alice's connection");
+    let revoked = node
+        .client()
+        .delete(node.url(&format!("/api/v1/connections/oauth/grants/{}", grant.id)))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    let calls = oauth.api_calls().len();
+    let a3 = delegate(&node, &alice.token, "api me for alice once more").await;
+    let request = until_connection_request(&node, &alice.token, &a3).await;
+    assert_eq!(request["preview"]["server"], "people");
+    assert_eq!(oauth.api_calls().len(), calls);
+
+    assert_tokens_stay_secret_in(&node, &model, &oauth, &[a, b, c, a2, a3], "people__getMe").await;
     node.stop().await;
 }

@@ -113,6 +113,9 @@ pub struct OauthServers {
     pub issuer: String,
     /// The MCP endpoint (`http://127.0.0.1:PORT/mcp`).
     pub mcp_url: String,
+    /// A plain HTTP API on the same server (`http://127.0.0.1:PORT/api`), protected by the
+    /// same authorization server, taking tokens issued without a resource indicator.
+    pub api_url: String,
     state: Shared,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -166,6 +169,7 @@ impl OauthServers {
         let mcp = Router::new()
             .route("/.well-known/oauth-protected-resource/mcp", get(resource_metadata))
             .route("/mcp", post(mcp_post).get(mcp_get).delete(mcp_delete))
+            .route("/api/me", get(api_me))
             .with_state(state.clone());
         let tasks = vec![
             tokio::spawn(async move {
@@ -177,10 +181,46 @@ impl OauthServers {
         ];
         OauthServers {
             issuer,
+            api_url: format!("{mcp_base}/api"),
             mcp_url,
             state,
             tasks,
         }
+    }
+
+    /// An OpenAPI 3.0 document of the plain HTTP API (`GET /me`, operation `getMe`), signed
+    /// in to through this authorization server's authorization code flow.
+    pub fn api_spec(&self) -> String {
+        json!({
+            "openapi": "3.0.3",
+            "info": {"title": "People", "version": "1.0"},
+            "servers": [{"url": self.api_url}],
+            "components": {"securitySchemes": {"people_auth": {
+                "type": "oauth2",
+                "flows": {"authorizationCode": {
+                    "authorizationUrl": format!("{}/authorize", self.issuer),
+                    "tokenUrl": format!("{}/token", self.issuer),
+                    "scopes": {"people.read": "read your profile"},
+                }},
+            }}},
+            "security": [{"people_auth": ["people.read"]}],
+            "paths": {"/me": {"get": {
+                "operationId": "getMe",
+                "summary": "Whose account the call is made with",
+                "responses": {"200": {"description": "the subject"}},
+            }}},
+        })
+        .to_string()
+    }
+
+    /// The subjects of the API calls (`GET /api/me`) the server accepted, in order.
+    pub fn api_calls(&self) -> Vec<String> {
+        lock(&self.state)
+            .requests
+            .iter()
+            .filter(|r| r.method == "GET /api/me")
+            .filter_map(|r| r.subject.clone())
+            .collect()
     }
 
     /// Moves the authorization server's clock forward (tokens expire on it).
@@ -320,7 +360,9 @@ fn check_authorize(state: &AsState, query: &HashMap<String, String>) -> Result<(
     if get("code_challenge_method") != "S256" || get("code_challenge").len() < 43 {
         return Err("PKCE with S256 is required".into());
     }
-    if get("resource") != state.resource {
+    // The MCP server's resource, or none: a token for the plain HTTP API (an OpenAPI
+    // connection sends no resource indicator).
+    if !get("resource").is_empty() && get("resource") != state.resource {
         return Err(format!("unknown resource {:?}", get("resource")));
     }
     Ok(())
@@ -544,6 +586,38 @@ fn challenge(state: &AsState) -> Response {
         response.headers_mut().insert("www-authenticate", value);
     }
     response
+}
+
+async fn api_me(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_owned();
+    let mut state = lock(&state);
+    let subject = state
+        .access
+        .get(&bearer)
+        .filter(|a| !a.revoked && a.expires_at > state.clock && a.resource.is_empty())
+        .map(|a| a.subject.clone());
+    state.requests.push(McpRequest {
+        subject: subject.clone(),
+        token_hash: token_hash(&bearer),
+        method: "GET /api/me".to_owned(),
+        tool: Some("me".to_owned()),
+    });
+    match subject {
+        Some(subject) => axum::Json(json!({"subject": subject})).into_response(),
+        None => {
+            let mut response = (StatusCode::UNAUTHORIZED, "invalid or missing bearer token").into_response();
+            response.headers_mut().insert(
+                "www-authenticate",
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+            response
+        }
+    }
 }
 
 async fn mcp_get() -> Response {

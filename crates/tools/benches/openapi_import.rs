@@ -43,6 +43,7 @@ fn run_one(operations: usize) {
         source: "bench".into(),
         base_url: "https://api.example.com/v1".into(),
         auth: None,
+        oauth: None,
         roles: Vec::new(),
         tools: Default::default(),
         document_sha256: String::new(),

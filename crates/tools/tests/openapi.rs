@@ -13,8 +13,8 @@ use coworker_testkit::openapi::{FakePetstore, PETSTORE_30_YAML, PETSTORE_31_JSON
 use coworker_testkit::{TestDb, backend_tests};
 use coworker_tools::mcp::SecretSource;
 use coworker_tools::openapi::{
-    ApiSources, CompileOptions, ImportRequest, PutApiError, SpecError, compile, import_org_api, list_apis,
-    parse_document, remove_org_api,
+    ApiSources, CompileOptions, ImportRequest, OauthRequest, PutApiError, SignIn, SpecError, compile, import_org_api,
+    list_apis, parse_document, remove_org_api,
 };
 use coworker_tools::schema::CompiledSchema;
 use coworker_tools::{ToolCallContext, ToolRegistry};
@@ -27,6 +27,7 @@ backend_tests!(
     references_all_of_and_form_bodies_reach_the_api_as_specified,
     a_malformed_document_stores_nothing,
     replacing_and_removing_a_connection_reaches_the_registry,
+    oauth_imports_keep_the_documents_sign_in_and_refuse_what_cannot_sign_in,
 );
 
 struct StaticSecrets(HashMap<String, String>);
@@ -501,4 +502,112 @@ async fn the_egress_policy_applies_to_every_call() {
     let refused = call(&registry, "pets.listPets", json!({})).await.unwrap_err();
     assert!(refused.contains("127.0.0.1 is a loopback"), "{refused}");
     assert!(api.requests().is_empty(), "nothing may reach a refused address");
+}
+
+/// A document with an `oauth2` scheme (relative URLs, an authorization code flow), an
+/// `openIdConnect` one and a client-credentials-only one.
+fn oauth_document() -> String {
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Crm", "version": "2"},
+        "servers": [{"url": "https://crm.example.com/api"}],
+        "components": {"securitySchemes": {
+            "user_code": {"type": "oauth2", "flows": {"authorizationCode": {
+                "authorizationUrl": "/oauth/authorize",
+                "tokenUrl": "https://auth.example.com/token",
+                "scopes": {"deals.read": "", "deals.write": ""},
+            }}},
+            "oidc": {"type": "openIdConnect", "openIdConnectUrl": "https://id.example.com/.well-known/openid-configuration"},
+            "machines": {"type": "oauth2", "flows": {"clientCredentials": {
+                "tokenUrl": "https://auth.example.com/token", "scopes": {},
+            }}},
+        }},
+        "security": [{"user_code": []}],
+        "paths": {"/deals": {"get": {"operationId": "listDeals", "responses": {"200": {"description": "ok"}}}},
+                  "/health": {"get": {"operationId": "health", "security": [], "responses": {"200": {"description": "ok"}}}}},
+    })
+    .to_string()
+}
+
+async fn oauth_imports_keep_the_documents_sign_in_and_refuse_what_cannot_sign_in(db: &TestDb) {
+    let with = |scheme: Option<&str>, oauth: OauthRequest| ImportRequest {
+        name: "crm".into(),
+        text: oauth_document(),
+        source: "/specs/crm".into(),
+        auth_scheme: scheme.map(str::to_owned),
+        oauth: Some(oauth),
+        ..ImportRequest::default()
+    };
+    // The top-level default among several OAuth schemes; its relative URL made absolute
+    // against the base URL; the flow's scopes asked for.
+    let report = import_org_api(&db.store, with(None, OauthRequest::default()), "test")
+        .await
+        .unwrap();
+    assert!(
+        report.auth.as_deref().unwrap().contains("OAuth, scheme user_code"),
+        "{report:?}"
+    );
+    let authenticated: Vec<(&str, bool)> = report
+        .tools
+        .iter()
+        .map(|t| (t.name.as_str(), t.authenticated))
+        .collect();
+    assert_eq!(authenticated, [("crm.listDeals", true), ("crm.health", false)]);
+    let (_, stored) = list_apis(&db.store).await.unwrap().into_iter().next().unwrap();
+    let oauth = stored.unwrap().oauth.expect("stored with its sign-in");
+    assert_eq!(oauth.scheme, "user_code");
+    assert_eq!(oauth.scopes, ["deals.read", "deals.write"]);
+    assert_eq!(
+        oauth.sign_in,
+        SignIn::AuthorizationCode {
+            authorization_url: "https://crm.example.com/oauth/authorize".into(),
+            token_url: "https://auth.example.com/token".into(),
+            refresh_url: None,
+            scopes: vec!["deals.read".into(), "deals.write".into()],
+        }
+    );
+    let targets = coworker_tools::openapi::stored::oauth_apis(&db.store).await.unwrap();
+    assert_eq!(targets.len(), 1);
+    assert_eq!(targets[0].base_url, "https://crm.example.com/api");
+
+    // OpenID Connect, with a pre-registered confidential client and chosen scopes.
+    let chosen = OauthRequest {
+        client_id: "coworker".into(),
+        client_secret: "secret:crm-client".into(),
+        scopes: vec!["openid".into(), "profile".into()],
+    };
+    import_org_api(&db.store, with(Some("oidc"), chosen), "test")
+        .await
+        .unwrap();
+    let (_, stored) = list_apis(&db.store).await.unwrap().into_iter().next().unwrap();
+    let oauth = stored.unwrap().oauth.unwrap();
+    assert_eq!(oauth.client_id, "coworker");
+    assert_eq!(oauth.client_secret, "secret:crm-client");
+    assert!(matches!(oauth.sign_in, SignIn::OpenIdConnect { .. }));
+
+    // Refused, each with why: a flow people cannot sign in with, a scheme that is not OAuth,
+    // a client secret given as its value, a secret and OAuth at once.
+    let refused = |result: Result<_, PutApiError>| match result {
+        Err(PutApiError::Invalid { message, .. }) => message,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let message = refused(import_org_api(&db.store, with(Some("machines"), OauthRequest::default()), "test").await);
+    assert!(message.contains("no authorizationCode flow"), "{message}");
+    let message = refused(import_org_api(&db.store, with(Some("nope"), OauthRequest::default()), "test").await);
+    assert!(message.contains("no security scheme \"nope\""), "{message}");
+    let inline = OauthRequest {
+        client_id: "coworker".into(),
+        client_secret: "s3cr3t".into(),
+        scopes: Vec::new(),
+    };
+    let message = refused(import_org_api(&db.store, with(None, inline), "test").await);
+    assert!(message.contains("stored secret"), "{message}");
+    assert!(!message.contains("s3cr3t"), "the value is not echoed: {message}");
+    let mut both = with(None, OauthRequest::default());
+    both.auth_secret = Some("secret:k".into());
+    let message = refused(import_org_api(&db.store, both, "test").await);
+    assert!(message.contains("choose one way"), "{message}");
+    // What was stored last is still there, unchanged.
+    let (_, stored) = list_apis(&db.store).await.unwrap().into_iter().next().unwrap();
+    assert_eq!(stored.unwrap().oauth.unwrap().client_id, "coworker");
 }

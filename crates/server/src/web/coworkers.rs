@@ -180,7 +180,13 @@ async fn tool_connection(
         return Ok(("the engine's own".to_owned(), String::new()));
     };
     let oauth = state.oauth.connections();
-    if oauth.server(&source).is_some() {
+    // An OAuth MCP server's source is its name; an OpenAPI connection's is `openapi:NAME`.
+    let signed_in = match source.strip_prefix("openapi:") {
+        Some(name) if oauth.api(name).is_some() => Some(name.to_owned()),
+        _ if oauth.server(&source).is_some() => Some(source.clone()),
+        _ => None,
+    };
+    if let Some(source) = signed_in {
         return Ok(match oauth.grant_for(&source, &delegator).await? {
             Some(grant) => match grant.owner {
                 Some(_) => (format!("{source} (OAuth): your own connection"), String::new()),

@@ -981,8 +981,10 @@ async fn openapi_import(
         text: form.spec.clone(),
         source: "web".to_owned(),
         base_url: non_empty(&form.base_url),
-        auth_secret: non_empty(&form.auth_secret),
+        // `oauth` in the credential field: each person connects their own account.
+        auth_secret: non_empty(&form.auth_secret).filter(|a| a != "oauth"),
         auth_scheme: non_empty(&form.auth_scheme),
+        oauth: (form.auth_secret == "oauth").then(coworker_tools::openapi::OauthRequest::default),
         ..Default::default()
     };
     match coworker_tools::openapi::import_org_api(&state.store, request, &user.principal.actor()).await {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use coworker_core::UserId;
-use coworker_core::config::McpServerConfig;
+use coworker_core::config::{McpOauthConfig, McpServerConfig};
 use coworker_core::domain::Role;
 use coworker_store::{
     AuditEntry, NewOauthFlow, NewOauthGrant, OauthClient, OauthEndpoints, OauthGrant, OauthGrantStatus, Store,
@@ -75,6 +75,15 @@ pub enum ConnectError {
     Other(String),
 }
 
+/// A connection step's failure as a tool call's: [unavailable](ToolError::unavailable)
+/// when the database failed under it.
+pub(crate) fn tool_error(error: ConnectError) -> crate::tool::ToolError {
+    match error {
+        ConnectError::Store(error) => error.into(),
+        other => crate::tool::ToolError::new(other.to_string()),
+    }
+}
+
 /// The tokens as stored (JSON in the secret store).
 #[derive(Serialize, Deserialize)]
 struct StoredTokens {
@@ -98,9 +107,24 @@ struct Inner {
     public_url: String,
     refresh_margin_ms: i64,
     servers: RwLock<BTreeMap<String, McpServerConfig>>,
+    /// OpenAPI connections people sign in to, by name.
+    apis: RwLock<BTreeMap<String, ApiTarget>>,
     cache: Mutex<HashMap<Uuid, Cached>>,
     /// The grants a (server, person) lookup found, and when.
     grants: Mutex<HashMap<(String, UserId), LookedUp>>,
+}
+
+/// An OpenAPI connection whose people sign in with their own accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTarget {
+    /// Its name (the tools' namespace).
+    pub name: String,
+    /// The API's base URL.
+    pub base_url: String,
+    /// Roles whose tasks may use its tools (empty: every role).
+    pub roles: Vec<Role>,
+    /// How people sign in.
+    pub oauth: crate::openapi::ApiOauth,
 }
 
 /// The OAuth connections of a node. Cheap to clone.
@@ -144,6 +168,7 @@ impl OauthConnections {
                 public_url: public_url.trim_end_matches('/').to_owned(),
                 refresh_margin_ms: REFRESH_MARGIN_MS,
                 servers: RwLock::default(),
+                apis: RwLock::default(),
                 cache: Mutex::default(),
                 grants: Mutex::default(),
             }),
@@ -204,6 +229,33 @@ impl OauthConnections {
             .collect()
     }
 
+    /// Replaces the OpenAPI connections people sign in to.
+    pub fn set_apis(&self, apis: Vec<ApiTarget>) {
+        let map = apis.into_iter().map(|a| (a.name.clone(), a)).collect();
+        *self.inner.apis.write().unwrap_or_else(|p| p.into_inner()) = map;
+    }
+
+    /// The OpenAPI connection `name` people sign in to, if known.
+    pub fn api(&self, name: &str) -> Option<ApiTarget> {
+        self.inner
+            .apis
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// The OpenAPI connections people sign in to, by name.
+    pub fn apis(&self) -> Vec<ApiTarget> {
+        self.inner
+            .apis
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// Starts connecting `server` for `user` (their own connection, or with `org_roles` an
     /// org-wide one for those roles — the caller checks that `user` is an admin): discovers
     /// the authorization server, registers a client if needed, records the flow and returns
@@ -214,12 +266,28 @@ impl OauthConnections {
         user: UserId,
         org_roles: Option<Vec<Role>>,
     ) -> Result<String, ConnectError> {
-        let config = self
-            .server(server)
-            .ok_or_else(|| ConnectError::UnknownServer(server.to_owned()))?;
-        let oauth = config.oauth.clone().unwrap_or_default();
         let http = &self.inner.http;
-        let discovered = protocol::discover(http, server, config.url.trim()).await?;
+        let (oauth, discovered) = if let Some(config) = self.server(server) {
+            let discovered = protocol::discover(http, server, config.url.trim()).await?;
+            (config.oauth.clone().unwrap_or_default(), discovered)
+        } else if let Some(api) = match self.api(server) {
+            Some(api) => Some(api),
+            // Imported since this node last looked (its reload runs every few seconds).
+            None => {
+                self.set_apis(crate::openapi::stored::oauth_apis(&self.inner.store).await?);
+                self.api(server)
+            }
+        } {
+            let discovered = protocol::discover_api(http, server, &api.oauth.sign_in).await?;
+            let settings = McpOauthConfig {
+                client_id: api.oauth.client_id.clone(),
+                client_secret: api.oauth.client_secret.clone(),
+                scopes: api.oauth.scopes.clone(),
+            };
+            (settings, discovered)
+        } else {
+            return Err(ConnectError::UnknownServer(server.to_owned()));
+        };
         let meta = &discovered.server;
         let scopes = if oauth.scopes.is_empty() {
             discovered.scopes_supported.clone()
@@ -246,7 +314,8 @@ impl OauthConnections {
                     server: server.to_owned(),
                     message: format!(
                         "the authorization server {} offers no dynamic client registration; register Coworker there \
-                         with redirect URI {redirect_uri} and set [mcp.oauth] client_id",
+                         with redirect URI {redirect_uri} and give its client id ([mcp.oauth] client_id, or \
+                         --oauth-client-id for an OpenAPI connection)",
                         meta.issuer
                     ),
                 })

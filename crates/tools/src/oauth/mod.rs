@@ -16,5 +16,7 @@ pub mod connections;
 pub mod protocol;
 pub mod sources;
 
-pub use connections::{CALLBACK_PATH, ConnectError, FLOW_TTL_MS, OauthConnections, REFRESH_MARGIN_MS, describe_owner};
+pub use connections::{
+    ApiTarget, CALLBACK_PATH, ConnectError, FLOW_TTL_MS, OauthConnections, REFRESH_MARGIN_MS, describe_owner,
+};
 pub use sources::{OauthSources, OauthTool, oauth_servers};

@@ -211,8 +211,12 @@ pub fn authorize_url(request: &AuthorizeRequest<'_>) -> String {
         .append_pair("redirect_uri", request.redirect_uri)
         .append_pair("code_challenge", request.code_challenge)
         .append_pair("code_challenge_method", "S256")
-        .append_pair("state", request.state)
-        .append_pair("resource", request.resource);
+        .append_pair("state", request.state);
+    // An API that is not an MCP server may have no resource identifier: then none is sent
+    // (authorization servers that do not know RFC 8707 may refuse the parameter).
+    if !request.resource.is_empty() {
+        query.append_pair("resource", request.resource);
+    }
     if !request.scopes.is_empty() {
         query.append_pair("scope", &request.scopes.join(" "));
     }
@@ -422,6 +426,69 @@ pub async fn discover(http: &reqwest::Client, server: &str, mcp_url: &str) -> Re
     })
 }
 
+/// Discovers how people sign in to an OpenAPI connection from what its document says: an
+/// `openIdConnect` scheme's provider metadata; for an `oauth2` authorization code flow, the
+/// document's endpoints, with the dynamic registration and revocation endpoints of the
+/// server's RFC 8414 (or OpenID) metadata at the authorization URL's origin when it
+/// publishes metadata about those same endpoints. No `resource` is sent for an API.
+pub async fn discover_api(
+    http: &reqwest::Client,
+    server: &str,
+    sign_in: &crate::openapi::SignIn,
+) -> Result<Discovered, OauthError> {
+    let setup = |message: String| OauthError::Setup {
+        server: server.to_owned(),
+        message,
+    };
+    let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+    let meta = match sign_in {
+        crate::openapi::SignIn::OpenIdConnect { url } => {
+            get_json::<AuthServerMetadata>(http, url, server, "OpenID Connect metadata")
+                .await?
+                .ok_or_else(|| setup(format!("the OpenID Connect metadata at {url} is not there")))?
+        }
+        crate::openapi::SignIn::AuthorizationCode {
+            authorization_url,
+            token_url,
+            ..
+        } => {
+            let mut found = None;
+            if let Some((origin, _)) = split_url(authorization_url) {
+                for url in [
+                    format!("{origin}/.well-known/oauth-authorization-server"),
+                    format!("{origin}/.well-known/openid-configuration"),
+                ] {
+                    // Optional: a server without metadata is used as the document says.
+                    if let Ok(Some(meta)) =
+                        get_json::<AuthServerMetadata>(http, &url, server, "authorization-server metadata").await
+                        && same(&meta.authorization_endpoint, authorization_url)
+                        && same(&meta.token_endpoint, token_url)
+                    {
+                        found = Some(meta);
+                        break;
+                    }
+                }
+            }
+            found.unwrap_or_else(|| AuthServerMetadata {
+                issuer: split_url(token_url)
+                    .map(|(origin, _)| origin)
+                    .unwrap_or_else(|| token_url.clone()),
+                authorization_endpoint: authorization_url.clone(),
+                token_endpoint: token_url.clone(),
+                registration_endpoint: None,
+                revocation_endpoint: None,
+                code_challenge_methods_supported: Vec::new(),
+                scopes_supported: Vec::new(),
+            })
+        }
+    };
+    Ok(Discovered {
+        resource: String::new(),
+        scopes_supported: Vec::new(),
+        server: meta,
+    })
+}
+
 /// Registers a public client (RFC 7591) that uses the authorization code and refresh token
 /// grants with `redirect_uri`.
 pub async fn register(
@@ -496,6 +563,10 @@ async fn token_request(
     grant: &'static str,
     form: Vec<(&str, &str)>,
 ) -> Result<Tokens, OauthError> {
+    let form: Vec<(&str, &str)> = form
+        .into_iter()
+        .filter(|(key, value)| *key != "resource" || !value.is_empty())
+        .collect();
     let body = client_form(&form, client);
     let response = http
         .post(endpoint)

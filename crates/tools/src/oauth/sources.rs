@@ -23,45 +23,59 @@ pub struct OauthTool {
     tool: BearerTool,
 }
 
+/// What a tool of `server` says to the model when its delegator must connect first.
+pub(crate) fn needs_text(tool: &str, needed: &ConnectionNeeded) -> String {
+    format!(
+        "{tool} needs a connection to {}: {}. The person who delegated this task can connect at {}",
+        needed.server, needed.reason, needed.connect_url
+    )
+}
+
+/// Whether the call in `context` needs its delegator to connect to `server` (an MCP server
+/// or an OpenAPI connection people sign in to) first: `None` when they, or an org-wide
+/// connection open to their role, already have.
+pub(crate) async fn connection_needed(
+    connections: &OauthConnections,
+    server: &str,
+    context: &ToolCallContext,
+) -> Result<Option<ConnectionNeeded>, ToolError> {
+    let Some(delegator) = context.delegator else {
+        return Ok(Some(ConnectionNeeded {
+            server: server.to_owned(),
+            connect_url: connections.connect_url(server),
+            reason: "a task without a delegator cannot act with a person's connection".to_owned(),
+        }));
+    };
+    let grant = connections.grant_for(server, &delegator).await.map_err(|e| {
+        let text = format!("cannot read the connections to {server}: {e}");
+        if e.is_unavailable() {
+            ToolError::unavailable(text)
+        } else {
+            ToolError::new(text)
+        }
+    })?;
+    if grant.is_some() {
+        return Ok(None);
+    }
+    let again = connections.needs_reconnect(server, &delegator).await.unwrap_or(false);
+    Ok(Some(ConnectionNeeded {
+        server: server.to_owned(),
+        connect_url: connections.connect_url(server),
+        reason: if again {
+            "their connection was refused by the server and must be made again".to_owned()
+        } else {
+            "they have not connected it, and no org-wide connection is open to their role".to_owned()
+        },
+    }))
+}
+
 impl OauthTool {
     fn needs_text(&self, needed: &ConnectionNeeded) -> String {
-        format!(
-            "{} needs a connection to {}: {}. The person who delegated this task can connect at {}",
-            self.tool.spec.name, needed.server, needed.reason, needed.connect_url
-        )
+        needs_text(&self.tool.spec.name, needed)
     }
 
     async fn needed(&self, context: &ToolCallContext) -> Result<Option<ConnectionNeeded>, ToolError> {
-        let server = &self.config.name;
-        let Some(delegator) = context.delegator else {
-            return Ok(Some(ConnectionNeeded {
-                server: server.clone(),
-                connect_url: self.connections.connect_url(server),
-                reason: "a task without a delegator cannot act with a person's connection".to_owned(),
-            }));
-        };
-        let grant = self
-            .connections
-            .grant_for(server, &delegator)
-            .await
-            .map_err(|e| ToolError::new(format!("cannot read the connections to {server}: {e}")))?;
-        if grant.is_some() {
-            return Ok(None);
-        }
-        let again = self
-            .connections
-            .needs_reconnect(server, &delegator)
-            .await
-            .unwrap_or(false);
-        Ok(Some(ConnectionNeeded {
-            server: server.clone(),
-            connect_url: self.connections.connect_url(server),
-            reason: if again {
-                "their connection was refused by the server and must be made again".to_owned()
-            } else {
-                "they have not connected it, and no org-wide connection is open to their role".to_owned()
-            },
-        }))
+        connection_needed(&self.connections, &self.config.name, context).await
     }
 }
 
@@ -88,12 +102,7 @@ impl Tool for OauthTool {
                 return Err(ToolError::new("no delegator"));
             };
             let actor = format!("user:{}", delegator.user_id);
-            let Some(grant) = self
-                .connections
-                .grant_for(server, &delegator)
-                .await
-                .map_err(|e| ToolError::new(format!("cannot read the connections to {server}: {e}")))?
-            else {
+            let Some(grant) = self.connections.grant_for(server, &delegator).await? else {
                 return Err(ToolError::new(format!(
                     "{server}: the connection went away; connect again"
                 )));
@@ -102,7 +111,7 @@ impl Tool for OauthTool {
                 .connections
                 .access_token(&grant, false, &actor)
                 .await
-                .map_err(|e| ToolError::new(e.to_string()))?;
+                .map_err(super::connections::tool_error)?;
             self.connections
                 .audit_use(
                     &grant,
@@ -191,6 +200,8 @@ impl OauthSources {
         let store = self.connections.store().clone();
         let servers = oauth_servers(config, &store).await?;
         self.connections.set_servers(servers.clone());
+        self.connections
+            .set_apis(crate::openapi::stored::oauth_apis(&store).await?);
         let mut problems = Vec::new();
         let stale: Vec<McpServerConfig> = {
             let listed = self.listed.lock().unwrap_or_else(|p| p.into_inner());

@@ -16,11 +16,12 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::spec::{AuthLocation, AuthMethod, BodyEncoding, Operation, ParamLocation, ParamStyle};
-use super::stored::ApiAuth;
+use super::stored::{ApiAuth, ApiOauth};
 use crate::egress::{EgressPolicy, HostResolver, find_refusal, guarded_client_builder};
 use crate::http::{Kind, binary_note, error_chain, kind_of, looks_binary, utf8_prefix};
 use crate::mcp::SecretSource;
-use crate::tool::{Tool, ToolCallContext, ToolError, ToolSpec};
+use crate::oauth::OauthConnections;
+use crate::tool::{ConnectionNeeded, Tool, ToolCallContext, ToolError, ToolSpec};
 
 /// The `User-Agent` sent.
 pub const USER_AGENT: &str = concat!("Coworker/", env!("CARGO_PKG_VERSION"), " (openapi)");
@@ -36,9 +37,17 @@ pub struct ApiClient {
     policy: Arc<EgressPolicy>,
     base_url: String,
     auth: Option<ApiAuth>,
+    oauth: Option<SignedIn>,
     secrets: Arc<dyn SecretSource>,
     max_bytes: u64,
     timeout: Duration,
+}
+
+/// A connection whose calls carry the delegator's own OAuth token.
+struct SignedIn {
+    settings: ApiOauth,
+    /// The node's OAuth connections, set once they exist (the tools are loaded first).
+    connections: Arc<std::sync::OnceLock<OauthConnections>>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -74,10 +83,18 @@ impl ApiClient {
             policy,
             base_url: base_url.trim_end_matches('/').to_owned(),
             auth,
+            oauth: None,
             secrets,
             max_bytes: http.max_bytes.max(1),
             timeout: Duration::from_secs(http.timeout_secs.max(1)),
         })
+    }
+
+    /// The same client, signing each call in with its delegator's OAuth connection to this
+    /// API (`connections` is filled in once the node has them).
+    pub fn with_oauth(mut self, settings: ApiOauth, connections: Arc<std::sync::OnceLock<OauthConnections>>) -> Self {
+        self.oauth = Some(SignedIn { settings, connections });
+        self
     }
 }
 
@@ -140,12 +157,28 @@ impl OpenApiTool {
         let method = reqwest::Method::from_bytes(self.operation.method.as_str().as_bytes())
             .map_err(|_| ToolError::new("invalid method"))?;
         let url = request.url.clone();
+        let request_for_retry = request.clone();
         let mut builder = self.client.client.request(method, url.clone()).headers(request.headers);
         if let Some(body) = request.body {
             builder = builder.body(body);
         }
         let shown = redact_url(&url, self.client.auth.as_ref());
-        match tokio::time::timeout(self.client.timeout, self.read(builder, &shown)).await {
+        let signed_in = self
+            .client
+            .oauth
+            .as_ref()
+            .filter(|o| self.operation.sends_credential(Some(o.settings.scheme.as_str())));
+        let work = async {
+            match signed_in {
+                Some(signed_in) => {
+                    drop(builder);
+                    self.send_signed_in(signed_in, context, &request_for_retry, &shown)
+                        .await
+                }
+                None => self.read(builder, &shown).await,
+            }
+        };
+        match tokio::time::timeout(self.client.timeout, work).await {
             Ok(result) => result,
             Err(_) => Err(ToolError::new(format!(
                 "{name}: {} {shown} timed out after {} s (tools.http.timeout_secs)",
@@ -155,14 +188,108 @@ impl OpenApiTool {
         }
     }
 
-    async fn read(&self, builder: reqwest::RequestBuilder, shown: &str) -> Result<String, ToolError> {
+    /// Sends `request` with the delegator's token: their own connection to this API, else
+    /// an org-wide one their role may use. A 401 gets one refresh and one retry (the token
+    /// was revoked, or the clocks differ); a second marks the connection as needing its
+    /// owner to connect again. Each use is audited.
+    async fn send_signed_in(
+        &self,
+        signed_in: &SignedIn,
+        context: &ToolCallContext,
+        request: &BuiltRequest,
+        shown: &str,
+    ) -> Result<String, ToolError> {
+        let connection = &self.client.connection;
+        let connections = signed_in.connections.get().ok_or_else(|| {
+            ToolError::new(format!(
+                "{connection}: this node's OAuth connections are still starting; try again in a moment"
+            ))
+        })?;
+        if let Some(needed) = crate::oauth::sources::connection_needed(connections, connection, context).await? {
+            return Err(ToolError::new(crate::oauth::sources::needs_text(
+                &self.spec.name,
+                &needed,
+            )));
+        }
+        let Some(delegator) = context.delegator else {
+            return Err(ToolError::new("no delegator"));
+        };
+        let actor = format!("user:{}", delegator.user_id);
+        let grant = connections
+            .grant_for(connection, &delegator)
+            .await?
+            .ok_or_else(|| ToolError::new(format!("{connection}: the connection went away; connect again")))?;
+        let (grant, token) = connections
+            .access_token(&grant, false, &actor)
+            .await
+            .map_err(crate::oauth::connections::tool_error)?;
+        connections
+            .audit_use(
+                &grant,
+                &actor,
+                serde_json::json!({"task_id": context.task_id, "call_id": context.call_id, "tool": self.spec.name}),
+            )
+            .await?;
+        let response = self.fetch(self.signed(request, &token)?, shown).await?;
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return self.read_response(response, shown).await;
+        }
+        drop(response);
+        let (grant, token) = connections
+            .access_token(&grant, true, &actor)
+            .await
+            .map_err(|e| ToolError::new(format!("{connection} refused the connection's token: {e}")))?;
+        let response = self.fetch(self.signed(request, &token)?, shown).await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            let _ = connections
+                .refused(&grant, "the API refused a freshly refreshed token")
+                .await;
+            return Err(ToolError::new(format!(
+                "{connection} refused the connection even after a refresh; the person must connect again at {}",
+                connections.connect_url(connection)
+            )));
+        }
+        self.read_response(response, shown).await
+    }
+
+    /// `request` with `token` as its bearer credential (marked sensitive: never logged).
+    fn signed(
+        &self,
+        request: &BuiltRequest,
+        token: &secrecy::SecretString,
+    ) -> Result<reqwest::RequestBuilder, ToolError> {
+        use secrecy::ExposeSecret as _;
+        let method = reqwest::Method::from_bytes(self.operation.method.as_str().as_bytes())
+            .map_err(|_| ToolError::new("invalid method"))?;
+        let mut headers = request.headers.clone();
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+            .map_err(|_| ToolError::new("the connection's token cannot be sent in a header"))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        let mut builder = self.client.client.request(method, request.url.clone()).headers(headers);
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
+        }
+        Ok(builder)
+    }
+
+    async fn fetch(&self, builder: reqwest::RequestBuilder, shown: &str) -> Result<reqwest::Response, ToolError> {
         let method = self.operation.method;
-        let mut response = builder.send().await.map_err(|e| {
+        builder.send().await.map_err(|e| {
             if let Some(refusal) = find_refusal(&e) {
                 return ToolError::new(format!("{}: {refusal}", self.spec.name));
             }
             ToolError::new(format!("{method} {shown} failed: {}", error_chain(&e)))
-        })?;
+        })
+    }
+
+    async fn read(&self, builder: reqwest::RequestBuilder, shown: &str) -> Result<String, ToolError> {
+        let response = self.fetch(builder, shown).await?;
+        self.read_response(response, shown).await
+    }
+
+    async fn read_response(&self, mut response: reqwest::Response, shown: &str) -> Result<String, ToolError> {
+        let method = self.operation.method;
         let status = response.status();
         let content_type = response
             .headers()
@@ -239,6 +366,21 @@ impl Tool for OpenApiTool {
 
     fn open_world(&self) -> bool {
         true
+    }
+
+    fn connection_needed<'a>(&'a self, context: &'a ToolCallContext) -> BoxFuture<'a, Option<ConnectionNeeded>> {
+        Box::pin(async move {
+            let signed_in = self
+                .client
+                .oauth
+                .as_ref()
+                .filter(|o| self.operation.sends_credential(Some(o.settings.scheme.as_str())))?;
+            let connections = signed_in.connections.get()?;
+            crate::oauth::sources::connection_needed(connections, &self.client.connection, context)
+                .await
+                .ok()
+                .flatten()
+        })
     }
 
     fn call(&self, context: ToolCallContext, arguments: Value) -> BoxFuture<'_, Result<String, ToolError>> {

@@ -17,9 +17,9 @@ pub mod stored;
 pub use call::{ApiClient, OpenApiTool};
 pub use spec::{
     AuthLocation, AuthMethod, CompileOptions, Compiled, HttpMethod, MAX_OPERATIONS, MAX_REPORTED_PROBLEMS,
-    MAX_SPEC_BYTES, Operation, Problem, SpecError, compile, parse_document,
+    MAX_SPEC_BYTES, Operation, Problem, SignIn, SpecError, compile, parse_document,
 };
 pub use stored::{
-    API_CONNECTION_KIND, ApiAuth, ApiConnection, ApiSources, ImportReport, ImportRequest, PutApiError, import_org_api,
-    list_apis, remove_org_api,
+    API_CONNECTION_KIND, ApiAuth, ApiConnection, ApiOauth, ApiSources, ImportReport, ImportRequest, OauthRequest,
+    PutApiError, import_org_api, list_apis, remove_org_api,
 };

@@ -341,6 +341,35 @@ pub struct SecurityScheme {
     pub method: Result<AuthMethod, String>,
     /// Whether it is an OAuth 2 / OpenID Connect scheme (the token is sent as a bearer).
     pub oauth: bool,
+    /// For an OAuth 2 / OpenID Connect scheme, how people sign in: its authorization code
+    /// flow, or its OpenID Connect discovery URL; `Err` says why people cannot (a scheme
+    /// with only the implicit, password or client-credentials flows).
+    pub sign_in: Option<Result<SignIn, String>>,
+}
+
+/// How people sign in to an OAuth 2 / OpenID Connect security scheme (its URLs as the
+/// document gives them: possibly relative to the API's base URL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SignIn {
+    /// `flows.authorizationCode` of an `oauth2` scheme.
+    AuthorizationCode {
+        /// `authorizationUrl`.
+        authorization_url: String,
+        /// `tokenUrl`.
+        token_url: String,
+        /// `refreshUrl`, when it differs from the token URL.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refresh_url: Option<String>,
+        /// The scopes the flow declares.
+        #[serde(default)]
+        scopes: Vec<String>,
+    },
+    /// An `openIdConnect` scheme: the provider's metadata is at this URL.
+    OpenIdConnect {
+        /// `openIdConnectUrl`.
+        url: String,
+    },
 }
 
 /// One callable operation.
@@ -752,7 +781,16 @@ fn security_schemes<'a>(doc: &mut Doc<'a>, root: &'a Map<String, Value>) -> Vec<
                 ),
                 None => continue,
             },
-            "oauth2" | "openIdConnect" => (Ok(AuthMethod::Bearer), true),
+            "oauth2" | "openIdConnect" => {
+                let sign_in = sign_in(doc, kind_name, map, &at);
+                out.push(SecurityScheme {
+                    name: name.clone(),
+                    method: Ok(AuthMethod::Bearer),
+                    oauth: true,
+                    sign_in: Some(sign_in),
+                });
+                continue;
+            }
             "mutualTLS" => (Err("mutual TLS is not supported".to_owned()), false),
             other => {
                 doc.problem(
@@ -766,9 +804,73 @@ fn security_schemes<'a>(doc: &mut Doc<'a>, root: &'a Map<String, Value>) -> Vec<
             name: name.clone(),
             method,
             oauth,
+            sign_in: None,
         });
     }
     out
+}
+
+/// How people sign in to the `oauth2` or `openIdConnect` scheme `map` at `at`. A scheme
+/// offering no flow a person can use is not a problem of the document (it may serve other
+/// clients): the `Err` says why, for an import that chooses it.
+fn sign_in(doc: &mut Doc<'_>, kind_name: &str, map: &Map<String, Value>, at: &str) -> Result<SignIn, String> {
+    if kind_name == "openIdConnect" {
+        return match string_field(doc, map, "openIdConnectUrl", at, true) {
+            Some(url) if !url.trim().is_empty() => Ok(SignIn::OpenIdConnect {
+                url: url.trim().to_owned(),
+            }),
+            _ => Err("it gives no openIdConnectUrl".to_owned()),
+        };
+    }
+    let flows_at = format!("{at}/flows");
+    let Some(flows) = map.get("flows") else {
+        doc.problem(&flows_at, "is required but missing");
+        return Err("it declares no flows".to_owned());
+    };
+    let Some(flows) = as_object(doc, flows, &flows_at, "an OAuth Flows object") else {
+        return Err("its flows are not an object".to_owned());
+    };
+    let Some(flow) = flows.get("authorizationCode") else {
+        let offered: Vec<&str> = flows.keys().map(String::as_str).collect();
+        return Err(format!(
+            "it offers no authorizationCode flow (only {}), and people sign in with that one",
+            if offered.is_empty() {
+                "none".to_owned()
+            } else {
+                offered.join(", ")
+            }
+        ));
+    };
+    let flow_at = format!("{flows_at}/authorizationCode");
+    let Some(flow) = as_object(doc, flow, &flow_at, "an OAuth Flow object") else {
+        return Err("its authorizationCode flow is not an object".to_owned());
+    };
+    let authorization_url = string_field(doc, flow, "authorizationUrl", &flow_at, true);
+    let token_url = string_field(doc, flow, "tokenUrl", &flow_at, true);
+    let refresh_url = string_field(doc, flow, "refreshUrl", &flow_at, false);
+    let scopes = match flow.get("scopes") {
+        Some(Value::Object(scopes)) => scopes.keys().cloned().collect(),
+        Some(other) => {
+            doc.problem(
+                &format!("{flow_at}/scopes"),
+                format!("must be an object of scope names, not {}", kind(other)),
+            );
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    match (authorization_url, token_url) {
+        (Some(authorization_url), Some(token_url)) => Ok(SignIn::AuthorizationCode {
+            authorization_url: authorization_url.trim().to_owned(),
+            token_url: token_url.trim().to_owned(),
+            refresh_url: refresh_url
+                .map(str::trim)
+                .filter(|r| !r.is_empty() && *r != token_url.trim())
+                .map(str::to_owned),
+            scopes,
+        }),
+        _ => Err("its authorizationCode flow lacks authorizationUrl or tokenUrl".to_owned()),
+    }
 }
 
 /// The `{names}` in a path template.

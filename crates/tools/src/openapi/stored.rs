@@ -22,7 +22,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::call::{ApiClient, OpenApiTool};
-use super::spec::{AuthMethod, CompileOptions, Compiled, SpecError, compile, parse_document};
+use super::spec::{AuthMethod, CompileOptions, Compiled, SignIn, SpecError, compile, parse_document};
 use crate::egress::{HostResolver, SystemResolver};
 use crate::mcp::SecretSource;
 use crate::mcp::annotations::{ToolRisk, with_overrides};
@@ -42,6 +42,38 @@ pub struct ApiAuth {
     pub scheme: Option<String>,
 }
 
+/// A connection whose people sign in with their own accounts (the document's `oauth2`
+/// authorization code flow or `openIdConnect` scheme): each task calls with its
+/// delegator's token (or an org-wide connection's), through [`crate::oauth`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiOauth {
+    /// The document's security scheme.
+    pub scheme: String,
+    /// How people sign in, its URLs absolute.
+    pub sign_in: SignIn,
+    /// A client registered beforehand at the authorization server (empty: dynamic client
+    /// registration, when the server offers it).
+    #[serde(default)]
+    pub client_id: String,
+    /// Its secret for a confidential client, as `secret:NAME` (empty: a public client).
+    #[serde(default)]
+    pub client_secret: String,
+    /// Scopes asked for (empty: every scope the flow declares).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// What an import asks for signing in with OAuth (`--auth oauth`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OauthRequest {
+    /// A pre-registered client id (empty: dynamic registration).
+    pub client_id: String,
+    /// Its secret, `secret:NAME` (empty: a public client).
+    pub client_secret: String,
+    /// Scopes to ask for (empty: those the document's flow declares).
+    pub scopes: Vec<String>,
+}
+
 /// A stored OpenAPI connection (the row's settings).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiConnection {
@@ -54,6 +86,9 @@ pub struct ApiConnection {
     /// The credential, if any.
     #[serde(default)]
     pub auth: Option<ApiAuth>,
+    /// Signing in per person with OAuth, instead of `auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<ApiOauth>,
     /// Roles whose tasks may use its tools (empty: every role).
     #[serde(default)]
     pub roles: Vec<Role>,
@@ -130,6 +165,9 @@ pub struct ImportRequest {
     /// Which of the document's security schemes the credential is for (needed when it
     /// declares several).
     pub auth_scheme: Option<String>,
+    /// Sign people in with OAuth (the document's `oauth2` or `openIdConnect` scheme) instead
+    /// of sending a stored secret.
+    pub oauth: Option<OauthRequest>,
     /// Roles whose tasks may use the tools (empty: every role).
     pub roles: Vec<Role>,
     /// Risk and idempotency overrides by tool glob.
@@ -317,6 +355,123 @@ fn resolve_auth(request: &ImportRequest, compiled: &Compiled) -> Result<Option<A
     }))
 }
 
+/// The OAuth sign-in of an import: the scheme (`--auth-scheme`, else the only OAuth one,
+/// else the top-level default among several), its URLs made absolute against the base URL,
+/// and the client and scopes asked for.
+fn resolve_oauth(
+    request: &ImportRequest,
+    wanted: &OauthRequest,
+    compiled: &Compiled,
+    base_url: &str,
+) -> Result<ApiOauth, String> {
+    let oauth: Vec<&super::spec::SecurityScheme> = compiled.schemes.iter().filter(|s| s.oauth).collect();
+    let scheme = match request.auth_scheme.as_deref() {
+        Some(name) => match compiled.schemes.iter().find(|s| s.name == name) {
+            Some(scheme) if scheme.oauth => scheme,
+            Some(_) => {
+                return Err(format!(
+                    "security scheme {name:?} is not oauth2 or openIdConnect; --auth oauth needs one of those"
+                ));
+            }
+            None => return Err(format!("the document has no security scheme {name:?}")),
+        },
+        None => match oauth.as_slice() {
+            [] => {
+                return Err(
+                    "the document declares no oauth2 or openIdConnect security scheme; authenticate with                      --auth secret:NAME instead"
+                        .to_owned(),
+                );
+            }
+            [only] => *only,
+            several => {
+                let defaults: Vec<_> = several
+                    .iter()
+                    .filter(|s| compiled.default_schemes.contains(&s.name))
+                    .collect();
+                match defaults.as_slice() {
+                    [only] => **only,
+                    _ => {
+                        return Err(format!(
+                            "the document declares several OAuth schemes; say which with --auth-scheme NAME (one of {})",
+                            several.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                        ));
+                    }
+                }
+            }
+        },
+    };
+    let sign_in = match &scheme.sign_in {
+        Some(Ok(sign_in)) => sign_in.clone(),
+        Some(Err(why)) => {
+            return Err(format!(
+                "security scheme {:?}: people cannot sign in with it: {why}",
+                scheme.name
+            ));
+        }
+        None => return Err(format!("security scheme {:?} is not an OAuth scheme", scheme.name)),
+    };
+    let absolute = |url: &str, what: &str| -> Result<String, String> {
+        let joined = reqwest::Url::parse(url).or_else(|_| {
+            reqwest::Url::parse(&format!("{}/", base_url.trim_end_matches('/'))).and_then(|base| base.join(url))
+        });
+        match joined {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(u.to_string()),
+            _ => Err(format!(
+                "security scheme {:?}: its {what} {url:?} is not an http(s) URL",
+                scheme.name
+            )),
+        }
+    };
+    let sign_in = match sign_in {
+        SignIn::AuthorizationCode {
+            authorization_url,
+            token_url,
+            refresh_url,
+            scopes,
+        } => SignIn::AuthorizationCode {
+            authorization_url: absolute(&authorization_url, "authorizationUrl")?,
+            token_url: absolute(&token_url, "tokenUrl")?,
+            refresh_url: refresh_url.map(|r| absolute(&r, "refreshUrl")).transpose()?,
+            scopes,
+        },
+        SignIn::OpenIdConnect { url } => SignIn::OpenIdConnect {
+            url: absolute(&url, "openIdConnectUrl")?,
+        },
+    };
+    let client_secret = wanted.client_secret.trim();
+    if !client_secret.is_empty() {
+        if wanted.client_id.trim().is_empty() {
+            return Err("an OAuth client secret needs its client id (--oauth-client-id)".to_owned());
+        }
+        if !client_secret.starts_with(crate::mcp::SECRET_PREFIX) {
+            return Err(format!(
+                "the OAuth client secret must be a stored secret, {}NAME, never the value itself",
+                crate::mcp::SECRET_PREFIX
+            ));
+        }
+    }
+    let scopes = if wanted.scopes.is_empty() {
+        match &sign_in {
+            SignIn::AuthorizationCode { scopes, .. } => scopes.clone(),
+            SignIn::OpenIdConnect { .. } => vec!["openid".to_owned()],
+        }
+    } else {
+        wanted
+            .scopes
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    Ok(ApiOauth {
+        scheme: scheme.name.clone(),
+        sign_in,
+        client_id: wanted.client_id.trim().to_owned(),
+        client_secret: client_secret.to_owned(),
+        scopes,
+    })
+}
+
 /// Checks and stores an OpenAPI connection for the org (adding it, or replacing the one of
 /// that name) and audits it as `config.changed` on `openapi:{name}` by `actor`. Nothing is
 /// stored when the document has a problem. Running nodes offer its tools on their next
@@ -349,13 +504,25 @@ pub async fn import_org_api(store: &Store, request: ImportRequest, actor: &str) 
         source,
     })?;
     let base_url = resolve_base_url(&request, &compiled).map_err(&invalid)?;
-    let auth = resolve_auth(&request, &compiled).map_err(&invalid)?;
+    let (auth, oauth) = match &request.oauth {
+        Some(wanted) => {
+            if request.auth_secret.is_some() {
+                return Err(invalid(
+                    "choose one way to authenticate: --auth oauth or --auth secret:NAME".to_owned(),
+                ));
+            }
+            let oauth = resolve_oauth(&request, wanted, &compiled, &base_url).map_err(&invalid)?;
+            (None, Some(oauth))
+        }
+        None => (resolve_auth(&request, &compiled).map_err(&invalid)?, None),
+    };
 
     let connection = ApiConnection {
         name: name.clone(),
         source: request.source.clone(),
         base_url: base_url.clone(),
         auth: auth.clone(),
+        oauth: oauth.clone(),
         roles: request.roles.clone(),
         tools: request.tools.clone(),
         document_sha256,
@@ -372,6 +539,7 @@ pub async fn import_org_api(store: &Store, request: ImportRequest, actor: &str) 
         }
     }
     match &auth {
+        _ if oauth.is_some() => {}
         Some(auth) => {
             if store.secret_meta(&auth.secret).await?.is_none() {
                 warnings.push(format!(
@@ -412,7 +580,10 @@ pub async fn import_org_api(store: &Store, request: ImportRequest, actor: &str) 
                 idempotent: risk.idempotent,
                 authenticated: auth
                     .as_ref()
-                    .is_some_and(|a| operation.sends_credential(a.scheme.as_deref())),
+                    .is_some_and(|a| operation.sends_credential(a.scheme.as_deref()))
+                    || oauth
+                        .as_ref()
+                        .is_some_and(|o| operation.sends_credential(Some(o.scheme.as_str()))),
             }
         })
         .collect();
@@ -455,7 +626,11 @@ pub async fn import_org_api(store: &Store, request: ImportRequest, actor: &str) 
             super::spec::SpecVersion::V31 => "3.1".to_owned(),
         },
         base_url,
-        auth: auth.as_ref().map(|a| a.method.describe()),
+        auth: auth.as_ref().map(|a| a.method.describe()).or_else(|| {
+            oauth
+                .as_ref()
+                .map(|o| format!("each person's own account (OAuth, scheme {})", o.scheme))
+        }),
         tools,
         skipped: compiled.skipped,
         warnings,
@@ -473,6 +648,26 @@ pub async fn list_apis(store: &Store) -> Result<Vec<(Connection, Result<ApiConne
         .map(|row| {
             let settings = settings_of(&row);
             (row, settings)
+        })
+        .collect())
+}
+
+/// The org's OpenAPI connections people sign in to (with OAuth), for
+/// [`crate::oauth::OauthConnections::set_apis`].
+pub async fn oauth_apis(store: &Store) -> Result<Vec<crate::oauth::ApiTarget>, StoreError> {
+    Ok(list_apis(store)
+        .await?
+        .into_iter()
+        .filter(|(row, _)| row.scope == ConnectionScope::Org)
+        .filter_map(|(_, settings)| settings.ok())
+        .filter_map(|settings| {
+            let oauth = settings.oauth?;
+            Some(crate::oauth::ApiTarget {
+                name: settings.name,
+                base_url: settings.base_url,
+                roles: settings.roles,
+                oauth,
+            })
         })
         .collect())
 }
@@ -528,6 +723,9 @@ pub struct ApiSources {
     http: HttpFetchConfig,
     resolver: Arc<dyn HostResolver>,
     loaded: tokio::sync::Mutex<HashMap<(String, ConnectionScopeKey), Loaded>>,
+    /// The node's OAuth connections, for connections people sign in to (set once they
+    /// exist: the tools are loaded before the node's OAuth side starts).
+    oauth: Arc<std::sync::OnceLock<crate::oauth::OauthConnections>>,
 }
 
 type ConnectionScopeKey = Option<coworker_core::UserId>;
@@ -565,7 +763,14 @@ impl ApiSources {
             http,
             resolver,
             loaded: tokio::sync::Mutex::new(HashMap::new()),
+            oauth: Arc::default(),
         }
+    }
+
+    /// Gives the tools of connections people sign in to the node's OAuth connections (once;
+    /// until then their calls say the node is starting).
+    pub fn set_oauth(&self, connections: crate::oauth::OauthConnections) {
+        let _ = self.oauth.set(connections);
     }
 
     /// Registers the tools of connections added or replaced since the last sync and removes
@@ -650,6 +855,10 @@ impl ApiSources {
             self.resolver.clone(),
         )
         .map_err(|e| format!("OpenAPI connection {:?}: {e}", row.name))?;
+        let client = match &settings.oauth {
+            Some(oauth) => client.with_oauth(oauth.clone(), self.oauth.clone()),
+            None => client,
+        };
         let tools = settings.tools(compiled, Arc::new(client));
         Ok((settings, tools))
     }
