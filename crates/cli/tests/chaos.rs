@@ -523,9 +523,21 @@ async fn three_nodes_killed_at_random_lose_nothing_and_repeat_nothing() {
                 .json()
                 .await
                 .unwrap();
-            let id = listed["file"]["id"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{path}: {listed}"));
+            let Some(id) = listed["file"]["id"].as_str() else {
+                // Say what the task that should have written it journaled about its call.
+                let brief = job(prefix, n).0;
+                let mut journal = String::new();
+                for id in &ids {
+                    let task = store.get_task(*id).await.unwrap().expect("the task");
+                    if task.brief.contains(&brief) {
+                        let run = store.run_for_task(*id).await.unwrap().expect("a run");
+                        for event in store.list_events(run.id, 0, 1_000).await.unwrap() {
+                            journal.push_str(&format!("\n  {} {}", event.kind, event.payload));
+                        }
+                    }
+                }
+                panic!("{path}: {listed}; its task's journal:{journal}");
+            };
             let body = client
                 .get(format!("{url}/api/v1/files/{id}/download"))
                 .bearer_auth(&token)

@@ -660,9 +660,13 @@ async fn an_openapi_connection_calls_with_each_delegators_own_account(db: &TestD
     captured_logs();
     let oauth = OauthServers::start(3600).await;
     let model = ScriptedModelServer::start(Format::OpenAi, script()).await;
-    let node = TestNode::start_with(db.backend, |c| configure(c, model.base_url(), &oauth.mcp_url))
-        .await
-        .expect("backend configured");
+    let node = TestNode::start_with(db.backend, |c| {
+        configure(c, model.base_url(), &oauth.mcp_url);
+        // The API is on loopback, which the egress policy refuses unless allowed.
+        c.tools.http.allow = vec!["127.0.0.1".into()];
+    })
+    .await
+    .expect("backend configured");
     let alice = user(&node, "alice@example.com", Role::Member, None).await;
     let bob = user(&node, "bob@example.com", Role::Member, None).await;
     let carol = user(&node, "carol@example.com", Role::Member, None).await;
@@ -727,7 +731,8 @@ async fn an_openapi_connection_calls_with_each_delegators_own_account(db: &TestD
     assert_eq!(
         oauth.api_calls(),
         ["alice", "bob"],
-        "each call carried its delegator's token"
+        "each call carried its delegator's token; the last model request: {}",
+        model.requests().last().map(|r| r.body.to_string()).unwrap_or_default()
     );
 
     // Carol has none: asked to connect, and her task goes on once she has.
