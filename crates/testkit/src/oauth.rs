@@ -588,13 +588,18 @@ fn challenge(state: &AsState) -> Response {
     response
 }
 
-async fn api_me(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    let bearer = headers
+/// The bearer token a request carries (empty when none).
+fn bearer_of(headers: &HeaderMap) -> String {
+    headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default()
-        .to_owned();
+        .to_owned()
+}
+
+async fn api_me(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let bearer = bearer_of(&headers);
     let mut state = lock(&state);
     let subject = state
         .access
@@ -640,12 +645,7 @@ async fn mcp_post(State(state): State<Shared>, headers: HeaderMap, body: String)
         .and_then(Value::as_str)
         .map(str::to_owned)
         .filter(|_| method == "tools/call");
-    let bearer = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .to_owned();
+    let bearer = bearer_of(&headers);
     let mut state = lock(&state);
     let subject = state
         .access

@@ -318,23 +318,12 @@ fn resolve_auth(request: &ImportRequest, compiled: &Compiled) -> Result<Option<A
                             .join("; ")
                     ));
                 }
-                [only] => Some(*only),
-                several => {
-                    let defaults: Vec<_> = several
-                        .iter()
-                        .filter(|s| compiled.default_schemes.contains(&s.name))
-                        .collect();
-                    match defaults.as_slice() {
-                        [only] => Some(**only),
-                        _ => {
-                            return Err(format!(
-                                "the document declares several security schemes; say which the secret is for with \
-                                 --auth-scheme NAME (one of {})",
-                                several.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
-                            ));
-                        }
-                    }
-                }
+                several => Some(only_or_default(
+                    several,
+                    compiled,
+                    "security schemes",
+                    "the secret is for",
+                )?),
             }
         }
     };
@@ -353,6 +342,34 @@ fn resolve_auth(request: &ImportRequest, compiled: &Compiled) -> Result<Option<A
             scheme: None,
         },
     }))
+}
+
+/// The one of `candidates` (at least one) an import uses: the only one, else the one the
+/// document's top-level `security` names; several left is a question for the operator.
+fn only_or_default<'a>(
+    candidates: &[&'a super::spec::SecurityScheme],
+    compiled: &Compiled,
+    what: &str,
+    purpose: &str,
+) -> Result<&'a super::spec::SecurityScheme, String> {
+    if let [only] = candidates {
+        return Ok(*only);
+    }
+    let defaults: Vec<_> = candidates
+        .iter()
+        .filter(|s| compiled.default_schemes.contains(&s.name))
+        .collect();
+    match defaults.as_slice() {
+        [only] => Ok(**only),
+        _ => Err(format!(
+            "the document declares several {what}; say which {purpose} with --auth-scheme NAME (one of {})",
+            candidates
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 /// The OAuth sign-in of an import: the scheme (`--auth-scheme`, else the only OAuth one,
@@ -375,30 +392,14 @@ fn resolve_oauth(
             }
             None => return Err(format!("the document has no security scheme {name:?}")),
         },
-        None => match oauth.as_slice() {
-            [] => {
-                return Err(
-                    "the document declares no oauth2 or openIdConnect security scheme; authenticate with                      --auth secret:NAME instead"
-                        .to_owned(),
-                );
-            }
-            [only] => *only,
-            several => {
-                let defaults: Vec<_> = several
-                    .iter()
-                    .filter(|s| compiled.default_schemes.contains(&s.name))
-                    .collect();
-                match defaults.as_slice() {
-                    [only] => **only,
-                    _ => {
-                        return Err(format!(
-                            "the document declares several OAuth schemes; say which with --auth-scheme NAME (one of {})",
-                            several.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
-                        ));
-                    }
-                }
-            }
-        },
+        None if oauth.is_empty() => {
+            return Err(
+                "the document declares no oauth2 or openIdConnect security scheme; authenticate with \
+                 --auth secret:NAME instead"
+                    .to_owned(),
+            );
+        }
+        None => only_or_default(&oauth, compiled, "OAuth schemes", "people sign in with")?,
     };
     let sign_in = match &scheme.sign_in {
         Some(Ok(sign_in)) => sign_in.clone(),
