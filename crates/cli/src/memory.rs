@@ -365,11 +365,17 @@ fn print_hits(body: &Value) {
             s(&hit["kind"])
         );
         println!("   {}", s(&hit["text"]).replace('\n', "\n   "));
+        let neighbour = c["neighbour"].as_f64().unwrap_or(0.0);
         println!(
-            "   {} · {} · rrf {:.4} · recency {:.2} · used {}",
+            "   {} · {} · rrf {:.4}{} · recency {:.2} · used {}",
             part(&c["fulltext_rank"], &c["fulltext_score"], "full text"),
             part(&c["vector_rank"], &c["vector_similarity"], "vector"),
             c["rrf"].as_f64().unwrap_or(0.0),
+            if neighbour > 0.0 {
+                format!(" · beside a hit +{neighbour:.4}")
+            } else {
+                String::new()
+            },
             c["recency"].as_f64().unwrap_or(0.0),
             c["use_count"]
         );
@@ -532,6 +538,18 @@ fn parse_import(path: &Path, content: &str) -> anyhow::Result<Vec<ImportLine>> {
     Ok(out)
 }
 
+/// What an import's items come from: the file's name and a digest of its content, so two
+/// files of one name are told apart and re-importing the same file names the same source.
+fn import_source(file: &Path, content: &str) -> String {
+    use sha2::Digest;
+    let name = file
+        .file_name()
+        .map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name: String = name.chars().take(200).collect();
+    let digest = sha2::Sha256::digest(content.as_bytes());
+    format!("{name}#{}", hex::encode(&digest[..8]))
+}
+
 fn batches(lines: &[ImportLine]) -> Vec<&[ImportLine]> {
     let mut out = Vec::new();
     let mut start = 0;
@@ -556,6 +574,7 @@ async fn import(client: &Client, scope: Option<String>, json: bool, file: &Path)
     if lines.is_empty() {
         bail!("{} holds nothing to import", file.display());
     }
+    let source = import_source(file, &content);
     let batches = batches(&lines);
     // Every batch is validated before any is stored, so a bad item anywhere stores nothing.
     for dry_run in [true, false] {
@@ -563,14 +582,16 @@ async fn import(client: &Client, scope: Option<String>, json: bool, file: &Path)
         let mut added = 0u64;
         let mut duplicates = 0u64;
         for batch in &batches {
+            // Positions run across batches: search reads each item with its neighbours.
             let items: Vec<Value> = batch
                 .iter()
-                .map(|l| json!({"text": l.text, "occurred_at": l.occurred_at}))
+                .enumerate()
+                .map(|(i, l)| json!({"text": l.text, "occurred_at": l.occurred_at, "position": done + i as u64}))
                 .collect();
             let result = client
                 .post(
                     "/memory/import",
-                    &json!({"scope": scope, "items": items, "dry_run": dry_run}),
+                    &json!({"scope": scope, "source": source, "items": items, "dry_run": dry_run}),
                 )
                 .await;
             let body = match result {

@@ -15,9 +15,9 @@
 //! - `COWORKER_BENCH_LOCOMO_EMBED`: what is embedded per turn — empty (what the product embeds:
 //!   the text and its date in words), `raw` (the text alone), `ctxN` / `rawctxN` (after up to
 //!   N earlier turns of the same session);
-//! - `COWORKER_BENCH_LOCOMO_NEIGHBOUR="0 0.4"`: passes in which a hit also gains that share of
-//!   the best score of the turns next to it in the same session (a re-ranking the product does
-//!   not do yet: measured +0.04 per-question recall@5 at 0.4 on the first 3 conversations).
+//! - `COWORKER_BENCH_LOCOMO_PLACES=0`: store the turns without their place in the import (as
+//!   `memory import` records it), which turns off the product's neighbour lift
+//!   ([`coworker_memory::NEIGHBOUR_SHARE`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -41,7 +41,6 @@ struct Question {
 }
 
 struct Conversation {
-    #[allow(dead_code)]
     name: String,
     turns: Vec<Turn>,
     questions: Vec<Question>,
@@ -260,7 +259,7 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok());
     let variant = std::env::var("COWORKER_BENCH_LOCOMO_EMBED").unwrap_or_default();
-    let grid = std::env::var("COWORKER_BENCH_LOCOMO_NEIGHBOUR").unwrap_or_else(|_| "0".to_owned());
+    let places = std::env::var("COWORKER_BENCH_LOCOMO_PLACES").map_or(true, |v| v != "0");
     let mut cache = VectorCache::open();
     let conversations = load(&path);
     let conversations = &conversations[..conversations.len().min(only.unwrap_or(usize::MAX))];
@@ -276,7 +275,8 @@ async fn main() {
             .turns
             .iter()
             .zip(vectors)
-            .map(|(t, v)| NewMemoryItem {
+            .enumerate()
+            .map(|(position, (t, v))| NewMemoryItem {
                 kind: "fact".into(),
                 scope: "org".into(),
                 search_text: coworker_memory::text::search_text(&t.text, Some(t.at_ms)),
@@ -285,19 +285,22 @@ async fn main() {
                 source: "import".into(),
                 source_task_id: None,
                 created_by_user_id: None,
-                details: serde_json::json!({}),
+                // What `memory import` records of a line's place in its file.
+                details: if places {
+                    serde_json::json!({"import": {"source": conv.name, "position": position}})
+                } else {
+                    serde_json::json!({})
+                },
                 occurred_at_ms: Some(t.at_ms),
                 actor: "bench".into(),
                 embedding: Some((embedder_id.clone(), v)),
             })
             .collect();
         let mut id_of: HashMap<coworker_core::MemoryId, Vec<String>> = HashMap::new();
-        let mut pos_of: HashMap<coworker_core::MemoryId, usize> = HashMap::new();
-        for (c, (chunk, turns)) in rows.chunks(500).zip(conv.turns.chunks(500)).enumerate() {
+        for (chunk, turns) in rows.chunks(500).zip(conv.turns.chunks(500)) {
             let inserted = db.store.insert_memory_items(chunk).await.expect("the turns import");
-            for (i, (t, ins)) in turns.iter().zip(inserted).enumerate() {
+            for (t, ins) in turns.iter().zip(inserted) {
                 id_of.entry(ins.id()).or_default().push(t.dia_id.clone());
-                pos_of.entry(ins.id()).or_insert(c * 500 + i);
             }
         }
         let memory = Memory::open(db.store.clone(), embedder.clone(), MemoryConfig::default())
@@ -305,13 +308,12 @@ async fn main() {
             .expect("memory opens");
         let questions: Vec<String> = conv.questions.iter().map(|q| q.text.clone()).collect();
         let qvectors = cache.embed(&embedder, &questions).await;
-        prepared.push((db, memory, id_of, pos_of, qvectors));
+        prepared.push((db, memory, id_of, qvectors));
     }
     cache.save();
-    for setting in grid.split_whitespace() {
-        let alpha: f64 = setting.parse().unwrap_or(0.0);
+    {
         let mut tallies: BTreeMap<i64, Tally> = BTreeMap::new();
-        for (conv, (_db, memory, id_of, pos_of, qvectors)) in conversations.iter().zip(&prepared) {
+        for (conv, (_db, memory, id_of, qvectors)) in conversations.iter().zip(&prepared) {
             for (q, qv) in conv.questions.iter().zip(qvectors) {
                 let hits = memory
                     .retrieve(
@@ -325,29 +327,7 @@ async fn main() {
                     )
                     .await
                     .expect("search");
-                // Neighbour propagation: a turn next to a strong hit (same session) gains
-                // `alpha` of that hit's score.
                 let mut hits = hits;
-                if alpha > 0.0 {
-                    let score_at: HashMap<usize, f64> = hits
-                        .iter()
-                        .filter_map(|h| Some((*pos_of.get(&h.id)?, h.score)))
-                        .collect();
-                    let mut extra: HashMap<coworker_core::MemoryId, f64> = HashMap::new();
-                    for h in &hits {
-                        let Some(p) = pos_of.get(&h.id) else { continue };
-                        let near = [p.wrapping_sub(1), p + 1]
-                            .iter()
-                            .filter(|n| conv.turns.get(**n).is_some_and(|t| t.at_ms == conv.turns[*p].at_ms))
-                            .filter_map(|n| score_at.get(n))
-                            .fold(0.0f64, |a, b| a.max(*b));
-                        extra.insert(h.id, alpha * near);
-                    }
-                    for h in &mut hits {
-                        h.score += extra.get(&h.id).copied().unwrap_or(0.0);
-                    }
-                    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-                }
                 hits.truncate(10);
                 let ranked: Vec<&String> = hits
                     .iter()
@@ -379,7 +359,7 @@ async fn main() {
             all.macro5 += t.macro5;
         }
         println!(
-            "locomo [embed {variant:?}, neighbour {alpha}] {} questions, {} cited: recall@5 {:.3}, recall@10 {:.3}, per-question recall@5 {:.3};{per_category}",
+            "locomo [embed {variant:?}, places {places}] {} questions, {} cited: recall@5 {:.3}, recall@10 {:.3}, per-question recall@5 {:.3};{per_category}",
             all.questions,
             all.cited,
             all.found5 as f64 / all.cited.max(1) as f64,

@@ -272,6 +272,9 @@ async fn audit_fact(state: &AppState, principal: &Principal, action: &str, item:
     Ok(())
 }
 
+/// Longest import `source`, in bytes.
+const MAX_IMPORT_SOURCE_BYTES: usize = 512;
+
 /// One line of an import.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -281,6 +284,10 @@ pub struct ImportItem {
     /// When it happened (RFC 3339).
     #[serde(default)]
     pub occurred_at: Option<String>,
+    /// Its place in `source` (0-based): search reads an item together with the ones just
+    /// before and after it there.
+    #[serde(default)]
+    pub position: Option<u64>,
 }
 
 /// Body of `POST /memory/import`.
@@ -290,6 +297,10 @@ pub struct ImportBatch {
     /// Scope of every item.
     #[serde(default)]
     pub scope: Option<String>,
+    /// What the items come from (the CLI sends the file's name and a digest of its content),
+    /// recorded with each item that has a `position`.
+    #[serde(default)]
+    pub source: Option<String>,
     /// The items (at most 1000).
     pub items: Vec<ImportItem>,
     /// Only validate: store no item (an admin's missing project is still created).
@@ -323,9 +334,22 @@ pub async fn import(
     principal.require(Role::Member)?;
     // Also on a dry run, so the check that follows sees the project an admin's import creates.
     ensure_project(&state, &principal, body.scope.as_deref()).await?;
+    if let Some(source) = &body.source
+        && (source.trim().is_empty() || source.len() > MAX_IMPORT_SOURCE_BYTES)
+    {
+        return Err(bad_request(
+            format!("source must be 1 to {MAX_IMPORT_SOURCE_BYTES} bytes"),
+            "name the file the items come from",
+        ));
+    }
     let mut items = Vec::with_capacity(body.items.len());
     for (i, line) in body.items.into_iter().enumerate() {
-        let item = new_fact(
+        let place = body
+            .source
+            .as_deref()
+            .zip(line.position)
+            .map(|(source, position)| json!({"import": {"source": source, "position": position}}));
+        let mut item = new_fact(
             &state,
             &principal,
             body.scope.as_deref(),
@@ -338,6 +362,9 @@ pub async fn import(
             e.body.message = format!("item {}: {}", i + 1, e.body.message);
             e
         })?;
+        if let Some(place) = place {
+            item.details = place;
+        }
         items.push(item);
     }
     let AddOutcome { ids, added, duplicates } = memory(&state).add_many(items, body.dry_run).await?;

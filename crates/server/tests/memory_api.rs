@@ -1,6 +1,7 @@
 //! `/api/v1/memory` on a whole node, both backends: facts survive a restart, a member's fact
 //! is a proposal an admin decides, a coworker's proposal is decided through its approval,
-//! bad input is refused with nothing stored, and a missing model directory stops the start.
+//! bad input is refused with nothing stored, a missing model directory stops the start, and an
+//! imported line is read together with the lines beside it.
 
 mod api_support;
 
@@ -18,6 +19,7 @@ backend_tests!(
     member_facts_are_proposals_until_reviewed,
     a_coworker_proposal_is_decided_through_its_approval,
     bad_input_is_refused_and_stores_nothing,
+    an_imported_line_is_read_with_the_lines_beside_it,
 );
 
 async fn post(node: &TestNode, path: &str, token: &str, body: Value) -> (u16, Value) {
@@ -352,4 +354,79 @@ async fn bad_input_is_refused_and_stores_nothing(db: &TestDb) {
         message.contains("no-model-here") && message.contains("install-model"),
         "{message}"
     );
+}
+
+async fn an_imported_line_is_read_with_the_lines_beside_it(db: &TestDb) {
+    let node = TestNode::start(db.backend).await.unwrap();
+    let owner = node.owner_token.clone();
+    // Shorter texts that share one word with the query rank above the answer on words alone.
+    for decoy in [
+        "The sales pipeline is full.",
+        "Pipeline review is on Friday.",
+        "A pipeline of candidates.",
+    ] {
+        let (status, body) = post(&node, "/api/v1/memory/items", &owner, json!({"text": decoy})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let session = "2024-03-04T10:00:00Z";
+    let (status, body) = post(
+        &node,
+        "/api/v1/memory/import",
+        &owner,
+        json!({"source": "standup.jsonl#0123abcd", "items": [
+            {"text": "Ada: who can fix the deploy pipeline before the release?", "occurred_at": session, "position": 0},
+            {"text": "Bo: I rewrote its configuration this morning and the pipeline runs green again.", "occurred_at": session, "position": 1},
+            {"text": "Cy: next week the pipeline moves to the new build servers we ordered last month.",
+             "occurred_at": "2024-03-11T10:00:00Z", "position": 2},
+        ]}),
+    )
+    .await;
+    assert_eq!((status, body["added"].as_u64()), (200, Some(3)), "{body}");
+    let ids: Vec<String> = body["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap().to_owned())
+        .collect();
+    let (_, shown) = call(
+        &node,
+        Method::GET,
+        &format!("/api/v1/memory/items/{}", ids[1]),
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(
+        shown["item"]["details"]["import"],
+        json!({"source": "standup.jsonl#0123abcd", "position": 1}),
+        "{shown}"
+    );
+
+    let hits = search(&node, &owner, "fix the deploy pipeline").await;
+    let rank = |id: &str| hits.iter().position(|h| h["id"] == id);
+    assert_eq!(rank(&ids[0]), Some(0), "{hits:#?}");
+    // The answer, beside the question in the same session, comes next, above the decoys.
+    assert_eq!(rank(&ids[1]), Some(1), "{hits:#?}");
+    assert!(hits[1]["components"]["neighbour"].as_f64().unwrap() > 0.0, "{hits:#?}");
+    // The next session's line is not lifted by the one before it, nor are items of no import.
+    let later = &hits[rank(&ids[2]).expect("the later line matches a word")];
+    assert_eq!(later["components"]["neighbour"], 0.0, "{hits:#?}");
+    assert!(
+        hits.iter()
+            .filter(|h| !ids.contains(&h["id"].as_str().unwrap().to_owned()))
+            .all(|h| h["components"]["neighbour"] == 0.0),
+        "{hits:#?}"
+    );
+
+    // A source that is blank is refused, and nothing of the batch is stored.
+    let (status, answer) = post(
+        &node,
+        "/api/v1/memory/import",
+        &owner,
+        json!({"source": " ", "items": [{"text": "never stored", "position": 0}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(search(&node, &owner, "never stored").await.is_empty());
+    node.stop().await;
 }

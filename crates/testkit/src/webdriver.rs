@@ -40,7 +40,8 @@ pub struct Browser {
 /// Chromium's flags: headless, and quiet on the network. Without the background-networking
 /// flags Chromium reaches for Google's services (component updates, sync, safe browsing,
 /// DNS prefetch) at every start; the host-resolver rule makes any name but the loopback ones
-/// fail to resolve, so nothing a page or Chromium itself asks for leaves the machine.
+/// fail to resolve and the proxy catches the rest, so nothing a page or Chromium itself asks
+/// for leaves the machine.
 const CHROMIUM_ARGS: &[&str] = &[
     "--headless=new",
     "--no-sandbox",
@@ -58,6 +59,8 @@ const CHROMIUM_ARGS: &[&str] = &[
     "--dns-prefetch-disable",
     "--disable-features=OptimizationHints,MediaRouter,Translate,AutofillServerCommunication,SafeBrowsing,InterestFeedContentSuggestions",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+    // Anything else by address goes to a closed local port (loopback is never proxied).
+    "--proxy-server=http://127.0.0.1:9",
 ];
 
 /// A found element.
