@@ -756,7 +756,7 @@ impl Memory {
 
 /// Where an imported item sits in its import: scope, source, position and time. Items next
 /// to each other there are read together by [`lift_neighbours`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 struct ImportPlace {
     scope: String,
     source: String,
@@ -776,11 +776,9 @@ impl ImportPlace {
         })
     }
 
-    fn beside(&self, position: u64) -> ImportPlace {
-        ImportPlace {
-            position,
-            ..self.clone()
-        }
+    /// The lookup key of the place at `position` in the same source, scope and time.
+    fn key(&self, position: u64) -> (&str, &str, Option<i64>, u64) {
+        (&self.scope, &self.source, self.occurred_at_ms, position)
     }
 }
 
@@ -788,10 +786,10 @@ impl ImportPlace {
 /// it in the same import (same source, same time); `places[i]` is `hits[i]`'s place. One pass
 /// over the scores as fused, so a lift never lifts again.
 fn lift_neighbours(hits: &mut [Hit], places: &[Option<ImportPlace>]) {
-    let score_at: HashMap<&ImportPlace, f64> = places
+    let score_at: HashMap<(&str, &str, Option<i64>, u64), f64> = places
         .iter()
         .zip(hits.iter())
-        .filter_map(|(p, h)| Some((p.as_ref()?, h.score)))
+        .filter_map(|(p, h)| p.as_ref().map(|p| (p.key(p.position), h.score)))
         .collect();
     if score_at.len() < 2 {
         return;
@@ -800,12 +798,10 @@ fn lift_neighbours(hits: &mut [Hit], places: &[Option<ImportPlace>]) {
         .iter()
         .map(|place| {
             let Some(place) = place else { return 0.0 };
-            let before = place.position.checked_sub(1).map(|p| place.beside(p));
-            let after = place.position.checked_add(1).map(|p| place.beside(p));
-            let best = [before, after]
-                .iter()
+            let best = [place.position.checked_sub(1), place.position.checked_add(1)]
+                .into_iter()
                 .flatten()
-                .filter_map(|p| score_at.get(p))
+                .filter_map(|p| score_at.get(&place.key(p)))
                 .fold(0.0f64, |a, b| a.max(*b));
             NEIGHBOUR_SHARE * best
         })
