@@ -5,8 +5,14 @@
 //! `COWORKER_SOAK_TICK_MS` (default 1,000) a new mention opens a thread and the oldest
 //! waiting thread is answered (its task finishes), so the number of active threads stays
 //! constant while conversations churn. Prints RSS every `COWORKER_SOAK_SAMPLE_SECS` (default
-//! 30), the first/last/max and the growth per hour of a least-squares line, and the event →
-//! acknowledgement latency (p50/p95) measured on the tick mentions, under that load.
+//! 30) with its anonymous part (heap and stacks: what a leak grows, where the rest is pages
+//! of the binary), the first/last/max, the growth per hour of a least-squares line over the
+//! whole soak and over its second half (a cache that fills levels off; a leak keeps its
+//! slope), and the event → acknowledgement latency (p50/p95) measured on the tick mentions,
+//! under that load.
+//!
+//! `COWORKER_SOAK_NODE_ENV="K=V,…"` adds variables to the node's environment (to compare
+//! allocator settings, say `MALLOC_ARENA_MAX=2`).
 //!
 //! Run: `cargo bench -p coworker-cli --bench slack_soak`
 
@@ -17,7 +23,7 @@ use std::time::{Duration, Instant};
 use coworker_core::domain::Role;
 use coworker_store::NewUser;
 use coworker_testkit::fake_slack::{BOT_USER_ID, FakeSlack, SIGNING_SECRET, TEAM_ID};
-use coworker_testkit::process::{banner_url, config_file, rss_kib, spawn};
+use coworker_testkit::process::{banner_url, config_file, rss_anon_kib, rss_kib, spawn_with_env};
 use coworker_testkit::scripted_model::{Format, Match, Reply, Script, ScriptedModelServer, Turn};
 use coworker_testkit::{Backend, TestDb};
 use futures::StreamExt;
@@ -55,6 +61,28 @@ fn reply(n: u64, thread: &str) -> Value {
 
 fn questions(fake: &FakeSlack) -> usize {
     fake.count_messages(|m| m.text.contains("Which one?") || m.blocks.to_string().contains("Which one?"))
+}
+
+/// One reading of the node's memory, `at` seconds into the soak.
+#[derive(Clone, Copy)]
+struct Sample {
+    at: f64,
+    rss_kib: u64,
+    anon_kib: u64,
+}
+
+/// Least-squares slope of one reading over time, in MiB per hour (0 with fewer than two).
+fn slope_mib_per_hour(samples: &[Sample], reading: impl Fn(&Sample) -> u64) -> f64 {
+    let count = samples.len() as f64;
+    let mean_t = samples.iter().map(|s| s.at).sum::<f64>() / count;
+    let mean_r = samples.iter().map(|s| reading(s) as f64).sum::<f64>() / count;
+    let covariance: f64 = samples.iter().map(|s| (s.at - mean_t) * (reading(s) as f64 - mean_r)).sum();
+    let variance: f64 = samples.iter().map(|s| (s.at - mean_t).powi(2)).sum();
+    if variance > 0.0 {
+        covariance / variance * 3600.0 / 1024.0
+    } else {
+        0.0
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -97,11 +125,19 @@ async fn main() {
         fake.api_url()
     );
     let config = config_file(db.dir(), &model.base_url(), &db.database_url, &slack);
-    let mut serve = spawn(
+    // `COWORKER_SOAK_NODE_ENV="K=V,K=V"`: variables for the node (e.g. allocator settings).
+    let node_env: Vec<(String, String)> = std::env::var("COWORKER_SOAK_NODE_ENV")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut serve = spawn_with_env(
         &bin(),
         &["serve", "--listen", "127.0.0.1:0"],
         &config,
         &db.node_data_dir(),
+        &node_env,
     );
     let url = banner_url(&mut serve);
     let pid = serve.id();
@@ -137,17 +173,23 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let loaded_kib = rss_kib(pid).unwrap_or(0);
+    let loaded_anon_kib = rss_anon_kib(pid).unwrap_or(0);
     println!(
-        "slack soak: {threads} threads waiting after {:.1} s; RSS idle {} MiB, loaded {} MiB",
+        "slack soak: {threads} threads waiting after {:.1} s; RSS idle {} MiB, loaded {} MiB (anon {} MiB)",
         started.elapsed().as_secs_f64(),
         idle_kib / 1024,
-        loaded_kib / 1024
+        loaded_kib / 1024,
+        loaded_anon_kib / 1024
     );
 
     // Churn: one new thread in, the oldest answered out, every tick.
     let mut waiting: VecDeque<(u64, String)> = (0..threads).map(|n| (n, mention(n).0)).collect();
     let mut next = threads;
-    let mut samples: Vec<(f64, u64)> = vec![(0.0, loaded_kib)];
+    let mut samples: Vec<Sample> = vec![Sample {
+        at: 0.0,
+        rss_kib: loaded_kib,
+        anon_kib: loaded_anon_kib,
+    }];
     let mut acks: Vec<Duration> = Vec::new();
     let soak_started = Instant::now();
     let mut next_sample = sample_every;
@@ -167,14 +209,19 @@ async fn main() {
             assert_eq!(FakeSlack::post_event(&url, &reply(n, &thread)).await.status(), 200);
         }
         if soak_started.elapsed() >= next_sample {
-            let kib = rss_kib(pid).unwrap_or(0);
-            let at = soak_started.elapsed().as_secs_f64();
+            let sample = Sample {
+                at: soak_started.elapsed().as_secs_f64(),
+                rss_kib: rss_kib(pid).unwrap_or(0),
+                anon_kib: rss_anon_kib(pid).unwrap_or(0),
+            };
             println!(
-                "  t = {at:>6.0} s  RSS {:>6.1} MiB  ({} conversations so far)",
-                kib as f64 / 1024.0,
+                "  t = {:>6.0} s  RSS {:>6.1} MiB  anon {:>6.1} MiB  ({} conversations so far)",
+                sample.at,
+                sample.rss_kib as f64 / 1024.0,
+                sample.anon_kib as f64 / 1024.0,
                 next
             );
-            samples.push((at, kib));
+            samples.push(sample);
             next_sample += sample_every;
         }
         if let Some(rest) = tick.checked_sub(tick_started.elapsed()) {
@@ -182,29 +229,29 @@ async fn main() {
         }
     }
     let final_kib = rss_kib(pid).unwrap_or(0);
-    samples.push((soak_started.elapsed().as_secs_f64(), final_kib));
-
-    // Least-squares slope of RSS over time, in MiB per hour.
-    let count = samples.len() as f64;
-    let mean_t = samples.iter().map(|s| s.0).sum::<f64>() / count;
-    let mean_r = samples.iter().map(|s| s.1 as f64).sum::<f64>() / count;
-    let covariance: f64 = samples.iter().map(|s| (s.0 - mean_t) * (s.1 as f64 - mean_r)).sum();
-    let variance: f64 = samples.iter().map(|s| (s.0 - mean_t).powi(2)).sum();
-    let slope_mib_per_hour = if variance > 0.0 {
-        covariance / variance * 3600.0 / 1024.0
-    } else {
-        0.0
-    };
-    let max_kib = samples.iter().map(|s| s.1).max().unwrap_or(0);
+    let final_anon_kib = rss_anon_kib(pid).unwrap_or(0);
+    let soaked = soak_started.elapsed().as_secs_f64();
+    samples.push(Sample {
+        at: soaked,
+        rss_kib: final_kib,
+        anon_kib: final_anon_kib,
+    });
+    let second_half: Vec<Sample> = samples.iter().filter(|s| s.at >= soaked / 2.0).copied().collect();
+    let max_kib = samples.iter().map(|s| s.rss_kib).max().unwrap_or(0);
     acks.sort();
     println!(
-        "slack soak ({threads} active threads, {:.0} s, {} conversations opened and {} finished): RSS start {:.1} MiB, end {:.1} MiB, max {:.1} MiB, trend {slope_mib_per_hour:+.2} MiB/h",
-        soak_started.elapsed().as_secs_f64(),
+        "slack soak ({threads} active threads, {soaked:.0} s, {} conversations opened and {} finished): RSS start {:.1} MiB, end {:.1} MiB, max {:.1} MiB, trend {:+.2} MiB/h ({:+.2} MiB/h over the second half); anon start {:.1} MiB, end {:.1} MiB, trend {:+.2} MiB/h ({:+.2} MiB/h over the second half)",
         next,
         next - threads,
         loaded_kib as f64 / 1024.0,
         final_kib as f64 / 1024.0,
         max_kib as f64 / 1024.0,
+        slope_mib_per_hour(&samples, |s| s.rss_kib),
+        slope_mib_per_hour(&second_half, |s| s.rss_kib),
+        loaded_anon_kib as f64 / 1024.0,
+        final_anon_kib as f64 / 1024.0,
+        slope_mib_per_hour(&samples, |s| s.anon_kib),
+        slope_mib_per_hour(&second_half, |s| s.anon_kib),
     );
     if !acks.is_empty() {
         println!(

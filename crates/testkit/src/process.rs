@@ -47,6 +47,11 @@ base_url = "{model_url}"
 /// Spawns the `coworker` binary at `bin` with `args`, the config and the data dir, in a
 /// clean environment (PATH only), stdout piped for [`banner_url`].
 pub fn spawn(bin: &Path, args: &[&str], config: &Path, data_dir: &Path) -> Child {
+    spawn_with_env(bin, args, config, data_dir, &[])
+}
+
+/// [`spawn`] with these variables added to the child's (otherwise minimal) environment.
+pub fn spawn_with_env(bin: &Path, args: &[&str], config: &Path, data_dir: &Path, env: &[(String, String)]) -> Child {
     Command::new(bin)
         .args(args)
         .arg("--config")
@@ -56,6 +61,7 @@ pub fn spawn(bin: &Path, args: &[&str], config: &Path, data_dir: &Path) -> Child
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", std::env::var("HOME").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -96,9 +102,19 @@ where
 
 /// Resident memory of process `pid` in KiB (Linux `/proc`), if readable.
 pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// The anonymous part of process `pid`'s resident memory in KiB (heap and stacks, without
+/// the pages of its binary and libraries), if readable: what grows when a process leaks.
+pub fn rss_anon_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "RssAnon")
+}
+
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
