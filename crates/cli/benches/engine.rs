@@ -2,7 +2,9 @@
 //!
 //! `cargo bench -p coworker-cli --bench engine` prints:
 //! - throughput: tasks per second end to end (created over HTTP, 3 model turns and 2
-//!   `workspace.list_files` calls each), on SQLite with one process and, when
+//!   `workspace.list_files` calls each) and the CPU the coworker processes spent per task
+//!   (what tells coordination overhead from a machine out of cores), on SQLite with one
+//!   process and, when
 //!   `COWORKER_TEST_DATABASE_URL` is set, on PostgreSQL with one, two and three processes;
 //! - takeover (PostgreSQL): a `coworker worker` is SIGKILLed mid-model-call and the time
 //!   until another worker holds the run is measured, `COWORKER_BENCH_TAKEOVERS` (default 5)
@@ -11,7 +13,10 @@
 //!   runs waiting on approvals, and decision-to-resumed latency (p50/p95) over
 //!   `COWORKER_BENCH_DECISIONS` (default 200) decisions made through the API.
 //!
-//! Sizes: `COWORKER_BENCH_TASKS` (default 500).
+//! Sizes: `COWORKER_BENCH_TASKS` (default 500); `COWORKER_BENCH_PROCESSES` (default 3) caps
+//! the engine processes of the throughput runs. `COWORKER_BENCH_NODE_ENV="K=V,…"` adds
+//! variables to the throughput nodes' environment (to compare allocator settings, say
+//! `MALLOC_ARENA_MAX=8`).
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -19,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use coworker_core::domain::TaskStatus;
 use coworker_store::Store;
-use coworker_testkit::process::{banner_url, config_file, rss_kib, spawn, wait_until};
+use coworker_testkit::process::{banner_url, config_file, cpu_seconds, rss_kib, spawn, spawn_with_env, wait_until};
 use coworker_testkit::scripted_model::{Format, Match, Reply, Script, ScriptedModelServer, Turn};
 use coworker_testkit::{Backend, TestDb};
 use futures::StreamExt;
@@ -30,6 +35,16 @@ const HTTP_CONCURRENCY: usize = 16;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// `COWORKER_BENCH_NODE_ENV="K=V,K=V"`: variables for the throughput nodes.
+fn node_env() -> Vec<(String, String)> {
+    std::env::var("COWORKER_BENCH_NODE_ENV")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
 }
 
 fn bin() -> PathBuf {
@@ -103,7 +118,14 @@ fn start(db: &TestDb, model_url: &str, processes: usize, approve_listing: bool) 
     );
     std::fs::write(&config, &text).unwrap();
     let data_dir = db.node_data_dir();
-    let mut serve = spawn(&bin(), &["serve", "--listen", "127.0.0.1:0"], &config, &data_dir);
+    let node_env = node_env();
+    let mut serve = spawn_with_env(
+        &bin(),
+        &["serve", "--listen", "127.0.0.1:0"],
+        &config,
+        &data_dir,
+        &node_env,
+    );
     let url = banner_url(&mut serve);
     let token = coworker_server::bootstrap::read_owner_credential(&data_dir).unwrap();
     let mut children = vec![serve];
@@ -111,11 +133,12 @@ fn start(db: &TestDb, model_url: &str, processes: usize, approve_listing: bool) 
         let worker_config = db.dir().join("worker.toml");
         std::fs::write(&worker_config, text.replace("workers = 0", "workers = 8")).unwrap();
         for n in 0..processes {
-            children.push(spawn(
+            children.push(spawn_with_env(
                 &bin(),
                 &["worker"],
                 &worker_config,
                 &db.dir().join(format!("w{n}")),
+                &node_env,
             ));
         }
     }
@@ -153,7 +176,7 @@ async fn count(store: &Store, status: TaskStatus) -> i64 {
         .map_or(0, |(_, n)| n)
 }
 
-async fn throughput(backend: Backend, processes: usize, tasks: usize) -> Option<f64> {
+async fn throughput(backend: Backend, processes: usize, tasks: usize) -> Option<Throughput> {
     let db = TestDb::new(backend).await?;
     let model = ScriptedModelServer::start(Format::OpenAi, three_turn_script()).await;
     let cluster = start(&db, &model.base_url(), processes, false);
@@ -164,6 +187,7 @@ async fn throughput(backend: Backend, processes: usize, tasks: usize) -> Option<
     })
     .await;
 
+    let cpu_before = cluster_cpu_seconds(&cluster);
     let started = Instant::now();
     create_tasks(&cluster, tasks, "bench").await;
     let target = tasks as i64 + 1;
@@ -175,8 +199,26 @@ async fn throughput(backend: Backend, processes: usize, tasks: usize) -> Option<
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cluster_cpu_seconds(&cluster) - cpu_before;
     drop(cluster);
-    Some(tasks as f64 / secs)
+    Some(Throughput {
+        tasks_per_sec: tasks as f64 / secs,
+        cpu_ms_per_task: cpu * 1000.0 / tasks as f64,
+    })
+}
+
+/// What one throughput run measured: end-to-end rate, and the CPU the coworker processes
+/// spent per task (all of them together). On a machine whose cores are all busy the rate
+/// cannot grow with processes; the CPU per task says whether adding one costs coordination
+/// (it rises) or only shares the same work (it stays).
+struct Throughput {
+    tasks_per_sec: f64,
+    cpu_ms_per_task: f64,
+}
+
+/// CPU seconds used so far by every process of the cluster.
+fn cluster_cpu_seconds(cluster: &Cluster) -> f64 {
+    cluster.children.iter().filter_map(|c| cpu_seconds(c.id())).sum()
 }
 
 async fn waiting(waiting_runs: usize, decisions: usize) {
@@ -270,10 +312,14 @@ async fn main() {
             (Backend::Postgres, 2),
             (Backend::Postgres, 3),
         ];
-        for (backend, processes) in runs {
+        let most = env_usize("COWORKER_BENCH_PROCESSES", 3);
+        for (backend, processes) in runs.into_iter().filter(|(_, p)| *p <= most) {
             match throughput(backend, processes, tasks).await {
-                Some(rate) => println!(
-                    "throughput {backend:?}, {processes} engine process(es): {rate:.1} tasks/s ({tasks} tasks, 3 model turns + 2 tool calls each)"
+                Some(t) => println!(
+                    "throughput {backend:?}, {processes} engine process(es): {:.1} tasks/s, {:.1} ms of coworker CPU per task ({tasks} tasks, 3 model turns + 2 tool calls each; {} cores)",
+                    t.tasks_per_sec,
+                    t.cpu_ms_per_task,
+                    std::thread::available_parallelism().map_or(1, |n| n.get())
                 ),
                 None => println!("throughput {backend:?}: skipped (set COWORKER_TEST_DATABASE_URL)"),
             }

@@ -76,7 +76,10 @@ fn slope_mib_per_hour(samples: &[Sample], reading: impl Fn(&Sample) -> u64) -> f
     let count = samples.len() as f64;
     let mean_t = samples.iter().map(|s| s.at).sum::<f64>() / count;
     let mean_r = samples.iter().map(|s| reading(s) as f64).sum::<f64>() / count;
-    let covariance: f64 = samples.iter().map(|s| (s.at - mean_t) * (reading(s) as f64 - mean_r)).sum();
+    let covariance: f64 = samples
+        .iter()
+        .map(|s| (s.at - mean_t) * (reading(s) as f64 - mean_r))
+        .sum();
     let variance: f64 = samples.iter().map(|s| (s.at - mean_t).powi(2)).sum();
     if variance > 0.0 {
         covariance / variance * 3600.0 / 1024.0

@@ -111,6 +111,19 @@ pub fn rss_anon_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "RssAnon")
 }
 
+/// CPU time process `pid` has used so far (user + system), in seconds (Linux `/proc`).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces, so split after its ')'):
+    // state is field 3; utime and stime are fields 14 and 15, in clock ticks.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // USER_HZ, which /proc reports in, is 100 on every Linux architecture we run on.
+    Some((utime + stime) / 100.0)
+}
+
 fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
