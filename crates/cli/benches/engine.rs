@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use coworker_core::domain::TaskStatus;
 use coworker_store::Store;
-use coworker_testkit::process::{banner_url, config_file, cpu_seconds, rss_kib, spawn, spawn_with_env, wait_until};
+use coworker_testkit::process::{
+    banner_url, config_file, cpu_seconds, env_pairs, rss_kib, spawn, spawn_with_env, wait_until,
+};
 use coworker_testkit::scripted_model::{Format, Match, Reply, Script, ScriptedModelServer, Turn};
 use coworker_testkit::{Backend, TestDb};
 use futures::StreamExt;
@@ -35,16 +37,6 @@ const HTTP_CONCURRENCY: usize = 16;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// `COWORKER_BENCH_NODE_ENV="K=V,K=V"`: variables for the throughput nodes.
-fn node_env() -> Vec<(String, String)> {
-    std::env::var("COWORKER_BENCH_NODE_ENV")
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect()
 }
 
 fn bin() -> PathBuf {
@@ -118,7 +110,7 @@ fn start(db: &TestDb, model_url: &str, processes: usize, approve_listing: bool) 
     );
     std::fs::write(&config, &text).unwrap();
     let data_dir = db.node_data_dir();
-    let node_env = node_env();
+    let node_env = env_pairs("COWORKER_BENCH_NODE_ENV");
     let mut serve = spawn_with_env(
         &bin(),
         &["serve", "--listen", "127.0.0.1:0"],

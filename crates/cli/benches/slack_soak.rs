@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use coworker_core::domain::Role;
 use coworker_store::NewUser;
 use coworker_testkit::fake_slack::{BOT_USER_ID, FakeSlack, SIGNING_SECRET, TEAM_ID};
-use coworker_testkit::process::{banner_url, config_file, rss_anon_kib, rss_kib, spawn_with_env};
+use coworker_testkit::process::{banner_url, config_file, env_pairs, rss_anon_kib, rss_kib, spawn_with_env};
 use coworker_testkit::scripted_model::{Format, Match, Reply, Script, ScriptedModelServer, Turn};
 use coworker_testkit::{Backend, TestDb};
 use futures::StreamExt;
@@ -129,12 +129,7 @@ async fn main() {
     );
     let config = config_file(db.dir(), &model.base_url(), &db.database_url, &slack);
     // `COWORKER_SOAK_NODE_ENV="K=V,K=V"`: variables for the node (e.g. allocator settings).
-    let node_env: Vec<(String, String)> = std::env::var("COWORKER_SOAK_NODE_ENV")
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
+    let node_env = env_pairs("COWORKER_SOAK_NODE_ENV");
     let mut serve = spawn_with_env(
         &bin(),
         &["serve", "--listen", "127.0.0.1:0"],

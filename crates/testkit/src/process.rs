@@ -50,6 +50,17 @@ pub fn spawn(bin: &Path, args: &[&str], config: &Path, data_dir: &Path) -> Child
     spawn_with_env(bin, args, config, data_dir, &[])
 }
 
+/// Variables for a spawned node read from the environment variable `var`, written
+/// `K=V,K=V` (benches pass allocator settings and the like through it); empty when unset.
+pub fn env_pairs(var: &str) -> Vec<(String, String)> {
+    std::env::var(var)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
 /// [`spawn`] with these variables added to the child's (otherwise minimal) environment.
 pub fn spawn_with_env(bin: &Path, args: &[&str], config: &Path, data_dir: &Path, env: &[(String, String)]) -> Child {
     Command::new(bin)
