@@ -383,8 +383,8 @@ const MALLOC_ARENAS: libc::c_int = 2;
 /// Bounds glibc's allocator to [`MALLOC_ARENAS`] arenas. By default it grows one arena per
 /// contending thread (up to 8 per core) and each keeps the memory freed into it, so a node's
 /// heap crept upwards under steady churn: in the one-hour Slack soak (1,000 open threads, a
-/// conversation opened and one finished every second) anonymous memory sat 10 MiB higher with
-/// the default (40–43 MiB against 30–32 MiB with two arenas) and kept creeping. The price, on
+/// conversation opened and one finished every second) anonymous memory climbed from 37.6 to
+/// 48.0 MiB with the default and stayed at 29.0–32.4 MiB with two arenas. The price, on
 /// a node whose cores are saturated (the engine bench, SQLite): about 4 % fewer tasks/s and
 /// 5 % more CPU per task from threads sharing arenas; none measurable on PostgreSQL. Must run
 /// before any thread starts; `MALLOC_ARENA_MAX` in the environment still wins.
